@@ -1,0 +1,4 @@
+"""Alert lifecycle, store, outbox and delivery (issue: alerts). Imports ``detectors`` findings only.
+
+Not built yet.
+"""

@@ -1,0 +1,1 @@
+"""chainsentry: the composition root (config, CLI, pipeline, transports, API)."""

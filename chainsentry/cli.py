@@ -1,0 +1,363 @@
+"""The ``chainsentry`` command line: run, replay, record, demo.
+
+User mistakes (a bad flag value, a config typo, a missing file, a node that cannot be reached)
+end with one line on stderr and exit code 2; an interrupted command exits 130.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
+
+from ingest import (
+    TRACE_MODES,
+    BlockAdded,
+    BlockFetcher,
+    BlockFollower,
+    BlockRecorder,
+    BlockRetracted,
+    CheckpointError,
+    FileBlockSource,
+    IngestMetrics,
+    MappingError,
+    MempoolFollower,
+    PendingRecorder,
+    PendingSeen,
+    PendingTracker,
+    RecorderError,
+    RpcError,
+    SourceError,
+    rpc_blocks,
+)
+
+from .config import ConfigError, Settings, load_settings
+from .devnet.anvil import AnvilNotFoundError
+from .pipeline import ApiBindError, JsonlEventSink, LivePipeline, make_rpc
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Streaming anomaly detection for EVM chains.",
+)
+err_console = Console(stderr=True)
+
+USER_ERRORS = (ConfigError, SourceError, RecorderError, CheckpointError, RpcError, ApiBindError,
+               AnvilNotFoundError, MappingError, ValueError)
+
+RpcOpt = Annotated[
+    list[str] | None, typer.Option("--rpc", help="HTTP JSON-RPC URL (repeat or comma-separate for failover)")
+]
+WsOpt = Annotated[str | None, typer.Option("--ws", help="WebSocket URL for newHeads and pending transactions")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file", exists=False)]
+TracesOpt = Annotated[str | None, typer.Option("--traces", help="auto | debug | parity | off")]
+VerboseOpt = Annotated[int, typer.Option("--verbose", "-v", count=True, help="more logging (-v info, -vv debug)")]
+
+
+def _logging(verbose: int) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if verbose < 2:
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def _traces(value: str | None) -> str | None:
+    if value is not None and value not in TRACE_MODES:
+        raise ValueError(f"--traces must be one of {', '.join(TRACE_MODES)}, not {value!r}")
+    return value
+
+
+def _rpc_list(values: list[str] | None) -> list[str] | None:
+    if not values:
+        return None
+    return [u.strip() for v in values for u in v.split(",") if u.strip()]
+
+
+def _settings(config: Path | None, **overrides: Any) -> Settings:
+    return load_settings(config, overrides=overrides)
+
+
+@app.command()
+def run(
+    rpc: RpcOpt = None,
+    ws: WsOpt = None,
+    config: ConfigOpt = None,
+    api: Annotated[str | None, typer.Option("--api", help="HOST:PORT for the API and /metrics")] = None,
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="checkpoint and store directory")] = None,
+    traces: TracesOpt = None,
+    confirmations: Annotated[int | None, typer.Option("--confirmations", min=0)] = None,
+    start_block: Annotated[
+        int | None, typer.Option("--start-block", min=0, help="first block without a checkpoint")
+    ] = None,
+    mempool: Annotated[bool | None, typer.Option("--mempool/--no-mempool", help="follow pending transactions")] = None,
+    events_out: Annotated[
+        Path | None, typer.Option("--events-out", help="also write every chain event as JSONL")
+    ] = None,
+    duration: Annotated[float | None, typer.Option("--duration", help="stop after this many seconds")] = None,
+    verbose: VerboseOpt = 0,
+) -> None:
+    """Follow a node live: blocks and mempool in, /metrics and /healthz out.
+
+    Example: chainsentry run --rpc http://127.0.0.1:8545 --ws ws://127.0.0.1:8545
+    """
+    _logging(verbose)
+    settings = _settings(
+        config, rpc=_rpc_list(rpc), ws=ws, api=api, data_dir=data_dir,
+        ingest={"traces": _traces(traces), "confirmations": confirmations, "start_block": start_block,
+                "mempool": mempool},
+    )
+    if not settings.rpc:
+        raise ConfigError("no RPC URL: give --rpc URL or set rpc in the config file")
+    sinks = [JsonlEventSink(events_out)] if events_out else []
+    pipeline = LivePipeline(settings, sinks=sinks)
+    status = _status_writer()
+    err_console.print(f"chainsentry run: following {', '.join(settings.rpc)}; API on http://{settings.api} "
+                      "(/metrics, /healthz, /status)", highlight=False)
+    asyncio.run(pipeline.run(duration=duration, status_out=status))
+
+
+def _status_writer() -> Any:
+    """A live one-line status on a terminal; a log line every 10 s otherwise."""
+    if sys.stderr.isatty():
+        def write(line: str) -> None:
+            sys.stderr.write("\r\x1b[2K" + line)
+            sys.stderr.flush()
+        return write
+    last = [0.0]
+
+    def log_line(line: str) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 10:
+            last[0] = now
+            print(line, file=sys.stderr, flush=True)
+    return log_line
+
+
+@app.command()
+def replay(
+    sources: Annotated[list[str], typer.Argument(help="block JSONL files / directories, or one RPC URL")],
+    first: Annotated[int | None, typer.Option("--from", help="first block (required with an RPC URL)")] = None,
+    last: Annotated[int | None, typer.Option("--to", help="last block (required with an RPC URL)")] = None,
+    config: ConfigOpt = None,
+    traces: TracesOpt = None,
+    progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="default: on a terminal")] = None,
+    verbose: VerboseOpt = 0,
+) -> None:
+    """Replay history through the pipeline, deterministically; prints a JSON summary.
+
+    Example: chainsentry replay ../shared/data/attacks-dev.jsonl.gz
+    """
+    _logging(verbose)
+    settings = _settings(config, ingest={"traces": _traces(traces)})
+    show = sys.stderr.isatty() if progress is None else progress
+    started = time.perf_counter()
+    errors: list[str] = []
+
+    def on_error(err: MappingError) -> None:
+        errors.append(str(err))
+        logging.getLogger("chainsentry.replay").warning("%s", err)
+
+    if any(s.startswith(("http://", "https://")) for s in sources):
+        if len(sources) != 1:
+            raise SourceError("give either one RPC URL or files, not both")
+        if first is None or last is None:
+            raise SourceError("replaying from an RPC URL needs --from N --to M")
+        stats = asyncio.run(_replay_rpc(settings.model_copy(update={"rpc": sources}), first, last, show, on_error))
+    else:
+        source = FileBlockSource(sources, first=first, last=last, on_error=on_error)
+        stats = _replay_files(source, show)
+    elapsed = time.perf_counter() - started
+    stats["malformed_fields"] = len(errors)
+    stats["seconds"] = round(elapsed, 3)
+    stats["tx_per_s"] = round(stats["transactions"] / elapsed, 1) if elapsed > 0 else None
+    typer.echo(orjson.dumps(stats).decode())
+
+
+def _progress(total: float | None, unit_bytes: bool) -> Progress:
+    cols: list[Any] = [TextColumn("[bold]replay"), BarColumn(), TextColumn("{task.percentage:>3.0f}%")]
+    if unit_bytes:
+        cols.append(TransferSpeedColumn())
+    cols += [TextColumn("{task.fields[info]}"), TimeElapsedColumn()]
+    return Progress(*cols, console=err_console, transient=True)
+
+
+def _replay_files(source: FileBlockSource, show: bool) -> dict[str, Any]:
+    blocks = txs = frames = 0
+    with _progress(source.total_bytes, True) as bar:
+        task = bar.add_task("replay", total=source.total_bytes, info="", visible=show)
+        source._progress = lambda done: bar.update(task, completed=done, info=f"{blocks} blocks, {txs} txs")
+        for block in source:
+            blocks += 1
+            txs += len(block.transactions)
+            frames += sum(len(t.trace.walk()) for t in block.transactions if t.trace is not None)
+    st = source.stats
+    return {"blocks": blocks, "transactions": txs, "call_frames": frames, "bad_lines": st.bad_lines,
+            "files": [str(f) for f in source.files]}
+
+
+async def _replay_rpc(settings: Settings, first: int, last: int, show: bool, on_error: Any) -> dict[str, Any]:
+    metrics = IngestMetrics()
+    rpc = make_rpc(settings, metrics)
+    fetcher = BlockFetcher(rpc, traces=settings.ingest.traces, receipts=settings.ingest.receipts)
+    blocks = txs = frames = 0
+    try:
+        with _progress(last - first + 1, False) as bar:
+            task = bar.add_task("replay", total=last - first + 1, info="", visible=show)
+            async for block in rpc_blocks(fetcher, first, last, batch_size=settings.ingest.batch_size,
+                                          on_error=on_error):
+                blocks += 1
+                txs += len(block.transactions)
+                frames += sum(len(t.trace.walk()) for t in block.transactions if t.trace is not None)
+                bar.update(task, advance=1, info=f"block {block.number}, {txs} txs")
+    finally:
+        await rpc.aclose()
+    return {"blocks": blocks, "transactions": txs, "call_frames": frames, "bad_lines": 0,
+            "traces": fetcher.trace_mode}
+
+
+@app.command()
+def record(
+    out: Annotated[Path, typer.Option("--out", "-o", help="block JSONL file to write (appends; resumes)")],
+    rpc: RpcOpt = None,
+    ws: WsOpt = None,
+    config: ConfigOpt = None,
+    first: Annotated[int | None, typer.Option("--from", min=0, help="first block")] = None,
+    last: Annotated[int | None, typer.Option("--to", min=0, help="last block")] = None,
+    follow: Annotated[bool, typer.Option("--follow", help="keep following the head (instead of --to)")] = False,
+    mempool_out: Annotated[Path | None, typer.Option("--mempool-out", help="pending transactions JSONL")] = None,
+    traces: TracesOpt = None,
+    confirmations: Annotated[int | None, typer.Option("--confirmations", min=0)] = None,
+    duration: Annotated[float | None, typer.Option("--duration", help="stop following after N seconds")] = None,
+    fsync: Annotated[bool, typer.Option("--fsync/--no-fsync", help="fsync after each block")] = True,
+    verbose: VerboseOpt = 0,
+) -> None:
+    """Write what ingest sees (blocks with receipts and traces) as block JSONL, for replay.
+
+    Example: chainsentry record --rpc http://127.0.0.1:8545 --from 0 --to 100 --out blocks.jsonl
+    """
+    _logging(verbose)
+    if follow == (last is not None):
+        raise SourceError("give exactly one of --to M or --follow")
+    if not follow and first is None:
+        raise SourceError("--to needs --from")
+    if first is not None and last is not None and last < first:
+        raise SourceError(f"--to {last} is below --from {first}")
+    settings = _settings(config, rpc=_rpc_list(rpc), ws=ws,
+                         ingest={"traces": _traces(traces), "confirmations": confirmations})
+    if not settings.rpc:
+        raise ConfigError("no RPC URL: give --rpc URL or set rpc in the config file")
+    result = asyncio.run(_record(settings, out, first, last, follow, mempool_out, duration, fsync))
+    typer.echo(orjson.dumps(result).decode())
+
+
+async def _record(
+    settings: Settings, out: Path, first: int | None, last: int | None, follow: bool,
+    mempool_out: Path | None, duration: float | None, fsync: bool,
+) -> dict[str, Any]:
+    metrics = IngestMetrics()
+    rpc = make_rpc(settings, metrics)
+    recorder = BlockRecorder(out, fsync=fsync)
+    resumed = recorder.last
+    if resumed is not None and first is not None and resumed.number < first - 1:
+        recorder.close()
+        await rpc.aclose()
+        raise RecorderError(f"{out} already ends at block {resumed.number}; recording from {first} would leave a "
+                            f"gap: use another --out or --from {resumed.number + 1}")
+    fetcher = BlockFetcher(rpc, traces=settings.ingest.traces, receipts=settings.ingest.receipts)
+    follower = BlockFollower(
+        fetcher, start=first, checkpoint=recorder, stop_at=None if follow else last,
+        confirmations=settings.ingest.confirmations, batch_size=settings.ingest.batch_size,
+        poll_interval=settings.ingest.poll_interval, ws_url=settings.ws, metrics=metrics,
+    )
+    retracted = 0
+    pending_rec = PendingRecorder(mempool_out) if mempool_out else None
+
+    async def blocks() -> None:
+        nonlocal retracted
+        async for event in follower.events():
+            if isinstance(event, BlockAdded):
+                recorder.write(event.block)
+                if not follow and last is not None and event.block.number >= last:
+                    return
+            elif isinstance(event, BlockRetracted):
+                recorder.retract(event.number, event.hash)
+                retracted += 1
+
+    async def pending() -> None:
+        assert pending_rec is not None
+        tracker = PendingTracker()
+        async for ptx in MempoolFollower(rpc, ws_url=settings.ws, metrics=metrics).pending():
+            for ev in tracker.seen(ptx):
+                if isinstance(ev, PendingSeen):
+                    pending_rec.write(ev.pending)
+
+    tasks = [asyncio.create_task(blocks())]
+    if pending_rec is not None:
+        tasks.append(asyncio.create_task(pending()))
+    try:
+        done, _ = await asyncio.wait(tasks, timeout=duration, return_when=asyncio.FIRST_COMPLETED)
+        for t in done:
+            if t.exception() is not None:
+                raise t.exception()  # type: ignore[misc]
+    finally:
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        recorder.close()
+        if pending_rec is not None:
+            pending_rec.close()
+        await rpc.aclose()
+    tip = recorder.last
+    return {
+        "out": str(out), "blocks_written": recorder.written, "retracted": retracted,
+        "resumed_after": resumed.number if resumed else None, "last_block": tip.number if tip else None,
+        "pending_written": pending_rec.written if pending_rec else 0, "traces": fetcher.trace_mode,
+    }
+
+
+@app.command()
+def demo(
+    duration: Annotated[float | None, typer.Option("--duration", help="seconds; default until Ctrl-C")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="directory for events.jsonl and the checkpoint")] = None,
+    rate: Annotated[float, typer.Option("--rate", help="background transactions per second")] = 40.0,
+    wallets: Annotated[int, typer.Option("--wallets", min=2, help="funded wallets on the devnet")] = 60,
+    block_time: Annotated[float, typer.Option("--block-time", help="devnet seconds per block")] = 2.0,
+    api: Annotated[str, typer.Option("--api", help="HOST:PORT for the API and /metrics")] = "127.0.0.1:8000",
+    verbose: VerboseOpt = 0,
+) -> None:
+    """Start a local anvil devnet with traffic and run the service against it.
+
+    Example: chainsentry demo --duration 60 --out demo-out
+    """
+    from .demo import run_demo
+
+    _logging(verbose)
+    asyncio.run(run_demo(duration=duration, out=out, rate=rate, wallets=wallets, block_time=block_time, api=api,
+                         console=err_console, status=_status_writer()))
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        err_console.print("\ninterrupted")
+        sys.exit(130)
+    except USER_ERRORS as err:
+        print(f"chainsentry: error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,199 @@
+"""Configuration: typed, validated at start-up, unknown keys refused with a suggestion.
+
+Precedence, lowest first: built-in defaults, the config file (YAML or JSON, ``--config``),
+environment variables ``CHAINSENTRY_<SECTION>__<KEY>`` (for example ``CHAINSENTRY_INGEST__TRACES=off``;
+top-level keys as ``CHAINSENTRY_RPC``), then command-line flags.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message says where and how."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RpcSettings(_Strict):
+    timeout: float = Field(15.0, gt=0, description="seconds per HTTP request")
+    attempts: int = Field(6, ge=1, description="tries per request on transient errors")
+    backoff: float = Field(0.2, gt=0, description="first retry delay, doubled each time, with jitter")
+    backoff_max: float = Field(8.0, gt=0)
+    max_batch: int = Field(200, ge=1, description="JSON-RPC calls per HTTP batch")
+
+
+class IngestSettings(_Strict):
+    traces: Literal["auto", "debug", "parity", "off"] = "auto"
+    receipts: bool = True
+    confirmations: int = Field(0, ge=0)
+    batch_size: int = Field(20, ge=1, le=1000, description="blocks per fetch while catching up")
+    poll_interval: float = Field(1.0, gt=0)
+    start_block: int | None = Field(None, ge=0, description="first block when there is no checkpoint; default head")
+    mempool: bool = True
+    pending_ttl: float = Field(900.0, gt=0, description="seconds before an unmined pending tx counts as dropped")
+    max_pending: int = Field(200_000, ge=1)
+
+
+class TransportSettings(_Strict):
+    kind: Literal["inprocess"] = "inprocess"
+    queue_size: int = Field(10_000, ge=1, description="bounded queue; producers wait when it is full")
+
+
+class Settings(_Strict):
+    rpc: list[str] = Field(default_factory=list, description="HTTP JSON-RPC URLs, failover in order")
+    ws: str | None = None
+    data_dir: Path = Path("chainsentry-data")
+    api: str = "127.0.0.1:8000"
+    rpc_client: RpcSettings = Field(default_factory=RpcSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    transport: TransportSettings = Field(default_factory=TransportSettings)
+
+    @field_validator("rpc", mode="before")
+    @classmethod
+    def _split(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return [u.strip() for u in v.split(",") if u.strip()]
+        return v
+
+    @field_validator("rpc")
+    @classmethod
+    def _urls(cls, v: list[str]) -> list[str]:
+        for url in v:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"{url!r} is not an http(s):// URL")
+        return v
+
+    @field_validator("ws")
+    @classmethod
+    def _ws(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("ws://", "wss://")):
+            raise ValueError(f"{v!r} is not a ws:// or wss:// URL")
+        return v
+
+    @field_validator("api")
+    @classmethod
+    def _api(cls, v: str) -> str:
+        parse_hostport(v)
+        return v
+
+    @property
+    def api_host_port(self) -> tuple[str, int]:
+        return parse_hostport(self.api)
+
+
+def parse_hostport(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:PORT`` for IPv6).
+
+    >>> parse_hostport("127.0.0.1:8000"), parse_hostport("[::1]:9")
+    (('127.0.0.1', 8000), ('::1', 9))
+    """
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise ValueError(f"{value!r} is not HOST:PORT")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    p = int(port)
+    if not 0 <= p <= 65535:
+        raise ValueError(f"port {p} out of range")
+    return host, p
+
+
+def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _drop_none(d: Mapping[str, Any]) -> dict[str, Any]:
+    """CLI flags left unset are None: they must not override the file or the environment."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, Mapping):
+            v = _drop_none(v)
+            if not v:
+                continue
+        if v is not None:
+            out[k] = v
+    return out
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    prefix = "CHAINSENTRY_"
+    sections = set(Settings.model_fields)
+    for name, value in environ.items():
+        if not name.startswith(prefix):
+            continue
+        path = name[len(prefix) :].lower().split("__")
+        if path[0] not in sections:
+            continue  # other CHAINSENTRY_* variables (CHAINSENTRY_ANVIL, secrets) are not config keys
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    return out
+
+
+def _explain(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            model: Any = Settings
+            for part in e["loc"][:-1]:
+                field = model.model_fields.get(str(part))
+                model = field.annotation if field is not None else None
+                if model is None or not isinstance(model, type):
+                    break
+            known = list(model.model_fields) if isinstance(model, type) and hasattr(model, "model_fields") else []
+            guess = difflib.get_close_matches(str(e["loc"][-1]), known, n=1)
+            hint = f" (did you mean {guess[0]!r}?)" if guess else f" (known: {', '.join(known)})" if known else ""
+            lines.append(f"unknown key {loc!r}{hint}")
+        else:
+            lines.append(f"{loc}: {e['msg']}")
+    return "; ".join(lines)
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build the settings from defaults, file, environment and ``overrides`` (CLI flags)."""
+    doc: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        try:
+            text = p.read_text()
+        except OSError as err:
+            raise ConfigError(f"cannot read config file {p}: {err.strerror}") from None
+        try:
+            loaded = yaml.safe_load(text) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"config file {p} is not valid YAML: {err}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {p} must hold a mapping of keys, not {type(loaded).__name__}")
+        doc = loaded
+    doc = _deep_merge(doc, _env_overrides(os.environ if environ is None else environ))
+    doc = _deep_merge(doc, _drop_none(overrides or {}))
+    try:
+        return Settings.model_validate(doc)
+    except ValidationError as err:
+        where = f" in {path}" if path else ""
+        raise ConfigError(f"invalid configuration{where}: {_explain(err)}") from None

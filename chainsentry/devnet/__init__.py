@@ -1,0 +1,1 @@
+"""Development chain helpers: the anvil launcher and a traffic generator."""

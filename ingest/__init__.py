@@ -1,0 +1,91 @@
+"""Chain data in: JSON-RPC client, block and mempool followers, replay sources, recorder, events.
+
+The first stage of chainsentry. It depends on nothing else in the project; the detectors import
+its event types. Everything here works without the rest of the service: a follower yields events
+to any async consumer, a replay source is a plain iterator of blocks.
+"""
+
+from .checkpoint import ChainTracker, Checkpoint, CheckpointError, JsonCheckpoint, MemoryCheckpoint, TrackedBlock
+from .events import (
+    Block,
+    BlockAdded,
+    BlockRetracted,
+    CallFrame,
+    ChainEvent,
+    Log,
+    PendingDropped,
+    PendingIncluded,
+    PendingReplaced,
+    PendingSeen,
+    PendingTx,
+    Receipt,
+    Tx,
+)
+from .fetch import TRACE_MODES, BlockFetcher, BlockNotFoundError, TraceMode
+from .follower import BlockFollower
+from .mappers import MappingError, block_from_rpc, block_to_rpc, frames_from_parity, map_block, tx_from_rpc
+from .mempool import MempoolFollower, PendingTracker
+from .metrics import IngestMetrics
+from .recorder import BlockRecorder, PendingRecorder, RecorderError
+from .replay import FileBlockSource, SourceError, expand_sources, rpc_blocks
+from .rpc import (
+    MalformedResponseError,
+    MethodNotSupportedError,
+    PermanentRpcError,
+    RateLimitedError,
+    RetryPolicy,
+    RpcClient,
+    RpcError,
+    TransientRpcError,
+)
+
+__all__ = [
+    "TRACE_MODES",
+    "Block",
+    "BlockAdded",
+    "BlockFetcher",
+    "BlockFollower",
+    "BlockNotFoundError",
+    "BlockRecorder",
+    "BlockRetracted",
+    "CallFrame",
+    "ChainEvent",
+    "ChainTracker",
+    "Checkpoint",
+    "CheckpointError",
+    "FileBlockSource",
+    "IngestMetrics",
+    "JsonCheckpoint",
+    "Log",
+    "MalformedResponseError",
+    "MappingError",
+    "MemoryCheckpoint",
+    "MempoolFollower",
+    "MethodNotSupportedError",
+    "PendingDropped",
+    "PendingIncluded",
+    "PendingRecorder",
+    "PendingReplaced",
+    "PendingSeen",
+    "PendingTracker",
+    "PendingTx",
+    "PermanentRpcError",
+    "RateLimitedError",
+    "Receipt",
+    "RecorderError",
+    "RetryPolicy",
+    "RpcClient",
+    "RpcError",
+    "SourceError",
+    "TraceMode",
+    "TrackedBlock",
+    "TransientRpcError",
+    "Tx",
+    "block_from_rpc",
+    "block_to_rpc",
+    "expand_sources",
+    "frames_from_parity",
+    "map_block",
+    "rpc_blocks",
+    "tx_from_rpc",
+]

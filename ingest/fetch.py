@@ -1,0 +1,128 @@
+"""Fetch blocks from a node in the block-JSONL shape: full transactions, receipts and traces.
+
+One JSON-RPC batch per step for a range of blocks: headers with transactions, then receipts
+(``eth_getBlockReceipts``, falling back to ``eth_getTransactionReceipt`` per transaction when
+the node lacks it), then call traces by the configured mode:
+
+* ``parity``: ``trace_block``, converted to callTracer frames (fast on anvil, Erigon, Reth);
+* ``debug``: ``debug_traceBlockByNumber`` with callTracer (geth; slow on big blocks);
+* ``auto``: the first of parity, debug the node answers, probed once; else none;
+* ``off``: no traces.
+
+The output is plain dicts, exactly what the recorder writes and what ``mappers.map_block`` reads.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from .mappers import frames_from_parity
+from .rpc import MalformedResponseError, MethodNotSupportedError, PermanentRpcError, RpcClient
+
+log = logging.getLogger(__name__)
+
+TraceMode = Literal["auto", "debug", "parity", "off"]
+TRACE_MODES: tuple[str, ...] = ("auto", "debug", "parity", "off")
+
+
+class BlockNotFoundError(PermanentRpcError):
+    """The node has no block at that number (yet)."""
+
+
+class BlockFetcher:
+    """Fetches ranges of blocks with receipts and traces as block-JSONL dicts."""
+
+    def __init__(self, rpc: RpcClient, *, traces: TraceMode = "auto", receipts: bool = True) -> None:
+        if traces not in TRACE_MODES:
+            raise ValueError(f"traces must be one of {', '.join(TRACE_MODES)}, not {traces!r}")
+        self.rpc = rpc
+        self.trace_mode: str = traces
+        self.receipts = receipts
+        self._block_receipts = True  # until the node says it lacks eth_getBlockReceipts
+
+    async def head(self) -> int:
+        return _int(await self.rpc.call("eth_blockNumber"), "eth_blockNumber")
+
+    async def header(self, number: int) -> dict[str, Any] | None:
+        """The block at ``number`` without transactions (for reorg checks), or None."""
+        result = await self.rpc.call("eth_getBlockByNumber", [hex(number), False])
+        return result if isinstance(result, dict) else None
+
+    async def fetch(self, numbers: Sequence[int]) -> list[dict[str, Any]]:
+        """The blocks at ``numbers``, in order, each with ``receipts`` and ``traces`` as configured.
+
+        Raises :class:`BlockNotFoundError` if the node has no block at one of the numbers.
+        """
+        if not numbers:
+            return []
+        blocks = await self.rpc.batch([("eth_getBlockByNumber", [hex(n), True]) for n in numbers])
+        for n, block in zip(numbers, blocks, strict=True):
+            if not isinstance(block, dict):
+                raise BlockNotFoundError(f"no block {n} at the node", method="eth_getBlockByNumber")
+        if self.receipts:
+            await self._add_receipts(blocks)
+        if self.trace_mode == "auto":
+            await self._probe_traces(numbers[0])
+        if self.trace_mode != "off":
+            await self._add_traces(blocks)
+        return blocks
+
+    async def _add_receipts(self, blocks: list[dict[str, Any]]) -> None:
+        with_txs = [b for b in blocks if b.get("transactions")]
+        if not with_txs:
+            return
+        if self._block_receipts:
+            try:
+                results = await self.rpc.batch([("eth_getBlockReceipts", [b["number"]]) for b in with_txs])
+            except MethodNotSupportedError:
+                log.info("node lacks eth_getBlockReceipts; fetching receipts per transaction")
+                self._block_receipts = False
+            else:
+                for block, receipts in zip(with_txs, results, strict=True):
+                    block["receipts"] = receipts if isinstance(receipts, list) else []
+                return
+        calls = [("eth_getTransactionReceipt", [tx["hash"]]) for b in with_txs for tx in b["transactions"]]
+        flat = iter(await self.rpc.batch(calls))
+        for block in with_txs:
+            block["receipts"] = [r for r in (next(flat) for _ in block["transactions"]) if isinstance(r, dict)]
+
+    async def _probe_traces(self, number: int) -> None:
+        for mode, method, params in (
+            ("parity", "trace_block", [hex(number)]),
+            ("debug", "debug_traceBlockByNumber", [hex(number), {"tracer": "callTracer"}]),
+        ):
+            try:
+                await self.rpc.call(method, params)
+            except (MethodNotSupportedError, PermanentRpcError) as err:
+                log.info("traces: %s not usable here (%s)", method, err)
+                continue
+            self.trace_mode = mode
+            log.info("traces: using %s (%s)", mode, method)
+            return
+        log.warning("traces: the node offers neither trace_block nor debug_traceBlockByNumber; traces off")
+        self.trace_mode = "off"
+
+    async def _add_traces(self, blocks: list[dict[str, Any]]) -> None:
+        with_txs = [b for b in blocks if b.get("transactions")]
+        if not with_txs:
+            return
+        if self.trace_mode == "parity":
+            results = await self.rpc.batch([("trace_block", [b["number"]]) for b in with_txs])
+            for block, flat in zip(with_txs, results, strict=True):
+                block["traces"] = frames_from_parity(flat or [])
+        else:
+            opts = {"tracer": "callTracer"}
+            results = await self.rpc.batch([("debug_traceBlockByNumber", [b["number"], opts]) for b in with_txs])
+            for block, traces in zip(with_txs, results, strict=True):
+                block["traces"] = traces or []
+
+
+def _int(value: object, what: str) -> int:
+    if isinstance(value, str) and value.startswith("0x"):
+        try:
+            return int(value, 16)
+        except ValueError:
+            pass
+    raise MalformedResponseError(f"{what} answered {value!r:.60}, not a hex quantity", method=what)

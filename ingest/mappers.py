@@ -1,0 +1,558 @@
+"""Pure mappers between JSON-RPC results (and the block-JSONL files) and the event types.
+
+``block_from_rpc`` reads what ``eth_getBlockByNumber(n, true)`` returns, optionally with the
+block-JSONL additions ``receipts`` (``eth_getBlockReceipts``) and ``traces``
+(``debug_traceBlockByNumber`` with callTracer); ``block_to_rpc`` writes the same shape back, so
+``block_from_rpc(block_to_rpc(b)) == b``. ``frames_from_parity`` turns ``trace_block`` output into
+the same call frames.
+
+Any field may be absent except ``number`` on a block and ``hash`` on a transaction. A present but
+malformed field (a non-hex quantity, a wrong type) raises :class:`MappingError` naming the block,
+the transaction and the field. ``map_block`` is the forgiving entry point used by the streams: it
+reports each error to a callback and keeps everything else (the bad field becomes ``None``, a bad
+receipt or trace is left off its transaction, a transaction without a usable hash is skipped).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from .events import Block, CallFrame, Log, Receipt, Tx
+
+JsonDict = Mapping[str, Any]
+
+
+class MappingError(ValueError):
+    """A field of an RPC result or a block-JSONL line is malformed."""
+
+    def __init__(
+        self,
+        field: str,
+        value: object,
+        reason: str,
+        *,
+        block: int | str | None = None,
+        tx: str | None = None,
+    ) -> None:
+        self.field = field
+        self.value = value
+        self.reason = reason
+        self.block = block
+        self.tx = tx
+        super().__init__(str(self))
+
+    def with_context(self, *, block: int | str | None = None, tx: str | None = None) -> MappingError:
+        if block is not None and self.block is None:
+            self.block = block
+        if tx is not None and self.tx is None:
+            self.tx = tx
+        self.args = (str(self),)
+        return self
+
+    def __str__(self) -> str:
+        where = []
+        if self.block is not None:
+            where.append(f"block {self.block}")
+        if self.tx is not None:
+            where.append(f"tx {self.tx}")
+        place = " in " + ", ".join(where) if where else ""
+        shown = repr(self.value)
+        if len(shown) > 60:
+            shown = shown[:57] + "..."
+        return f"malformed field {self.field!r}{place}: {self.reason} (got {shown})"
+
+
+# --- scalar parsers --------------------------------------------------------------------------
+
+
+def quantity(value: object, field: str) -> int | None:
+    """A JSON-RPC quantity (hex string; a JSON integer is accepted too) as ``int``.
+
+    >>> quantity("0x1f", "gas"), quantity(None, "gas"), quantity(7, "gas")
+    (31, None, 7)
+    >>> quantity("12", "gas")
+    Traceback (most recent call last):
+    ...
+    ingest.mappers.MappingError: malformed field 'gas': not a 0x-prefixed hex quantity (got '12')
+    """
+    if value is None:
+        return None
+    if type(value) is str:
+        if value[:2] == "0x" and 2 < len(value) <= 66:
+            try:
+                return int(value, 16)
+            except ValueError:
+                pass
+        elif value == "0x":
+            return 0
+        raise MappingError(field, value, "not a 0x-prefixed hex quantity")
+    if type(value) is int:
+        if value < 0:
+            raise MappingError(field, value, "negative quantity")
+        return value
+    raise MappingError(field, value, "not a 0x-prefixed hex quantity")
+
+
+def address(value: object, field: str) -> str | None:
+    """A 20-byte address, lower-cased; ``None`` stays ``None``.
+
+    >>> address("0xAbC0000000000000000000000000000000000001", "to")
+    '0xabc0000000000000000000000000000000000001'
+    """
+    if value is None:
+        return None
+    if type(value) is str and len(value) == 42 and value[:2] in ("0x", "0X"):
+        return value.lower()
+    raise MappingError(field, value, "not a 20-byte 0x address")
+
+
+def hash32(value: object, field: str) -> str | None:
+    """A 32-byte hash, lower-cased."""
+    if value is None:
+        return None
+    if type(value) is str and len(value) == 66 and value[:2] == "0x":
+        return value.lower()
+    raise MappingError(field, value, "not a 32-byte 0x hash")
+
+
+def data(value: object, field: str) -> str:
+    """Hex data (calldata, log data); absent means empty."""
+    if value is None:
+        return "0x"
+    if type(value) is str and value[:2] == "0x":
+        return value
+    raise MappingError(field, value, "not 0x-prefixed hex data")
+
+
+def _opt_str(value: object, field: str) -> str | None:
+    if value is None or type(value) is str:
+        return value
+    raise MappingError(field, value, "not a string")
+
+
+def _list(value: object, field: str) -> list[Any]:
+    if value is None:
+        return []
+    if type(value) is list:
+        return value
+    raise MappingError(field, value, "not a list")
+
+
+# --- call frames -------------------------------------------------------------------------------
+
+FRAME_TYPES = frozenset({"CALL", "DELEGATECALL", "STATICCALL", "CALLCODE", "CREATE", "CREATE2", "SELFDESTRUCT"})
+
+
+def frame_from_calltracer(raw: JsonDict) -> CallFrame:
+    """A callTracer frame (with its nested ``calls``) as a :class:`CallFrame`."""
+    try:
+        frame: CallFrame = _frame_fast(raw)
+        return frame
+    except (AttributeError, TypeError, ValueError, KeyError, IndexError):
+        return _frame_checked(raw)  # raises a MappingError naming the field
+
+
+def _frame_fast(raw: Any, _int: Any = int, _frame: Any = CallFrame) -> Any:
+    """The common case without per-field checks; any surprise falls back to the checked path."""
+    get = raw.get
+    sender = get("from")
+    to = get("to")
+    value = get("value")
+    inp = get("input", "0x")
+    gas = get("gas")
+    used = get("gasUsed")
+    calls = get("calls")
+    if (
+        len(sender) != 42
+        or (to is not None and len(to) != 42)
+        or inp[:2] != "0x"
+        or (value is not None and value[:2] != "0x")
+        or (gas is not None and gas[:2] != "0x")
+        or (used is not None and used[:2] != "0x")
+    ):
+        raise ValueError
+    output = get("output")
+    error = get("error")
+    if (output is not None and type(output) is not str) or (error is not None and type(error) is not str):
+        raise ValueError
+    kind = raw["type"]
+    if kind not in FRAME_TYPES:
+        kind = kind.upper()
+    return _frame(
+        kind,
+        sender.lower(),
+        to.lower() if to is not None else None,
+        _int(value, 16) if value is not None else None,
+        inp,
+        _int(gas, 16) if gas is not None else None,
+        _int(used, 16) if used is not None else None,
+        output,
+        error,
+        tuple([_frame_fast(c) for c in calls]) if calls else (),
+    )
+
+
+def _frame_checked(raw: JsonDict) -> CallFrame:
+    if type(raw) is not dict:
+        raise MappingError("trace", raw, "call frame is not an object")
+    kind = raw.get("type")
+    if type(kind) is not str:
+        raise MappingError("trace.type", kind, "missing or not a string")
+    kind = kind.upper()
+    children = raw.get("calls")
+    get = raw.get
+    return CallFrame(
+        type=kind,
+        sender=address(get("from"), "trace.from") or "",
+        to=address(get("to"), "trace.to"),
+        value=quantity(get("value"), "trace.value"),
+        input=data(get("input"), "trace.input"),
+        gas=quantity(get("gas"), "trace.gas"),
+        gas_used=quantity(get("gasUsed"), "trace.gasUsed"),
+        output=_opt_str(get("output"), "trace.output"),
+        error=_opt_str(get("error"), "trace.error"),
+        calls=tuple(frame_from_calltracer(c) for c in _list(children, "trace.calls")) if children else (),
+    )
+
+
+def frame_to_calltracer(frame: CallFrame) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": frame.type, "from": frame.sender, "to": frame.to}
+    if frame.value is not None:
+        out["value"] = hex(frame.value)
+    out["input"] = frame.input
+    if frame.gas is not None:
+        out["gas"] = hex(frame.gas)
+    if frame.gas_used is not None:
+        out["gasUsed"] = hex(frame.gas_used)
+    if frame.output is not None:
+        out["output"] = frame.output
+    if frame.error is not None:
+        out["error"] = frame.error
+    if frame.calls:
+        out["calls"] = [frame_to_calltracer(c) for c in frame.calls]
+    return out
+
+
+def frames_from_parity(traces: Iterable[JsonDict]) -> list[dict[str, Any]]:
+    """Convert ``trace_block`` (parity/OpenEthereum flat traces) to callTracer results.
+
+    Returns ``[{"txHash": h, "result": frame}]`` in transaction order, the same shape
+    ``debug_traceBlockByNumber`` with callTracer returns; block reward traces are dropped.
+    """
+    roots: dict[str, dict[str, Any]] = {}
+    order: list[str] = []
+    # traceAddress [] is the root, [i] the i-th child of the root, [i, j] its j-th child ...
+    nodes: dict[tuple[str, tuple[int, ...]], dict[str, Any]] = {}
+    for t in traces:
+        kind = t.get("type")
+        tx_hash = t.get("transactionHash")
+        if kind == "reward" or tx_hash is None:
+            continue
+        action = t.get("action") or {}
+        result = t.get("result") or {}
+        if kind == "call":
+            call_type = str(action.get("callType", "call")).upper()
+            frame: dict[str, Any] = {
+                "type": call_type,
+                "from": action.get("from"),
+                "to": action.get("to"),
+                "value": action.get("value"),
+                "input": action.get("input", "0x"),
+                "gas": action.get("gas"),
+                "gasUsed": result.get("gasUsed"),
+                "output": result.get("output"),
+            }
+        elif kind == "create":
+            create_kind = "CREATE2" if action.get("creationMethod") == "create2" else "CREATE"
+            frame = {
+                "type": create_kind,
+                "from": action.get("from"),
+                "to": result.get("address"),
+                "value": action.get("value"),
+                "input": action.get("init", "0x"),
+                "gas": action.get("gas"),
+                "gasUsed": result.get("gasUsed"),
+                "output": result.get("code"),
+            }
+        elif kind in ("suicide", "selfdestruct"):
+            frame = {
+                "type": "SELFDESTRUCT",
+                "from": action.get("address"),
+                "to": action.get("refundAddress"),
+                "value": action.get("balance"),
+                "input": "0x",
+            }
+        else:
+            raise MappingError("trace.type", kind, "unknown parity trace type", tx=tx_hash)
+        frame = {k: v for k, v in frame.items() if v is not None or k == "to"}
+        if t.get("error") is not None:
+            frame["error"] = t["error"]
+        path = tuple(t.get("traceAddress") or ())
+        nodes[(tx_hash, path)] = frame
+        if not path:
+            roots[tx_hash] = frame
+            order.append(tx_hash)
+        else:
+            parent = nodes.get((tx_hash, path[:-1]))
+            if parent is None:
+                raise MappingError("trace.traceAddress", list(path), "child before its parent", tx=tx_hash)
+            parent.setdefault("calls", []).append(frame)
+    return [{"txHash": h, "result": roots[h]} for h in order]
+
+
+# --- logs and receipts -------------------------------------------------------------------------
+
+
+def log_from_rpc(raw: JsonDict) -> Log:
+    if type(raw) is not dict:
+        raise MappingError("logs", raw, "log is not an object")
+    topics = _list(raw.get("topics"), "log.topics")
+    return Log(
+        address=address(raw.get("address"), "log.address") or "",
+        topics=tuple(hash32(t, "log.topics") or "" for t in topics),
+        data=data(raw.get("data"), "log.data"),
+        log_index=quantity(raw.get("logIndex"), "log.logIndex"),
+        removed=bool(raw.get("removed", False)),
+    )
+
+
+def log_to_rpc(log: Log, receipt: Receipt, tx: Tx) -> dict[str, Any]:
+    out: dict[str, Any] = {"address": log.address, "topics": list(log.topics), "data": log.data}
+    if log.log_index is not None:
+        out["logIndex"] = hex(log.log_index)
+    out["transactionHash"] = receipt.tx_hash
+    if tx.block_number is not None:
+        out["blockNumber"] = hex(tx.block_number)
+    if log.removed:
+        out["removed"] = True
+    return out
+
+
+def receipt_from_rpc(raw: JsonDict) -> Receipt:
+    if type(raw) is not dict:
+        raise MappingError("receipt", raw, "receipt is not an object")
+    get = raw.get
+    tx_hash = hash32(get("transactionHash"), "receipt.transactionHash")
+    if tx_hash is None:
+        raise MappingError("receipt.transactionHash", None, "missing")
+    logs = get("logs")
+    return Receipt(
+        tx_hash=tx_hash,
+        status=quantity(get("status"), "receipt.status"),
+        gas_used=quantity(get("gasUsed"), "receipt.gasUsed"),
+        cumulative_gas_used=quantity(get("cumulativeGasUsed"), "receipt.cumulativeGasUsed"),
+        effective_gas_price=quantity(get("effectiveGasPrice"), "receipt.effectiveGasPrice"),
+        contract_address=address(get("contractAddress"), "receipt.contractAddress"),
+        type=quantity(get("type"), "receipt.type"),
+        logs=tuple(log_from_rpc(lg) for lg in _list(logs, "receipt.logs")) if logs else (),
+    )
+
+
+def receipt_to_rpc(receipt: Receipt, tx: Tx) -> dict[str, Any]:
+    out: dict[str, Any] = {"transactionHash": receipt.tx_hash}
+    for key, value in (
+        ("status", receipt.status),
+        ("gasUsed", receipt.gas_used),
+        ("cumulativeGasUsed", receipt.cumulative_gas_used),
+        ("effectiveGasPrice", receipt.effective_gas_price),
+        ("type", receipt.type),
+    ):
+        if value is not None:
+            out[key] = hex(value)
+    if receipt.contract_address is not None:
+        out["contractAddress"] = receipt.contract_address
+    if receipt.logs:
+        out["logs"] = [log_to_rpc(lg, receipt, tx) for lg in receipt.logs]
+    return out
+
+
+# --- transactions ------------------------------------------------------------------------------
+
+# (JSON key, Tx attribute, parser) for every optional scalar field of a transaction.
+_TX_FIELDS: tuple[tuple[str, str, Callable[[object, str], Any]], ...] = (
+    ("from", "sender", address),
+    ("to", "to", address),
+    ("value", "value", quantity),
+    ("input", "input", data),
+    ("nonce", "nonce", quantity),
+    ("gas", "gas", quantity),
+    ("type", "type", quantity),
+    ("gasPrice", "gas_price", quantity),
+    ("maxFeePerGas", "max_fee_per_gas", quantity),
+    ("maxPriorityFeePerGas", "max_priority_fee_per_gas", quantity),
+    ("maxFeePerBlobGas", "max_fee_per_blob_gas", quantity),
+    ("chainId", "chain_id", quantity),
+    ("blockNumber", "block_number", quantity),
+    ("blockHash", "block_hash", hash32),
+    ("transactionIndex", "index", quantity),
+)
+
+
+def tx_from_rpc(raw: JsonDict, receipt: Receipt | None = None, trace: CallFrame | None = None) -> Tx:
+    """A transaction object (mined or pending) as a :class:`Tx`."""
+    if type(raw) is not dict:
+        raise MappingError("transaction", raw, "transaction is not an object")
+    tx_hash = hash32(raw.get("hash"), "hash")
+    if tx_hash is None:
+        raise MappingError("hash", None, "missing")
+    try:
+        kwargs: dict[str, Any] = {attr: parse(raw.get(key), key) for key, attr, parse in _TX_FIELDS}
+        blobs = raw.get("blobVersionedHashes")
+        if blobs:
+            kwargs["blob_versioned_hashes"] = tuple(
+                hash32(b, "blobVersionedHashes") or "" for b in _list(blobs, "blobVersionedHashes")
+            )
+    except MappingError as err:
+        raise err.with_context(tx=tx_hash) from None
+    if kwargs["input"] is None:
+        kwargs["input"] = "0x"
+    return Tx(hash=tx_hash, receipt=receipt, trace=trace, **kwargs)
+
+
+def tx_to_rpc(tx: Tx) -> dict[str, Any]:
+    out: dict[str, Any] = {"hash": tx.hash}
+    for key, attr, parse in _TX_FIELDS:
+        value = getattr(tx, attr)
+        if value is None:
+            continue
+        out[key] = hex(value) if parse is quantity else value
+    if tx.blob_versioned_hashes:
+        out["blobVersionedHashes"] = list(tx.blob_versioned_hashes)
+    return out
+
+
+def _tx_lenient(raw: JsonDict, receipt: Receipt | None, trace: CallFrame | None, report: Reporter) -> Tx | None:
+    """Map a transaction, turning each malformed optional field into None (reported)."""
+    fixed = dict(raw)
+    for _ in range(len(_TX_FIELDS) + 2):
+        try:
+            return tx_from_rpc(fixed, receipt, trace)
+        except MappingError as err:
+            report(err)
+            key = err.field
+            if key == "hash" or key not in fixed:
+                return None
+            fixed[key] = None
+    return None
+
+
+# --- blocks ------------------------------------------------------------------------------------
+
+Reporter = Callable[[MappingError], None]
+
+
+def _raise(err: MappingError) -> None:
+    raise err
+
+
+_BLOCK_FIELDS: tuple[tuple[str, str, Callable[[object, str], Any]], ...] = (
+    ("hash", "hash", hash32),
+    ("parentHash", "parent_hash", hash32),
+    ("timestamp", "timestamp", quantity),
+    ("miner", "miner", address),
+    ("gasLimit", "gas_limit", quantity),
+    ("gasUsed", "gas_used", quantity),
+    ("baseFeePerGas", "base_fee_per_gas", quantity),
+)
+
+
+def block_from_rpc(raw: JsonDict) -> Block:
+    """Strict: a block (with optional ``receipts`` and ``traces``) as a :class:`Block`.
+
+    Raises :class:`MappingError` on the first malformed field.
+    """
+    return map_block(raw, _raise)
+
+
+def map_block(raw: JsonDict, report: Reporter) -> Block:
+    """Map a block, reporting malformed parts to ``report`` and keeping the rest.
+
+    A block whose ``number`` is missing or malformed cannot be placed, so that error is raised.
+    """
+    if type(raw) is not dict:
+        raise MappingError("block", raw, "block is not an object")
+    number = quantity(raw.get("number"), "number")
+    if number is None:
+        raise MappingError("number", None, "missing")
+    header: dict[str, Any] = {}
+    for key, attr, parse in _BLOCK_FIELDS:
+        try:
+            header[attr] = parse(raw.get(key), key)
+        except MappingError as err:
+            report(err.with_context(block=number))
+            header[attr] = None
+
+    try:
+        txs_raw = _list(raw.get("transactions"), "transactions")
+        receipts_raw = _list(raw.get("receipts"), "receipts")
+        traces_raw = _list(raw.get("traces"), "traces")
+    except MappingError as err:
+        report(err.with_context(block=number))
+        return Block(number=number, **header)
+
+    receipts: dict[str, Receipt] = {}
+    for r in receipts_raw:
+        try:
+            rec = receipt_from_rpc(r)
+            receipts[rec.tx_hash] = rec
+        except MappingError as err:
+            tx = r.get("transactionHash") if type(r) is dict else None
+            report(err.with_context(block=number, tx=tx if isinstance(tx, str) else None))
+
+    traces: dict[str, CallFrame] = {}
+    positional: list[CallFrame | None] = []
+    for i, t in enumerate(traces_raw):
+        tx_hash = t.get("txHash") if type(t) is dict else None
+        try:
+            if type(t) is not dict or "result" not in t:
+                raise MappingError("traces", t, "trace entry without a result")
+            frame = frame_from_calltracer(t["result"])
+        except MappingError as err:
+            report(err.with_context(block=number, tx=tx_hash if isinstance(tx_hash, str) else f"#{i}"))
+            positional.append(None)
+            continue
+        positional.append(frame)
+        if isinstance(tx_hash, str):
+            traces[tx_hash.lower()] = frame
+
+    txs: list[Tx] = []
+    for i, t in enumerate(txs_raw):
+        if type(t) is str:  # a block fetched without full transactions
+            report(MappingError("transactions", t, "transaction hash only, not an object", block=number))
+            continue
+        h = t.get("hash") if type(t) is dict else None
+        key = h.lower() if isinstance(h, str) else ""
+        trace = traces.get(key)
+        if trace is None and not traces and i < len(positional):
+            trace = positional[i]
+        receipt = receipts.get(key)
+        try:
+            txs.append(tx_from_rpc(t, receipt, trace))
+        except MappingError as err:
+            err.with_context(block=number)
+            tx = _tx_lenient(t, receipt, trace, lambda e: report(e.with_context(block=number)))
+            if tx is not None:
+                txs.append(tx)
+    return Block(number=number, transactions=tuple(txs), **header)
+
+
+def block_to_rpc(block: Block) -> dict[str, Any]:
+    """The block-JSONL object for a block: header, full transactions, receipts and traces."""
+    out: dict[str, Any] = {"number": hex(block.number)}
+    for key, attr, parse in _BLOCK_FIELDS:
+        value = getattr(block, attr)
+        if value is not None:
+            out[key] = hex(value) if parse is quantity else value
+    out["transactions"] = [tx_to_rpc(tx) for tx in block.transactions]
+    receipts = [receipt_to_rpc(tx.receipt, tx) for tx in block.transactions if tx.receipt is not None]
+    if receipts:
+        out["receipts"] = receipts
+    traces = [
+        {"txHash": tx.hash, "result": frame_to_calltracer(tx.trace)}
+        for tx in block.transactions
+        if tx.trace is not None
+    ]
+    if traces:
+        out["traces"] = traces
+    return out
