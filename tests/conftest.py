@@ -1,0 +1,78 @@
+"""Shared fixtures: real anvil nodes started by the tests, loopback servers, data paths.
+
+In CI (CI=true) a missing anvil is a failure, not a skip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from chainsentry.devnet.anvil import Anvil, AnvilNotFoundError, find_anvil
+from ingest import RpcClient
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "data"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _need(what: str, reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"{what} is required in CI: {reason}")
+    pytest.skip(f"{what} unavailable: {reason}")
+
+
+@pytest.fixture(scope="session")
+def anvil_binary() -> str:
+    try:
+        return find_anvil()
+    except AnvilNotFoundError as err:
+        _need("anvil", str(err))
+        raise
+
+
+@pytest.fixture
+def anvil_factory(anvil_binary: str) -> Iterator[Callable[..., Anvil]]:
+    started: list[Anvil] = []
+
+    def make(**kw: object) -> Anvil:
+        node = Anvil(**kw).start()  # type: ignore[arg-type]
+        started.append(node)
+        return node
+
+    yield make
+    for node in started:
+        node.stop()
+
+
+@pytest.fixture
+def anvil(anvil_factory: Callable[..., Anvil]) -> Anvil:
+    """An anvil node that does not mine on its own (tests call evm_mine)."""
+    return anvil_factory(mining=False, accounts=20)
+
+
+@pytest.fixture
+async def rpc(anvil: Anvil) -> AsyncIterator[RpcClient]:
+    client = RpcClient([anvil.http_url])
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    if not (DATA / "attacks-dev.jsonl.gz").exists():
+        _need("../shared/data", f"{DATA} not found beside the checkout")
+    return DATA
+
+
+async def wait_until(pred: Callable[[], bool], timeout: float = 10.0, step: float = 0.05) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not pred():
+        if loop.time() > end:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(step)
