@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import sys
 import time
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import orjson
 import typer
@@ -43,6 +45,8 @@ from ingest import (
 from .config import ConfigError, Settings, load_settings
 from .devnet.anvil import AnvilNotFoundError
 from .pipeline import ApiBindError, JsonlEventSink, LivePipeline, make_rpc
+
+T = TypeVar("T")
 
 app = typer.Typer(
     add_completion=False,
@@ -123,7 +127,7 @@ def run(
     status = _status_writer()
     err_console.print(f"chainsentry run: following {', '.join(settings.rpc)}; API on http://{settings.api} "
                       "(/metrics, /healthz, /status)", highlight=False)
-    asyncio.run(pipeline.run(duration=duration, status_out=status))
+    run_async(pipeline.run(duration=duration, status_out=status))
 
 
 def _status_writer() -> Any:
@@ -172,7 +176,7 @@ def replay(
             raise SourceError("give either one RPC URL or files, not both")
         if first is None or last is None:
             raise SourceError("replaying from an RPC URL needs --from N --to M")
-        stats = asyncio.run(_replay_rpc(settings.model_copy(update={"rpc": sources}), first, last, show, on_error))
+        stats = run_async(_replay_rpc(settings.model_copy(update={"rpc": sources}), first, last, show, on_error))
     else:
         source = FileBlockSource(sources, first=first, last=last, on_error=on_error)
         stats = _replay_files(source, show)
@@ -256,7 +260,7 @@ def record(
                          ingest={"traces": _traces(traces), "confirmations": confirmations})
     if not settings.rpc:
         raise ConfigError("no RPC URL: give --rpc URL or set rpc in the config file")
-    result = asyncio.run(_record(settings, out, first, last, follow, mempool_out, duration, fsync))
+    result = run_async(_record(settings, out, first, last, follow, mempool_out, duration, fsync))
     typer.echo(orjson.dumps(result).decode())
 
 
@@ -344,13 +348,45 @@ def demo(
     from .demo import run_demo
 
     _logging(verbose)
-    asyncio.run(run_demo(duration=duration, out=out, rate=rate, wallets=wallets, block_time=block_time, api=api,
+    run_async(run_demo(duration=duration, out=out, rate=rate, wallets=wallets, block_time=block_time, api=api,
                          console=err_console, status=_status_writer()))
+
+
+class Terminated(Exception):
+    """SIGTERM: the command stopped cleanly (tasks cancelled, files closed)."""
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run`` with SIGTERM cancelling the work, as Ctrl-C does, so cleanup runs."""
+
+    async def main() -> T:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        terminated = False
+
+        def on_term() -> None:
+            nonlocal terminated
+            terminated = True
+            task.cancel()
+
+        loop.add_signal_handler(signal.SIGTERM, on_term)
+        try:
+            return await coro
+        except asyncio.CancelledError:
+            if terminated:
+                raise Terminated from None
+            raise
+
+    return asyncio.run(main())
 
 
 def main() -> None:
     try:
         app()
+    except Terminated:
+        err_console.print("stopped (SIGTERM)")
+        sys.exit(0)
     except KeyboardInterrupt:
         err_console.print("\ninterrupted")
         sys.exit(130)

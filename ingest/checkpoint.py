@@ -56,6 +56,15 @@ class ChainTracker:
             return block.number == last.number + 1
         return block.parent_hash == last.hash
 
+    def get(self, number: int) -> TrackedBlock | None:
+        """The tracked block at ``number``, if it is still within the tracked window."""
+        if not self._blocks:
+            return None
+        i = number - self._blocks[0].number
+        if 0 <= i < len(self._blocks) and self._blocks[i].number == number:
+            return self._blocks[i]
+        return next((b for b in self._blocks if b.number == number), None)
+
     def push(self, block: TrackedBlock) -> None:
         self._blocks.append(block)
 

@@ -158,11 +158,15 @@ class BlockFollower:
         if self.next_number is None:
             self.next_number = self.start if self.start is not None else max(0, target)
         last = self.tracker.last
-        if last is not None and last.number <= head:
-            header = await self.fetcher.header(last.number)
-            if header is None or header.get("hash") != last.hash:
-                async for ev in self._unwind():
-                    yield ev
+        if last is not None:
+            # Is our tip still canonical? Compare at min(tip, head): a node that is merely behind
+            # (a failover to a lagging provider) agrees there; a reorg or rollback does not.
+            tracked = self.tracker.get(min(last.number, head))
+            if tracked is not None:
+                header = await self.fetcher.header(tracked.number)
+                if header is not None and header.get("hash") != tracked.hash:
+                    async for ev in self._unwind():
+                        yield ev
         while self.next_number <= target:
             end = min(target, self.next_number + self.batch_size - 1)
             try:

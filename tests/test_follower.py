@@ -159,3 +159,23 @@ def test_checkpoint_refuses_another_chain_and_garbage(tmp_path: Path) -> None:
     (tmp_path / "c.json").write_text('{"version": 99, "blocks": []}')
     with pytest.raises(CheckpointError, match="version 99"):
         ck.load()
+
+
+async def test_rollback_to_a_shorter_chain_is_retracted_when_the_chain_regrows(rpc: RpcClient) -> None:
+    """A node whose head is below our tip may be lagging (failover) or rolled back: the follower
+    waits rather than retract good blocks, and retracts exactly once the node's chain differs."""
+    await rpc.call("anvil_mine", ["0x8"])
+    col = Collector(BlockFollower(BlockFetcher(rpc, traces="off"), start=0, poll_interval=0.05))
+    await wait_until(lambda: col.tip() is not None and col.tip()[0] == 8)  # type: ignore[index]
+    old = await canonical(rpc, 8)
+    await rpc.call("anvil_rollback", [3])  # head 5 now, blocks 6-8 gone
+    await asyncio.sleep(0.3)
+    assert not any(isinstance(e, BlockRetracted) for e in col.events), "a lower head alone retracts nothing"
+    await rpc.call("anvil_mine", ["0x2"])
+    new = await canonical(rpc, 7)
+    await wait_until(lambda: col.tip() == (7, new[7]))
+    await col.stop()
+    assert [(e.number, e.hash) for e in col.events if isinstance(e, BlockRetracted)] == [
+        (8, old[8]), (7, old[7]), (6, old[6])
+    ]
+    assert [e.block.number for e in col.events[-2:]] == [6, 7]  # type: ignore[union-attr]

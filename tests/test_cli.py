@@ -1,0 +1,184 @@
+"""The command line as a user runs it: replay, errors, config, the live service and its API."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from chainsentry.config import ConfigError, load_settings
+from chainsentry.devnet.anvil import Anvil
+from chainsentry.devnet.traffic import TrafficGenerator, fill_blocks
+from ingest import RpcClient
+from tests.conftest import wait_until
+from tests.rpcservers import free_port
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "chainsentry.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def test_replay_the_attack_file(data_dir: Path) -> None:
+    res = run_cli("replay", str(data_dir / "attacks-dev.jsonl.gz"))
+    assert res.returncode == 0, res.stderr
+    summary = orjson.loads(res.stdout)
+    assert summary["blocks"] == 13 and summary["transactions"] == 2887
+    assert summary["call_frames"] > 20_000 and summary["malformed_fields"] == 0
+
+
+def test_replay_directory_plain_and_gzip_in_name_order_with_range(data_dir: Path, tmp_path: Path) -> None:
+    lines = (data_dir / "mainnet-17173049-17173050.jsonl").read_bytes().splitlines()
+    (tmp_path / "b.jsonl.gz").write_bytes(gzip.compress(lines[1] + b"\n"))
+    (tmp_path / "a.jsonl").write_bytes(lines[0] + b"\n")
+    (tmp_path / "notes.txt").write_text("not a block file")
+    res = run_cli("replay", str(tmp_path))
+    assert orjson.loads(res.stdout)["blocks"] == 2 and orjson.loads(res.stdout)["transactions"] == 298
+    res = run_cli("replay", str(tmp_path), "--from", "17173050")
+    assert orjson.loads(res.stdout)["blocks"] == 1
+
+
+def test_replay_bad_lines_are_reported_and_skipped(tmp_path: Path, data_dir: Path) -> None:
+    lines = (data_dir / "mainnet-17173049-17173050.jsonl").read_bytes().splitlines()
+    f = tmp_path / "mixed.jsonl"
+    f.write_bytes(lines[0] + b"\n{truncated\n" + b'{"no": "number"}\n' + lines[1] + b"\n")
+    res = run_cli("replay", str(f))
+    assert res.returncode == 0
+    summary = orjson.loads(res.stdout)
+    assert summary["blocks"] == 2 and summary["bad_lines"] == 2
+    assert "mixed.jsonl:2: not JSON" in res.stderr and "mixed.jsonl:3:" in res.stderr
+
+
+def test_replay_is_deterministic(data_dir: Path) -> None:
+    from ingest import FileBlockSource
+
+    a = list(FileBlockSource([data_dir / "attacks-dev.jsonl.gz"]))
+    b = list(FileBlockSource([data_dir / "attacks-dev.jsonl.gz"]))
+    assert a == b and [x.number for x in a] == sorted(x.number for x in a)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["replay", "/nonexistent/file.jsonl"], "no such file or directory"),
+        (["replay", "http://127.0.0.1:1"], "needs --from N --to M"),
+        (["record", "--rpc", "http://127.0.0.1:1", "--out", "x.jsonl"], "exactly one of --to M or --follow"),
+        (["run", "--rpc", "ftp://node"], "is not an http(s):// URL"),
+        (["run"], "no RPC URL"),
+        (["replay", "x.jsonl", "--traces", "sometimes"], "--traces must be one of"),
+    ],
+)
+def test_user_mistakes_get_one_line_and_exit_2(args: list[str], message: str) -> None:
+    res = run_cli(*args)
+    assert res.returncode == 2
+    assert message in res.stderr and "Traceback" not in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_unreachable_node_is_a_clear_error() -> None:
+    env = dict(os.environ, CHAINSENTRY_RPC_CLIENT__ATTEMPTS="2", CHAINSENTRY_RPC_CLIENT__BACKOFF="0.01")
+    res = run_cli("run", "--rpc", f"http://127.0.0.1:{free_port()}", "--api", "127.0.0.1:0", env=env)
+    assert res.returncode == 2 and "connection failed" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_config_typos_are_refused_with_a_suggestion(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("rpc: [http://127.0.0.1:8545]\ningest:\n  tracs: off\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'ingest.tracs' \(did you mean 'traces'\?\)"):
+        load_settings(cfg, environ={})
+    cfg.write_text("rpc: [http://127.0.0.1:8545]\ningest:\n  confirmations: -1\n")
+    with pytest.raises(ConfigError, match="ingest.confirmations"):
+        load_settings(cfg, environ={})
+    res = run_cli("run", "--config", str(cfg))
+    assert res.returncode == 2 and "invalid configuration" in res.stderr
+
+
+def test_config_precedence_file_env_flags(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("rpc: http://a:1,http://b:2\ningest:\n  traces: debug\n  confirmations: 2\n")
+    s = load_settings(cfg, environ={"CHAINSENTRY_INGEST__CONFIRMATIONS": "5", "CHAINSENTRY_ANVIL": "/x"})
+    assert s.rpc == ["http://a:1", "http://b:2"] and s.ingest.traces == "debug" and s.ingest.confirmations == 5
+    s = load_settings(cfg, environ={}, overrides={"ingest": {"traces": "off", "confirmations": None}})
+    assert s.ingest.traces == "off" and s.ingest.confirmations == 2
+
+
+async def test_run_serves_metrics_health_and_events(anvil: Anvil, rpc: RpcClient, tmp_path: Path) -> None:
+    gen = TrafficGenerator(rpc)
+    await gen.setup()
+    await fill_blocks(rpc, gen, 3, 5)
+    port = free_port()
+    events = tmp_path / "events.jsonl"
+    env = dict(os.environ, CHAINSENTRY_INGEST__POLL_INTERVAL="0.1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "chainsentry.cli", "run", "--rpc", anvil.http_url, "--ws", anvil.ws_url,
+         "--api", f"127.0.0.1:{port}", "--data-dir", str(tmp_path / "data"), "--start-block", "0",
+         "--events-out", str(events)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient() as http:
+            async def up() -> bool:
+                try:
+                    return (await http.get(f"{base}/healthz")).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            for _ in range(100):
+                if await up():
+                    break
+                await __import__("asyncio").sleep(0.1)
+            sent = set(await gen.send(8))
+            await rpc.call("evm_mine")
+            await wait_until(lambda: events.exists() and sum(1 for _ in events.open()) > 0, timeout=20)
+
+            def included() -> set[str]:
+                rows = [orjson.loads(x) for x in events.read_bytes().splitlines()]
+                return {r["tx_hash"] for r in rows if r["type"] == "pending_included"}
+
+            await wait_until(lambda: sent <= included(), timeout=20)
+            health = (await http.get(f"{base}/healthz")).json()
+            assert health["healthy"] and health["last_block"] == 5 and health["lag"] == 0
+            metrics = (await http.get(f"{base}/metrics")).text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    for name in ("chainsentry_ingest_blocks_total 6.0", 'chainsentry_ingest_transactions_total{stage="block"}',
+                 'chainsentry_ingest_transactions_total{stage="mempool"}', "chainsentry_ingest_head_lag_blocks 0.0",
+                 "chainsentry_ingest_reorgs_total 0.0", 'chainsentry_ingest_rpc_requests_total{method="trace_block"',
+                 "chainsentry_ingest_rpc_request_duration_seconds_bucket", 'chainsentry_transport_queue_depth'):
+        assert name in metrics, name
+    rows = [orjson.loads(x) for x in events.read_bytes().splitlines()]
+    assert [r["block"]["number"] for r in rows if r["type"] == "block_added"] == list(range(6))
+    assert (tmp_path / "data" / "checkpoint-31337.json").exists()
+
+
+def test_api_port_in_use_is_a_clear_error(anvil: Anvil) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        res = run_cli("run", "--rpc", anvil.http_url, "--api", f"127.0.0.1:{port}", "--data-dir", "/tmp/cs-x",
+                      timeout=60)
+    assert res.returncode == 2 and "cannot listen on" in res.stderr
+
+
+def test_demo_runs_on_a_fresh_devnet(tmp_path: Path, anvil_binary: str) -> None:
+    res = run_cli("demo", "--duration", "8", "--out", str(tmp_path), "--api", f"127.0.0.1:{free_port()}",
+                  "--block-time", "1", "--rate", "20", "--wallets", "20", timeout=90)
+    assert res.returncode == 0, res.stderr[-2000:]
+    rows = [orjson.loads(x) for x in (tmp_path / "events.jsonl").read_bytes().splitlines()]
+    kinds = {r["type"] for r in rows}
+    assert {"block_added", "pending_seen", "pending_included"} <= kinds
+    traced = [t for r in rows if r["type"] == "block_added" for t in r["block"]["transactions"] if t.get("trace")]
+    assert traced and any(t["trace"].get("calls") for t in traced), "relay calls give nested call frames"
+    shutil.rmtree(tmp_path, ignore_errors=True)

@@ -1,0 +1,115 @@
+"""Faults between the node and ingest: malformed and partial answers, a node that goes away."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from chainsentry.devnet.anvil import Anvil
+from chainsentry.devnet.traffic import TrafficGenerator, fill_blocks
+from ingest import BlockAdded, BlockFetcher, BlockFollower, IngestMetrics, RetryPolicy, RpcClient
+from tests.conftest import wait_until
+from tests.rpcservers import RpcProxy
+from tests.test_follower import Collector
+
+
+def _answers(request: Any, response: Any) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    if isinstance(request, list):
+        by_id = {r.get("id"): r for r in response}
+        return [(q, by_id[q["id"]]) for q in request if q["id"] in by_id]
+    return [(request, response)]
+
+
+async def test_malformed_and_partial_answers_are_reported_and_the_stream_goes_on(
+    anvil: Anvil, rpc: RpcClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    gen = TrafficGenerator(rpc)
+    await gen.setup()
+    await fill_blocks(rpc, gen, 6, 5)
+    bad_block = 3
+    target = {}
+
+    def mangle(request: Any, response: Any) -> Any:
+        response = copy.deepcopy(response)
+        for q, a in _answers(request, response):
+            if q["method"] == "eth_getBlockByNumber" and q["params"][0] == hex(bad_block) and q["params"][1]:
+                tx = a["result"]["transactions"][1]
+                tx["value"] = "a lot"  # malformed quantity
+                target["tx"] = tx["hash"]
+            if q["method"] == "eth_getBlockReceipts" and q["params"][0] == hex(4):
+                a["result"] = a["result"][:2]  # partial: receipts missing
+            if q["method"] == "trace_block" and q["params"][0] == hex(5):
+                a["result"][0]["action"]["value"] = 17  # wrong type in a trace (a JSON number is accepted)
+                a["result"][1]["action"]["from"] = "0x1234"  # malformed address
+        return response
+
+    metrics = IngestMetrics(CollectorRegistry())
+    with RpcProxy(anvil.http_url) as proxy:
+        proxy.mangle = mangle
+        client = RpcClient([proxy.url], retry=RetryPolicy(attempts=2, backoff=0.01))
+        caplog.set_level(logging.WARNING)
+        col = Collector(BlockFollower(BlockFetcher(client), start=0, poll_interval=0.05, metrics=metrics))
+        await wait_until(lambda: col.tip() is not None and col.tip()[0] == 7)  # type: ignore[index]
+        await col.stop()
+        await client.aclose()
+    blocks = {e.block.number: e.block for e in col.events if isinstance(e, BlockAdded)}
+    assert sorted(blocks) == list(range(8)), "every block emitted, none lost to bad fields"
+    bad_tx = next(t for t in blocks[bad_block].transactions if t.hash == target["tx"])
+    assert bad_tx.value is None and bad_tx.sender is not None and bad_tx.receipt is not None
+    assert f"malformed field 'value' in block {bad_block}, tx {target['tx']}" in caplog.text
+    assert sum(t.receipt is not None for t in blocks[4].transactions) == 2
+    assert len(blocks[4].transactions) == 5
+    assert blocks[5].transactions[0].trace is not None
+    assert blocks[5].transactions[1].trace is None and "'trace.from'" in caplog.text
+    assert metrics.registry.get_sample_value("chainsentry_ingest_malformed_fields_total", {"kind": "trace"}) == 1
+    assert metrics.registry.get_sample_value("chainsentry_ingest_malformed_fields_total",
+                                             {"kind": "transaction"}) == 1
+
+
+async def test_garbage_answer_is_retried(anvil: Anvil, rpc: RpcClient) -> None:
+    await rpc.call("anvil_mine", ["0x3"])
+    broken = {"left": 2}
+
+    def mangle(request: Any, response: Any) -> Any:
+        if broken["left"] > 0 and isinstance(request, list):
+            broken["left"] -= 1
+            return 200, {"content-type": "application/json"}, b'[{"jsonrpc": "2.0", "id": '
+        return response
+
+    with RpcProxy(anvil.http_url) as proxy:
+        proxy.mangle = mangle
+        client = RpcClient([proxy.url], retry=RetryPolicy(attempts=5, backoff=0.01))
+        blocks = await BlockFetcher(client, traces="off").fetch([1, 2, 3])
+        await client.aclose()
+    assert [int(b["number"], 16) for b in blocks] == [1, 2, 3] and broken["left"] == 0
+
+
+async def test_node_down_then_up_reconnects_and_fills_the_gap(anvil: Anvil, rpc: RpcClient) -> None:
+    gen = TrafficGenerator(rpc)
+    await gen.setup()
+    await fill_blocks(rpc, gen, 3, 2)
+    metrics = IngestMetrics(CollectorRegistry())
+    proxy = RpcProxy(anvil.http_url).start()
+    port = proxy.port
+    client = RpcClient([proxy.url], timeout=2, retry=RetryPolicy(attempts=2, backoff=0.01, backoff_max=0.05))
+    col = Collector(BlockFollower(BlockFetcher(client), start=0, poll_interval=0.05, metrics=metrics))
+    await wait_until(lambda: col.tip() is not None and col.tip()[0] == 4)  # type: ignore[index]
+    proxy.stop()  # the node goes away: connections refused
+    await fill_blocks(rpc, gen, 6, 2)  # the chain moves on meanwhile
+    await asyncio.sleep(1.0)
+    assert col.tip()[0] == 4  # type: ignore[index]
+    assert metrics.registry.get_sample_value("chainsentry_ingest_reconnects_total", {"stream": "blocks"}) >= 1
+    proxy2 = RpcProxy(anvil.http_url, port=port).start()  # back, same address
+    try:
+        await wait_until(lambda: col.tip()[0] == 10, timeout=40)  # type: ignore[index]
+    finally:
+        await col.stop()
+        proxy2.stop()
+        await client.aclose()
+    numbers = [e.block.number for e in col.events if isinstance(e, BlockAdded)]
+    assert numbers == list(range(11)), "no gap and no duplicate across the outage"
