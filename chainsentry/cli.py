@@ -42,9 +42,9 @@ from ingest import (
     rpc_blocks,
 )
 
+from .build import ApiBindError, make_rpc
 from .config import ConfigError, Settings, load_settings
 from .devnet.anvil import AnvilNotFoundError
-from .pipeline import ApiBindError, JsonlEventSink, LivePipeline, make_rpc
 
 T = TypeVar("T")
 
@@ -114,6 +114,8 @@ def run(
 
     Example: chainsentry run --rpc http://127.0.0.1:8545 --ws ws://127.0.0.1:8545
     """
+    from .pipeline import JsonlEventSink, LivePipeline  # FastAPI and uvicorn load only for `run`
+
     _logging(verbose)
     settings = _settings(
         config, rpc=_rpc_list(rpc), ws=ws, api=api, data_dir=data_dir,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -35,34 +34,14 @@ from ingest import (
     MempoolFollower,
     PendingTracker,
     PendingTx,
-    RetryPolicy,
-    RpcClient,
 )
 
 from .api import create_app
+from .build import bind_socket, make_rpc
 from .config import Settings
 from .transport import InProcessTransport
 
 log = logging.getLogger(__name__)
-
-
-class ApiBindError(Exception):
-    """The API address cannot be listened on."""
-
-
-def bind_socket(host: str, port: int) -> socket.socket:
-    """A listening socket for the API, or a clear error (port 0 picks a free port)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as err:
-        sock.close()
-        raise ApiBindError(f"cannot listen on {host}:{port} for the API: {err.strerror}") from None
-    sock.listen(128)
-    sock.setblocking(False)
-    return sock
 
 
 class EventSink(Protocol):
@@ -113,17 +92,6 @@ class LiveStats:
             return 0.0
         span = max(1.0, now - self._recent[0][0])
         return sum(n for _, n in self._recent) / span
-
-
-def make_rpc(settings: Settings, metrics: IngestMetrics) -> RpcClient:
-    rc = settings.rpc_client
-    return RpcClient(
-        settings.rpc,
-        timeout=rc.timeout,
-        retry=RetryPolicy(attempts=rc.attempts, backoff=rc.backoff, backoff_max=rc.backoff_max),
-        max_batch=rc.max_batch,
-        observer=metrics,
-    )
 
 
 class LivePipeline:

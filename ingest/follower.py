@@ -167,27 +167,47 @@ class BlockFollower:
                 if header is not None and header.get("hash") != tracked.hash:
                     async for ev in self._unwind():
                         yield ev
-        while self.next_number <= target:
-            end = min(target, self.next_number + self.batch_size - 1)
-            try:
-                raws = await self.fetcher.fetch(range(self.next_number, end + 1))
-            except BlockNotFoundError:
-                # the head moved back under us (a reorg to a shorter chain): re-check next step
-                log.info("block range %d-%d not at the node any more; re-checking the head", self.next_number, end)
-                return
-            for raw in raws:
-                try:
-                    block = map_block(raw, self._report)
-                except MappingError as err:
-                    self._report(err)
-                    raise TransientRpcError(f"unusable block answer: {err}", method="eth_getBlockByNumber") from None
-                if not self._extends(block):
-                    async for ev in self._unwind():
-                        yield ev
-                    return  # refetch from the common ancestor on the next step
-                self._push(block)
-                yield BlockAdded(block=block, seen_at=time.time())
-            self.metrics.head_lag.set(max(0, head - (self.next_number - 1)))
+        # The next batch is fetched while the consumer processes this one (node and CPU overlap).
+        prefetch: asyncio.Task[list[dict[str, Any]]] | None = None
+        try:
+            while self.next_number <= target:
+                start = self.next_number
+                end = min(target, start + self.batch_size - 1)
+                current = prefetch if prefetch is not None else asyncio.create_task(self._fetch(start, end))
+                prefetch = None
+                if end < target:
+                    prefetch = asyncio.create_task(self._fetch(end + 1, min(target, end + self.batch_size)))
+                raws = await current
+                if raws is None:
+                    # the head moved back under us (a reorg to a shorter chain): re-check next step
+                    log.info("block range %d-%d not at the node any more; re-checking the head", start, end)
+                    return
+                for raw in raws:
+                    try:
+                        block = map_block(raw, self._report)
+                    except MappingError as err:
+                        self._report(err)
+                        raise TransientRpcError(
+                            f"unusable block answer: {err}", method="eth_getBlockByNumber"
+                        ) from None
+                    if not self._extends(block):
+                        async for ev in self._unwind():
+                            yield ev
+                        return  # refetch from the common ancestor on the next step
+                    self._push(block)
+                    yield BlockAdded(block=block, seen_at=time.time())
+                self.metrics.head_lag.set(max(0, head - (self.next_number - 1)))
+        finally:
+            if prefetch is not None:
+                prefetch.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await prefetch
+
+    async def _fetch(self, start: int, end: int) -> Any:
+        try:
+            return await self.fetcher.fetch(range(start, end + 1))
+        except BlockNotFoundError:
+            return None
 
     def _extends(self, block: Block) -> bool:
         return self.tracker.extends(TrackedBlock(block.number, block.hash or "", block.parent_hash))

@@ -391,6 +391,50 @@ _TX_FIELDS: tuple[tuple[str, str, Callable[[object, str], Any]], ...] = (
 
 def tx_from_rpc(raw: JsonDict, receipt: Receipt | None = None, trace: CallFrame | None = None) -> Tx:
     """A transaction object (mined or pending) as a :class:`Tx`."""
+    try:
+        tx: Tx = _tx_fast(raw, receipt, trace)
+        return tx
+    except (AttributeError, TypeError, ValueError, KeyError, IndexError):
+        return _tx_checked(raw, receipt, trace)  # raises a MappingError naming the field
+
+
+_QTY_KEYS = ("value", "nonce", "gas", "type", "gasPrice", "maxFeePerGas", "maxPriorityFeePerGas", "maxFeePerBlobGas",
+             "chainId", "blockNumber", "transactionIndex")
+
+
+def _tx_fast(raw: Any, receipt: Receipt | None, trace: CallFrame | None, _int: Any = int, _tx: Any = Tx) -> Any:
+    """The common case without per-field checks; any surprise falls back to the checked path."""
+    get = raw.get
+    h = raw["hash"]
+    sender = get("from")
+    to = get("to")
+    inp = get("input")
+    block_hash = get("blockHash")
+    if (
+        len(h) != 66
+        or h[1] != "x"
+        or (sender is not None and len(sender) != 42)
+        or (to is not None and len(to) != 42)
+        or (inp is not None and inp[:2] != "0x")
+        or (block_hash is not None and len(block_hash) != 66)
+        or "blobVersionedHashes" in raw
+    ):
+        raise ValueError
+    q = [get(k) for k in _QTY_KEYS]
+    for v in q:
+        if v is not None and v[:2] != "0x":
+            raise ValueError
+    value, nonce, gas, typ, gas_price, max_fee, max_prio, max_blob, chain_id, number, index = [
+        _int(v, 16) if v is not None else None for v in q
+    ]
+    return _tx(
+        h.lower(), sender.lower() if sender is not None else None, to.lower() if to is not None else None, value,
+        inp if inp is not None else "0x", nonce, gas, typ, gas_price, max_fee, max_prio, max_blob, (), chain_id,
+        number, block_hash.lower() if block_hash is not None else None, index, receipt, trace,
+    )
+
+
+def _tx_checked(raw: JsonDict, receipt: Receipt | None, trace: CallFrame | None) -> Tx:
     if type(raw) is not dict:
         raise MappingError("transaction", raw, "transaction is not an object")
     tx_hash = hash32(raw.get("hash"), "hash")
