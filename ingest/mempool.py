@@ -53,7 +53,7 @@ class PendingTracker:
     ['PendingDropped']
     """
 
-    def __init__(self, *, ttl: float = 900.0, max_tracked: int = 200_000, done_memory: int = 100_000) -> None:
+    def __init__(self, *, ttl: float = 900.0, max_tracked: int = 200_000, done_memory: int = 10_000) -> None:
         self.ttl = ttl
         self.max_tracked = max_tracked
         self._pending: OrderedDict[str, PendingTx] = OrderedDict()  # by first seen

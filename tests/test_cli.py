@@ -94,7 +94,7 @@ def test_config_typos_are_refused_with_a_suggestion(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"unknown key 'ingest.tracs' \(did you mean 'traces'\?\)"):
         load_settings(cfg, environ={})
     cfg.write_text("rpc: [http://127.0.0.1:8545]\ningest:\n  confirmations: -1\n")
-    with pytest.raises(ConfigError, match="ingest.confirmations"):
+    with pytest.raises(ConfigError, match=r"ingest\.confirmations"):
         load_settings(cfg, environ={})
     res = run_cli("run", "--config", str(cfg))
     assert res.returncode == 2 and "invalid configuration" in res.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
@@ -42,18 +43,16 @@ class Watch:
 
     async def stop(self) -> None:
         self.task.cancel()
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await self.task
-        except asyncio.CancelledError:
-            pass
 
 
 async def ready(watch: Watch, gen: TrafficGenerator) -> None:
     """Send single transactions until the feed shows one: the subscription or filter is live."""
     for _ in range(50):
-        [h] = await gen.send(1)
+        sent = await gen.send(1)
         try:
-            await wait_until(lambda: h in watch.seen(), timeout=0.3)
+            await wait_until(lambda: sent[0] in watch.seen(), timeout=0.3)
             return
         except AssertionError:
             continue
