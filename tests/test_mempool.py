@@ -52,7 +52,7 @@ async def ready(watch: Watch, gen: TrafficGenerator) -> None:
     for _ in range(50):
         sent = await gen.send(1)
         try:
-            await wait_until(lambda: sent[0] in watch.seen(), timeout=0.3)
+            await wait_until(lambda h=sent[0]: h in watch.seen(), timeout=0.3)  # type: ignore[misc]
             return
         except AssertionError:
             continue
