@@ -15,6 +15,7 @@ import contextlib
 import resource
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 
 from chainsentry.config import Settings
@@ -32,8 +33,10 @@ def rss_mb() -> float:
 
 
 class Sampler:
-    def __init__(self, every: int) -> None:
+    def __init__(self, every: int, trace_alloc: bool = False) -> None:
         self.every = every
+        self.trace_alloc = trace_alloc
+        self.snapshots: list[tracemalloc.Snapshot] = []
         self.blocks = 0
         self.samples: list[tuple[int, float, float]] = []
         self.started = time.perf_counter()
@@ -43,6 +46,8 @@ class Sampler:
             self.blocks += 1
             if self.blocks % self.every == 0:
                 self.samples.append((self.blocks, rss_mb(), time.perf_counter() - self.started))
+                if self.trace_alloc and self.blocks in (self.every * 5, self.every * 10):
+                    self.snapshots.append(tracemalloc.take_snapshot())
 
     async def close(self) -> None:
         return None
@@ -61,8 +66,8 @@ async def prepare(url: str, blocks: int) -> int:
         return int(await rpc.call("eth_blockNumber"), 16)
 
 
-async def follow(url: str, head: int, every: int) -> Sampler:
-    sampler = Sampler(every)
+async def follow(url: str, head: int, every: int, trace_alloc: bool) -> Sampler:
+    sampler = Sampler(every, trace_alloc)
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings.model_validate({
             "rpc": [url], "data_dir": tmp,
@@ -83,13 +88,16 @@ async def follow(url: str, head: int, every: int) -> Sampler:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--blocks", type=int, default=10_000)
+    ap.add_argument("--trace-alloc", action="store_true", help="show where Python memory grew (slower)")
     args = ap.parse_args()
+    if args.trace_alloc:
+        tracemalloc.start(12)
     with Anvil(mining=False, accounts=50) as node:
         t = time.perf_counter()
         head = asyncio.run(prepare(node.http_url, args.blocks))
         print(f"prepared {head + 1} blocks in {time.perf_counter() - t:.1f}s", flush=True)
         before = rss_mb()
-        sampler = asyncio.run(follow(node.http_url, head, max(1, args.blocks // 10)))
+        sampler = asyncio.run(follow(node.http_url, head, max(1, args.blocks // 10), args.trace_alloc))
     print(f"RSS before following: {before:.1f} MB")
     print(f"{'blocks':>8} {'RSS MB':>8} {'seconds':>8}")
     for blocks, rss, sec in sampler.samples:
@@ -97,6 +105,10 @@ def main() -> None:
     if len(sampler.samples) >= 3:
         first, last = sampler.samples[1][1], sampler.samples[-1][1]
         print(f"growth from {sampler.samples[1][0]} to {sampler.samples[-1][0]} blocks: {last - first:+.1f} MB")
+    if len(sampler.snapshots) == 2:
+        print("Python allocations that grew most between the 5th and 10th sample:")
+        for stat in sampler.snapshots[1].compare_to(sampler.snapshots[0], "traceback")[:6]:
+            print(f"  {stat.size_diff / 1024:+8.1f} KiB  {stat.count_diff:+6d} objects  {stat.traceback.format()[-1].strip()}")
 
 
 if __name__ == "__main__":
