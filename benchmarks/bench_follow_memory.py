@@ -108,7 +108,8 @@ def main() -> None:
     if len(sampler.snapshots) == 2:
         print("Python allocations that grew most between the 5th and 10th sample:")
         for stat in sampler.snapshots[1].compare_to(sampler.snapshots[0], "traceback")[:6]:
-            print(f"  {stat.size_diff / 1024:+8.1f} KiB  {stat.count_diff:+6d} objects  {stat.traceback.format()[-1].strip()}")
+            where = stat.traceback.format()[-1].strip()
+            print(f"  {stat.size_diff / 1024:+8.1f} KiB  {stat.count_diff:+6d} objects  {where}")
 
 
 if __name__ == "__main__":

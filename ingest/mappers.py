@@ -234,6 +234,18 @@ def frame_to_calltracer(frame: CallFrame) -> dict[str, Any]:
     return out
 
 
+# parity/OpenEthereum error strings -> geth callTracer wording, so both trace modes read alike
+_PARITY_ERRORS = {
+    "Reverted": "execution reverted",
+    "Out of gas": "out of gas",
+    "Bad instruction": "invalid opcode",
+    "Bad jump destination": "invalid jump destination",
+    "Stack underflow": "stack underflow",
+    "Out of stack": "stack limit reached 1024",
+    "Mutable Call In Static Context": "write protection",
+}
+
+
 def frames_from_parity(traces: Iterable[JsonDict]) -> list[dict[str, Any]]:
     """Convert ``trace_block`` (parity/OpenEthereum flat traces) to callTracer results.
 
@@ -287,7 +299,7 @@ def frames_from_parity(traces: Iterable[JsonDict]) -> list[dict[str, Any]]:
             raise MappingError("trace.type", kind, "unknown parity trace type", tx=tx_hash)
         frame = {k: v for k, v in frame.items() if v is not None or k == "to"}
         if t.get("error") is not None:
-            frame["error"] = t["error"]
+            frame["error"] = _PARITY_ERRORS.get(t["error"], str(t["error"]).lower())
         path = tuple(t.get("traceAddress") or ())
         nodes[(tx_hash, path)] = frame
         if not path:

@@ -175,7 +175,7 @@ def test_parity_traces_become_call_frames() -> None:
     assert entry["txHash"] == h
     assert [f.type for f in root.walk()] == ["CALL", "CREATE", "SELFDESTRUCT", "DELEGATECALL"]
     assert root.calls[0].to == "0x" + "03" * 20 and root.calls[0].calls[0].value == 7
-    assert root.calls[1].error == "Reverted" and root.value == 5
+    assert root.calls[1].error == "execution reverted" and root.value == 5
 
 
 def test_real_attack_file_maps_completely(data_dir: Path) -> None:

@@ -123,14 +123,18 @@ class TrafficGenerator:
             to = self.rng.choice([a for a in self.accounts if a != sender] or self.accounts)
             value = int(self.rng.lognormvariate(38, 2.0))  # ~ 0.03 ETH median, heavy tail
             return kind, {"from": sender, "to": to, "value": hex(max(1, min(value, 10**21)))}
+        # explicit gas: an estimate would stop at what the outer call needs, starving the inner call
+        gas = hex(120_000)
         if kind == "counter":
-            return kind, {"from": sender, "to": self.rng.choice(self.counters), "data": "0xd09de08a"}
+            return kind, {"from": sender, "to": self.rng.choice(self.counters), "data": "0xd09de08a", "gas": gas}
         if kind == "relay":
             target = self.rng.choice(self.counters)
-            return kind, {"from": sender, "to": self.rng.choice(self.relays), "data": relay_calldata(target)}
-        if kind == "relay2":  # relay -> relay -> counter is not expressible with one word; relay -> relay is
+            return kind, {"from": sender, "to": self.rng.choice(self.relays), "data": relay_calldata(target),
+                          "gas": gas}
+        if kind == "relay2":  # relay -> relay -> (address 0): a three-level call tree carrying value
             first, second = self.rng.sample(self.relays, 2)
-            return kind, {"from": sender, "to": first, "data": relay_calldata(second), "value": hex(1000)}
+            return kind, {"from": sender, "to": first, "data": relay_calldata(second), "value": hex(1000),
+                          "gas": gas}
         return kind, {"from": sender, "data": init_code(COUNTER_RUNTIME)}
 
     async def send(self, n: int) -> list[str]:
