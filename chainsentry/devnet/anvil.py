@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import IO
 
 ANVIL_VERSION = "1.7.1"
 _LISTEN = re.compile(rb"Listening on (127\.0\.0\.1|\[::1\]|localhost):(\d+)")
@@ -44,6 +45,12 @@ def find_anvil() -> str:
         f"anvil not found: run `make install` (npm installs @foundry-rs/anvil-linux-amd64@{ANVIL_VERSION}) "
         "or set CHAINSENTRY_ANVIL"
     )
+
+
+def _discard(stream: IO[bytes]) -> None:
+    """Read and drop a child's output until it closes (memory stays constant)."""
+    while stream.read(65536):
+        pass
 
 
 class Anvil:
@@ -100,8 +107,7 @@ class Anvil:
             self.stop()
             raise RuntimeError(f"anvil did not start: {seen[-2000:].decode(errors='replace')}")
         # keep reading its output so a full pipe never blocks it
-        out = self.proc.stdout
-        self._drain = threading.Thread(target=lambda: [None for _ in iter(out.readline, b"")], daemon=True)
+        self._drain = threading.Thread(target=_discard, args=(self.proc.stdout,), daemon=True)
         self._drain.start()
         return self
 
