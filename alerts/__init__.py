@@ -1,4 +1,4 @@
 """Alert lifecycle, store, outbox and delivery (issue: alerts). Imports ``detectors`` findings only.
 
-Not built yet.
+The alert value (`model.py`) is here; lifecycle, store and delivery come next.
 """

@@ -21,6 +21,10 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
 
+from alerts.model import Alert  # noqa: F401 - the alert contract travels with the CLI's outputs
+from detectors.evaluate import EvaluationError, evaluate
+from detectors.rules import RuleError
+from detectors.snapshot import SnapshotError, engine_from_snapshot, save_snapshot
 from ingest import (
     TRACE_MODES,
     BlockAdded,
@@ -45,6 +49,7 @@ from ingest import (
 from .build import ApiBindError, make_rpc
 from .config import ConfigError, Settings, load_settings
 from .devnet.anvil import AnvilNotFoundError
+from .scoring import Scorer
 
 T = TypeVar("T")
 
@@ -57,7 +62,7 @@ app = typer.Typer(
 err_console = Console(stderr=True)
 
 USER_ERRORS = (ConfigError, SourceError, RecorderError, CheckpointError, RpcError, ApiBindError,
-               AnvilNotFoundError, MappingError, ValueError)
+               AnvilNotFoundError, MappingError, RuleError, SnapshotError, EvaluationError, ValueError)
 
 RpcOpt = Annotated[
     list[str] | None, typer.Option("--rpc", help="HTTP JSON-RPC URL (repeat or comma-separate for failover)")
@@ -156,15 +161,22 @@ def replay(
     last: Annotated[int | None, typer.Option("--to", help="last block (required with an RPC URL)")] = None,
     config: ConfigOpt = None,
     traces: TracesOpt = None,
+    scores: Annotated[Path | None, typer.Option("--scores", help="write one score object per transaction")] = None,
+    alerts: Annotated[Path | None, typer.Option("--alerts", help="write the alerts as JSONL")] = None,
+    rules: Annotated[Path | None, typer.Option("--rules", help="attack-shape rules YAML (default: built in)")] = None,
+    snapshot_in: Annotated[Path | None, typer.Option("--snapshot-in", help="start from learned state")] = None,
+    snapshot_out: Annotated[Path | None, typer.Option("--snapshot-out", help="save learned state at the end")] = None,
+    chain_id: Annotated[int, typer.Option("--chain-id", help="chain id for alert ids (files carry none)")] = 1,
     progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="default: on a terminal")] = None,
     verbose: VerboseOpt = 0,
 ) -> None:
-    """Replay history through the pipeline, deterministically; prints a JSON summary.
+    """Replay history through the detectors, deterministically; prints a JSON summary.
 
-    Example: chainsentry replay ../shared/data/attacks-dev.jsonl.gz
+    Example: chainsentry replay ../shared/data/attacks-dev.jsonl.gz --scores scores.jsonl --alerts alerts.jsonl
     """
     _logging(verbose)
     settings = _settings(config, ingest={"traces": _traces(traces)})
+    scorer = _scorer(settings, rules, snapshot_in, chain_id, scores, alerts)
     show = sys.stderr.isatty() if progress is None else progress
     started = time.perf_counter()
     errors: list[str] = []
@@ -178,10 +190,16 @@ def replay(
             raise SourceError("give either one RPC URL or files, not both")
         if first is None or last is None:
             raise SourceError("replaying from an RPC URL needs --from N --to M")
-        stats = run_async(_replay_rpc(settings.model_copy(update={"rpc": sources}), first, last, show, on_error))
+        stats = run_async(_replay_rpc(settings.model_copy(update={"rpc": sources}), first, last, show, on_error,
+                                      scorer))
     else:
         source = FileBlockSource(sources, first=first, last=last, on_error=on_error)
-        stats = _replay_files(source, show)
+        stats = _replay_files(source, show, scorer)
+    scorer.close()
+    if snapshot_out is not None:
+        save_snapshot(scorer.engine, snapshot_out)
+        stats["snapshot"] = str(snapshot_out)
+    stats["alerts"] = scorer.findings
     elapsed = time.perf_counter() - started
     stats["malformed_fields"] = len(errors)
     stats["seconds"] = round(elapsed, 3)
@@ -197,25 +215,37 @@ def _progress(total: float | None, unit_bytes: bool) -> Progress:
     return Progress(*cols, console=err_console, transient=True)
 
 
-def _replay_files(source: FileBlockSource, show: bool) -> dict[str, Any]:
-    blocks = txs = frames = 0
+def _scorer(settings: Settings, rules: Path | None, snapshot_in: Path | None, chain_id: int,
+            scores: Path | None, alerts: Path | None, registry: Any = None) -> Scorer:
+    from detectors.engine import EngineConfig, ScoringEngine
+
+    if snapshot_in is not None:
+        engine = engine_from_snapshot(snapshot_in)
+    else:
+        engine = ScoringEngine(EngineConfig(rules_path=str(rules) if rules else None))
+    return Scorer(engine, chain_id=chain_id, scores_path=scores, alerts_path=alerts, registry=registry)
+
+
+def _replay_files(source: FileBlockSource, show: bool, scorer: Scorer) -> dict[str, Any]:
+    blocks = txs = 0
     with _progress(source.total_bytes, True) as bar:
         task = bar.add_task("replay", total=source.total_bytes, info="", visible=show)
-        source._progress = lambda done: bar.update(task, completed=done, info=f"{blocks} blocks, {txs} txs")
+        source._progress = lambda done: bar.update(
+            task, completed=done, info=f"{blocks} blocks, {txs} txs, {scorer.findings} alerts")
         for block in source:
             blocks += 1
             txs += len(block.transactions)
-            frames += sum(len(t.trace.walk()) for t in block.transactions if t.trace is not None)
+            scorer.block(block)
     st = source.stats
-    return {"blocks": blocks, "transactions": txs, "call_frames": frames, "bad_lines": st.bad_lines,
-            "files": [str(f) for f in source.files]}
+    return {"blocks": blocks, "transactions": txs, "bad_lines": st.bad_lines, "files": [str(f) for f in source.files]}
 
 
-async def _replay_rpc(settings: Settings, first: int, last: int, show: bool, on_error: Any) -> dict[str, Any]:
+async def _replay_rpc(settings: Settings, first: int, last: int, show: bool, on_error: Any,
+                      scorer: Scorer) -> dict[str, Any]:
     metrics = IngestMetrics()
     rpc = make_rpc(settings, metrics)
     fetcher = BlockFetcher(rpc, traces=settings.ingest.traces, receipts=settings.ingest.receipts)
-    blocks = txs = frames = 0
+    blocks = txs = 0
     try:
         with _progress(last - first + 1, False) as bar:
             task = bar.add_task("replay", total=last - first + 1, info="", visible=show)
@@ -223,12 +253,11 @@ async def _replay_rpc(settings: Settings, first: int, last: int, show: bool, on_
                                           on_error=on_error):
                 blocks += 1
                 txs += len(block.transactions)
-                frames += sum(len(t.trace.walk()) for t in block.transactions if t.trace is not None)
+                scorer.block(block)
                 bar.update(task, advance=1, info=f"block {block.number}, {txs} txs")
     finally:
         await rpc.aclose()
-    return {"blocks": blocks, "transactions": txs, "call_frames": frames, "bad_lines": 0,
-            "traces": fetcher.trace_mode}
+    return {"blocks": blocks, "transactions": txs, "bad_lines": 0, "traces": fetcher.trace_mode}
 
 
 @app.command()
@@ -331,6 +360,20 @@ async def _record(
         "resumed_after": resumed.number if resumed else None, "last_block": tip.number if tip else None,
         "pending_written": pending_rec.written if pending_rec else 0, "traces": fetcher.trace_mode,
     }
+
+
+@app.command(name="evaluate")
+def evaluate_cmd(
+    scores: Annotated[Path, typer.Option("--scores", help="scores JSONL from replay --scores")],
+    labels: Annotated[Path, typer.Option("--labels", help="labels CSV (tx_hash,label or address,label)")],
+    alerts: Annotated[Path | None, typer.Option("--alerts", help="alerts JSONL from replay --alerts")] = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="write a PNG: PR curve and score timeline")] = None,
+) -> None:
+    """Measure detection against labels; prints the metrics as JSON.
+
+    Example: chainsentry evaluate --scores scores.jsonl --labels ../shared/data/attacks-dev.labels.csv --plot pr.png
+    """
+    typer.echo(orjson.dumps(evaluate(scores, labels, alerts, plot), option=orjson.OPT_INDENT_2).decode())
 
 
 @app.command()

@@ -1,0 +1,111 @@
+"""Scoring wired into replay and run: engine in, scores and alerts JSONL and metrics out."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from alerts.model import alert_from_finding
+from detectors.engine import ScoringEngine, TxScore
+from ingest import Block, BlockAdded, BlockRetracted, ChainEvent, PendingSeen
+
+log = logging.getLogger(__name__)
+
+
+class DetectorMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.score = Histogram(
+            "detector_score", "Calibrated score per detector", ["detector"], namespace="chainsentry", registry=registry,
+            buckets=(0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0),
+        )
+        self.findings = Counter("detector_findings", "Findings by severity and detector family", ["severity", "detector"],
+                                namespace="chainsentry", registry=registry)
+        self.scored = Counter("detector_transactions_scored", "Transactions scored, by stage", ["stage"],
+                              namespace="chainsentry", registry=registry)
+        self.seconds = Histogram("detector_scoring_seconds", "Time to score one batch (a block or pending txs)",
+                                 ["stage"], namespace="chainsentry", registry=registry)
+
+
+class Scorer:
+    """Scores blocks and pending transactions; writes ``--scores`` and ``--alerts`` JSONL."""
+
+    def __init__(self, engine: ScoringEngine, *, chain_id: int, scores_path: Path | None = None,
+                 alerts_path: Path | None = None, registry: CollectorRegistry | None = None) -> None:
+        self.engine = engine
+        self.chain_id = chain_id
+        self._scores: IO[bytes] | None = _open(scores_path)
+        self._alerts: IO[bytes] | None = _open(alerts_path)
+        self.metrics = DetectorMetrics(registry) if registry is not None else None
+        self.alerts: list[dict[str, Any]] = []
+        self.transactions = 0
+        self.findings = 0
+
+    def block(self, block: Block) -> list[TxScore]:
+        started = time.perf_counter()
+        scores = self.engine.score_block(block)
+        self._out(scores, "block", float(block.timestamp or 0), started)
+        return scores
+
+    def pending(self, txs: list[Any], now: float) -> list[TxScore]:
+        started = time.perf_counter()
+        scores = self.engine.score_pending(txs, now)
+        self._out(scores, "mempool", now, started, write_scores=False)
+        return scores
+
+    def _out(self, scores: list[TxScore], stage: str, when: float, started: float, write_scores: bool = True) -> None:
+        self.transactions += len(scores)
+        if self._scores is not None and write_scores:
+            self._scores.write(b"".join(orjson.dumps(s.to_json()) + b"\n" for s in scores))
+        for s in scores:
+            if s.finding is not None:
+                self.findings += 1
+                alert = alert_from_finding(s.finding, self.chain_id, when).to_json()
+                self.alerts.append(alert)
+                if self._alerts is not None:
+                    self._alerts.write(orjson.dumps(alert) + b"\n")
+                log.info("ALERT %s %s %s score=%.3f: %s", alert["severity"], alert["detector"], alert["tx_hash"],
+                            alert["score"], alert["description"])
+        if self.metrics is not None:
+            self.metrics.scored.labels(stage).inc(len(scores))
+            self.metrics.seconds.labels(stage).observe(time.perf_counter() - started)
+            for s in scores:
+                for name, value in s.detectors.items():
+                    self.metrics.score.labels(name).observe(value)
+                if s.finding is not None:
+                    family = s.finding.detector.split("/", 1)[0]
+                    self.metrics.findings.labels(s.finding.severity, family).inc()
+
+    def close(self) -> None:
+        for fh in (self._scores, self._alerts):
+            if fh is not None:
+                fh.close()
+
+
+def _open(path: Path | None) -> IO[bytes] | None:
+    if path is None:
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return open(path, "wb")
+
+
+class DetectSink:
+    """The live pipeline's detection stage: scores mined blocks and pending transactions."""
+
+    def __init__(self, scorer: Scorer) -> None:
+        self.scorer = scorer
+
+    async def handle(self, event: ChainEvent) -> None:
+        if isinstance(event, BlockAdded):
+            self.scorer.block(event.block)
+        elif isinstance(event, PendingSeen):
+            self.scorer.pending([event.pending.tx], event.pending.first_seen)
+        elif isinstance(event, BlockRetracted):
+            log.info("block %d retracted; its alerts will be retracted by the alert stage", event.number)
+
+    async def close(self) -> None:
+        self.scorer.close()

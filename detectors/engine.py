@@ -1,0 +1,190 @@
+"""The scoring engine: a block (or pending transactions) in, scores and findings out.
+
+Per transaction: features (:mod:`.features`), novelty from per-entity state
+(:class:`.online.EntityState`), raw scores from every detector, calibration and fusion into one
+score in [0, 1] (:mod:`.fusion`), wallet behaviour scores for each address involved
+(:mod:`.wallets`), an explanation, and a finding when the fused score reaches the alert
+threshold or a named rule of high severity holds. A block is scored before any of it is learned,
+so the order of transactions within a block does not change scores; transactions that produced a
+finding are kept out of what the models learn (anomalies must not become normal).
+
+Deterministic: with the same input and config, the same scores (the pyod ensemble refits in a
+worker thread but is swapped in at a point fixed by the transaction count).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ingest.events import Block, Tx
+
+from .base import Contribution, Finding
+from .features import BlockContext, tx_features
+from .fusion import Fuser, severity_of
+from .online import EntityState, HSTDetector
+from .rules import SEVERITIES, RuleSet, ShapeDetector, load_rules
+from .wallets import WalletBehaviour
+from .window import PyodWindowDetector
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Hyperparameters of the engine and its detectors (all explicit, seeds included)."""
+
+    seed: int = 42
+    alert_threshold: float = 0.8
+    rule_min_severity: str = "high"
+    weights: dict[str, float] = field(default_factory=lambda: {"shape": 1.0, "hst": 1.0, "pyod": 1.0})
+    fusion_scale: float = 4.0
+    hst_trees: int = 10
+    hst_height: int = 8
+    hst_window: int = 250
+    pyod_window: int = 5000
+    pyod_refit_every: int = 2500
+    pyod_min_fit: int = 2000
+    calibration_window: int = 5000
+    calibration_min_history: int = 200
+    max_entities: int = 200_000
+    max_wallets: int = 500_000
+    rules_path: str | None = None
+
+
+@dataclass
+class TxScore:
+    """One transaction's scores (the ``--scores`` contract) and what explains them."""
+
+    tx_hash: str
+    block_number: int | None
+    score: float
+    detectors: dict[str, float]
+    wallets: dict[str, float]
+    explanation: list[Contribution]
+    rules: list[str]
+    finding: Finding | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"tx_hash": self.tx_hash, "block_number": self.block_number, "score": round(self.score, 6),
+                "detectors": self.detectors, "wallets": self.wallets}
+
+
+class ScoringEngine:
+    """See the module docstring."""
+
+    def __init__(self, config: EngineConfig | None = None, rules: RuleSet | None = None) -> None:
+        self.config = cfg = config or EngineConfig()
+        self.rules = rules if rules is not None else load_rules(cfg.rules_path)
+        self.shape = ShapeDetector(self.rules)
+        self.hst = HSTDetector(n_trees=cfg.hst_trees, height=cfg.hst_height, window_size=cfg.hst_window,
+                               seed=cfg.seed)
+        self.pyod = PyodWindowDetector(window=cfg.pyod_window, refit_every=cfg.pyod_refit_every,
+                                       min_fit=cfg.pyod_min_fit, seed=cfg.seed)
+        self.entities = EntityState(max_entities=cfg.max_entities)
+        self.wallet = WalletBehaviour(max_wallets=cfg.max_wallets)
+        self.fuser = Fuser(cfg.weights, ("shape",), cfg.calibration_window, cfg.calibration_min_history,
+                           cfg.fusion_scale)
+        self._rule_floor = SEVERITIES.index(cfg.rule_min_severity)
+        self.scored = 0
+
+    # -- scoring ---------------------------------------------------------------------------
+
+    def score_block(self, block: Block, *, learn: bool = True) -> list[TxScore]:
+        """Score every transaction of ``block``, then learn from the block."""
+        ctx = BlockContext.of(block)
+        now = float(block.timestamp or 0)
+        return self._score(block.transactions, ctx, now, stage="block", block=block, learn=learn)
+
+    def score_pending(self, txs: Sequence[Tx], now: float) -> list[TxScore]:
+        """Score pending transactions (no learning: they are learned when mined)."""
+        return self._score(txs, BlockContext(txs), now, stage="mempool", block=None, learn=False)
+
+    def _score(self, txs: Sequence[Tx], ctx: BlockContext, now: float, *, stage: str, block: Block | None,
+               learn: bool) -> list[TxScore]:
+        if not txs:
+            return []
+        feats = []
+        for tx in txs:
+            f = tx_features(tx, ctx)
+            self.entities.observe(tx, f)
+            feats.append(f)
+        traced = [i for i, tx in enumerate(txs) if tx.trace is not None]
+        hst_warm, pyod_warm = self.hst.warm, self.pyod.warm
+        pyod_scores = self.pyod.score_many([feats[i] for i in traced]) if pyod_warm and traced else []
+        pyod_by_index = dict(zip(traced, pyod_scores, strict=False))
+        warm_flags = {"shape": True, "hst": hst_warm, "pyod": pyod_warm}
+        out: list[TxScore] = []
+        raws: list[dict[str, float]] = []
+        for i, (tx, f) in enumerate(zip(txs, feats, strict=True)):
+            raw = {"shape": self.shape.score_one(f)}
+            warm = warm_flags
+            if tx.trace is not None:
+                raw["hst"] = self.hst.score_one(f) if hst_warm else 0.0
+                if i in pyod_by_index:
+                    raw["pyod"] = pyod_by_index[i]
+            else:
+                warm = {"shape": True}  # the call-tree models have nothing to go on
+            fused, calibrated = self.fuser.fuse(raw, warm)
+            raws.append(raw)
+            matched = self.rules.matches(f)
+            out.append(TxScore(tx.hash, tx.block_number if block is None else block.number, fused, calibrated, {},
+                               self.shape.explain_one(f)[:5], [r.name for r in matched]))
+            self._maybe_finding(out[-1], tx, f, matched, stage, block)
+        # wallets: learn each transaction, then read the behaviour of the addresses it involves
+        for tx, score in zip(txs, out, strict=True):
+            if learn:
+                self.wallet.learn_tx(tx, now)
+            for a in (tx.sender, tx.to):
+                if a is not None and a not in score.wallets:
+                    score.wallets[a] = round(self.wallet.score(a), 6)
+        if learn:
+            for tx, f, raw, score in zip(txs, feats, raws, out, strict=True):
+                self.entities.learn(tx)
+                if score.finding is not None:
+                    continue  # keep anomalies out of what the models learn
+                warm = warm_flags if tx.trace is not None else {"shape": True}
+                self.fuser.learn(raw, warm)
+                if tx.trace is not None:
+                    self.hst.learn_one(f)
+                    self.pyod.learn_one(f)
+        self.scored += len(txs)
+        return out
+
+    def _maybe_finding(self, score: TxScore, tx: Tx, f: dict[str, float], matched: list[Any], stage: str,
+                       block: Block | None) -> None:
+        strong = [r for r in matched if SEVERITIES.index(r.severity) >= self._rule_floor]
+        if score.score < self.config.alert_threshold and not strong:
+            return
+        if strong:
+            top = max(strong, key=lambda r: SEVERITIES.index(r.severity))
+            severity = max(top.severity, severity_of(score.score), key=SEVERITIES.index)
+            kind, title, detector = top.type, top.title, f"rules/{top.name}"
+        else:
+            severity = severity_of(score.score)
+            kind, title, detector = "suspicious", "Anomalous transaction", "fusion"
+        reasons = "; ".join(f"{c.why} ({c.feature}={c.value:g})" for c in score.explanation[:3]) or "unusual features"
+        addresses = [a for a in (tx.sender, tx.to) if a is not None]
+        score.finding = Finding(
+            tx_hash=tx.hash, block_number=score.block_number, block_hash=block.hash if block else None, stage=stage,
+            score=round(score.score, 6), severity=severity, type=kind, detector=detector, title=title,
+            description=f"{title}: {reasons}.", addresses=addresses, explanation=score.explanation,
+        )
+
+    # -- state -----------------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        return {"hst": self.hst.state(), "pyod": self.pyod.state(), "entities": self.entities.state(),
+                "wallet": self.wallet.state(), "fuser": self.fuser.state(), "scored": self.scored}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.hst.load_state(state["hst"])
+        self.pyod.load_state(state["pyod"])
+        self.entities.load_state(state["entities"])
+        self.wallet.load_state(state["wallet"])
+        self.fuser.load_state(state["fuser"])
+        self.scored = int(state["scored"])
+
+
+def score_blocks(engine: ScoringEngine, blocks: Iterable[Block]) -> Iterable[TxScore]:
+    for block in blocks:
+        yield from engine.score_block(block)

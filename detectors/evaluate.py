@@ -1,0 +1,231 @@
+"""Measuring detection against labels, as ``../shared/data/README.md`` defines it.
+
+Transactions (labels ``tx_hash,label,...``): ROC-AUC, average precision, recall at 1% and 0.1%
+false-positive rate over the ordinary transactions, the share of labelled transactions ranked in
+the top 3 of their block, and, given the alerts the configuration emitted, precision, recall and
+false alerts per 1,000 ordinary transactions. Accounts (labels ``address,label``): each labelled
+account's highest behaviour score in the replay, then ROC-AUC and recall at 5% FPR.
+
+The metrics are implemented here (no scikit-learn at run time) and checked against scikit-learn
+in the tests. Ties are handled as scikit-learn does (AUC counts a tie as half; AP steps over
+distinct thresholds).
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+
+class EvaluationError(ValueError):
+    """Inputs that cannot be evaluated (no labels matched, one class only, bad files)."""
+
+
+def roc_auc(labels: Sequence[int], scores: Sequence[float]) -> float:
+    """Area under the ROC curve (Mann-Whitney, ties count half).
+
+    >>> roc_auc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
+    0.75
+    """
+    pairs = sorted(zip(scores, labels, strict=True))
+    pos = sum(labels)
+    neg = len(labels) - pos
+    if pos == 0 or neg == 0:
+        raise EvaluationError("ROC-AUC needs both labelled and ordinary items")
+    rank_sum = 0.0
+    i = 0
+    while i < len(pairs):
+        j = i
+        while j < len(pairs) and pairs[j][0] == pairs[i][0]:
+            j += 1
+        avg_rank = (i + 1 + j) / 2  # ranks i+1..j share their mean
+        rank_sum += avg_rank * sum(lab for _, lab in pairs[i:j])
+        i = j
+    return (rank_sum - pos * (pos + 1) / 2) / (pos * neg)
+
+
+def average_precision(labels: Sequence[int], scores: Sequence[float]) -> float:
+    """Average precision: sum over thresholds of (recall step) x precision.
+
+    >>> round(average_precision([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]), 4)
+    0.8333
+    """
+    pos = sum(labels)
+    if pos == 0:
+        raise EvaluationError("average precision needs labelled items")
+    order = sorted(range(len(scores)), key=lambda k: -scores[k])
+    tp = fp = 0
+    ap = 0.0
+    prev_recall = 0.0
+    i = 0
+    while i < len(order):
+        j = i
+        while j < len(order) and scores[order[j]] == scores[order[i]]:
+            tp += labels[order[j]]
+            fp += 1 - labels[order[j]]
+            j += 1
+        recall = tp / pos
+        ap += (recall - prev_recall) * (tp / (tp + fp))
+        prev_recall = recall
+        i = j
+    return ap
+
+
+def recall_at_fpr(labels: Sequence[int], scores: Sequence[float], fpr: float) -> float:
+    """Share of labelled items scored strictly above the threshold that lets at most ``fpr`` of
+    the ordinary ones through (the ordinary score at that quantile)."""
+    neg = sorted((s for s, lab in zip(scores, labels, strict=True) if not lab), reverse=True)
+    pos = [s for s, lab in zip(scores, labels, strict=True) if lab]
+    if not neg or not pos:
+        raise EvaluationError("recall at FPR needs both labelled and ordinary items")
+    allowed = int(fpr * len(neg))  # ordinary items allowed above the threshold
+    threshold = neg[allowed] if allowed < len(neg) else float("-inf")
+    return sum(1 for s in pos if s > threshold) / len(pos)
+
+
+def read_labels(path: str | Path) -> tuple[str, dict[str, int]]:
+    """('tx' or 'account', {key: label}) from a labels CSV."""
+    try:
+        with open(path, newline="") as fh:
+            reader = csv.DictReader(fh)
+            fields = reader.fieldnames or []
+            key = "tx_hash" if "tx_hash" in fields else "address" if "address" in fields else None
+            if key is None or "label" not in fields:
+                raise EvaluationError(f"{path}: expected columns tx_hash,label or address,label")
+            labels = {row[key].lower(): int(row["label"]) for row in reader}
+    except OSError as err:
+        raise EvaluationError(f"cannot read labels {path}: {err.strerror}") from None
+    return ("tx" if key == "tx_hash" else "account"), labels
+
+
+def read_jsonl(path: str | Path) -> Iterable[dict[str, Any]]:
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 - closed below
+    except OSError as err:
+        raise EvaluationError(f"cannot read {path}: {err.strerror}") from None
+    with fh:
+        for lineno, line in enumerate(fh, 1):
+            if line.strip():
+                try:
+                    yield orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    raise EvaluationError(f"{path}:{lineno}: not JSON") from None
+
+
+def evaluate_transactions(scores: list[dict[str, Any]], labels: dict[str, int],
+                          alerts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    rows = [(labels[s["tx_hash"]], float(s["score"]), s.get("block_number")) for s in scores if s["tx_hash"] in labels]
+    if not rows:
+        raise EvaluationError("no scored transaction has a label: wrong labels file?")
+    y = [r[0] for r in rows]
+    x = [r[1] for r in rows]
+    by_block: dict[Any, list[float]] = defaultdict(list)
+    for _, s, b in rows:
+        by_block[b].append(s)
+    top3 = [sum(1 for o in by_block[b] if o > s) < 3 for lab, s, b in rows if lab]
+    out: dict[str, Any] = {
+        "kind": "transactions", "transactions": len(rows), "labelled": sum(y),
+        "roc_auc": round(roc_auc(y, x), 4), "average_precision": round(average_precision(y, x), 4),
+        "recall_at_1pct_fpr": round(recall_at_fpr(y, x, 0.01), 4),
+        "recall_at_0.1pct_fpr": round(recall_at_fpr(y, x, 0.001), 4),
+        "top3_in_block": round(sum(top3) / len(top3), 4),
+    }
+    if alerts is not None:
+        alerted = {a["tx_hash"] for a in alerts if a.get("tx_hash") and a.get("status") != "retracted"}
+        tp = sum(1 for h, lab in labels.items() if lab and h in alerted)
+        fp = sum(1 for h in alerted if labels.get(h) == 0)
+        ordinary = len(y) - sum(y)
+        out["alerts"] = {
+            "alerted_transactions": len(alerted),
+            "precision": round(tp / (tp + fp), 4) if tp + fp else None,
+            "recall": round(tp / sum(y), 4),
+            "false_alerts_per_1000": round(1000 * fp / ordinary, 3) if ordinary else None,
+        }
+    return out
+
+
+def evaluate_accounts(scores: list[dict[str, Any]], labels: dict[str, int]) -> dict[str, Any]:
+    best: dict[str, float] = {}
+    for s in scores:
+        for address, value in (s.get("wallets") or {}).items():
+            if address in labels and value > best.get(address, -1.0):
+                best[address] = value
+    if not best:
+        raise EvaluationError("no scored address has a label: wrong labels file?")
+    y = [labels[a] for a in labels]
+    x = [best.get(a, 0.0) for a in labels]
+    return {
+        "kind": "accounts", "accounts": len(labels), "seen": len(best), "labelled": sum(y),
+        "roc_auc": round(roc_auc(y, x), 4), "recall_at_5pct_fpr": round(recall_at_fpr(y, x, 0.05), 4),
+    }
+
+
+def plot(scores: list[dict[str, Any]], labels: dict[str, int], kind: str, path: str | Path) -> None:
+    """Precision-recall curve and score timeline (labelled items marked), as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.8))
+    if kind == "tx":
+        pts = [(float(s["score"]), labels.get(s["tx_hash"], 0)) for s in scores if s["tx_hash"] in labels]
+    else:
+        best: dict[str, float] = {}
+        for s in scores:
+            for a, v in (s.get("wallets") or {}).items():
+                if a in labels:
+                    best[a] = max(v, best.get(a, 0.0))
+        pts = [(best.get(a, 0.0), lab) for a, lab in labels.items()]
+    pos = sum(lab for _, lab in pts)
+    ordered = sorted(pts, key=lambda p: -p[0])
+    tp = fp = 0
+    prec, rec = [], []
+    for _, lab in ordered:
+        tp += lab
+        fp += 1 - lab
+        prec.append(tp / (tp + fp))
+        rec.append(tp / pos if pos else 0.0)
+    ax1.plot(rec, prec, color="tab:blue")
+    ax1.set_xlabel("recall")
+    ax1.set_ylabel("precision")
+    ax1.set_xlim(0, 1.01)
+    ax1.set_ylim(0, 1.05)
+    ax1.set_title(f"precision-recall ({'transactions' if kind == 'tx' else 'accounts'}, {pos} labelled)")
+    ax1.grid(alpha=0.3)
+    if kind == "tx":
+        idx = range(len(pts))
+        ax2.scatter([i for i in idx if not pts[i][1]], [pts[i][0] for i in idx if not pts[i][1]], s=3,
+                    color="0.6", label="ordinary")
+        ax2.scatter([i for i in idx if pts[i][1]], [pts[i][0] for i in idx if pts[i][1]], s=28, color="tab:red",
+                    marker="x", label="labelled (exploit)")
+        ax2.set_xlabel("transaction (replay order)")
+        ax2.set_title("score timeline")
+    else:
+        ax2.hist([p[0] for p in pts if not p[1]], bins=40, alpha=0.6, color="0.5", label="ordinary accounts")
+        ax2.hist([p[0] for p in pts if p[1]], bins=40, alpha=0.6, color="tab:red", label="labelled (phishing)")
+        ax2.set_xlabel("highest behaviour score")
+        ax2.set_title("behaviour score distribution")
+    ax2.set_ylabel("score" if kind == "tx" else "accounts")
+    ax2.legend(loc="best")
+    ax2.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def evaluate(scores_path: str | Path, labels_path: str | Path, alerts_path: str | Path | None = None,
+             plot_path: str | Path | None = None) -> dict[str, Any]:
+    kind, labels = read_labels(labels_path)
+    scores = list(read_jsonl(scores_path))
+    alerts = list(read_jsonl(alerts_path)) if alerts_path else None
+    result = evaluate_transactions(scores, labels, alerts) if kind == "tx" else evaluate_accounts(scores, labels)
+    if plot_path is not None:
+        plot(scores, labels, kind, plot_path)
+        result["plot"] = str(plot_path)
+    return result

@@ -1,0 +1,258 @@
+"""Transaction features: from the transaction, its call tree and its logs, in one pass.
+
+Every feature is a float; a feature whose source is absent (no trace, no receipt, no gas fields)
+is left out of the dict rather than set to 0, so "missing" never reads as a signal: detectors
+use what a transaction has. Names are stable (they appear in explanations and scores).
+
+The trace features describe shapes that exploits share across protocols and years, not
+addresses: how much a single call sets in motion (frames, depth, contracts, repeated calls), who
+re-enters whom (reentrancy), tokens moved and checked (transfer/balanceOf), value flowing to the
+sender, contracts created and called within the same transaction, flash-loan shaped
+borrow-and-repay, a bare 4-byte call that sets off a large tree (a pre-programmed attack
+contract), overflow-sized amounts in calldata, and calls of initialisation or ownership
+functions on contracts that were not created in the same transaction.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from ingest.events import Block, CallFrame, Tx
+
+WEI = 10**18
+
+# 4-byte selectors of the token functions every ERC20/721 shares
+TRANSFER = "0xa9059cbb"
+TRANSFER_FROM = "0x23b872dd"
+APPROVE = "0x095ea7b3"
+BALANCE_OF = "0x70a08231"
+TOKEN_MOVES = frozenset({TRANSFER, TRANSFER_FROM})
+# flash-loan entry points of the common lenders (ERC-3156, Aave v1/v2/v3, dYdX, Balancer,
+# Uniswap v2 swap with callback data, Uniswap v3 flash, Euler)
+FLASH_SELECTORS = frozenset({
+    "0x5cffe9de", "0xab9c4b5d", "0x42b0b77c", "0x5c38449e", "0xa67a6a45", "0x490e6cbc", "0xa1d48336",
+    "0x1b11d0ff", "0xd9d98ce4",
+})
+UNISWAP_V2_SWAP = "0x022c0d9f"
+# initialisation and ownership functions that an outsider should not call on a live contract
+TAKEOVER_SELECTORS = frozenset({
+    "0xe46dcfeb",  # initWallet(address[],uint256,uint256)
+    "0x8129fc1c",  # initialize()
+    "0xc4d66de8",  # initialize(address)
+    "0x485cc955",  # initialize(address,address)
+    "0xcbf0b0c0",  # kill(address)
+    "0xf2fde38b",  # transferOwnership(address)
+    "0x13af4035",  # setOwner(address)
+    "0x3659cfe6",  # upgradeTo(address)
+    "0x4f1ef286",  # upgradeToAndCall(address,bytes)
+    "0x704b6c02",  # setAdmin(address)
+})
+TOPIC_TRANSFER = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
+TOPIC_APPROVAL = "0x8c5be1e5ebec7d5bd14f71427d1e84f3dd0314c0f7b2291e5b200ac8c7c3b925"
+TOPIC_OWNERSHIP = "0x8be0079c531659141344cd1fd0a4f28419497f9722a3daafe3b4186f6b6457e0"
+TOPIC_UPGRADED = "0xbc7cd75a20ee27fd9adebab32041f755214dbc6bffa90cc0225b39da2e5c2d3b"
+TOPIC_ADMIN = "0x7e644d79422f17c01e4894b5f4f588d331ebfa28653d42ae832dc59e38c9798f"
+MAX_UINT_WORD = "f" * 64
+
+FEATURES: tuple[str, ...] = (
+    # transaction
+    "value_eth", "calldata_bytes", "is_create", "has_selector", "gas_price_ratio", "fee_eth",
+    # call tree
+    "frames", "depth", "contracts", "delegatecalls", "creates", "selfdestructs", "staticcalls",
+    "value_calls", "failed_frames", "max_repeat", "reentries", "calls_into_created", "token_moves",
+    "tokens_touched", "balance_checks", "approvals", "eth_to_sender", "flash_calls", "borrow_repay",
+    "bare_call_tree", "takeover_calls",
+    # calldata words
+    "overflow_words",
+    # logs
+    "logs", "transfer_events", "unlimited_approvals", "ownership_events", "upgrade_events",
+    # novelty, from per-entity state (detectors.online.EntityState), when the stream is warm
+    "contract_calls_before", "selector_new_on_contract", "selector_seen_before", "sender_txs_before",
+    # third-party token pulls: transferFrom of someone who is neither the sender nor the caller
+    "third_party_pulls",
+)
+
+
+def log1p(x: float) -> float:
+    return math.log1p(x) if x > 0 else 0.0
+
+
+def _calldata_overflow_words(data: str) -> int:
+    """32-byte words that look like overflow bait: >= 2^252 but not the max-uint allowance."""
+    n = 0
+    for i in range(10, len(data) - 63, 64):
+        word = data[i : i + 64]
+        if word[0] in "89abcde":  # 0xf... words are mostly small negative ints and max-uint allowances
+            n += 1
+    return n
+
+
+def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float]) -> None:
+    """Call-tree features of ``tx`` into ``out`` (one pass over the frames)."""
+    frames = depth_max = delegate = creates = selfdestructs = statics = value_calls = failed = 0
+    token_moves = balance_checks = approvals = flash = reentries = into_created = takeover = pulls = 0
+    eth_to_sender = 0
+    sender = tx.sender
+    repeats: dict[tuple[str | None, str], int] = {}
+    contracts: set[str | None] = set()
+    tokens: set[str | None] = set()
+    created: set[str | None] = set()
+    received_from: dict[tuple[str | None, str], int] = {}  # (token, counterparty) -> times tokens came in
+    borrow_repay = 0
+    root_to = frame.to
+    # iterative DFS with the stack of (frame, depth, callers on the path)
+    stack: list[tuple[CallFrame, int, frozenset[str | None]]] = [(frame, 0, frozenset((sender,)))]
+    while stack:
+        f, d, path = stack.pop()
+        frames += 1
+        if d > depth_max:
+            depth_max = d
+        kind = f.type
+        to = f.to
+        contracts.add(to)
+        if kind == "DELEGATECALL":
+            delegate += 1
+        elif kind == "STATICCALL":
+            statics += 1
+        elif kind == "CREATE" or kind == "CREATE2":
+            creates += 1
+            created.add(to)
+        elif kind == "SELFDESTRUCT" and f.value:
+            selfdestructs += 1  # destroyed holding funds (gas tokens self-destruct empty by the dozen)
+        if f.error is not None:
+            failed += 1
+        v = f.value
+        if v:
+            value_calls += 1
+            if to == sender and d > 0:
+                eth_to_sender += v
+        if to in created and d > 0 and kind != "CREATE" and kind != "CREATE2":
+            into_created += 1
+        inp = f.input
+        # re-entry: a function call into a third-party contract still on the stack. A bare ETH send
+        # back to the caller (WETH.withdraw paying a bot) and a callback into the transaction's own
+        # contract (flash-swap callbacks into the bot) are how ordinary contracts work.
+        if kind == "CALL" and d > 0 and len(inp) >= 10 and to in path and to != root_to and to != sender:
+            reentries += 1
+        if len(inp) >= 10:
+            sel = inp[:10]
+            key = (to, sel)
+            repeats[key] = repeats.get(key, 0) + 1
+            if sel in TOKEN_MOVES:
+                token_moves += 1
+                tokens.add(to)
+                # transfer(to, amount): tokens leave f.sender; transferFrom(from, to, amount)
+                if sel == TRANSFER:
+                    dest = "0x" + inp[34:74]
+                    src = f.sender
+                else:
+                    src = "0x" + inp[34:74]
+                    dest = "0x" + inp[98:138]
+                    if src != sender and src != f.sender and src != dest:
+                        pulls += 1
+                if dest == root_to or dest == sender:
+                    received_from[(to, src)] = received_from.get((to, src), 0) + 1
+                elif (src == root_to or src == sender) and received_from.get((to, dest)):
+                    borrow_repay += 1  # the same token went back to whom it came from
+            elif sel == BALANCE_OF:
+                balance_checks += 1
+                tokens.add(to)
+            elif sel == APPROVE:
+                approvals += 1
+            if sel in FLASH_SELECTORS or (sel == UNISWAP_V2_SWAP and len(inp) > 330 and inp[266:330] != "0" * 64):
+                flash += 1
+            if sel in TAKEOVER_SELECTORS and to not in created:
+                takeover += 1
+        if f.calls:
+            child_path = path | {to} if kind != "DELEGATECALL" else path
+            for c in reversed(f.calls):
+                stack.append((c, d + 1, child_path))
+    out["frames"] = float(frames)
+    out["depth"] = float(depth_max)
+    out["contracts"] = float(len(contracts))
+    out["delegatecalls"] = float(delegate)
+    out["creates"] = float(creates)
+    out["selfdestructs"] = float(selfdestructs)
+    out["staticcalls"] = float(statics)
+    out["value_calls"] = float(value_calls)
+    out["failed_frames"] = float(failed)
+    out["max_repeat"] = float(max(repeats.values(), default=0))
+    out["reentries"] = float(reentries)
+    out["calls_into_created"] = float(into_created)
+    out["token_moves"] = float(token_moves)
+    out["tokens_touched"] = float(len(tokens))
+    out["balance_checks"] = float(balance_checks)
+    out["approvals"] = float(approvals)
+    out["eth_to_sender"] = eth_to_sender / WEI
+    out["flash_calls"] = float(flash)
+    out["borrow_repay"] = float(borrow_repay)
+    out["takeover_calls"] = float(takeover)
+    out["third_party_pulls"] = float(pulls)
+    # a call with no arguments that sets off a large tree: a contract pre-programmed to attack
+    calldata = (len(tx.input) - 2) // 2
+    out["bare_call_tree"] = float(frames) if calldata == 4 and frames > 1 else 0.0
+
+
+def log_features(tx: Tx, out: dict[str, float]) -> None:
+    receipt = tx.receipt
+    if receipt is None or (not receipt.logs and receipt.status is None):
+        return
+    transfers = unlimited = ownership = upgrades = 0
+    for lg in receipt.logs:
+        if not lg.topics:
+            continue
+        t0 = lg.topics[0]
+        if t0 == TOPIC_TRANSFER:
+            transfers += 1
+        elif t0 == TOPIC_APPROVAL:
+            if lg.data[-64:] == MAX_UINT_WORD:
+                unlimited += 1
+        elif t0 == TOPIC_OWNERSHIP:
+            ownership += 1
+        elif t0 == TOPIC_UPGRADED or t0 == TOPIC_ADMIN:
+            upgrades += 1
+    out["logs"] = float(len(receipt.logs))
+    out["transfer_events"] = float(transfers)
+    out["unlimited_approvals"] = float(unlimited)
+    out["ownership_events"] = float(ownership)
+    out["upgrade_events"] = float(upgrades)
+
+
+class BlockContext:
+    """What a transaction is compared with in its block (median gas price)."""
+
+    __slots__ = ("median_gas_price",)
+
+    def __init__(self, txs: Iterable[Tx]) -> None:
+        prices = sorted(p for p in (t.gas_price for t in txs) if p)
+        self.median_gas_price = prices[len(prices) // 2] if prices else None
+
+    @classmethod
+    def of(cls, block: Block) -> BlockContext:
+        return cls(block.transactions)
+
+
+def tx_features(tx: Tx, ctx: BlockContext | None = None) -> dict[str, float]:
+    """All features the transaction's data allows (see module docstring).
+
+    >>> f = tx_features(Tx(hash="0x1", sender="0xa", to="0xb", value=2 * WEI, input="0xa9059cbb" + "0" * 128))
+    >>> f["value_eth"], f["calldata_bytes"], "frames" in f
+    (2.0, 68.0, False)
+    """
+    out: dict[str, float] = {}
+    if tx.value is not None:
+        out["value_eth"] = tx.value / WEI
+    out["calldata_bytes"] = float((len(tx.input) - 2) // 2)
+    out["is_create"] = 1.0 if tx.to is None and tx.sender is not None else 0.0
+    out["has_selector"] = 1.0 if len(tx.input) >= 10 else 0.0
+    out["overflow_words"] = float(_calldata_overflow_words(tx.input))
+    if tx.gas_price is not None and ctx is not None and ctx.median_gas_price:
+        out["gas_price_ratio"] = tx.gas_price / ctx.median_gas_price
+    receipt = tx.receipt
+    if receipt is not None and receipt.gas_used is not None and receipt.effective_gas_price is not None:
+        out["fee_eth"] = receipt.gas_used * receipt.effective_gas_price / WEI
+    if tx.trace is not None:
+        trace_features(tx, tx.trace, out)
+    log_features(tx, out)
+    return out

@@ -1,0 +1,134 @@
+"""Calibration and fusion: every detector's raw score to one score in [0, 1], with severity.
+
+The anomaly models' raw scores (HST, pyod) have no common scale, so each is calibrated online
+against its own recent history (a streaming quantile over the last ``window`` scores): a raw score
+becomes its surprise, ``-log10`` of the share of recent scores at or above it, divided by
+``log10(window)``: 0 is ordinary, 0.5 a 1-in-sqrt(window) event, 1 beyond anything in the window.
+The shape rules' raw score is already in evidence units (weighted attack-shape terms). Fusion adds
+them: ``E = shape + sum(weight_d * surprise_d)`` over warm detectors (a detector in warm-up is
+left out, not counted as 0), and the fused score is ``1 - exp(-E / scale)`` in [0, 1): monotone
+in the evidence, with no ties in the far tail where alerts live. Severity comes from the fused
+score through fixed thresholds.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+SEVERITY_THRESHOLDS: tuple[tuple[float, str], ...] = (
+    (0.90, "critical"), (0.80, "high"), (0.65, "medium"), (0.50, "low"), (0.0, "info"),
+)
+
+
+def severity_of(score: float) -> str:
+    """
+    >>> severity_of(0.95), severity_of(0.7), severity_of(0.1)
+    ('critical', 'medium', 'info')
+    """
+    for threshold, name in SEVERITY_THRESHOLDS:
+        if score >= threshold:
+            return name
+    return "info"
+
+
+class Calibrator:
+    """Streaming quantile calibration of one detector's raw scores (see module docstring).
+
+    >>> c = Calibrator(window=100, min_history=10)
+    >>> for v in range(100): c.update(float(v))
+    >>> round(c.calibrate(50.0), 2), round(c.calibrate(99.0), 2), c.calibrate(1e9)
+    (0.15, 1.0, 1.0)
+    """
+
+    def __init__(self, window: int = 5000, min_history: int = 200) -> None:
+        self.window = window
+        self.min_history = min_history
+        self._fifo: deque[float] = deque()
+        self._sorted: list[float] = []
+
+    @property
+    def warm(self) -> bool:
+        return len(self._sorted) >= self.min_history
+
+    def calibrate(self, raw: float) -> float:
+        n = len(self._sorted)
+        if n == 0:
+            return 0.0
+        at_or_above = n - bisect.bisect_left(self._sorted, raw)
+        share = max(at_or_above, 1) / (n + 1) if at_or_above else 1 / (n + 1)
+        surprise = -math.log10(share)
+        top = math.log10(n + 1)
+        return min(1.0, surprise / top) if top > 0 else 0.0
+
+    def update(self, raw: float) -> None:
+        self._fifo.append(raw)
+        bisect.insort(self._sorted, raw)
+        if len(self._fifo) > self.window:
+            old = self._fifo.popleft()
+            del self._sorted[bisect.bisect_left(self._sorted, old)]
+
+    def state(self) -> dict[str, Any]:
+        return {"fifo": list(self._fifo)}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self._fifo = deque(state["fifo"])
+        self._sorted = sorted(self._fifo)
+
+
+class Fuser:
+    """Evidence-sum fusion (see the module docstring).
+
+    ``weights`` gives, for each calibrated (anomaly-model) detector, how many units of evidence a
+    full surprise of 1.0 is worth; ``evidence`` names detectors whose raw score is already evidence
+    (the shape rules), added as is.
+    """
+
+    def __init__(self, weights: Mapping[str, float], evidence: tuple[str, ...] = ("shape",), window: int = 5000,
+                 min_history: int = 200, scale: float = 4.0) -> None:
+        self.weights = dict(weights)
+        self.evidence = evidence
+        self.scale = scale
+        self.calibrators = {name: Calibrator(window, min_history) for name in self.weights if name not in evidence}
+
+    def fuse(self, raw: Mapping[str, float], warm: Mapping[str, bool]) -> tuple[float, dict[str, float]]:
+        """(fused score, per-detector score in [0, 1]) for one transaction's raw scores."""
+        calibrated: dict[str, float] = {}
+        total = 0.0
+        for name, value in raw.items():
+            if name in self.evidence:
+                total += self.weights.get(name, 1.0) * value
+                calibrated[name] = round(squash(value, self.scale), 6)
+                continue
+            cal = self.calibrators[name]
+            if not (warm.get(name, False) and cal.warm):
+                continue  # cold: neither ordinary nor anomalous, just absent
+            c = cal.calibrate(value)
+            calibrated[name] = round(c, 6)
+            total += self.weights.get(name, 0.0) * c
+        return squash(total, self.scale), calibrated
+
+    def learn(self, raw: Mapping[str, float], warm: Mapping[str, bool]) -> None:
+        for name, value in raw.items():
+            if name in self.calibrators and warm.get(name, False):
+                self.calibrators[name].update(value)
+
+    def state(self) -> dict[str, Any]:
+        return {name: c.state() for name, c in self.calibrators.items()}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        for name, s in state.items():
+            if name in self.calibrators:
+                self.calibrators[name].load_state(s)
+
+
+def squash(evidence: float, scale: float = 4.0) -> float:
+    """Evidence units to [0, 1): ``1 - exp(-evidence / scale)``; no ties in the tail.
+
+    >>> round(squash(4.0), 3), squash(0.0)
+    (0.632, 0.0)
+    """
+    return 1.0 - math.exp(-evidence / scale) if evidence > 0 else 0.0

@@ -1,0 +1,143 @@
+"""Online detectors learned from the stream itself: river HalfSpaceTrees and entity novelty.
+
+* :class:`HSTDetector` runs river's HalfSpaceTrees on log-scaled features with fixed limits (no
+  scaler to warm up); it is cold for its first ``window_size`` transactions, when HST's reference
+  mass is still empty (river scores 0 there: warm-up is explicit).
+* :class:`EntityState` keeps bounded per-entity memory (LRU, ``max_entities`` each): for each
+  contract called, how often and with which selectors; for each sender, how many transactions;
+  for each selector, how often it was seen. :meth:`EntityState.observe` adds novelty features to a
+  transaction's feature dict *before* the transaction is learned: a first call to a contract, a
+  selector never seen on it, a new sender, a globally rare selector.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from typing import Any
+
+from river import anomaly
+
+from ingest.events import Tx
+
+from .base import Contribution, Features
+
+# features HST sees, each log1p-scaled into [0, limit]
+HST_FEATURES: tuple[tuple[str, float], ...] = (
+    ("frames", 8.0), ("depth", 4.0), ("contracts", 6.0), ("delegatecalls", 6.0), ("staticcalls", 7.0),
+    ("max_repeat", 6.0), ("reentries", 6.0), ("token_moves", 6.0), ("tokens_touched", 4.0),
+    ("balance_checks", 6.0), ("eth_to_sender", 10.0), ("value_eth", 10.0), ("calldata_bytes", 10.0),
+    ("creates", 3.0), ("flash_calls", 3.0), ("borrow_repay", 3.0),
+)
+
+
+class HSTDetector:
+    """river HalfSpaceTrees on log-scaled features (see module docstring)."""
+
+    name = "hst"
+
+    def __init__(self, n_trees: int = 10, height: int = 8, window_size: int = 250, seed: int = 42) -> None:
+        self.n_trees = n_trees
+        self.height = height
+        self.window_size = window_size
+        self.seed = seed
+        self._model = self._new()
+        self._seen = 0
+
+    def _new(self) -> Any:
+        limits = {name: (0.0, hi) for name, hi in HST_FEATURES}
+        return anomaly.HalfSpaceTrees(n_trees=self.n_trees, height=self.height, window_size=self.window_size,
+                                      limits=limits, seed=self.seed)
+
+    @staticmethod
+    def _x(x: Features) -> dict[str, float]:
+        return {name: min(hi, math.log1p(max(0.0, x.get(name, 0.0)))) for name, hi in HST_FEATURES}
+
+    @property
+    def warm(self) -> bool:
+        return self._seen >= self.window_size
+
+    def score_one(self, x: Features) -> float:
+        return float(self._model.score_one(self._x(x)))
+
+    def learn_one(self, x: Features) -> None:
+        self._model.learn_one(self._x(x))
+        self._seen += 1
+
+    def explain_one(self, x: Features) -> list[Contribution]:
+        return []  # HST has no per-feature attribution; fusion explains with the other detectors
+
+    def state(self) -> dict[str, Any]:
+        return {"model": self._model, "seen": self._seen}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self._model = state["model"]
+        self._seen = int(state["seen"])
+
+
+class _LRU(OrderedDict[str, Any]):
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def touch(self, key: str, default: Any) -> Any:
+        value = self.get(key)
+        if value is None:
+            value = default()
+            self[key] = value
+            if len(self) > self.limit:
+                self.popitem(last=False)
+        else:
+            self.move_to_end(key)
+        return value
+
+
+class EntityState:
+    """Bounded per-contract, per-sender and per-selector memory, learned online."""
+
+    def __init__(self, max_entities: int = 200_000, max_selectors_per_contract: int = 64) -> None:
+        self.max_entities = max_entities
+        self.max_selectors_per_contract = max_selectors_per_contract
+        self.contracts: _LRU = _LRU(max_entities)  # address -> [calls, {selector: count}]
+        self.senders: _LRU = _LRU(max_entities)  # address -> [txs]
+        self.selectors: _LRU = _LRU(max_entities)  # selector -> [count]
+        self.seen = 0
+
+    def observe(self, tx: Tx, x: dict[str, float]) -> None:
+        """Add novelty features for ``tx`` to ``x`` (from what was learned before it)."""
+        if self.seen < 200:
+            return  # cold: everything is new at the start of a stream
+        to = tx.to
+        if to is not None and len(tx.input) >= 10:
+            c = self.contracts.get(to)
+            x["contract_calls_before"] = float(c[0]) if c else 0.0
+            sel = tx.input[:10]
+            x["selector_new_on_contract"] = 1.0 if c and c[0] >= 20 and sel not in c[1] else 0.0
+            s = self.selectors.get(sel)
+            x["selector_seen_before"] = float(s[0]) if s else 0.0
+        if tx.sender is not None:
+            s = self.senders.get(tx.sender)
+            x["sender_txs_before"] = float(s[0]) if s else 0.0
+
+    def learn(self, tx: Tx) -> None:
+        self.seen += 1
+        if tx.sender is not None:
+            self.senders.touch(tx.sender, lambda: [0])[0] += 1
+        to = tx.to
+        if to is not None and len(tx.input) >= 10:
+            sel = tx.input[:10]
+            c = self.contracts.touch(to, lambda: [0, {}])
+            c[0] += 1
+            if sel in c[1] or len(c[1]) < self.max_selectors_per_contract:
+                c[1][sel] = c[1].get(sel, 0) + 1
+            self.selectors.touch(sel, lambda: [0])[0] += 1
+
+    def state(self) -> dict[str, Any]:
+        return {"contracts": self.contracts, "senders": self.senders, "selectors": self.selectors, "seen": self.seen}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.contracts, self.senders, self.selectors = state["contracts"], state["senders"], state["selectors"]
+        self.seen = int(state["seen"])
+
+    def sizes(self) -> dict[str, int]:
+        return {"contracts": len(self.contracts), "senders": len(self.senders), "selectors": len(self.selectors)}

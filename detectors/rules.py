@@ -1,0 +1,179 @@
+"""Rules for known attack shapes, written as data (YAML), not code.
+
+:class:`ShapeDetector` sums weighted evidence terms into a raw score (see
+``rules/default.yaml``); :meth:`RuleSet.matches` returns the named rules whose every condition
+holds. Both read only the feature dict, so a rule file can be changed without touching code and
+is validated on load (unknown features, operators or keys are refused with the file and the place).
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .base import Contribution, Features
+from .features import FEATURES
+
+SEVERITIES = ("info", "low", "medium", "high", "critical")
+TYPES = ("exploit", "suspicious", "scam", "info")
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "==": operator.eq,
+}
+
+
+class RuleError(ValueError):
+    """A rule file that cannot be used."""
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    feature: str
+    transform: str
+    weight: float
+    over: float = 0.0
+    why: str = ""
+
+    def amount(self, x: Features) -> float:
+        v = x.get(self.feature)
+        if v is None:
+            return 0.0
+        if self.transform == "zero":
+            return self.weight if v == 0 else 0.0
+        if v <= self.over:
+            return 0.0
+        if self.transform == "present":
+            return self.weight
+        if self.transform == "zero":
+            return 0.0
+        return self.weight * math.log1p(v - self.over)
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    name: str
+    conditions: tuple[tuple[str, str, float], ...]
+    severity: str
+    type: str
+    title: str
+
+    def holds(self, x: Features) -> bool:
+        for feature, op, number in self.conditions:
+            v = x.get(feature)
+            if v is None or not _OPS[op](v, number):
+                return False
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSet:
+    evidence: tuple[Evidence, ...]
+    rules: tuple[Rule, ...]
+    source: str
+
+    def matches(self, x: Features) -> list[Rule]:
+        return [r for r in self.rules if r.holds(x)]
+
+
+def _condition(where: str, feature: str, text: object) -> tuple[str, str, float]:
+    if feature not in FEATURES:
+        raise RuleError(f"{where}: unknown feature {feature!r}")
+    s = str(text).strip()
+    for op in sorted(_OPS, key=len, reverse=True):
+        if s.startswith(op):
+            try:
+                return feature, op, float(s[len(op) :])
+            except ValueError:
+                break
+    raise RuleError(f"{where}: condition {s!r} for {feature!r} is not 'OP NUMBER' (OP one of {', '.join(_OPS)})")
+
+
+def parse_rules(doc: Any, source: str) -> RuleSet:
+    if not isinstance(doc, dict) or doc.get("version") != 1:
+        raise RuleError(f"{source}: expected a mapping with version: 1")
+    unknown = set(doc) - {"version", "evidence", "rules"}
+    if unknown:
+        raise RuleError(f"{source}: unknown keys {sorted(unknown)}")
+    evidence = []
+    for i, e in enumerate(doc.get("evidence") or []):
+        where = f"{source}: evidence[{i}]"
+        if not isinstance(e, dict) or set(e) - {"feature", "transform", "weight", "over", "why"}:
+            raise RuleError(f"{where}: keys are feature, transform, weight, over, why")
+        if e.get("feature") not in FEATURES:
+            raise RuleError(f"{where}: unknown feature {e.get('feature')!r}")
+        if e.get("transform", "log1p") not in ("log1p", "present", "zero"):
+            raise RuleError(f"{where}: transform must be log1p, present or zero")
+        evidence.append(Evidence(e["feature"], e.get("transform", "log1p"), float(e["weight"]),
+                                 float(e.get("over", 0)), str(e.get("why", ""))))
+    rules = []
+    for i, r in enumerate(doc.get("rules") or []):
+        where = f"{source}: rules[{i}]"
+        if not isinstance(r, dict) or set(r) - {"name", "when", "severity", "type", "title"}:
+            raise RuleError(f"{where}: keys are name, when, severity, type, title")
+        if r.get("severity") not in SEVERITIES or r.get("type") not in TYPES:
+            raise RuleError(f"{where}: severity must be one of {SEVERITIES} and type one of {TYPES}")
+        when = r.get("when") or {}
+        if not isinstance(when, dict) or not when:
+            raise RuleError(f"{where}: 'when' must map features to conditions")
+        conds = tuple(_condition(f"{where}.when", f, c) for f, c in when.items())
+        rules.append(Rule(str(r["name"]), conds, r["severity"], r["type"], str(r.get("title", r["name"]))))
+    return RuleSet(tuple(evidence), tuple(rules), source)
+
+
+def load_rules(path: str | Path | None = None) -> RuleSet:
+    """The rule file at ``path``, or the default rules shipped with the package."""
+    if path is None:
+        text = resources.files("detectors").joinpath("rules/default.yaml").read_text()
+        source = "detectors/rules/default.yaml"
+    else:
+        try:
+            text = Path(path).read_text()
+        except OSError as err:
+            raise RuleError(f"cannot read rule file {path}: {err.strerror}") from None
+        source = str(path)
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise RuleError(f"{source} is not valid YAML: {err}") from None
+    return parse_rules(doc, source)
+
+
+class ShapeDetector:
+    """Sum of weighted attack-shape evidence; stateless, so always warm.
+
+    >>> d = ShapeDetector()
+    >>> d.score_one({"frames": 1.0}) == 0.0 < d.score_one({"reentries": 5.0, "eth_to_sender": 10.0})
+    True
+    """
+
+    name = "shape"
+
+    def __init__(self, rules: RuleSet | None = None) -> None:
+        self.rules = rules if rules is not None else load_rules()
+
+    @property
+    def warm(self) -> bool:
+        return True
+
+    def score_one(self, x: Features) -> float:
+        return sum(e.amount(x) for e in self.rules.evidence)
+
+    def learn_one(self, x: Features) -> None:
+        return None
+
+    def explain_one(self, x: Features) -> list[Contribution]:
+        out = [Contribution(e.feature, x.get(e.feature, 0.0), a, e.why)
+               for e in self.rules.evidence if (a := e.amount(x)) > 0]
+        return sorted(out, key=lambda c: -c.contribution)
+
+    def state(self) -> dict[str, Any]:
+        return {}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        return None

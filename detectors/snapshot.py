@@ -1,0 +1,83 @@
+"""Detector state snapshots: a restart keeps what was learned.
+
+A snapshot is a pickle of the engine's learned state behind a small JSON header naming the format,
+its version, the feature list and the engine config. Loading refuses, with a clear message, a file
+of another format, another version or another feature list, rather than misreading it. Snapshots
+are for the operator's own files: like any pickle, load only files you wrote.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pickle
+from pathlib import Path
+
+import orjson
+
+from .engine import EngineConfig, ScoringEngine
+from .features import FEATURES
+
+FORMAT = "chainsentry-detectors"
+VERSION = 1
+
+
+class SnapshotError(ValueError):
+    """A snapshot that cannot be used here."""
+
+
+def save_snapshot(engine: ScoringEngine, path: str | os.PathLike[str]) -> None:
+    header = {"format": FORMAT, "version": VERSION, "features": list(FEATURES),
+              "config": dataclasses.asdict(engine.config), "scored": engine.scored}
+    body = pickle.dumps(engine.state(), protocol=pickle.HIGHEST_PROTOCOL)
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(orjson.dumps(header) + b"\n")
+        fh.write(body)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, p)
+
+
+def read_header(path: str | os.PathLike[str]) -> dict[str, object]:
+    try:
+        with open(path, "rb") as fh:
+            line = fh.readline()
+    except OSError as err:
+        raise SnapshotError(f"cannot read snapshot {path}: {err.strerror}") from None
+    try:
+        header = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        raise SnapshotError(f"{path} is not a chainsentry detector snapshot") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise SnapshotError(f"{path} is not a chainsentry detector snapshot")
+    if header.get("version") != VERSION:
+        raise SnapshotError(f"{path} is snapshot version {header.get('version')}; this build reads version {VERSION}")
+    if header.get("features") != list(FEATURES):
+        raise SnapshotError(f"{path} was written with another feature set; it cannot be used with this build")
+    return header
+
+
+def load_snapshot(engine: ScoringEngine, path: str | os.PathLike[str]) -> None:
+    """Load learned state into ``engine`` (built with the same config), or raise SnapshotError."""
+    header = read_header(path)
+    if header.get("config") != dataclasses.asdict(engine.config):
+        raise SnapshotError(f"{path} was written with another detector configuration")
+    with open(path, "rb") as fh:
+        fh.readline()
+        try:
+            state = pickle.load(fh)
+        except Exception as err:
+            raise SnapshotError(f"{path} is damaged: {err}") from None
+    engine.load_state(state)
+
+
+def engine_from_snapshot(path: str | os.PathLike[str]) -> ScoringEngine:
+    header = read_header(path)
+    cfg = header.get("config")
+    assert isinstance(cfg, dict)
+    engine = ScoringEngine(EngineConfig(**cfg))
+    load_snapshot(engine, path)
+    return engine

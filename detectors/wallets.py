@@ -1,0 +1,161 @@
+"""Wallet behaviour: per-address profiles learned online, and a behaviour score per address.
+
+Each address a transaction involves (sender and recipient) has a profile: transactions in and
+out, distinct counterparties each way (exact up to ``max_counterparties``, then counted as new
+only when seen in a small recent set: an under-estimate, stated), ETH in and out, plain transfers
+versus contract calls, failed transactions, first and last seen time. Profiles live in an LRU
+bounded to ``max_wallets`` (each about 1-2 KB at the counterparty cap), so memory is bounded by
+configuration and measured in ``benchmarks/``.
+
+The behaviour score reads shapes that fraud accounts share rather than any address: a busy account
+whose whole activity falls in a short period (scam addresses are used, reported and abandoned),
+many small incoming payments (victims paying), and most of what came in sent on (sweeping). The
+score of an address is read after each of its transactions, so a signal that every new account
+shows (being young) counts only once the account is busy (5+ transactions).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from typing import Any
+
+from ingest.events import Tx
+
+from .base import Contribution
+
+WEI = 10**18
+
+
+class Profile:
+    __slots__ = (
+        "contract_calls_out",
+        "failed_out",
+        "first",
+        "ins",
+        "last",
+        "n_recv_from",
+        "n_sent_to",
+        "outs",
+        "plain_in",
+        "recv_from",
+        "sent_to",
+        "value_in",
+        "value_out",
+    )
+
+    def __init__(self, now: float) -> None:
+        self.ins = self.outs = self.plain_in = self.contract_calls_out = self.failed_out = 0
+        self.n_recv_from = self.n_sent_to = 0
+        self.value_in = self.value_out = 0.0
+        self.first = self.last = now
+        self.recv_from: set[str] = set()
+        self.sent_to: set[str] = set()
+
+
+class WalletBehaviour:
+    """Per-address profiles and behaviour scores (see module docstring)."""
+
+    name = "wallet"
+
+    def __init__(self, max_wallets: int = 500_000, max_counterparties: int = 64) -> None:
+        self.max_wallets = max_wallets
+        self.max_counterparties = max_counterparties
+        self._profiles: OrderedDict[str, Profile] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._profiles)
+
+    def _get(self, address: str, now: float) -> Profile:
+        profiles = self._profiles
+        p = profiles.get(address)
+        if p is None:
+            p = profiles[address] = Profile(now)
+            if len(profiles) > self.max_wallets:
+                profiles.popitem(last=False)
+        else:
+            profiles.move_to_end(address)
+        return p
+
+    def learn_tx(self, tx: Tx, now: float) -> None:
+        """Update the sender's and the recipient's profiles with ``tx``."""
+        value = (tx.value or 0) / WEI
+        ok = tx.receipt is None or tx.receipt.status != 0
+        cap = self.max_counterparties
+        sender, to = tx.sender, tx.to
+        if sender is not None:
+            p = self._get(sender, now)
+            p.outs += 1
+            p.last = now
+            if not ok:
+                p.failed_out += 1
+            if len(tx.input) >= 10:
+                p.contract_calls_out += 1
+            if ok:
+                p.value_out += value
+            if to is not None and to not in p.sent_to:
+                p.n_sent_to += 1
+                if len(p.sent_to) < cap:
+                    p.sent_to.add(to)
+        if to is not None and ok:
+            q = self._get(to, now)
+            q.ins += 1
+            q.last = now
+            q.value_in += value
+            if len(tx.input) <= 2:
+                q.plain_in += 1
+            if sender is not None and sender not in q.recv_from:
+                q.n_recv_from += 1
+                if len(q.recv_from) < cap:
+                    q.recv_from.add(sender)
+
+    def features(self, address: str) -> dict[str, float] | None:
+        p = self._profiles.get(address)
+        if p is None:
+            return None
+        span_days = max(p.last - p.first, 0.0) / 86400
+        return {
+            "ins": p.ins, "outs": p.outs, "payers": p.n_recv_from, "payees": p.n_sent_to,
+            "value_in": p.value_in, "value_out": p.value_out,
+            "forwarded": min(p.value_out / p.value_in, 1.5) if p.value_in > 0 else 0.0,
+            "plain_in_share": p.plain_in / p.ins if p.ins else 0.0,
+            "contract_call_share": p.contract_calls_out / p.outs if p.outs else 0.0,
+            "failed_share": p.failed_out / p.outs if p.outs else 0.0,
+            "span_days": span_days,
+        }
+
+    def score(self, address: str) -> float:
+        """Behaviour score in [0, 1] for ``address`` from its profile so far."""
+        return _squash(sum(c.contribution for c in self.explain(address)))
+
+    def explain(self, address: str) -> list[Contribution]:
+        f = self.features(address)
+        if f is None:
+            return []
+        out: list[Contribution] = []
+        n = f["ins"] + f["outs"]
+        span = f["span_days"]
+        if n >= 5:  # a young account is not suspicious for being young: it must also be busy
+            burst = max(0.0, 1.0 - math.log1p(span) / math.log1p(90.0))
+            if burst > 0:
+                out.append(Contribution("span_days", span, burst, "busy, and all of it within a short period"))
+        if f["ins"] >= 3:
+            avg_in = f["value_in"] / f["ins"]
+            small = max(0.0, 1.0 - math.log1p(avg_in) / math.log1p(100.0))
+            if small > 0:
+                out.append(Contribution("avg_payment_in_eth", avg_in, small,
+                                        "many small incoming payments"))
+        if f["value_in"] > 0 and f["forwarded"] > 0.7 and f["payers"] >= 2:
+            out.append(Contribution("forwarded", f["forwarded"], 0.3, "most of what came in was sent on"))
+        return sorted(out, key=lambda c: -c.contribution)
+
+    def state(self) -> dict[str, Any]:
+        return {"profiles": self._profiles}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self._profiles = state["profiles"]
+
+
+def _squash(x: float) -> float:
+    """Evidence sum to [0, 1): 1 - exp(-x / 3)."""
+    return 1.0 - math.exp(-x / 3.0) if x > 0 else 0.0

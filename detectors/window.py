@@ -1,0 +1,142 @@
+"""A pyod ensemble refitted on a sliding window and swapped atomically.
+
+The window holds the last ``window`` feature vectors (log-scaled, transactions with call trees
+only). Every ``refit_every`` transactions, once ``min_fit`` are in the window, a new ensemble is
+fitted on a copy of the window in a worker thread: IForest always; HBOS, ECOD and COPOD too once
+the window has ``large_batch`` rows (ECOD and COPOD estimate per-feature tails, stable only on
+large batches; HBOS compiles a numba kernel on first use, ~4 s per process). The new ensemble
+replaces the old one in one assignment exactly ``swap_after`` transactions after the fit started
+(joining the worker if it is not done), so scoring never sees a half-built model and the model
+used for each transaction depends only on the stream: replays are deterministic, and the fit runs
+while scoring goes on. Each model's score becomes the rank it would have had among the training
+window's scores; the ensemble score is the mean rank, in [0, 1].
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+from .base import Contribution, Features
+
+WINDOW_FEATURES: tuple[str, ...] = (
+    "frames", "depth", "contracts", "delegatecalls", "staticcalls", "max_repeat", "reentries", "token_moves",
+    "tokens_touched", "balance_checks", "eth_to_sender", "value_eth", "calldata_bytes", "creates",
+    "flash_calls", "borrow_repay", "value_calls", "approvals",
+)
+
+
+class _Fitted:
+    """Models fitted on one window, with each model's sorted training scores for ranking."""
+
+    def __init__(self, models: list[Any], train_scores: list[np.ndarray]) -> None:
+        self.models = models
+        self.sorted = [np.sort(s) for s in train_scores]
+
+    def score(self, rows: np.ndarray) -> np.ndarray:
+        """Mean rank of each row's score within each model's training scores, in [0, 1]."""
+        ranks = np.zeros(len(rows))
+        for model, ref in zip(self.models, self.sorted, strict=True):
+            s = np.asarray(model.decision_function(rows), dtype=np.float64)
+            ranks += np.searchsorted(ref, s, side="left") / max(len(ref), 1)
+        return ranks / len(self.models)
+
+
+class PyodWindowDetector:
+    """The sliding-window pyod ensemble (see module docstring)."""
+
+    name = "pyod"
+
+    def __init__(self, window: int = 5000, refit_every: int = 2500, min_fit: int = 2000, swap_after: int = 500,
+                 large_batch: int = 5000, seed: int = 42) -> None:
+        self.window = window
+        self.refit_every = refit_every
+        self.min_fit = min_fit
+        self.swap_after = swap_after
+        self.large_batch = large_batch
+        self.seed = seed
+        self._rows: deque[np.ndarray] = deque(maxlen=window)
+        self._fitted: _Fitted | None = None
+        self._since = 0
+        self._pending: tuple[threading.Thread, list[_Fitted], int] | None = None  # (worker, result box, swap at)
+        self._count = 0
+        self.refits = 0
+
+    @staticmethod
+    def _row(x: Features) -> np.ndarray:
+        return np.array([math.log1p(max(0.0, x.get(n, 0.0))) for n in WINDOW_FEATURES], dtype=np.float64)
+
+    @property
+    def warm(self) -> bool:
+        return self._fitted is not None
+
+    def score_one(self, x: Features) -> float:
+        return self.score_many([x])[0]
+
+    def score_many(self, xs: list[Features]) -> list[float]:
+        """Scores for a batch (one model call per batch: per-row calls cost ~1 ms each)."""
+        fitted = self._fitted
+        if fitted is None or not xs:
+            return [0.0] * len(xs)
+        return [float(v) for v in fitted.score(np.vstack([self._row(x) for x in xs]))]
+
+    def learn_one(self, x: Features) -> None:
+        self._rows.append(self._row(x))
+        self._count += 1
+        self._since += 1
+        if self._pending is not None and self._count >= self._pending[2]:
+            self._swap()
+        if self._pending is None and self._since >= self.refit_every and len(self._rows) >= self.min_fit:
+            self._since = 0
+            box: list[_Fitted] = []
+            worker = threading.Thread(target=self._fit, args=(np.vstack(self._rows), box), daemon=True,
+                                      name="pyod-refit")
+            worker.start()
+            self._pending = (worker, box, self._count + self.swap_after)
+
+    def _swap(self) -> None:
+        """Install the model fitted in the background, at a point fixed by the count (deterministic)."""
+        assert self._pending is not None
+        worker, box, _ = self._pending
+        worker.join()
+        self._pending = None
+        if box:
+            self._fitted = box[0]  # one assignment: scoring sees the old or the new ensemble
+            self.refits += 1
+
+    def _fit(self, data: np.ndarray, box: list[_Fitted]) -> None:
+        from pyod.models.iforest import IForest
+
+        models: list[Any] = [IForest(n_estimators=50, random_state=self.seed)]
+        if len(data) >= self.large_batch:
+            # HBOS compiles a numba kernel on first use (~4 s a process): worth it on large windows only
+            from pyod.models.copod import COPOD
+            from pyod.models.ecod import ECOD
+            from pyod.models.hbos import HBOS
+
+            models += [HBOS(n_bins=20), ECOD(), COPOD()]
+        scores = []
+        for m in models:
+            m.fit(data)
+            scores.append(np.asarray(m.decision_scores_, dtype=np.float64))
+        box.append(_Fitted(models, scores))
+
+    def explain_one(self, x: Features) -> list[Contribution]:
+        return []
+
+    def state(self) -> dict[str, Any]:
+        if self._pending is not None:
+            self._swap()
+        return {"rows": list(self._rows), "fitted": self._fitted, "since": self._since, "count": self._count,
+                "refits": self.refits}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self._rows = deque(state["rows"], maxlen=self.window)
+        self._fitted = state["fitted"]
+        self._since = int(state["since"])
+        self._count = int(state["count"])
+        self.refits = int(state["refits"])
