@@ -79,7 +79,13 @@ def log1p(x: float) -> float:
 
 
 def _calldata_overflow_words(data: str) -> int:
-    """32-byte words that look like overflow bait: >= 2^252 but not the max-uint allowance."""
+    """ABI words that look like overflow bait: >= 2^255 and not a small negative (0xff..) number.
+
+    Only ABI-encoded calldata (a selector then whole 32-byte words) is read; packed calldata of
+    bots and routers has no word boundaries to speak of.
+    """
+    if (len(data) - 10) % 64 != 0:
+        return 0
     n = 0
     for i in range(10, len(data) - 63, 64):
         word = data[i : i + 64]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from collections.abc import Hashable
 from typing import Any
 
 from river import anomaly
@@ -45,7 +46,7 @@ class HSTDetector:
         self._seen = 0
 
     def _new(self) -> Any:
-        limits = {name: (0.0, hi) for name, hi in HST_FEATURES}
+        limits: dict[Hashable, tuple[float, float]] = {name: (0.0, hi) for name, hi in HST_FEATURES}
         return anomaly.HalfSpaceTrees(n_trees=self.n_trees, height=self.height, window_size=self.window_size,
                                       limits=limits, seed=self.seed)
 
@@ -76,7 +77,7 @@ class HSTDetector:
 
 
 class _LRU(OrderedDict[str, Any]):
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int = 0) -> None:  # a default: pickle rebuilds it empty, then restores
         super().__init__()
         self.limit = limit
 

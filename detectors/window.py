@@ -62,7 +62,8 @@ class PyodWindowDetector:
         self._rows: deque[np.ndarray] = deque(maxlen=window)
         self._fitted: _Fitted | None = None
         self._since = 0
-        self._pending: tuple[threading.Thread, list[_Fitted], int] | None = None  # (worker, result box, swap at)
+        # (worker or None once finished, result box, transaction count at which to swap)
+        self._pending: tuple[threading.Thread | None, list[_Fitted], int] | None = None
         self._count = 0
         self.refits = 0
 
@@ -102,7 +103,8 @@ class PyodWindowDetector:
         """Install the model fitted in the background, at a point fixed by the count (deterministic)."""
         assert self._pending is not None
         worker, box, _ = self._pending
-        worker.join()
+        if worker is not None:
+            worker.join()
         self._pending = None
         if box:
             self._fitted = box[0]  # one assignment: scoring sees the old or the new ensemble
@@ -129,10 +131,14 @@ class PyodWindowDetector:
         return []
 
     def state(self) -> dict[str, Any]:
-        if self._pending is not None:
-            self._swap()
+        pending = None
+        if self._pending is not None:  # keep the swap point: a snapshot must not change the scores
+            worker, box, swap_at = self._pending
+            if worker is not None:
+                worker.join()
+            pending = (box[0] if box else None, swap_at)
         return {"rows": list(self._rows), "fitted": self._fitted, "since": self._since, "count": self._count,
-                "refits": self.refits}
+                "refits": self.refits, "pending": pending}
 
     def load_state(self, state: dict[str, Any]) -> None:
         self._rows = deque(state["rows"], maxlen=self.window)
@@ -140,3 +146,5 @@ class PyodWindowDetector:
         self._since = int(state["since"])
         self._count = int(state["count"])
         self.refits = int(state["refits"])
+        pending = state.get("pending")
+        self._pending = None if pending is None else (None, [pending[0]] if pending[0] else [], pending[1])

@@ -28,6 +28,13 @@ COUNTER_RUNTIME = "60005460010160005500"
 # runtime: CALL(gas, calldataload(4), callvalue, 0, 0, 0, 0); POP; STOP
 RELAY_RUNTIME = "6000600060006000346004355af15000"
 RELAY_SELECTOR = "0x6c5e6e6f"  # any 4 bytes: the relay reads only the word after them
+# runtime: for each packed command [20-byte target][2-byte length][data] in calldata, CALL target
+# with data (no value); lets a test compose any call tree (nested executors re-enter each other)
+EXECUTOR_RUNTIME = (
+    "60005b36811015603557803560601c8160140135"
+    "60f01c808360160160003760006000826000600086"
+    "5af1509050016016016002565b00"
+)
 
 
 def init_code(runtime_hex: str) -> str:
@@ -40,6 +47,21 @@ def init_code(runtime_hex: str) -> str:
     if n > 255:
         raise ValueError("runtime too long for this 12-byte loader")
     return f"0x60{n:02x}600c60003960{n:02x}6000f3{runtime_hex}"
+
+
+def command(target: str, data: str = "0x") -> str:
+    """One executor command (hex, no 0x): call ``target`` with ``data``."""
+    body = data[2:] if data.startswith("0x") else data
+    return target[2:].lower() + f"{len(body) // 2:04x}" + body
+
+
+def executor_calldata(*commands: str) -> str:
+    """Calldata for the executor contract from :func:`command` strings.
+
+    >>> executor_calldata(command("0x" + "11" * 20, "0xab"))
+    '0x11111111111111111111111111111111111111110001ab'
+    """
+    return "0x" + "".join(commands)
 
 
 def relay_calldata(target: str) -> str:

@@ -1,0 +1,230 @@
+"""Detectors: one contract suite for every detector, fusion, engine determinism, snapshots, rules."""
+
+from __future__ import annotations
+
+import math
+import pickle
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from detectors.base import Detector
+from detectors.engine import EngineConfig, ScoringEngine
+from detectors.features import FEATURES, tx_features
+from detectors.fusion import Calibrator, Fuser
+from detectors.online import HSTDetector
+from detectors.rules import RuleError, ShapeDetector, load_rules, parse_rules
+from detectors.snapshot import SnapshotError, load_snapshot, save_snapshot
+from detectors.wallets import WalletBehaviour
+from detectors.window import PyodWindowDetector
+from ingest import Block, CallFrame, FileBlockSource, Tx
+
+
+def synthetic(n: int, seed: int) -> list[dict[str, float]]:
+    """Feature dicts shaped like ordinary traffic, with occasional heavy ones."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        heavy = rng.random() < 0.02
+        f = {name: float(rng.randint(0, 40 if heavy else 4)) for name in FEATURES[6:27]}
+        f["value_eth"] = rng.random() * (100 if heavy else 1)
+        f["calldata_bytes"] = float(rng.choice([0, 36, 68, 132]))
+        out.append(f)
+    return out
+
+
+def make(name: str) -> Detector:
+    if name == "shape":
+        return ShapeDetector()
+    if name == "hst":
+        return HSTDetector(window_size=50, seed=7)
+    return PyodWindowDetector(window=300, refit_every=150, min_fit=150, swap_after=20, seed=7)
+
+
+DETECTORS = ["shape", "hst", "pyod"]
+
+
+@pytest.mark.parametrize("name", DETECTORS)
+def test_contract_scores_finite_deterministic_and_warm_up_explicit(name: str) -> None:
+    a, b = make(name), make(name)
+    assert isinstance(a, Detector)
+    stream = synthetic(600, seed=1)
+    scores_a, scores_b = [], []
+    was_cold = not a.warm
+    for x in stream:
+        scores_a.append(a.score_one(x))
+        scores_b.append(b.score_one(x))
+        a.learn_one(x)
+        b.learn_one(x)
+    assert all(math.isfinite(s) and s >= 0 for s in scores_a)
+    assert scores_a == scores_b, "same seed, same stream, same scores"
+    assert a.warm, "warm after enough data"
+    if name != "shape":
+        assert was_cold, "an online model starts cold, and says so"
+    if name == "pyod":
+        assert all(0 <= s <= 1 for s in scores_a)
+
+
+@pytest.mark.parametrize("name", DETECTORS)
+def test_contract_state_round_trip(name: str) -> None:
+    a = make(name)
+    stream = synthetic(500, seed=2)
+    for x in stream[:400]:
+        a.learn_one(x)
+    b = make(name)
+    b.load_state(pickle.loads(pickle.dumps(a.state())))
+    for x in stream[400:]:
+        assert a.score_one(x) == b.score_one(x)
+        a.learn_one(x)
+        b.learn_one(x)
+
+
+@pytest.mark.parametrize("name", DETECTORS)
+def test_contract_missing_features(name: str) -> None:
+    d = make(name)
+    for x in synthetic(400, seed=3):
+        d.learn_one(x)
+    assert math.isfinite(d.score_one({}))
+    assert math.isfinite(d.score_one({"frames": 3.0}))
+    assert isinstance(d.explain_one({}), list)
+
+
+def test_missing_fields_are_not_a_signal() -> None:
+    """A transaction without trace or receipt is scored on what it has; absence adds nothing."""
+    plain = Tx(hash="0x" + "1" * 64, sender="0x" + "a" * 40, to="0x" + "b" * 40, value=10**17)
+    traced = Tx(hash="0x" + "1" * 64, sender="0x" + "a" * 40, to="0x" + "b" * 40, value=10**17,
+                trace=CallFrame(type="CALL", sender="0x" + "a" * 40, to="0x" + "b" * 40, value=10**17))
+    f_plain, f_traced = tx_features(plain), tx_features(traced)
+    assert "frames" not in f_plain and f_traced["frames"] == 1.0
+    shape = ShapeDetector()
+    assert shape.score_one(f_plain) == shape.score_one(f_traced) == 0.0
+    engine = ScoringEngine()
+    [s] = engine.score_block(Block(number=1, transactions=(plain,)))
+    assert s.score == 0.0 and s.finding is None
+
+
+def test_calibrator_tail_and_fuser_leaves_cold_detectors_out() -> None:
+    cal = Calibrator(window=1000, min_history=10)
+    for v in range(1000):
+        cal.update(float(v))
+    assert cal.calibrate(10.0) < cal.calibrate(990.0) < cal.calibrate(5000.0) <= 1.0
+    fuser = Fuser({"shape": 1.0, "hst": 1.0}, ("shape",), min_history=1)
+    fused_cold, parts = fuser.fuse({"shape": 2.0, "hst": 99.0}, {"shape": True, "hst": False})
+    assert "hst" not in parts and 0 < fused_cold < 1
+
+
+def test_rules_are_validated_with_clear_errors(tmp_path: Path) -> None:
+    assert load_rules().rules and load_rules().evidence
+    with pytest.raises(RuleError, match="unknown feature 'framez'"):
+        parse_rules({"version": 1, "rules": [{"name": "x", "when": {"framez": ">= 3"}, "severity": "high",
+                                               "type": "exploit"}]}, "r.yaml")
+    with pytest.raises(RuleError, match="not 'OP NUMBER'"):
+        parse_rules({"version": 1, "rules": [{"name": "x", "when": {"frames": "lots"}, "severity": "high",
+                                               "type": "exploit"}]}, "r.yaml")
+    with pytest.raises(RuleError, match="severity"):
+        parse_rules({"version": 1, "rules": [{"name": "x", "when": {"frames": "> 1"}, "severity": "dire",
+                                               "type": "exploit"}]}, "r.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 2\n")
+    with pytest.raises(RuleError, match="version: 1"):
+        load_rules(bad)
+
+
+def test_engine_scores_in_range_and_explains(data_dir: Path) -> None:
+    engine = ScoringEngine()
+    scores = [s for b in FileBlockSource([data_dir / "attacks-dev.jsonl.gz"]) for s in engine.score_block(b)]
+    assert len(scores) == 2887
+    assert all(0.0 <= s.score < 1.0 for s in scores)
+    assert all(0.0 <= v <= 1.0 for s in scores for v in s.detectors.values())
+    assert all(0.0 <= v < 1.0 for s in scores for v in s.wallets.values())
+    top = max(scores, key=lambda s: s.score)
+    assert top.finding is not None and top.explanation and top.finding.description
+    assert {"shape", "hst"} <= set(top.detectors)
+
+
+def test_snapshot_resume_gives_the_same_scores_as_one_run(data_dir: Path, tmp_path: Path) -> None:
+    cfg = EngineConfig(pyod_window=600, pyod_refit_every=400, pyod_min_fit=300)
+    blocks = list(FileBlockSource([data_dir / "attacks-dev.jsonl.gz"]))
+    whole = ScoringEngine(cfg)
+    expected = [s.to_json() for b in blocks for s in whole.score_block(b)]
+    assert whole.pyod.refits >= 1
+    first = ScoringEngine(cfg)
+    got = [s.to_json() for b in blocks[:7] for s in first.score_block(b)]
+    save_snapshot(first, tmp_path / "snap.bin")
+    second = ScoringEngine(cfg)
+    load_snapshot(second, tmp_path / "snap.bin")
+    got += [s.to_json() for b in blocks[7:] for s in second.score_block(b)]
+    assert got == expected
+
+
+def test_incompatible_snapshots_are_refused(tmp_path: Path) -> None:
+    engine = ScoringEngine()
+    save_snapshot(engine, tmp_path / "s.bin")
+    with pytest.raises(SnapshotError, match="another detector configuration"):
+        load_snapshot(ScoringEngine(EngineConfig(seed=1)), tmp_path / "s.bin")
+    raw = (tmp_path / "s.bin").read_bytes()
+    (tmp_path / "v2.bin").write_bytes(raw.replace(b'"version":1', b'"version":2', 1))
+    with pytest.raises(SnapshotError, match="version 2; this build reads version 1"):
+        load_snapshot(engine, tmp_path / "v2.bin")
+    (tmp_path / "junk.bin").write_bytes(b"not a snapshot")
+    with pytest.raises(SnapshotError, match="not a chainsentry detector snapshot"):
+        load_snapshot(engine, tmp_path / "junk.bin")
+    header, _, body = raw.partition(b"\n")
+    (tmp_path / "cut.bin").write_bytes(header + b"\n" + body[:20])
+    with pytest.raises(SnapshotError, match="damaged"):
+        load_snapshot(engine, tmp_path / "cut.bin")
+
+
+def test_wallet_collection_account_scores_above_an_ordinary_one() -> None:
+    wb = WalletBehaviour()
+    scam, user = "0x" + "5" * 40, "0x" + "6" * 40
+    t = 1_600_000_000.0
+    rng = random.Random(0)
+    for i in range(30):  # victims pay small amounts within two days; the scam sweeps it on
+        wb.learn_tx(Tx(hash=f"0x{i:064x}", sender=f"0x{i + 1:040x}", to=scam, value=10**17), t + i * 5000)
+    wb.learn_tx(Tx(hash="0x" + "f" * 64, sender=scam, to="0x" + "7" * 40, value=29 * 10**17), t + 160_000)
+    for i in range(30):  # an ordinary user: a few large payments over a year, contract calls
+        wb.learn_tx(Tx(hash=f"0x{i + 100:064x}", sender=user, to=f"0x{rng.randrange(1, 9) + 50:040x}",
+                       value=5 * 10**18, input="0xa9059cbb" + "0" * 128), t + i * 1_000_000)
+        wb.learn_tx(Tx(hash=f"0x{i + 200:064x}", sender=f"0x{i + 300:040x}", to=user, value=20 * 10**18),
+                    t + i * 1_000_000 + 7)
+    assert wb.score(scam) > 0.4 > wb.score(user)
+    assert {c.feature for c in wb.explain(scam)} >= {"span_days", "avg_payment_in_eth"}
+
+
+def test_wallet_memory_is_bounded() -> None:
+    wb = WalletBehaviour(max_wallets=100, max_counterparties=8)
+    for i in range(1000):
+        wb.learn_tx(Tx(hash=f"0x{i:064x}", sender=f"0x{i:040x}", to=f"0x{i % 3:040x}", value=1), float(i))
+    assert len(wb) == 100
+    assert wb.features(f"0x{1:040x}")["payers"] > 8  # counted past the cap, kept only up to it
+
+
+def _pairs(n: int, seed: int) -> tuple[list[int], list[float]]:
+    rng = random.Random(seed)
+    y = [1 if rng.random() < 0.2 else 0 for _ in range(n)]
+    y[0], y[1] = 1, 0
+    x = [round(rng.random() + (0.4 if lab else 0.0), 2) for lab in y]  # rounding makes ties
+    return y, x
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_metrics_match_scikit_learn(seed: int) -> None:
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    from detectors.evaluate import average_precision, recall_at_fpr, roc_auc
+
+    y, x = _pairs(300, seed)
+    assert roc_auc(y, x) == pytest.approx(roc_auc_score(y, x), abs=1e-12)
+    assert average_precision(y, x) == pytest.approx(average_precision_score(y, x), abs=1e-12)
+    neg = sorted((s for s, lab in zip(x, y, strict=True) if not lab), reverse=True)
+    thr = neg[int(0.05 * len(neg))]
+    assert recall_at_fpr(y, x, 0.05) == sum(1 for s, lab in zip(x, y, strict=True) if lab and s > thr) / sum(y)
+
+
+def _json(rows: list[dict[str, Any]]) -> list[str]:
+    import orjson
+
+    return [orjson.dumps(r).decode() for r in rows]
