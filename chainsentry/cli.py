@@ -49,7 +49,7 @@ from ingest import (
 from .build import ApiBindError, make_rpc
 from .config import ConfigError, Settings, load_settings
 from .devnet.anvil import AnvilNotFoundError
-from .scoring import Scorer
+from .scoring import DetectSink, Scorer
 
 T = TypeVar("T")
 
@@ -112,6 +112,9 @@ def run(
     events_out: Annotated[
         Path | None, typer.Option("--events-out", help="also write every chain event as JSONL")
     ] = None,
+    scores: Annotated[Path | None, typer.Option("--scores", help="write mined transactions' scores")] = None,
+    alerts: Annotated[Path | None, typer.Option("--alerts", help="write alerts as JSONL")] = None,
+    rules: Annotated[Path | None, typer.Option("--rules", help="attack-shape rules YAML (default: built in)")] = None,
     duration: Annotated[float | None, typer.Option("--duration", help="stop after this many seconds")] = None,
     verbose: VerboseOpt = 0,
 ) -> None:
@@ -129,12 +132,24 @@ def run(
     )
     if not settings.rpc:
         raise ConfigError("no RPC URL: give --rpc URL or set rpc in the config file")
-    sinks = [JsonlEventSink(events_out)] if events_out else []
+    sinks: list[Any] = [JsonlEventSink(events_out)] if events_out else []
     pipeline = LivePipeline(settings, sinks=sinks)
+    snapshot = settings.data_dir / "detectors.snapshot"
+    scorer = _scorer(settings, rules, snapshot if snapshot.exists() else None, 0, scores, alerts,
+                     registry=pipeline.registry)
+    pipeline.sinks.insert(0, DetectSink(scorer))
     status = _status_writer()
     err_console.print(f"chainsentry run: following {', '.join(settings.rpc)}; API on http://{settings.api} "
                       "(/metrics, /healthz, /status)", highlight=False)
-    run_async(pipeline.run(duration=duration, status_out=status))
+
+    def chain_known(p: LivePipeline) -> None:
+        scorer.chain_id = p.chain_id or 0
+
+    try:
+        run_async(pipeline.run(duration=duration, status_out=status, ready=chain_known))
+    finally:
+        if scorer.engine.scored:
+            save_snapshot(scorer.engine, snapshot)
 
 
 def _status_writer() -> Any:

@@ -23,8 +23,8 @@ class DetectorMetrics:
             "detector_score", "Calibrated score per detector", ["detector"], namespace="chainsentry", registry=registry,
             buckets=(0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0),
         )
-        self.findings = Counter("detector_findings", "Findings by severity and detector family", ["severity", "detector"],
-                                namespace="chainsentry", registry=registry)
+        self.findings = Counter("detector_findings", "Findings by severity and detector family",
+                                ["severity", "detector"], namespace="chainsentry", registry=registry)
         self.scored = Counter("detector_transactions_scored", "Transactions scored, by stage", ["stage"],
                               namespace="chainsentry", registry=registry)
         self.seconds = Histogram("detector_scoring_seconds", "Time to score one batch (a block or pending txs)",

@@ -157,9 +157,9 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float]) -> None:
                     dest = "0x" + inp[98:138]
                     if src != sender and src != f.sender and src != dest:
                         pulls += 1
-                if dest == root_to or dest == sender:
+                if dest in (root_to, sender):
                     received_from[(to, src)] = received_from.get((to, src), 0) + 1
-                elif (src == root_to or src == sender) and received_from.get((to, dest)):
+                elif (src in (root_to, sender)) and received_from.get((to, dest)):
                     borrow_repay += 1  # the same token went back to whom it came from
             elif sel == BALANCE_OF:
                 balance_checks += 1
@@ -216,7 +216,7 @@ def log_features(tx: Tx, out: dict[str, float]) -> None:
                 unlimited += 1
         elif t0 == TOPIC_OWNERSHIP:
             ownership += 1
-        elif t0 == TOPIC_UPGRADED or t0 == TOPIC_ADMIN:
+        elif t0 in (TOPIC_UPGRADED, TOPIC_ADMIN):
             upgrades += 1
     out["logs"] = float(len(receipt.logs))
     out["transfer_events"] = float(transfers)

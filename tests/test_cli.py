@@ -26,12 +26,39 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120)
                           timeout=timeout, env=env)
 
 
-def test_replay_the_attack_file(data_dir: Path) -> None:
-    res = run_cli("replay", str(data_dir / "attacks-dev.jsonl.gz"))
+def test_replay_scores_are_byte_identical_and_evaluate_reads_them(data_dir: Path, tmp_path: Path) -> None:
+    outs = []
+    for run in ("a", "b"):
+        scores, alerts = tmp_path / f"scores-{run}.jsonl", tmp_path / f"alerts-{run}.jsonl"
+        res = run_cli("replay", str(data_dir / "attacks-dev.jsonl.gz"), "--scores", str(scores), "--alerts",
+                      str(alerts))
+        assert res.returncode == 0, res.stderr
+        summary = orjson.loads(res.stdout)
+        assert summary["blocks"] == 13 and summary["transactions"] == 2887 and summary["malformed_fields"] == 0
+        outs.append((scores.read_bytes(), alerts.read_bytes()))
+    assert outs[0] == outs[1], "same input and config: byte-identical scores and alerts"
+    rows = [orjson.loads(x) for x in outs[0][0].splitlines()]
+    assert len(rows) == 2887
+    assert set(rows[0]) == {"tx_hash", "block_number", "score", "detectors", "wallets"}
+    alerts = [orjson.loads(x) for x in outs[0][1].splitlines()]
+    assert alerts and {"id", "status", "stage", "chain_id", "block_number", "block_hash", "tx_hash", "severity",
+                       "type", "score", "detector", "title", "description", "addresses", "explanation", "labels",
+                       "created_at"} == set(alerts[0])
+    assert len({a["id"] for a in alerts}) == len(alerts)
+    plot = tmp_path / "pr.png"
+    res = run_cli("evaluate", "--scores", str(tmp_path / "scores-a.jsonl"), "--labels",
+                  str(data_dir / "attacks-dev.labels.csv"), "--alerts", str(tmp_path / "alerts-a.jsonl"),
+                  "--plot", str(plot))
     assert res.returncode == 0, res.stderr
-    summary = orjson.loads(res.stdout)
-    assert summary["blocks"] == 13 and summary["transactions"] == 2887
-    assert summary["call_frames"] > 20_000 and summary["malformed_fields"] == 0
+    metrics = orjson.loads(res.stdout)
+    assert metrics["transactions"] == 2887 and metrics["labelled"] == 46
+    assert 0.5 < metrics["roc_auc"] <= 1 and 0 < metrics["average_precision"] <= 1
+    assert set(metrics["alerts"]) == {"alerted_transactions", "precision", "recall", "false_alerts_per_1000"}
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    nobody = tmp_path / "nobody.csv"
+    nobody.write_text("address,label\n0x" + "ee" * 20 + ",1\n0x" + "dd" * 20 + ",0\n")
+    res = run_cli("evaluate", "--scores", str(tmp_path / "scores-a.jsonl"), "--labels", str(nobody))
+    assert res.returncode == 2 and "no scored address has a label" in res.stderr
 
 
 def test_replay_directory_plain_and_gzip_in_name_order_with_range(data_dir: Path, tmp_path: Path) -> None:
