@@ -52,17 +52,32 @@ class HSTDetector:
 
     @staticmethod
     def _x(x: Features) -> dict[str, float]:
-        return {name: min(hi, math.log1p(max(0.0, x.get(name, 0.0)))) for name, hi in HST_FEATURES}
+        log1p = math.log1p
+        out = {}
+        for name, hi in HST_FEATURES:
+            v = x.get(name)
+            out[name] = min(hi, log1p(v)) if v is not None and v > 0 else 0.0
+        return out
 
     @property
     def warm(self) -> bool:
         return self._seen >= self.window_size
 
     def score_one(self, x: Features) -> float:
-        return float(self._model.score_one(self._x(x)))
+        return self.score_scaled(self._x(x))
 
     def learn_one(self, x: Features) -> None:
-        self._model.learn_one(self._x(x))
+        self.learn_scaled(self._x(x))
+
+    def scale(self, x: Features) -> dict[str, float]:
+        """The model's input for ``x``: compute once, then score and learn it."""
+        return self._x(x)
+
+    def score_scaled(self, hx: dict[str, float]) -> float:
+        return float(self._model.score_one(hx))
+
+    def learn_scaled(self, hx: dict[str, float]) -> None:
+        self._model.learn_one(hx)
         self._seen += 1
 
     def explain_one(self, x: Features) -> list[Contribution]:

@@ -63,6 +63,10 @@ class Rule:
     type: str
     title: str
 
+    @property
+    def features(self) -> frozenset[str]:
+        return frozenset(f for f, _, _ in self.conditions)
+
     def holds(self, x: Features) -> bool:
         for feature, op, number in self.conditions:
             v = x.get(feature)
@@ -71,14 +75,37 @@ class Rule:
         return True
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class RuleSet:
     evidence: tuple[Evidence, ...]
     rules: tuple[Rule, ...]
     source: str
 
+    def __post_init__(self) -> None:
+        by_feature: dict[str, list[Evidence]] = {}
+        for e in self.evidence:
+            by_feature.setdefault(e.feature, []).append(e)
+        object.__setattr__(self, "_by_feature", {k: tuple(v) for k, v in by_feature.items()})
+        object.__setattr__(self, "_rule_features", [(r, r.features) for r in self.rules])
+
     def matches(self, x: Features) -> list[Rule]:
-        return [r for r in self.rules if r.holds(x)]
+        keys = x.keys()
+        return [r for r, needs in self._rule_features if needs <= keys and r.holds(x)]  # type: ignore[attr-defined]
+
+    def contributions(self, x: Features) -> list[Contribution]:
+        """Every evidence term that fires for ``x``, largest first (only features present are read)."""
+        out = []
+        by_feature = self._by_feature  # type: ignore[attr-defined]
+        for name, value in x.items():
+            terms = by_feature.get(name)
+            if terms is None:
+                continue
+            for e in terms:
+                a = e.amount(x)
+                if a > 0:
+                    out.append(Contribution(name, value, a, e.why))
+        out.sort(key=lambda c: -c.contribution)
+        return out
 
 
 def _condition(where: str, feature: str, text: object) -> tuple[str, str, float]:
@@ -162,15 +189,13 @@ class ShapeDetector:
         return True
 
     def score_one(self, x: Features) -> float:
-        return sum(e.amount(x) for e in self.rules.evidence)
+        return sum(c.contribution for c in self.rules.contributions(x))
 
     def learn_one(self, x: Features) -> None:
         return None
 
     def explain_one(self, x: Features) -> list[Contribution]:
-        out = [Contribution(e.feature, x.get(e.feature, 0.0), a, e.why)
-               for e in self.rules.evidence if (a := e.amount(x)) > 0]
-        return sorted(out, key=lambda c: -c.contribution)
+        return self.rules.contributions(x)
 
     def state(self) -> dict[str, Any]:
         return {}

@@ -25,6 +25,8 @@ from ingest.events import Tx
 from .base import Contribution
 
 WEI = 10**18
+_LOG91 = math.log1p(90.0)
+_LOG101 = math.log1p(100.0)
 
 
 class Profile:
@@ -125,8 +127,19 @@ class WalletBehaviour:
         }
 
     def score(self, address: str) -> float:
-        """Behaviour score in [0, 1] for ``address`` from its profile so far."""
-        return _squash(sum(c.contribution for c in self.explain(address)))
+        """Behaviour score in [0, 1] for ``address`` from its profile so far (as :meth:`explain` sums)."""
+        p = self._profiles.get(address)
+        if p is None:
+            return 0.0
+        total = 0.0
+        if p.ins + p.outs >= 5:
+            span = max(p.last - p.first, 0.0) / 86400
+            total += max(0.0, 1.0 - math.log1p(span) / _LOG91)
+        if p.ins >= 3:
+            total += max(0.0, 1.0 - math.log1p(p.value_in / p.ins) / _LOG101)
+        if p.value_in > 0 and p.value_out / p.value_in > 0.7 and p.n_recv_from >= 2:
+            total += 0.3
+        return _squash(total)
 
     def explain(self, address: str) -> list[Contribution]:
         f = self.features(address)
