@@ -109,6 +109,8 @@ def run(
         int | None, typer.Option("--start-block", min=0, help="first block without a checkpoint")
     ] = None,
     mempool: Annotated[bool | None, typer.Option("--mempool/--no-mempool", help="follow pending transactions")] = None,
+    trace_pending: Annotated[bool | None, typer.Option(
+        "--trace-pending/--no-trace-pending", help="call trees for pending txs via debug_traceCall")] = None,
     events_out: Annotated[
         Path | None, typer.Option("--events-out", help="also write every chain event as JSONL")
     ] = None,
@@ -128,7 +130,7 @@ def run(
     settings = _settings(
         config, rpc=_rpc_list(rpc), ws=ws, api=api, data_dir=data_dir,
         ingest={"traces": _traces(traces), "confirmations": confirmations, "start_block": start_block,
-                "mempool": mempool},
+                "mempool": mempool, "trace_pending": trace_pending},
     )
     if not settings.rpc:
         raise ConfigError("no RPC URL: give --rpc URL or set rpc in the config file")
@@ -136,7 +138,7 @@ def run(
     pipeline = LivePipeline(settings, sinks=sinks)
     snapshot = settings.data_dir / "detectors.snapshot"
     scorer = _scorer(settings, rules, snapshot if snapshot.exists() else None, 0, scores, alerts,
-                     registry=pipeline.registry)
+                     registry=pipeline.registry, live=True)
     pipeline.sinks.insert(0, DetectSink(scorer))
     status = _status_writer()
     err_console.print(f"chainsentry run: following {', '.join(settings.rpc)}; API on http://{settings.api} "
@@ -231,14 +233,14 @@ def _progress(total: float | None, unit_bytes: bool) -> Progress:
 
 
 def _scorer(settings: Settings, rules: Path | None, snapshot_in: Path | None, chain_id: int,
-            scores: Path | None, alerts: Path | None, registry: Any = None) -> Scorer:
+            scores: Path | None, alerts: Path | None, registry: Any = None, live: bool = False) -> Scorer:
     from detectors.engine import EngineConfig, ScoringEngine
 
     if snapshot_in is not None:
         engine = engine_from_snapshot(snapshot_in)
     else:
         engine = ScoringEngine(EngineConfig(rules_path=str(rules) if rules else None))
-    return Scorer(engine, chain_id=chain_id, scores_path=scores, alerts_path=alerts, registry=registry)
+    return Scorer(engine, chain_id=chain_id, scores_path=scores, alerts_path=alerts, registry=registry, flush=live)
 
 
 def _replay_files(source: FileBlockSource, show: bool, scorer: Scorer) -> dict[str, Any]:

@@ -41,6 +41,7 @@ class IngestSettings(_Strict):
     poll_interval: float = Field(1.0, gt=0)
     start_block: int | None = Field(None, ge=0, description="first block when there is no checkpoint; default head")
     mempool: bool = True
+    trace_pending: bool = Field(False, description="simulate each pending tx with debug_traceCall (heavy)")
     pending_ttl: float = Field(900.0, gt=0, description="seconds before an unmined pending tx counts as dropped")
     max_pending: int = Field(200_000, ge=1)
 

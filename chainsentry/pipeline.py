@@ -170,7 +170,7 @@ class LivePipeline:
     async def _produce_pending(self) -> None:
         mempool = MempoolFollower(
             self.rpc, ws_url=self.settings.ws, poll_interval=min(1.0, self.settings.ingest.poll_interval),
-            metrics=self.metrics,
+            metrics=self.metrics, trace_pending=self.settings.ingest.trace_pending,
         )
         async for ptx in mempool.pending():
             await self.transport.publish("chain", ptx)

@@ -12,7 +12,16 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from alerts.model import alert_from_finding
 from detectors.engine import ScoringEngine, TxScore
-from ingest import Block, BlockAdded, BlockRetracted, ChainEvent, PendingSeen
+from ingest import (
+    Block,
+    BlockAdded,
+    BlockRetracted,
+    ChainEvent,
+    PendingDropped,
+    PendingIncluded,
+    PendingReplaced,
+    PendingSeen,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +44,16 @@ class Scorer:
     """Scores blocks and pending transactions; writes ``--scores`` and ``--alerts`` JSONL."""
 
     def __init__(self, engine: ScoringEngine, *, chain_id: int, scores_path: Path | None = None,
-                 alerts_path: Path | None = None, registry: CollectorRegistry | None = None) -> None:
+                 alerts_path: Path | None = None, registry: CollectorRegistry | None = None,
+                 flush: bool = False) -> None:
+        self.flush = flush  # flush scores after each block (live); replays write in big buffers
         self.engine = engine
         self.chain_id = chain_id
         self._scores: IO[bytes] | None = _open(scores_path)
         self._alerts: IO[bytes] | None = _open(alerts_path)
         self.metrics = DetectorMetrics(registry) if registry is not None else None
         self.alerts: list[dict[str, Any]] = []
+        self.pending_alerted: set[str] = set()
         self.transactions = 0
         self.findings = 0
 
@@ -57,17 +69,28 @@ class Scorer:
         self._out(scores, "mempool", now, started, write_scores=False)
         return scores
 
+    def reconcile(self, tx_hash: str) -> None:
+        """A pending transaction left the mempool (mined, replaced, dropped). Once mined, its block
+        score supersedes the pending one; the alert id is the same at both stages, so the alert
+        stage sees one alert moving on, not two."""
+        self.pending_alerted.discard(tx_hash)
+
     def _out(self, scores: list[TxScore], stage: str, when: float, started: float, write_scores: bool = True) -> None:
         self.transactions += len(scores)
         if self._scores is not None and write_scores:
             self._scores.write(b"".join(orjson.dumps(s.to_json()) + b"\n" for s in scores))
+            if self.flush:
+                self._scores.flush()
         for s in scores:
             if s.finding is not None:
+                if stage == "mempool":
+                    self.pending_alerted.add(s.tx_hash)
                 self.findings += 1
                 alert = alert_from_finding(s.finding, self.chain_id, when).to_json()
                 self.alerts.append(alert)
                 if self._alerts is not None:
                     self._alerts.write(orjson.dumps(alert) + b"\n")
+                    self._alerts.flush()  # alerts are rare and someone may be tailing the file
                 log.info("ALERT %s %s %s score=%.3f: %s", alert["severity"], alert["detector"], alert["tx_hash"],
                             alert["score"], alert["description"])
         if self.metrics is not None:
@@ -104,6 +127,8 @@ class DetectSink:
             self.scorer.block(event.block)
         elif isinstance(event, PendingSeen):
             self.scorer.pending([event.pending.tx], event.pending.first_seen)
+        elif isinstance(event, (PendingIncluded, PendingDropped, PendingReplaced)):
+            self.scorer.reconcile(event.tx_hash)
         elif isinstance(event, BlockRetracted):
             log.info("block %d retracted; its alerts will be retracted by the alert stage", event.number)
 

@@ -21,6 +21,8 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import msgspec
+
 from .events import (
     Block,
     PendingDropped,
@@ -29,7 +31,7 @@ from .events import (
     PendingSeen,
     PendingTx,
 )
-from .mappers import MappingError, tx_from_rpc
+from .mappers import MappingError, frame_from_calltracer, tx_from_rpc
 from .metrics import IngestMetrics
 from .rpc import PermanentRpcError, RpcClient, RpcError, TransientRpcError, subscribe
 
@@ -153,8 +155,10 @@ class MempoolFollower:
         metrics: IngestMetrics | None = None,
         on_mapping_error: Callable[[MappingError], None] | None = None,
         clock: Callable[[], float] = time.time,
+        trace_pending: bool = False,
     ) -> None:
         self.rpc = rpc
+        self.trace_pending = trace_pending
         self.ws_url = ws_url
         self.poll_interval = poll_interval
         self.metrics = metrics or IngestMetrics()
@@ -175,6 +179,31 @@ class MempoolFollower:
             return None
         self.metrics.transactions.labels("mempool").inc()
         return PendingTx(tx=tx, first_seen=seen)
+
+    async def _with_trace(self, ptx: PendingTx) -> PendingTx:
+        """The pending transaction with its call tree, simulated on the pending state by
+        ``debug_traceCall``; unchanged if the node cannot (tracing is then turned off, once)."""
+        if not self.trace_pending:
+            return ptx
+        tx = ptx.tx
+        call: dict[str, Any] = {"from": tx.sender, "data": tx.input}
+        if tx.to is not None:
+            call["to"] = tx.to
+        if tx.value is not None:
+            call["value"] = hex(tx.value)
+        if tx.gas is not None:
+            call["gas"] = hex(tx.gas)
+        try:
+            result = await self.rpc.call("debug_traceCall", [call, "pending", {"tracer": "callTracer"}])
+            frame = frame_from_calltracer(result)
+        except PermanentRpcError as err:
+            log.warning("the node cannot trace pending transactions (%s); scoring them without call trees", err)
+            self.trace_pending = False
+            return ptx
+        except (RpcError, MappingError) as err:
+            log.debug("no trace for pending %s: %s", tx.hash, err)
+            return ptx
+        return PendingTx(tx=msgspec.structs.replace(tx, trace=frame), first_seen=ptx.first_seen)
 
     async def _by_hashes(self, hashes: list[str], seen: float) -> list[PendingTx]:
         if not hashes:
@@ -234,10 +263,10 @@ class MempoolFollower:
                 if isinstance(item, dict):
                     ptx = self._to_pending(item, seen)
                     if ptx is not None:
-                        yield ptx
+                        yield await self._with_trace(ptx)
                 elif isinstance(item, str):
                     for ptx in await self._by_hashes([item], seen):
-                        yield ptx
+                        yield await self._with_trace(ptx)
                 item = await anext(feed)
         finally:
             with contextlib.suppress(Exception):
@@ -258,8 +287,8 @@ class MempoolFollower:
             for raw in objects:
                 ptx = self._to_pending(raw, seen)
                 if ptx is not None:
-                    yield ptx
+                    yield await self._with_trace(ptx)
             for ptx in await self._by_hashes(hashes, seen):
-                yield ptx
+                yield await self._with_trace(ptx)
             if not changes:
                 await asyncio.sleep(self.poll_interval)

@@ -26,11 +26,11 @@ async def deploy(rpc: RpcClient, gen: TrafficGenerator, sender: str, runtime: st
 
 def exploit_calldata(attacker: str, lender: str, token: str) -> str:
     """attacker -> lender -> attacker (callback) -> loops of token moves and balance reads, re-entering
-    the lender mid-way: borrow, loop, drain shaped."""
+    the lender eight times: borrow, loop, drain shaped (no address of any real exploit involved)."""
     balance = command(token, "0x70a08231" + "00" * 32)
     move = command(token, "0xa9059cbb" + "00" * 64)
     reenter = command(lender, executor_calldata(balance, balance, move))
-    callback = executor_calldata(*([balance, move] * 12), reenter, reenter, *([move] * 6))
+    callback = executor_calldata(*([balance, move] * 12), *([reenter] * 8), *([move] * 6))
     return executor_calldata(command(lender, executor_calldata(command(attacker, callback))))
 
 
@@ -73,7 +73,7 @@ async def test_exploit_shaped_tx_scores_above_all_ordinary_traffic_and_alerts(
         await asyncio.sleep(0.3)
     finally:
         proc.terminate()
-        out, err = proc.communicate(timeout=20)
+        _out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err.decode()[-2000:]
     rows = [orjson.loads(x) for x in scores.read_bytes().splitlines()]
     by_hash = {r["tx_hash"]: r for r in rows}
@@ -87,3 +87,42 @@ async def test_exploit_shaped_tx_scores_above_all_ordinary_traffic_and_alerts(
     assert mine[0]["chain_id"] == 31337 and mine[0]["block_number"] is not None
     assert len(fired) - len(mine) <= 2, f"false alerts on ordinary traffic: {[a['title'] for a in fired]}"
     assert (tmp_path / "data" / "detectors.snapshot").exists(), "learned state kept for the next start"
+
+
+async def test_exploit_in_the_mempool_alerts_before_inclusion(anvil: Anvil, rpc: RpcClient, tmp_path: Path) -> None:
+    gen = TrafficGenerator(rpc, seed=6)
+    await gen.setup()
+    attacker_eoa = gen.accounts[-1]
+    attacker, lender = await deploy(rpc, gen, attacker_eoa, EXECUTOR_RUNTIME, 2)
+    for _ in range(12):  # some history for the detectors
+        await gen.send(25)
+        await rpc.call("evm_mine")
+    alerts = tmp_path / "alerts.jsonl"
+    env = dict(os.environ, CHAINSENTRY_INGEST__POLL_INTERVAL="0.1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "chainsentry.cli", "run", "--rpc", anvil.http_url, "--ws", anvil.ws_url, "--api",
+         f"127.0.0.1:{free_port()}", "--data-dir", str(tmp_path / "data"), "--start-block", "0", "--alerts",
+         str(alerts), "--trace-pending"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+
+    def fired() -> list[dict[str, object]]:
+        return [orjson.loads(x) for x in alerts.read_bytes().splitlines()] if alerts.exists() else []
+
+    try:
+        await asyncio.sleep(3)  # the service connects and subscribes to the mempool
+        exploit = await rpc.call("eth_sendTransaction", [gen._with_nonce({
+            "from": attacker_eoa, "to": attacker, "gas": hex(5_000_000),
+            "data": exploit_calldata(attacker, lender, gen.counters[0])})])
+        await wait_until(lambda: any(a["tx_hash"] == exploit for a in fired()), timeout=20)
+        seen = {str(a["stage"]) for a in fired() if a["tx_hash"] == exploit}
+        assert seen == {"mempool"}, "alerted while still pending, before any block holds it"
+        await rpc.call("evm_mine")
+        await wait_until(lambda: {"mempool", "block"} <= {str(a["stage"]) for a in fired()
+                                                        if a["tx_hash"] == exploit}, timeout=20)
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=20)
+    mine = [a for a in fired() if a["tx_hash"] == exploit]
+    assert len({a["id"] for a in mine}) == 1, "the same event keeps one alert id from mempool to block"
+    assert mine[0]["block_number"] is None and mine[1]["block_number"] is not None
