@@ -64,7 +64,7 @@ def main() -> None:
           f"({n / t_full:,.0f} tx/s); ratio {t_bare / t_full:.2f} (target >= 0.25); pyod warm: {engine.pyod.warm}")
     warm_cfg = EngineConfig(pyod_window=1000, pyod_refit_every=1000, pyod_min_fit=500)
     t_pyod = best(lambda: replay(attacks, warm_cfg), 1)
-    n2, e2 = replay(attacks, warm_cfg)
+    _, e2 = replay(attacks, warm_cfg)
     print(f"  with the pyod ensemble fitted early (window 1000, {e2.pyod.refits} refits): {t_pyod * 1000:.0f} ms, "
           f"ratio {t_bare / t_pyod:.2f}")
 
