@@ -34,6 +34,7 @@ bench: install
 	CHAINSENTRY_ANVIL=$(CURDIR)/$(ANVIL) $(BIN)/python benchmarks/bench_replay_decode.py
 	CHAINSENTRY_ANVIL=$(CURDIR)/$(ANVIL) $(BIN)/python benchmarks/bench_ingest.py
 	CHAINSENTRY_ANVIL=$(CURDIR)/$(ANVIL) $(BIN)/python benchmarks/bench_follow_memory.py
+	$(BIN)/python benchmarks/bench_detect.py
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

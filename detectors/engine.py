@@ -48,7 +48,7 @@ class EngineConfig:
     calibration_window: int = 5000
     calibration_min_history: int = 200
     max_entities: int = 200_000
-    max_wallets: int = 500_000
+    max_wallets: int = 200_000
     rules_path: str | None = None
 
 

@@ -2,10 +2,10 @@
 
 Each address a transaction involves (sender and recipient) has a profile: transactions in and
 out, distinct counterparties each way (exact up to ``max_counterparties``, then counted as new
-only when seen in a small recent set: an under-estimate, stated), ETH in and out, plain transfers
-versus contract calls, failed transactions, first and last seen time. Profiles live in an LRU
-bounded to ``max_wallets`` (each about 1-2 KB at the counterparty cap), so memory is bounded by
-configuration and measured in ``benchmarks/``.
+then counted as new whenever not among those kept: an over-estimate past the cap, stated), ETH in
+and out, plain transfers versus contract calls, failed transactions, first and last seen time.
+Profiles live in an LRU bounded to ``max_wallets`` (about 0.8 KB each typically, up to ~3 KB at
+the counterparty cap), so memory is bounded by configuration; measured in ``benchmarks/``.
 
 The behaviour score reads shapes that fraud accounts share rather than any address: a busy account
 whose whole activity falls in a short period (scam addresses are used, reported and abandoned),
@@ -60,7 +60,7 @@ class WalletBehaviour:
 
     name = "wallet"
 
-    def __init__(self, max_wallets: int = 500_000, max_counterparties: int = 64) -> None:
+    def __init__(self, max_wallets: int = 200_000, max_counterparties: int = 32) -> None:
         self.max_wallets = max_wallets
         self.max_counterparties = max_counterparties
         self._profiles: OrderedDict[str, Profile] = OrderedDict()
