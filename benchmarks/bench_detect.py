@@ -12,13 +12,13 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import gzip
 import statistics
 import time
 from pathlib import Path
 
 import orjson
+from _timing import best
 
 from detectors.engine import EngineConfig, ScoringEngine
 from ingest import FileBlockSource
@@ -42,14 +42,6 @@ def replay(path: Path, config: EngineConfig | None = None) -> tuple[int, Scoring
     return n, engine
 
 
-def best(fn, repeat: int) -> float:  # type: ignore[no-untyped-def]
-    times = []
-    for _ in range(repeat):
-        gc.collect()
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def main() -> None:

@@ -11,12 +11,11 @@ both for the file as stored (.gz) and for its decompressed bytes already in memo
 from __future__ import annotations
 
 import argparse
-import gc
 import gzip
-import time
 from pathlib import Path
 
 import orjson
+from _timing import best
 
 from ingest import FileBlockSource
 from ingest.mappers import map_block
@@ -24,14 +23,6 @@ from ingest.mappers import map_block
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "attacks-dev.jsonl.gz"
 
 
-def best(fn, repeat: int) -> float:  # type: ignore[no-untyped-def]
-    times = []
-    for _ in range(repeat):
-        gc.collect()
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def main() -> None:

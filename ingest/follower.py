@@ -27,7 +27,7 @@ from .events import Block, BlockAdded, BlockRetracted
 from .fetch import BlockFetcher, BlockNotFoundError
 from .mappers import MappingError, map_block
 from .metrics import IngestMetrics
-from .rpc import RpcError, TransientRpcError, subscribe
+from .rpc import RpcError, TransientRpcError, reconnect_delay, subscribe
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ class BlockFollower:
                 except TransientRpcError as err:
                     failures += 1
                     self.metrics.reconnects.labels("blocks").inc()
-                    delay = min(30.0, 0.5 * 2 ** min(failures, 6))
+                    delay = reconnect_delay(failures)
                     log.warning("node unavailable (%s); retrying in %.1fs", err, delay)
                     await asyncio.sleep(delay)
                     continue
@@ -143,7 +143,7 @@ class BlockFollower:
                 failures += 1
                 self.metrics.reconnects.labels("heads_ws").inc()
                 log.warning("newHeads subscription lost (%s); polling over HTTP meanwhile", err)
-                await asyncio.sleep(min(30.0, 0.5 * 2 ** min(failures, 6)))
+                await asyncio.sleep(reconnect_delay(failures))
             else:
                 self._ws_healthy = False
 

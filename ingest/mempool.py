@@ -33,7 +33,7 @@ from .events import (
 )
 from .mappers import MappingError, frame_from_calltracer, tx_from_rpc
 from .metrics import IngestMetrics
-from .rpc import PermanentRpcError, RpcClient, RpcError, TransientRpcError, subscribe
+from .rpc import PermanentRpcError, RpcClient, RpcError, TransientRpcError, reconnect_delay, subscribe
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +242,7 @@ class MempoolFollower:
             except TransientRpcError as err:
                 failures += 1
                 self.metrics.reconnects.labels("mempool").inc()
-                delay = min(30.0, 0.5 * 2 ** min(failures, 6))
+                delay = reconnect_delay(failures)
                 log.warning("mempool feed lost (%s); reconnecting in %.1fs", err, delay)
                 await asyncio.sleep(delay)
 

@@ -357,6 +357,15 @@ class RpcClient:
             return err
 
 
+def reconnect_delay(failures: int, cap: float = 30.0) -> float:
+    """Seconds to wait before reconnecting after ``failures`` consecutive failures of a stream.
+
+    >>> [reconnect_delay(n) for n in (1, 2, 3, 10)]
+    [1.0, 2.0, 4.0, 30.0]
+    """
+    return float(min(cap, 0.5 * 2 ** min(failures, 6)))
+
+
 def _retry_after(value: str | None) -> float | None:
     """Seconds from a Retry-After header (delta-seconds form; an HTTP date is not honoured)."""
     if value is None:
