@@ -35,6 +35,27 @@ FLASH_SELECTORS = frozenset({
     "0x1b11d0ff", "0xd9d98ce4",
 })
 UNISWAP_V2_SWAP = "0x022c0d9f"
+# callbacks a protocol makes into its caller by design (swap and flash-loan callbacks, token
+# hooks): calling back through them is how those protocols work, not a re-entry. With token hooks
+# an attack re-enters the victim from the hook, and that next call still counts.
+CALLBACK_SELECTORS = frozenset({
+    "0x10d1e85c",  # uniswapV2Call
+    "0xfa461e33",  # uniswapV3SwapCallback
+    "0xe9cbafb0",  # uniswapV3FlashCallback
+    "0xd3487997",  # uniswapV3MintCallback
+    "0x84800812",  # pancakeCall
+    "0x920f5c84",  # executeOperation (Aave v2 flash loan)
+    "0x1b11d0ff",  # executeOperation (Aave v3 simple flash loan)
+    "0x23e30c8b",  # onFlashLoan (ERC-3156)
+    "0xf04f2707",  # receiveFlashLoan (Balancer)
+    "0x8b418713",  # callFunction (dYdX)
+    "0x2c8958f6",  # algebraSwapCallback
+    "0x23a69e75",  # pancakeV3SwapCallback
+    "0x0023de29",  # tokensReceived (ERC-777)
+    "0x150b7a02",  # onERC721Received
+    "0xf23a6e61",  # onERC1155Received
+    "0xbc197c81",  # onERC1155BatchReceived
+})
 # initialisation and ownership functions that an outsider should not call on a live contract
 TAKEOVER_SELECTORS = frozenset({
     "0xe46dcfeb",  # initWallet(address[],uint256,uint256)
@@ -69,6 +90,7 @@ FEATURES: tuple[str, ...] = (
     "logs", "transfer_events", "unlimited_approvals", "ownership_events", "upgrade_events",
     # novelty, from per-entity state (detectors.online.EntityState), when the stream is warm
     "contract_calls_before", "selector_new_on_contract", "selector_seen_before", "sender_txs_before",
+    "contract_callers_before",
     # third-party token pulls: transferFrom of someone who is neither the sender nor the caller
     "third_party_pulls",
 )
@@ -139,7 +161,8 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float]) -> None:
         # re-entry: a function call into a third-party contract still on the stack. A bare ETH send
         # back to the caller (WETH.withdraw paying a bot) and a callback into the transaction's own
         # contract (flash-swap callbacks into the bot) are how ordinary contracts work.
-        if kind == "CALL" and d > 0 and len(inp) >= 10 and to in path and to != root_to and to != sender:
+        if (kind == "CALL" and d > 0 and len(inp) >= 10 and to in path and to != root_to and to != sender
+                and inp[:10] not in CALLBACK_SELECTORS):
             reentries += 1
         if len(inp) >= 10:
             sel = inp[:10]

@@ -7,7 +7,9 @@
   contract called, how often and with which selectors; for each sender, how many transactions;
   for each selector, how often it was seen. :meth:`EntityState.observe` adds novelty features to a
   transaction's feature dict *before* the transaction is learned: a first call to a contract, a
-  selector never seen on it, a new sender, a globally rare selector.
+  selector never seen on it, a new sender, a globally rare selector, and how many distinct senders
+  called the contract before (up to 32): a public router is called by many, an attack contract by
+  its owner.
 """
 
 from __future__ import annotations
@@ -111,10 +113,12 @@ class _LRU(OrderedDict[str, Any]):
 class EntityState:
     """Bounded per-contract, per-sender and per-selector memory, learned online."""
 
-    def __init__(self, max_entities: int = 200_000, max_selectors_per_contract: int = 64) -> None:
+    def __init__(self, max_entities: int = 200_000, max_selectors_per_contract: int = 64,
+                 max_callers_per_contract: int = 32) -> None:
         self.max_entities = max_entities
         self.max_selectors_per_contract = max_selectors_per_contract
-        self.contracts: _LRU = _LRU(max_entities)  # address -> [calls, {selector: count}]
+        self.max_callers_per_contract = max_callers_per_contract
+        self.contracts: _LRU = _LRU(max_entities)  # address -> [calls, {selector: count}, {callers}]
         self.senders: _LRU = _LRU(max_entities)  # address -> [txs]
         self.selectors: _LRU = _LRU(max_entities)  # selector -> [count]
         self.seen = 0
@@ -127,6 +131,7 @@ class EntityState:
         if to is not None and len(tx.input) >= 10:
             c = self.contracts.get(to)
             x["contract_calls_before"] = float(c[0]) if c else 0.0
+            x["contract_callers_before"] = float(len(c[2])) if c else 0.0
             sel = tx.input[:10]
             x["selector_new_on_contract"] = 1.0 if c and c[0] >= 20 and sel not in c[1] else 0.0
             s = self.selectors.get(sel)
@@ -142,10 +147,12 @@ class EntityState:
         to = tx.to
         if to is not None and len(tx.input) >= 10:
             sel = tx.input[:10]
-            c = self.contracts.touch(to, lambda: [0, {}])
+            c = self.contracts.touch(to, lambda: [0, {}, set()])
             c[0] += 1
             if sel in c[1] or len(c[1]) < self.max_selectors_per_contract:
                 c[1][sel] = c[1].get(sel, 0) + 1
+            if tx.sender is not None and len(c[2]) < self.max_callers_per_contract:
+                c[2].add(tx.sender)
             self.selectors.touch(sel, lambda: [0])[0] += 1
 
     def state(self) -> dict[str, Any]:

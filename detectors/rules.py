@@ -102,7 +102,7 @@ class RuleSet:
                 continue
             for e in terms:
                 a = e.amount(x)
-                if a > 0:
+                if a != 0:  # negative terms (familiarity) explain too
                     out.append(Contribution(name, value, a, e.why))
         out.sort(key=lambda c: -c.contribution)
         return out
