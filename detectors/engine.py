@@ -114,9 +114,17 @@ class ScoringEngine:
         number = None if block is None else block.number
         feats: list[dict[str, float]] = []
         scaled: list[dict[str, float] | None] = []
+        warm_stream = entities.seen >= 200
         for tx in txs:
             f = tx_features(tx, ctx)
             entities.observe(tx, f)
+            if warm_stream and tx.sender is not None:  # the sender's wallet profile, if it has one
+                age = wallet.age_days(tx.sender, now)
+                if age is not None:
+                    f["sender_age_days"] = age
+                    funder = wallet.funder(tx.sender)
+                    if funder is not None:
+                        f["sender_funded_by_contract"] = 1.0 if funder in entities.contracts else 0.0
             feats.append(f)
             scaled.append(hst.scale(f) if tx.trace is not None else None)
         pyod_scores: dict[int, float] = {}
@@ -158,7 +166,7 @@ class ScoringEngine:
                 score.wallets[tx.to] = round(wallet_score(tx.to), 6)
         if learn:
             for i, tx in enumerate(txs):
-                entities.learn(tx)
+                entities.learn(tx, feats[i].get("frames"))
                 if out[i].finding is not None:
                     continue  # keep anomalies out of what the models learn
                 hx = scaled[i]

@@ -90,7 +90,9 @@ FEATURES: tuple[str, ...] = (
     "logs", "transfer_events", "unlimited_approvals", "ownership_events", "upgrade_events",
     # novelty, from per-entity state (detectors.online.EntityState), when the stream is warm
     "contract_calls_before", "selector_new_on_contract", "selector_seen_before", "sender_txs_before",
-    "contract_callers_before",
+    "contract_callers_before", "frames_z_on_contract",
+    # the sender's wallet profile: age in the stream, and whether it was funded by a contract
+    "sender_age_days", "sender_funded_by_contract",
     # third-party token pulls: transferFrom of someone who is neither the sender nor the caller
     "third_party_pulls",
 )

@@ -7,9 +7,11 @@
   contract called, how often and with which selectors; for each sender, how many transactions;
   for each selector, how often it was seen. :meth:`EntityState.observe` adds novelty features to a
   transaction's feature dict *before* the transaction is learned: a first call to a contract, a
-  selector never seen on it, a new sender, a globally rare selector, and how many distinct senders
+  selector never seen on it, a new sender, a globally rare selector, how many distinct senders
   called the contract before (up to 32): a public router is called by many, an attack contract by
-  its owner.
+  its owner; and a running mean and variance (Welford) of the call-tree size each contract sees,
+  so a contract suddenly called with a far larger tree than usual stands out (z-score, once the
+  contract has 20 traced calls).
 """
 
 from __future__ import annotations
@@ -118,7 +120,8 @@ class EntityState:
         self.max_entities = max_entities
         self.max_selectors_per_contract = max_selectors_per_contract
         self.max_callers_per_contract = max_callers_per_contract
-        self.contracts: _LRU = _LRU(max_entities)  # address -> [calls, {selector: count}, {callers}]
+        # address -> [calls, {selector: count}, {callers}, n, mean, m2 of log1p(frames)] (Welford)
+        self.contracts: _LRU = _LRU(max_entities)
         self.senders: _LRU = _LRU(max_entities)  # address -> [txs]
         self.selectors: _LRU = _LRU(max_entities)  # selector -> [count]
         self.seen = 0
@@ -132,6 +135,10 @@ class EntityState:
             c = self.contracts.get(to)
             x["contract_calls_before"] = float(c[0]) if c else 0.0
             x["contract_callers_before"] = float(len(c[2])) if c else 0.0
+            frames = x.get("frames")
+            if c and frames is not None and c[3] >= 20:
+                std = math.sqrt(c[5] / (c[3] - 1))
+                x["frames_z_on_contract"] = (math.log1p(frames) - c[4]) / max(std, 0.25)
             sel = tx.input[:10]
             x["selector_new_on_contract"] = 1.0 if c and c[0] >= 20 and sel not in c[1] else 0.0
             s = self.selectors.get(sel)
@@ -140,15 +147,22 @@ class EntityState:
             s = self.senders.get(tx.sender)
             x["sender_txs_before"] = float(s[0]) if s else 0.0
 
-    def learn(self, tx: Tx) -> None:
+    def learn(self, tx: Tx, frames: float | None = None) -> None:
+        """Learn ``tx`` (``frames``: its call-tree size, if already counted)."""
         self.seen += 1
         if tx.sender is not None:
             self.senders.touch(tx.sender, lambda: [0])[0] += 1
         to = tx.to
         if to is not None and len(tx.input) >= 10:
             sel = tx.input[:10]
-            c = self.contracts.touch(to, lambda: [0, {}, set()])
+            c = self.contracts.touch(to, lambda: [0, {}, set(), 0, 0.0, 0.0])
             c[0] += 1
+            if tx.trace is not None:  # running mean and variance of the tree size this contract sees
+                v = math.log1p(float(len(tx.trace.walk()) if frames is None else frames))
+                c[3] += 1
+                delta = v - c[4]
+                c[4] += delta / c[3]
+                c[5] += delta * (v - c[4])
             if sel in c[1] or len(c[1]) < self.max_selectors_per_contract:
                 c[1][sel] = c[1].get(sel, 0) + 1
             if tx.sender is not None and len(c[2]) < self.max_callers_per_contract:

@@ -3,7 +3,8 @@
 Each address a transaction involves (sender and recipient) has a profile: transactions in and
 out, distinct counterparties each way (exact up to ``max_counterparties``, then counted as new
 then counted as new whenever not among those kept: an over-estimate past the cap, stated), ETH in
-and out, plain transfers versus contract calls, failed transactions, first and last seen time.
+and out, plain transfers versus contract calls, failed transactions, first and last seen time, and the funding source
+(who first sent it ETH).
 Profiles live in an LRU bounded to ``max_wallets`` (about 0.8 KB each typically, up to ~3 KB at
 the counterparty cap), so memory is bounded by configuration; measured in ``benchmarks/``.
 
@@ -34,6 +35,7 @@ class Profile:
         "contract_calls_out",
         "failed_out",
         "first",
+        "funder",
         "ins",
         "last",
         "n_recv_from",
@@ -51,6 +53,7 @@ class Profile:
         self.n_recv_from = self.n_sent_to = 0
         self.value_in = self.value_out = 0.0
         self.first = self.last = now
+        self.funder: str | None = None  # who first sent it ETH (its funding source)
         self.recv_from: set[str] = set()
         self.sent_to: set[str] = set()
 
@@ -104,12 +107,22 @@ class WalletBehaviour:
             q.ins += 1
             q.last = now
             q.value_in += value
+            if q.funder is None and value > 0 and sender is not None:
+                q.funder = sender
             if len(tx.input) <= 2:
                 q.plain_in += 1
             if sender is not None and sender not in q.recv_from:
                 q.n_recv_from += 1
                 if len(q.recv_from) < cap:
                     q.recv_from.add(sender)
+
+    def funder(self, address: str) -> str | None:
+        p = self._profiles.get(address)
+        return p.funder if p is not None else None
+
+    def age_days(self, address: str, now: float) -> float | None:
+        p = self._profiles.get(address)
+        return max(0.0, now - p.first) / 86400 if p is not None else None
 
     def features(self, address: str) -> dict[str, float] | None:
         p = self._profiles.get(address)

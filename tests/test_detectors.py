@@ -228,3 +228,34 @@ def _json(rows: list[dict[str, Any]]) -> list[str]:
     import orjson
 
     return [orjson.dumps(r).decode() for r in rows]
+
+
+def test_contract_running_statistics_flag_an_unusually_large_tree() -> None:
+    from detectors.online import EntityState
+
+    def tx(i: int, frames: int) -> Tx:
+        leaf = CallFrame(type="STATICCALL", sender="0x" + "b" * 40, to="0x" + "c" * 40)
+        root = CallFrame(type="CALL", sender=f"0x{i:040x}", to="0x" + "b" * 40, input="0x12345678",
+                         calls=(leaf,) * (frames - 1))
+        return Tx(hash=f"0x{i:064x}", sender=f"0x{i:040x}", to="0x" + "b" * 40, input="0x12345678", trace=root)
+
+    state = EntityState()
+    state.seen = 1000  # a warm stream
+    for i in range(40):
+        t = tx(i, 2 + i % 3)
+        state.learn(t, float(len(t.trace.walk())))  # type: ignore[union-attr]
+    usual, huge = tx(100, 3), tx(101, 400)
+    f_usual = {"frames": float(len(usual.trace.walk()))}  # type: ignore[union-attr]
+    f_huge = {"frames": 400.0}
+    state.observe(usual, f_usual)
+    state.observe(huge, f_huge)
+    assert abs(f_usual["frames_z_on_contract"]) < 2 < f_huge["frames_z_on_contract"]
+    assert f_huge["contract_callers_before"] == 32.0  # distinct callers, capped
+
+
+def test_wallet_funding_source_is_the_first_payer() -> None:
+    wb = WalletBehaviour()
+    w, mixer, other = "0x" + "1" * 40, "0x" + "2" * 40, "0x" + "3" * 40
+    wb.learn_tx(Tx(hash="0x" + "a" * 64, sender=mixer, to=w, value=10**18), 100.0)
+    wb.learn_tx(Tx(hash="0x" + "b" * 64, sender=other, to=w, value=10**18), 200.0)
+    assert wb.funder(w) == mixer and wb.age_days(w, 100.0 + 86400) == 1.0
