@@ -1,12 +1,12 @@
 """Wallet behaviour: per-address profiles learned online, and a behaviour score per address.
 
 Each address a transaction involves (sender and recipient) has a profile: transactions in and
-out, distinct counterparties each way (exact up to ``max_counterparties``, then counted as new
-then counted as new whenever not among those kept: an over-estimate past the cap, stated), ETH in
-and out, plain transfers versus contract calls, failed transactions, first and last seen time, and the funding source
-(who first sent it ETH).
-Profiles live in an LRU bounded to ``max_wallets`` (about 0.8 KB each typically, up to ~3 KB at
-the counterparty cap), so memory is bounded by configuration; measured in ``benchmarks/``.
+out, distinct counterparties each way (exact up to ``max_counterparties``; past the cap a
+counterparty not among those kept counts as new: an over-estimate, stated), ETH in and out, plain
+transfers versus contract calls, failed transactions, first and last seen time, and the funding
+source (who first sent it ETH). Profiles live in an LRU bounded to ``max_wallets`` (about 0.8 KB
+each typically, up to ~3 KB at the counterparty cap), so memory is bounded by configuration;
+measured in ``benchmarks/``.
 
 The behaviour score reads shapes that fraud accounts share rather than any address: a busy account
 whose whole activity falls in a short period (scam addresses are used, reported and abandoned),
