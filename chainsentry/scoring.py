@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -45,8 +46,9 @@ class Scorer:
 
     def __init__(self, engine: ScoringEngine, *, chain_id: int, scores_path: Path | None = None,
                  alerts_path: Path | None = None, registry: CollectorRegistry | None = None,
-                 flush: bool = False) -> None:
+                 flush: bool = False, on_alert: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.flush = flush  # flush scores after each block (live); replays write in big buffers
+        self.on_alert = on_alert
         self.engine = engine
         self.chain_id = chain_id
         self._scores: IO[bytes] | None = _open(scores_path)
@@ -88,6 +90,8 @@ class Scorer:
                 self.findings += 1
                 alert = alert_from_finding(s.finding, self.chain_id, when).to_json()
                 self.alerts.append(alert)
+                if self.on_alert is not None:
+                    self.on_alert(alert)
                 if self._alerts is not None:
                     self._alerts.write(orjson.dumps(alert) + b"\n")
                     self._alerts.flush()  # alerts are rare and someone may be tailing the file

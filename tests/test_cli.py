@@ -208,4 +208,9 @@ def test_demo_runs_on_a_fresh_devnet(tmp_path: Path, anvil_binary: str) -> None:
     assert {"block_added", "pending_seen", "pending_included"} <= kinds
     traced = [t for r in rows if r["type"] == "block_added" for t in r["block"]["transactions"] if t.get("trace")]
     assert traced and any(t["trace"].get("calls") for t in traced), "relay calls give nested call frames"
+    mined = sum(len(r["block"]["transactions"]) for r in rows if r["type"] == "block_added")
+    scores = (tmp_path / "scores.jsonl").read_bytes().splitlines()
+    assert len(scores) == mined, "every mined transaction is scored"
+    alerts = (tmp_path / "alerts.jsonl").read_bytes().splitlines()
+    assert len(alerts) <= 1, f"background traffic raises (almost) no alert: {alerts[:2]}"
     shutil.rmtree(tmp_path, ignore_errors=True)
