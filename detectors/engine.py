@@ -40,7 +40,7 @@ class EngineConfig:
     weights: dict[str, float] = field(default_factory=lambda: {"shape": 1.0, "hst": 1.0, "pyod": 1.0})
     fusion_scale: float = 4.0
     hst_trees: int = 10
-    hst_height: int = 8
+    hst_height: int = 6
     hst_window: int = 250
     pyod_window: int = 5000
     pyod_refit_every: int = 2500
