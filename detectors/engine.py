@@ -117,7 +117,7 @@ class ScoringEngine:
         warm_stream = entities.seen >= 200
         for tx in txs:
             f = tx_features(tx, ctx)
-            entities.observe(tx, f)
+            entities.observe(tx, f, now)
             if warm_stream and tx.sender is not None:  # the sender's wallet profile, if it has one
                 age = wallet.age_days(tx.sender, now)
                 if age is not None:
@@ -166,7 +166,7 @@ class ScoringEngine:
                 score.wallets[tx.to] = round(wallet_score(tx.to), 6)
         if learn:
             for i, tx in enumerate(txs):
-                entities.learn(tx, feats[i].get("frames"))
+                entities.learn(tx, feats[i].get("frames"), now)
                 if out[i].finding is not None:
                     continue  # keep anomalies out of what the models learn
                 hx = scaled[i]

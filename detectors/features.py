@@ -93,6 +93,8 @@ FEATURES: tuple[str, ...] = (
     "contract_callers_before", "frames_z_on_contract",
     # the sender's wallet profile: age in the stream, and whether it was funded by a contract
     "sender_age_days", "sender_funded_by_contract",
+    # the called contract's creation, when the stream saw it: by this sender? how long ago?
+    "to_created_by_sender", "to_age_hours",
     # third-party token pulls: transferFrom of someone who is neither the sender nor the caller
     "third_party_pulls",
 )

@@ -124,13 +124,18 @@ class EntityState:
         self.contracts: _LRU = _LRU(max_entities)
         self.senders: _LRU = _LRU(max_entities)  # address -> [txs]
         self.selectors: _LRU = _LRU(max_entities)  # selector -> [count]
+        self.created: _LRU = _LRU(max_entities)  # contract -> [creator, creation time]
         self.seen = 0
 
-    def observe(self, tx: Tx, x: dict[str, float]) -> None:
+    def observe(self, tx: Tx, x: dict[str, float], now: float = 0.0) -> None:
         """Add novelty features for ``tx`` to ``x`` (from what was learned before it)."""
+        to = tx.to
+        born = self.created.get(to) if to is not None else None
+        if born is not None:  # a contract whose creation this stream saw
+            x["to_created_by_sender"] = 1.0 if born[0] == tx.sender else 0.0
+            x["to_age_hours"] = max(0.0, now - born[1]) / 3600
         if self.seen < 200:
             return  # cold: everything is new at the start of a stream
-        to = tx.to
         if to is not None and len(tx.input) >= 10:
             c = self.contracts.get(to)
             x["contract_calls_before"] = float(c[0]) if c else 0.0
@@ -147,9 +152,16 @@ class EntityState:
             s = self.senders.get(tx.sender)
             x["sender_txs_before"] = float(s[0]) if s else 0.0
 
-    def learn(self, tx: Tx, frames: float | None = None) -> None:
-        """Learn ``tx`` (``frames``: its call-tree size, if already counted)."""
+    def learn(self, tx: Tx, frames: float | None = None, now: float = 0.0) -> None:
+        """Learn ``tx`` (``frames``: its call-tree size, if already counted; ``now``: its time)."""
         self.seen += 1
+        if tx.sender is not None:  # contracts it created, top-level or inside its call tree
+            if tx.to is None and tx.receipt is not None and tx.receipt.contract_address is not None:
+                self.created.touch(tx.receipt.contract_address, lambda: [tx.sender, now])
+            if tx.trace is not None and (tx.to is None or (frames or 0) > 1):
+                for f in tx.trace.walk():
+                    if f.type in ("CREATE", "CREATE2") and f.to is not None and f.error is None:
+                        self.created.touch(f.to, lambda: [tx.sender, now])
         if tx.sender is not None:
             self.senders.touch(tx.sender, lambda: [0])[0] += 1
         to = tx.to
@@ -170,11 +182,14 @@ class EntityState:
             self.selectors.touch(sel, lambda: [0])[0] += 1
 
     def state(self) -> dict[str, Any]:
-        return {"contracts": self.contracts, "senders": self.senders, "selectors": self.selectors, "seen": self.seen}
+        return {"contracts": self.contracts, "senders": self.senders, "selectors": self.selectors,
+                "created": self.created, "seen": self.seen}
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.contracts, self.senders, self.selectors = state["contracts"], state["senders"], state["selectors"]
+        self.created = state["created"]
         self.seen = int(state["seen"])
 
     def sizes(self) -> dict[str, int]:
-        return {"contracts": len(self.contracts), "senders": len(self.senders), "selectors": len(self.selectors)}
+        return {"contracts": len(self.contracts), "senders": len(self.senders), "selectors": len(self.selectors),
+                "created": len(self.created)}

@@ -259,3 +259,19 @@ def test_wallet_funding_source_is_the_first_payer() -> None:
     wb.learn_tx(Tx(hash="0x" + "a" * 64, sender=mixer, to=w, value=10**18), 100.0)
     wb.learn_tx(Tx(hash="0x" + "b" * 64, sender=other, to=w, value=10**18), 200.0)
     assert wb.funder(w) == mixer and wb.age_days(w, 100.0 + 86400) == 1.0
+
+
+def test_contract_creator_and_age_are_tracked() -> None:
+    from detectors.online import EntityState
+    from ingest import Receipt
+
+    state = EntityState()
+    attacker, other, made = "0x" + "a" * 40, "0x" + "b" * 40, "0x" + "c" * 40
+    deploy = Tx(hash="0x" + "1" * 64, sender=attacker, to=None, input="0x6000",
+                receipt=Receipt(tx_hash="0x" + "1" * 64, status=1, contract_address=made))
+    state.learn(deploy, None, now=1000.0)
+    mine, theirs = {}, {}  # type: ignore[var-annotated]
+    state.observe(Tx(hash="0x" + "2" * 64, sender=attacker, to=made, input="0x12345678"), mine, now=1000.0 + 1800)
+    state.observe(Tx(hash="0x" + "3" * 64, sender=other, to=made, input="0x12345678"), theirs, now=1000.0 + 1800)
+    assert mine["to_created_by_sender"] == 1.0 and mine["to_age_hours"] == 0.5
+    assert theirs["to_created_by_sender"] == 0.0
