@@ -21,7 +21,6 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
 
-from alerts.model import Alert  # noqa: F401 - the alert contract travels with the CLI's outputs
 from detectors.evaluate import EvaluationError, evaluate
 from detectors.rules import RuleError
 from detectors.snapshot import SnapshotError, engine_from_snapshot, save_snapshot
@@ -247,7 +246,7 @@ def _replay_files(source: FileBlockSource, show: bool, scorer: Scorer) -> dict[s
     blocks = txs = 0
     with _progress(source.total_bytes, True) as bar:
         task = bar.add_task("replay", total=source.total_bytes, info="", visible=show)
-        source._progress = lambda done: bar.update(
+        source.progress = lambda done: bar.update(
             task, completed=done, info=f"{blocks} blocks, {txs} txs, {scorer.findings} alerts")
         for block in source:
             blocks += 1

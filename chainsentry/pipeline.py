@@ -85,6 +85,9 @@ class LiveStats:
     retracted: int = 0
     _recent: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=600))
 
+    def record_block(self, seen_at: float, transactions: int) -> None:
+        self._recent.append((seen_at, transactions))
+
     def tx_rate(self, now: float, window: float = 30.0) -> float:
         while self._recent and self._recent[0][0] < now - window:
             self._recent.popleft()
@@ -196,7 +199,7 @@ class LivePipeline:
                 self.stats.blocks += 1
                 self.stats.txs += len(block.transactions)
                 self.stats.last_block = block.number
-                self.stats._recent.append((msg.seen_at, len(block.transactions)))
+                self.stats.record_block(msg.seen_at, len(block.transactions))
                 await self._emit([msg, *self.tracker.block(block, msg.seen_at)])
                 self.follower.commit(msg)
             elif isinstance(msg, BlockRetracted):

@@ -13,16 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from alerts.model import alert_from_finding
 from detectors.engine import ScoringEngine, TxScore
-from ingest import (
-    Block,
-    BlockAdded,
-    BlockRetracted,
-    ChainEvent,
-    PendingDropped,
-    PendingIncluded,
-    PendingReplaced,
-    PendingSeen,
-)
+from ingest import Block, BlockAdded, BlockRetracted, ChainEvent, PendingSeen
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +46,6 @@ class Scorer:
         self._alerts: IO[bytes] | None = _open(alerts_path)
         self.metrics = DetectorMetrics(registry) if registry is not None else None
         self.alerts: list[dict[str, Any]] = []
-        self.pending_alerted: set[str] = set()
         self.transactions = 0
         self.findings = 0
 
@@ -71,12 +61,6 @@ class Scorer:
         self._out(scores, "mempool", now, started, write_scores=False)
         return scores
 
-    def reconcile(self, tx_hash: str) -> None:
-        """A pending transaction left the mempool (mined, replaced, dropped). Once mined, its block
-        score supersedes the pending one; the alert id is the same at both stages, so the alert
-        stage sees one alert moving on, not two."""
-        self.pending_alerted.discard(tx_hash)
-
     def _out(self, scores: list[TxScore], stage: str, when: float, started: float, write_scores: bool = True) -> None:
         self.transactions += len(scores)
         if self._scores is not None and write_scores:
@@ -85,8 +69,6 @@ class Scorer:
                 self._scores.flush()
         for s in scores:
             if s.finding is not None:
-                if stage == "mempool":
-                    self.pending_alerted.add(s.tx_hash)
                 self.findings += 1
                 alert = alert_from_finding(s.finding, self.chain_id, when).to_json()
                 self.alerts.append(alert)
@@ -121,7 +103,13 @@ def _open(path: Path | None) -> IO[bytes] | None:
 
 
 class DetectSink:
-    """The live pipeline's detection stage: scores mined blocks and pending transactions."""
+    """The live pipeline's detection stage: scores mined blocks and pending transactions.
+
+    A pending transaction is scored when first seen (with its simulated call tree if
+    ``ingest.trace_pending``) and again, with its receipt and real trace, once mined: the block
+    score supersedes the pending one, and an alert keeps its id across both stages (the id does not
+    depend on the stage), so the alert stage sees one alert move from mempool to block.
+    """
 
     def __init__(self, scorer: Scorer) -> None:
         self.scorer = scorer
@@ -131,8 +119,6 @@ class DetectSink:
             self.scorer.block(event.block)
         elif isinstance(event, PendingSeen):
             self.scorer.pending([event.pending.tx], event.pending.first_seen)
-        elif isinstance(event, (PendingIncluded, PendingDropped, PendingReplaced)):
-            self.scorer.reconcile(event.tx_hash)
         elif isinstance(event, BlockRetracted):
             log.info("block %d retracted; its alerts will be retracted by the alert stage", event.number)
 

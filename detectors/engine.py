@@ -14,7 +14,7 @@ worker thread but is swapped in at a point fixed by the transaction count).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -214,8 +214,3 @@ class ScoringEngine:
         self.wallet.load_state(state["wallet"])
         self.fuser.load_state(state["fuser"])
         self.scored = int(state["scored"])
-
-
-def score_blocks(engine: ScoringEngine, blocks: Iterable[Block]) -> Iterable[TxScore]:
-    for block in blocks:
-        yield from engine.score_block(block)

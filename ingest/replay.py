@@ -82,7 +82,7 @@ class FileBlockSource:
         self.last = last
         self.stats = ReadStats()
         self._on_error = on_error
-        self._progress = progress
+        self.progress = progress
         self.total_bytes = sum(f.stat().st_size for f in self.files)
 
     def _report(self, err: MappingError) -> None:
@@ -98,8 +98,8 @@ class FileBlockSource:
             with open(path, "rb") as raw:
                 stream: Any = gzip.GzipFile(fileobj=raw) if _is_gzip(raw) else raw
                 for lineno, line in enumerate(stream, 1):
-                    if self._progress is not None and lineno % 8 == 0:
-                        self._progress(done + raw.tell())
+                    if self.progress is not None and lineno % 8 == 0:
+                        self.progress(done + raw.tell())
                     if not line.strip():
                         continue
                     block = self._parse(path, lineno, line)
@@ -114,8 +114,8 @@ class FileBlockSource:
                     self.stats.transactions += len(block.transactions)
                     yield block
                 done += raw.tell()
-                if self._progress is not None:
-                    self._progress(done)
+                if self.progress is not None:
+                    self.progress(done)
 
     def _parse(self, path: Path, lineno: int, line: bytes) -> Block | None:
         try:
