@@ -28,7 +28,7 @@ demo: install
 
 lint: install
 	$(BIN)/ruff check ingest detectors alerts chainsentry tests benchmarks
-	$(BIN)/mypy ingest chainsentry
+	$(BIN)/mypy ingest detectors alerts chainsentry
 
 bench: install
 	CHAINSENTRY_ANVIL=$(CURDIR)/$(ANVIL) $(BIN)/python benchmarks/bench_replay_decode.py
