@@ -229,8 +229,8 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float]) -> None:
 
 def log_features(tx: Tx, out: dict[str, float]) -> None:
     receipt = tx.receipt
-    if receipt is None or (not receipt.logs and receipt.status is None):
-        return
+    if receipt is None or not receipt.logs:
+        return  # no logs: nothing to count (zero counts carry no evidence, and no model reads them)
     transfers = unlimited = ownership = upgrades = 0
     for lg in receipt.logs:
         if not lg.topics:
