@@ -526,6 +526,81 @@ def map_block(raw: JsonDict, report: Reporter) -> Block:
 
     A block whose ``number`` is missing or malformed cannot be placed, so that error is raised.
     """
+    try:
+        block: Block = _block_fast(raw)
+        return block
+    except (AttributeError, TypeError, ValueError, KeyError, IndexError):
+        return _block_checked(raw, report)  # finds and reports exactly what is wrong
+
+
+def _hexq(v: Any, _int: Any = int) -> int | None:
+    """A well-formed hex quantity or None; anything else raises (to leave the fast path)."""
+    if v is None:
+        return None
+    if v[:2] != "0x" or len(v) > 66:
+        raise ValueError
+    return _int(v, 16) if len(v) > 2 else 0
+
+
+def _addr(v: Any) -> str | None:
+    if v is None:
+        return None
+    if len(v) != 42 or v[:2] != "0x":
+        raise ValueError
+    return str(v.lower())
+
+
+def _h32(v: Any) -> str | None:
+    if v is None:
+        return None
+    if len(v) != 66 or v[:2] != "0x":
+        raise ValueError
+    return str(v.lower())
+
+
+def _log_fast(raw: Any) -> Log:
+    get = raw.get
+    data = get("data", "0x")
+    if data[:2] != "0x":
+        raise ValueError
+    return Log(_addr(raw["address"]) or "", tuple([_h32(t) or "" for t in get("topics") or ()]), data,
+               _hexq(get("logIndex")), bool(get("removed", False)))
+
+
+def _receipt_fast(raw: Any) -> Receipt:
+    get = raw.get
+    logs = get("logs")
+    return Receipt(
+        _h32(raw["transactionHash"]) or "", _hexq(get("status")), _hexq(get("gasUsed")),
+        _hexq(get("cumulativeGasUsed")), _hexq(get("effectiveGasPrice")), _addr(get("contractAddress")),
+        _hexq(get("type")), tuple([_log_fast(lg) for lg in logs]) if logs else (),
+    )
+
+
+def _block_fast(raw: Any) -> Block:
+    """The common case: every field well-formed. Any surprise raises, and the checked path runs."""
+    get = raw.get
+    number = _hexq(raw["number"])
+    if number is None:
+        raise ValueError
+    receipts: dict[str, Receipt] = {}
+    for r in get("receipts") or ():
+        rec = _receipt_fast(r)
+        receipts[rec.tx_hash] = rec
+    traces: dict[str, CallFrame] = {}
+    for t in get("traces") or ():
+        traces[t["txHash"].lower()] = _frame_fast(t["result"])
+    txs = []
+    for t in get("transactions") or ():
+        key = t["hash"].lower()
+        txs.append(_tx_fast(t, receipts.get(key), traces.get(key)))
+    if len(traces) != len(get("traces") or ()):
+        raise ValueError  # traces without hashes are joined by position in the checked path
+    return Block(number, _h32(get("hash")), _h32(get("parentHash")), _hexq(get("timestamp")), _addr(get("miner")),
+                 _hexq(get("gasLimit")), _hexq(get("gasUsed")), _hexq(get("baseFeePerGas")), tuple(txs))
+
+
+def _block_checked(raw: JsonDict, report: Reporter) -> Block:
     if type(raw) is not dict:
         raise MappingError("block", raw, "block is not an object")
     number = quantity(raw.get("number"), "number")
