@@ -69,6 +69,30 @@ TAKEOVER_SELECTORS = frozenset({
     "0x4f1ef286",  # upgradeToAndCall(address,bytes)
     "0x704b6c02",  # setAdmin(address)
 })
+# lending-market actions (Compound-style cTokens, Aave pools) and price-oracle reads: borrowing
+# against a price read inside the same transaction is the shape of oracle manipulation
+LENDING_SELECTORS = frozenset({
+    "0xc5ebeaec",  # borrow(uint256)
+    "0xa0712d68",  # mint(uint256)
+    "0x1249c58b",  # mint() (cEther)
+    "0xdb006a75",  # redeem(uint256)
+    "0x852a12e3",  # redeemUnderlying(uint256)
+    "0x0e752702",  # repayBorrow(uint256)
+    "0x4e4d9fea",  # repayBorrow() (cEther)
+    "0xf5e3c462",  # liquidateBorrow(address,uint256,address)
+    "0xe8eda9df",  # deposit(address,uint256,address,uint16) (Aave)
+    "0x69328dec",  # withdraw(address,uint256,address) (Aave)
+    "0xa415bcad",  # borrow(address,uint256,uint256,uint16,address) (Aave)
+    "0x573ade81",  # repay(address,uint256,uint256,address) (Aave)
+})
+ORACLE_SELECTORS = frozenset({
+    "0x41976e09",  # getPrice(address)
+    "0x50d25bcd",  # latestAnswer()
+    "0xfc57d4df",  # getUnderlyingPrice(address)
+    "0xfeaf968c",  # latestRoundData()
+    "0x9d1b464a",  # currentPrice()
+    "0xb3596f07",  # getAssetPrice(address)
+})
 TOPIC_TRANSFER = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
 TOPIC_APPROVAL = "0x8c5be1e5ebec7d5bd14f71427d1e84f3dd0314c0f7b2291e5b200ac8c7c3b925"
 TOPIC_OWNERSHIP = "0x8be0079c531659141344cd1fd0a4f28419497f9722a3daafe3b4186f6b6457e0"
@@ -83,7 +107,7 @@ FEATURES: tuple[str, ...] = (
     "frames", "depth", "contracts", "delegatecalls", "creates", "selfdestructs", "staticcalls",
     "value_calls", "failed_frames", "max_repeat", "reentries", "calls_into_created", "token_moves",
     "tokens_touched", "balance_checks", "approvals", "eth_to_sender", "flash_calls", "borrow_repay",
-    "bare_call_tree", "takeover_calls",
+    "bare_call_tree", "takeover_calls", "lending_calls", "oracle_reads",
     # calldata words
     "overflow_words",
     # logs
@@ -124,6 +148,7 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float]) -> None:
     """Call-tree features of ``tx`` into ``out`` (one pass over the frames)."""
     frames = depth_max = delegate = creates = selfdestructs = statics = value_calls = failed = 0
     token_moves = balance_checks = approvals = flash = reentries = into_created = takeover = pulls = 0
+    lending = oracle = 0
     eth_to_sender = 0
     sender = tx.sender
     repeats: dict[tuple[str | None, str], int] = {}
@@ -197,6 +222,10 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float]) -> None:
                 flash += 1
             if sel in TAKEOVER_SELECTORS and to not in created:
                 takeover += 1
+            if sel in LENDING_SELECTORS:
+                lending += 1
+            elif sel in ORACLE_SELECTORS:
+                oracle += 1
         if f.calls:
             child_path = path | {to} if kind != "DELEGATECALL" else path
             for c in reversed(f.calls):
@@ -222,6 +251,8 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float]) -> None:
     out["borrow_repay"] = float(borrow_repay)
     out["takeover_calls"] = float(takeover)
     out["third_party_pulls"] = float(pulls)
+    out["lending_calls"] = float(lending)
+    out["oracle_reads"] = float(oracle)
     # a call with no arguments that sets off a large tree: a contract pre-programmed to attack
     calldata = (len(tx.input) - 2) // 2
     out["bare_call_tree"] = float(frames) if calldata == 4 and frames > 1 else 0.0
