@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Coroutine
 from pathlib import Path
@@ -21,6 +23,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
 
+from alerts.store import StoreError
+from alerts.webhook import WebhookConfigError
 from detectors.evaluate import EvaluationError, evaluate
 from detectors.rules import RuleError
 from detectors.snapshot import SnapshotError, engine_from_snapshot, save_snapshot
@@ -61,7 +65,8 @@ app = typer.Typer(
 err_console = Console(stderr=True)
 
 USER_ERRORS = (ConfigError, SourceError, RecorderError, CheckpointError, RpcError, ApiBindError,
-               AnvilNotFoundError, MappingError, RuleError, SnapshotError, EvaluationError, ValueError)
+               AnvilNotFoundError, MappingError, RuleError, SnapshotError, EvaluationError, StoreError,
+               WebhookConfigError, ValueError)
 
 RpcOpt = Annotated[
     list[str] | None, typer.Option("--rpc", help="HTTP JSON-RPC URL (repeat or comma-separate for failover)")
@@ -70,6 +75,10 @@ WsOpt = Annotated[str | None, typer.Option("--ws", help="WebSocket URL for newHe
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file", exists=False)]
 TracesOpt = Annotated[str | None, typer.Option("--traces", help="auto | debug | parity | off")]
 VerboseOpt = Annotated[int, typer.Option("--verbose", "-v", count=True, help="more logging (-v info, -vv debug)")]
+WebhookOpt = Annotated[str | None, typer.Option(
+    "--webhook", help="deliver alerts to this URL, signed with $CHAINSENTRY_WEBHOOK_SECRET")]
+AllowPrivateOpt = Annotated[bool, typer.Option(
+    "--webhook-allow-private", help="allow a loopback or private webhook address")]
 
 
 def _logging(verbose: int) -> None:
@@ -116,6 +125,8 @@ def run(
     scores: Annotated[Path | None, typer.Option("--scores", help="write mined transactions' scores")] = None,
     alerts: Annotated[Path | None, typer.Option("--alerts", help="write alerts as JSONL")] = None,
     rules: Annotated[Path | None, typer.Option("--rules", help="attack-shape rules YAML (default: built in)")] = None,
+    webhook: WebhookOpt = None,
+    webhook_allow_private: AllowPrivateOpt = False,
     duration: Annotated[float | None, typer.Option("--duration", help="stop after this many seconds")] = None,
     verbose: VerboseOpt = 0,
 ) -> None:
@@ -139,6 +150,10 @@ def run(
     scorer = _scorer(settings, rules, snapshot if snapshot.exists() else None, 0, scores, alerts,
                      registry=pipeline.registry, live=True)
     pipeline.sinks.insert(0, DetectSink(scorer))
+    delivery = _delivery(webhook, webhook_allow_private, settings.data_dir / "alerts.db", pipeline.registry)
+    if delivery is not None:
+        scorer.on_alert = delivery.accept
+        pipeline.background.append(lambda: _deliver_forever(delivery))
     status = _status_writer()
     err_console.print(f"chainsentry run: following {', '.join(settings.rpc)}; API on http://{settings.api} "
                       "(/metrics, /healthz, /status)", highlight=False)
@@ -183,6 +198,9 @@ def replay(
     snapshot_in: Annotated[Path | None, typer.Option("--snapshot-in", help="start from learned state")] = None,
     snapshot_out: Annotated[Path | None, typer.Option("--snapshot-out", help="save learned state at the end")] = None,
     chain_id: Annotated[int, typer.Option("--chain-id", help="chain id for alert ids (files carry none)")] = 1,
+    webhook: WebhookOpt = None,
+    webhook_allow_private: AllowPrivateOpt = False,
+    store: Annotated[Path | None, typer.Option("--store", help="alert store (SQLite) for --webhook")] = None,
     progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="default: on a terminal")] = None,
     verbose: VerboseOpt = 0,
 ) -> None:
@@ -192,7 +210,10 @@ def replay(
     """
     _logging(verbose)
     settings = _settings(config, ingest={"traces": _traces(traces)})
+    delivery = _delivery(webhook, webhook_allow_private, store or Path(tempfile.mkdtemp()) / "alerts.db")
     scorer = _scorer(settings, rules, snapshot_in, chain_id, scores, alerts)
+    if delivery is not None:
+        scorer.on_alert = delivery.accept
     show = sys.stderr.isatty() if progress is None else progress
     started = time.perf_counter()
     errors: list[str] = []
@@ -216,6 +237,8 @@ def replay(
         save_snapshot(scorer.engine, snapshot_out)
         stats["snapshot"] = str(snapshot_out)
     stats["alerts"] = scorer.findings
+    if delivery is not None:
+        stats["webhook"] = run_async(delivery.finish())
     elapsed = time.perf_counter() - started
     stats["malformed_fields"] = len(errors)
     stats["seconds"] = round(elapsed, 3)
@@ -229,6 +252,63 @@ def _progress(total: float | None, unit_bytes: bool) -> Progress:
         cols.append(TransferSpeedColumn())
     cols += [TextColumn("{task.fields[info]}"), TimeElapsedColumn()]
     return Progress(*cols, console=err_console, transient=True)
+
+
+class _Delivery:
+    """Alerts to the store and outbox, and a worker delivering them to one webhook."""
+
+    def __init__(self, url: str, secret: str, store_path: Path, registry: Any = None) -> None:
+        from alerts.store import AlertStore
+
+        self.url = url
+        self.store = AlertStore(store_path)
+        self.secret = secret
+        self._outcomes: Any = None
+        if registry is not None:
+            from prometheus_client import Counter, Gauge
+
+            self._outcomes = Counter("webhook_deliveries", "Webhook delivery attempts by outcome", ["outcome"],
+                                     namespace="chainsentry", registry=registry)
+            pending = Gauge("outbox_pending", "Alert deliveries waiting in the outbox", namespace="chainsentry",
+                            registry=registry)
+            pending.set_function(lambda: self.store.outbox_counts()["pending"])
+
+    def accept(self, alert: dict[str, Any]) -> None:
+        if self.store.upsert(alert):
+            self.store.enqueue(alert, "cli", self.url)
+
+    def worker(self) -> Any:
+        from alerts.webhook import DeliveryWorker
+
+        counter = self._outcomes
+        return DeliveryWorker(self.store, self.secret,
+                              on_outcome=(lambda o: counter.labels(o).inc()) if counter is not None else None)
+
+    async def finish(self) -> dict[str, int]:
+        """Deliver everything queued (each alert delivered or dead-lettered), then report."""
+        worker = self.worker()
+        try:
+            await worker.drain()
+        finally:
+            await worker.aclose()
+        return self.store.outbox_counts()
+
+
+async def _deliver_forever(delivery: _Delivery) -> None:
+    worker = delivery.worker()
+    try:
+        await worker.run()
+    finally:
+        await worker.aclose()
+
+
+def _delivery(url: str | None, allow_private: bool, store_path: Path, registry: Any = None) -> _Delivery | None:
+    if url is None:
+        return None
+    from alerts.webhook import check_secret, check_target
+
+    check_target(url, allow_private=allow_private)
+    return _Delivery(url, check_secret(os.environ.get("CHAINSENTRY_WEBHOOK_SECRET")), store_path, registry)
 
 
 def _scorer(settings: Settings, rules: Path | None, snapshot_in: Path | None, chain_id: int,

@@ -125,6 +125,7 @@ class LivePipeline:
         self.chain_id: int | None = None
         self.api_server: uvicorn.Server | None = None
         self.api_port: int | None = None
+        self.background: list[Callable[[], Any]] = []  # more coroutine factories to run alongside
 
     # -- status ----------------------------------------------------------------------------
 
@@ -270,6 +271,8 @@ class LivePipeline:
             tasks.append(asyncio.create_task(self.api_server.serve(sockets=[sock]), name="api"))
         if status_out is not None:
             tasks.append(asyncio.create_task(self._status_printer(status_out, status_every), name="status"))
+        for make in self.background:
+            tasks.append(asyncio.create_task(make(), name="background"))
         if ready is not None:
             ready(self)
         try:

@@ -1,0 +1,242 @@
+"""The alert store and the delivery outbox: SQLite in WAL mode, with numbered schema migrations.
+
+Alerts are upserted by their deterministic id (the same event never makes two rows); a status
+change (firing -> confirmed -> retracted) updates the row. The outbox holds one row per
+(alert status, subscription) to deliver; a row leaves it only as delivered or dead-lettered, so
+whatever was accepted survives a restart, even ``kill -9`` (the write is committed before the
+call that accepted it returns).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: alerts, their addresses, and the outbox
+    """
+    CREATE TABLE alerts (
+        id TEXT PRIMARY KEY, status TEXT NOT NULL, stage TEXT, chain_id INTEGER, block_number INTEGER,
+        block_hash TEXT, tx_hash TEXT, severity TEXT NOT NULL, severity_rank INTEGER NOT NULL, type TEXT,
+        score REAL, detector TEXT, created_at TEXT, created_ts REAL NOT NULL, updated_ts REAL NOT NULL,
+        body BLOB NOT NULL
+    );
+    CREATE INDEX alerts_created ON alerts (created_ts);
+    CREATE INDEX alerts_block_hash ON alerts (block_hash);
+    CREATE TABLE alert_addresses (alert_id TEXT NOT NULL, address TEXT NOT NULL);
+    CREATE INDEX alert_addresses_address ON alert_addresses (address);
+    CREATE TABLE outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, alert_id TEXT NOT NULL, alert_status TEXT NOT NULL,
+        subscription TEXT NOT NULL, url TEXT NOT NULL, body BLOB NOT NULL, state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0, next_ts REAL NOT NULL, last_error TEXT, created_ts REAL NOT NULL,
+        UNIQUE (alert_id, alert_status, subscription)
+    );
+    CREATE INDEX outbox_due ON outbox (state, next_ts);
+    """,
+)
+
+
+class StoreError(Exception):
+    """A store file that cannot be used (newer schema, not a database)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    seq: int
+    alert_id: str
+    alert_status: str
+    subscription: str
+    url: str
+    body: bytes
+    attempts: int
+
+
+class AlertStore:
+    """Alerts and outbox in one SQLite file (``:memory:`` for a throwaway store)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._migrate()
+        except sqlite3.DatabaseError as err:
+            raise StoreError(f"{self.path} is not a usable alert store: {err}") from None
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise StoreError(f"{self.path} has schema version {version}; this build knows up to {len(MIGRATIONS)}")
+        for number in range(version, len(MIGRATIONS)):
+            with self._tx():
+                self._db.executescript("BEGIN;" + MIGRATIONS[number] + f"PRAGMA user_version = {number + 1};COMMIT;")
+
+    def _tx(self) -> Any:
+        return self._lock
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- alerts ----------------------------------------------------------------------------
+
+    def upsert(self, alert: dict[str, Any]) -> bool:
+        """Insert ``alert`` or update its status; True if it is new or its status changed."""
+        now = time.time()
+        body = orjson.dumps(alert)
+        with self._lock:
+            row = self._db.execute("SELECT status FROM alerts WHERE id = ?", (alert["id"],)).fetchone()
+            if row is not None and row[0] == alert["status"]:
+                return False
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                if row is None:
+                    self._db.execute(
+                        "INSERT INTO alerts VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        (alert["id"], alert["status"], alert.get("stage"), alert.get("chain_id"),
+                         alert.get("block_number"), alert.get("block_hash"), alert.get("tx_hash"), alert["severity"],
+                         SEVERITY_RANK.get(alert["severity"], 0), alert.get("type"), alert.get("score"),
+                         alert.get("detector"), alert.get("created_at"), now, now, body),
+                    )
+                    self._db.executemany("INSERT INTO alert_addresses VALUES (?, ?)",
+                                         [(alert["id"], a) for a in alert.get("addresses") or []])
+                else:
+                    self._db.execute("UPDATE alerts SET status = ?, body = ?, updated_ts = ? WHERE id = ?",
+                                     (alert["status"], body, now, alert["id"]))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return True
+
+    def get(self, alert_id: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT body FROM alerts WHERE id = ?", (alert_id,)).fetchone()
+        return orjson.loads(row[0]) if row else None
+
+    def by_block(self, block_hash: str) -> list[dict[str, Any]]:
+        rows = self._db.execute("SELECT body FROM alerts WHERE block_hash = ?", (block_hash,)).fetchall()
+        return [orjson.loads(r[0]) for r in rows]
+
+    def query(self, *, min_severity: str | None = None, address: str | None = None, detector: str | None = None,
+              status: str | None = None, since: float | None = None, until: float | None = None,
+              limit: int = 100, cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        """Alerts, newest first, filtered; returns (page, cursor for the next page or None)."""
+        where: list[str] = []
+        args: list[Any] = []
+        if min_severity is not None:
+            where.append("severity_rank >= ?")
+            args.append(SEVERITY_RANK[min_severity])
+        if address is not None:
+            where.append("id IN (SELECT alert_id FROM alert_addresses WHERE address = ?)")
+            args.append(address.lower())
+        if detector is not None:
+            where.append("detector = ?")
+            args.append(detector)
+        if status is not None:
+            where.append("status = ?")
+            args.append(status)
+        if since is not None:
+            where.append("created_ts >= ?")
+            args.append(since)
+        if until is not None:
+            where.append("created_ts < ?")
+            args.append(until)
+        if cursor is not None:
+            ts, _, last_id = cursor.partition(":")
+            where.append("(created_ts < ? OR (created_ts = ? AND id < ?))")
+            args += [float(ts), float(ts), last_id]
+        sql = "SELECT body, created_ts, id FROM alerts"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_ts DESC, id DESC LIMIT ?"
+        rows = self._db.execute(sql, (*args, limit + 1)).fetchall()
+        page = [orjson.loads(r[0]) for r in rows[:limit]]
+        nxt = f"{rows[limit - 1][1]!r}:{rows[limit - 1][2]}" if len(rows) > limit else None
+        return page, nxt
+
+    def purge(self, older_than: float) -> int:
+        """Retention: delete alerts created before ``older_than`` (unix time) with no pending delivery."""
+        with self._lock:
+            cur = self._db.execute(
+                "DELETE FROM alerts WHERE created_ts < ? AND id NOT IN "
+                "(SELECT alert_id FROM outbox WHERE state = 'pending')", (older_than,))
+            self._db.execute("DELETE FROM alert_addresses WHERE alert_id NOT IN (SELECT id FROM alerts)")
+            return int(cur.rowcount)
+
+    def count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM alerts").fetchone()[0])
+
+    # -- outbox ----------------------------------------------------------------------------
+
+    def enqueue(self, alert: dict[str, Any], subscription: str, url: str) -> bool:
+        """Queue ``alert`` (at its current status) for ``subscription``; False if already queued."""
+        with self._lock:
+            cur = self._db.execute(
+                "INSERT OR IGNORE INTO outbox (alert_id, alert_status, subscription, url, body, state, next_ts, "
+                "created_ts) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
+                (alert["id"], alert["status"], subscription, url, orjson.dumps(alert), time.time(), time.time()),
+            )
+            return cur.rowcount == 1
+
+    def due(self, now: float, limit: int = 100) -> list[OutboxItem]:
+        rows = self._db.execute(
+            "SELECT seq, alert_id, alert_status, subscription, url, body, attempts FROM outbox "
+            "WHERE state = 'pending' AND next_ts <= ? ORDER BY next_ts, seq LIMIT ?", (now, limit)).fetchall()
+        return [OutboxItem(*r) for r in rows]
+
+    def next_due(self) -> float | None:
+        row = self._db.execute("SELECT MIN(next_ts) FROM outbox WHERE state = 'pending'").fetchone()
+        return float(row[0]) if row and row[0] is not None else None
+
+    def delivered(self, seq: int) -> None:
+        with self._lock:
+            self._db.execute("UPDATE outbox SET state = 'delivered', attempts = attempts + 1, last_error = NULL "
+                             "WHERE seq = ?", (seq,))
+
+    def retry(self, seq: int, next_ts: float, error: str) -> None:
+        with self._lock:
+            self._db.execute("UPDATE outbox SET attempts = attempts + 1, next_ts = ?, last_error = ? WHERE seq = ?",
+                             (next_ts, error, seq))
+
+    def dead(self, seq: int, error: str) -> None:
+        with self._lock:
+            self._db.execute("UPDATE outbox SET state = 'dead', attempts = attempts + 1, last_error = ? "
+                             "WHERE seq = ?", (error, seq))
+
+    def requeue(self, seq: int) -> bool:
+        """Send a dead letter again."""
+        with self._lock:
+            cur = self._db.execute("UPDATE outbox SET state = 'pending', next_ts = ?, attempts = 0 "
+                                   "WHERE seq = ? AND state = 'dead'", (time.time(), seq))
+            return cur.rowcount == 1
+
+    def outbox_counts(self) -> dict[str, int]:
+        rows = self._db.execute("SELECT state, COUNT(*) FROM outbox GROUP BY state").fetchall()
+        return {"pending": 0, "delivered": 0, "dead": 0} | {r[0]: int(r[1]) for r in rows}
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        rows = self._db.execute("SELECT seq, alert_id, alert_status, subscription, url, attempts, last_error "
+                                "FROM outbox WHERE state = 'dead' ORDER BY seq").fetchall()
+        keys = ("seq", "alert_id", "alert_status", "subscription", "url", "attempts", "last_error")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def iter_alerts(self) -> Iterator[dict[str, Any]]:
+        for (body,) in self._db.execute("SELECT body FROM alerts ORDER BY created_ts, id"):
+            yield orjson.loads(body)
+

@@ -1,0 +1,183 @@
+"""Signed webhook delivery from the persistent outbox.
+
+Each POST carries the alert JSON and the headers of ARCHITECTURE.md:
+``X-Chainsentry-Timestamp``, ``X-Chainsentry-Signature: sha256=<hex HMAC-SHA256 of
+"{timestamp}.{body}">``, ``X-Chainsentry-Delivery`` (unique per attempt) and ``Idempotency-Key``
+(alert id + status). Delivery is at least once: 2xx marks the item delivered; timeouts, refused
+connections, 429 (honouring ``Retry-After``) and 5xx are retried with exponential backoff and
+jitter; other 4xx and the attempt limit send it to the dead letters. The secret is never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import ipaddress
+import logging
+import random
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import httpx
+
+from .store import AlertStore, OutboxItem
+
+log = logging.getLogger(__name__)
+
+
+class WebhookConfigError(ValueError):
+    """A webhook target or secret that must not be used."""
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    """The signature header value for ``body`` sent at ``timestamp``.
+
+    >>> sign("s3cret", "1700000000", b'{"id":"x"}')[:15]
+    'sha256=2382c1d0'
+    """
+    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+def verify(secret: str, timestamp: str, body: bytes, signature: str) -> bool:
+    """What a receiver does: recompute and compare in constant time."""
+    return hmac.compare_digest(sign(secret, timestamp, body), signature)
+
+
+def check_target(url: str, *, allow_private: bool) -> None:
+    """Refuse a URL that is not http(s), or whose host resolves to a private, loopback or link-local
+    address, unless ``allow_private`` (a webhook must not become a way into the internal network)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise WebhookConfigError(f"webhook URL {url!r} is not an http(s) URL")
+    if allow_private:
+        return
+    try:
+        infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+    except socket.gaierror as err:
+        raise WebhookConfigError(f"webhook host {parts.hostname!r} does not resolve: {err}") from None
+    for info in infos:
+        ip = ipaddress.ip_address(info[4][0])
+        if ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_unspecified:
+            raise WebhookConfigError(
+                f"webhook host {parts.hostname} resolves to {ip}, a private or loopback address; "
+                "allow it explicitly (--webhook-allow-private) if that is intended")
+
+
+def check_secret(secret: str | None) -> str:
+    if not secret:
+        raise WebhookConfigError("the webhook secret is empty: set CHAINSENTRY_WEBHOOK_SECRET")
+    return secret
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    attempts: int = 8
+    backoff: float = 1.0
+    backoff_max: float = 300.0
+    timeout: float = 10.0
+    retry_after_max: float = 3600.0
+
+
+class DeliveryWorker:
+    """Delivers due outbox items for one subscription's secret; run :meth:`run` or :meth:`drain`."""
+
+    def __init__(self, store: AlertStore, secret: str, *, policy: DeliveryPolicy | None = None,
+                 seed: int | None = None, on_outcome: object = None) -> None:
+        self.store = store
+        self._secret = check_secret(secret)
+        self.policy = policy or DeliveryPolicy()
+        self._rng = random.Random(seed)
+        self._http = httpx.AsyncClient(timeout=httpx.Timeout(self.policy.timeout))
+        self.outcomes: dict[str, int] = {}
+        self._on_outcome = on_outcome
+
+    def __repr__(self) -> str:  # never show the secret
+        return f"DeliveryWorker(store={self.store.path!r}, policy={self.policy})"
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def _count(self, outcome: str) -> None:
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+        if callable(self._on_outcome):
+            self._on_outcome(outcome)
+
+    def _delay(self, attempt: int) -> float:
+        base = min(self.policy.backoff_max, self.policy.backoff * 2 ** max(0, attempt - 1))
+        return float(base * (0.5 + self._rng.random()))
+
+    async def deliver_one(self, item: OutboxItem) -> None:
+        ts = str(int(time.time()))
+        headers = {
+            "content-type": "application/json",
+            "X-Chainsentry-Timestamp": ts,
+            "X-Chainsentry-Signature": sign(self._secret, ts, item.body),
+            "X-Chainsentry-Delivery": str(uuid.uuid4()),
+            "Idempotency-Key": f"{item.alert_id}:{item.alert_status}",
+        }
+        attempt = item.attempts + 1
+        retry_after: float | None = None
+        try:
+            resp = await self._http.post(item.url, content=item.body, headers=headers)
+        except httpx.TimeoutException:
+            error, outcome = "timeout", "timeout"
+        except httpx.TransportError as err:
+            error, outcome = f"connection failed: {type(err).__name__}", "connection_error"
+        else:
+            if 200 <= resp.status_code < 300:
+                self.store.delivered(item.seq)
+                self._count("delivered")
+                return
+            error = f"HTTP {resp.status_code}"
+            if resp.status_code == 429:
+                outcome = "rate_limited"
+                try:
+                    retry_after = min(float(resp.headers.get("retry-after", "")), self.policy.retry_after_max)
+                except ValueError:
+                    retry_after = None
+            elif resp.status_code >= 500:
+                outcome = "server_error"
+            else:
+                self.store.dead(item.seq, error)
+                self._count("rejected")
+                log.warning("webhook %s refused alert %s (%s): dead-lettered", item.subscription, item.alert_id, error)
+                return
+        if attempt >= self.policy.attempts:
+            self.store.dead(item.seq, error)
+            self._count("dead_letter")
+            log.warning("webhook %s: alert %s dead-lettered after %d attempts (%s)", item.subscription,
+                        item.alert_id, attempt, error)
+            return
+        delay = retry_after if retry_after is not None else self._delay(attempt)
+        self.store.retry(item.seq, time.time() + delay, error)
+        self._count(outcome)
+
+    async def drain(self, *, max_wait: float | None = None) -> None:
+        """Deliver until nothing is pending (every item delivered or dead-lettered)."""
+        started = time.monotonic()
+        while True:
+            items = self.store.due(time.time())
+            for item in items:
+                await self.deliver_one(item)
+            nxt = self.store.next_due()
+            if nxt is None:
+                return
+            pause = min(1.0, max(0.01, nxt - time.time())) if not items else 0.0
+            if max_wait is not None:
+                remaining = max_wait - (time.monotonic() - started)
+                if remaining <= 0:
+                    return
+                pause = min(pause, remaining)
+            if pause:
+                await asyncio.sleep(pause)
+
+    async def run(self) -> None:
+        """Deliver forever (the live service), polling the outbox."""
+        while True:
+            await self.drain(max_wait=1.0)
+            await asyncio.sleep(0.2)

@@ -1,0 +1,237 @@
+"""Alert store, outbox and signed webhook delivery against real loopback receivers."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from alerts.store import AlertStore, StoreError
+from alerts.webhook import DeliveryPolicy, DeliveryWorker, WebhookConfigError, check_secret, check_target, sign, verify
+from tests.rpcservers import free_port
+
+SECRET = "test-secret-0123456789"
+
+
+def alert(i: int, *, status: str = "firing", severity: str = "high", address: str = "0x" + "a" * 40,
+          detector: str = "fusion") -> dict[str, Any]:
+    return {"id": f"cs-{i:04d}", "status": status, "stage": "block", "chain_id": 1, "block_number": i,
+            "block_hash": f"0x{i:064x}", "tx_hash": f"0x{i + 7:064x}", "severity": severity, "type": "exploit",
+            "score": 0.95, "detector": detector, "title": "t", "description": "d", "addresses": [address],
+            "explanation": [], "labels": [], "created_at": "2026-01-01T00:00:00Z"}
+
+
+class Receiver:
+    """A webhook receiver on loopback that checks what a real one would: the signature, the
+    timestamp, and acts on each idempotency key once. ``up`` toggles whether it accepts."""
+
+    def __init__(self, secret: str = SECRET, status: int = 200, headers: dict[str, str] | None = None) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.secret = secret
+        self.status = status
+        self.headers = headers or {}
+        self.acted: dict[str, dict[str, Any]] = {}
+        self.attempts = 0
+        self.bad_signatures = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["content-length"]))
+                outer.attempts += 1
+                ok = verify(outer.secret, self.headers["X-Chainsentry-Timestamp"], body,
+                            self.headers["X-Chainsentry-Signature"])
+                if not ok:
+                    outer.bad_signatures += 1
+                    self.send_response(401)
+                    self.end_headers()
+                    return
+                self.send_response(outer.status)
+                for k, v in outer.headers.items():
+                    self.send_header(k, v)
+                self.end_headers()
+                if outer.status == 200:
+                    outer.acted.setdefault(self.headers["Idempotency-Key"], orjson.loads(body))
+
+        self.port = free_port()
+        self._cls = (ThreadingHTTPServer, Handler)
+        self._server: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def start(self) -> Receiver:
+        server_cls, handler = self._cls
+        server_cls.allow_reuse_address = True
+        self._server = server_cls(("127.0.0.1", self.port), handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+
+def test_store_dedupes_tracks_status_filters_and_pages(tmp_path: Path) -> None:
+    store = AlertStore(tmp_path / "a.db")
+    assert store.schema_version == 1
+    for i in range(25):
+        assert store.upsert(alert(i, severity="critical" if i % 5 == 0 else "low",
+                                  address="0x" + ("b" if i % 2 else "c") * 40))
+    assert not store.upsert(alert(3, severity="low", address="0x" + "b" * 40)), "same event, same status: no-op"
+    assert store.upsert(alert(3, status="retracted")) and store.get("cs-0003")["status"] == "retracted"
+    assert store.count() == 25
+    crit, _ = store.query(min_severity="critical")
+    assert sorted(a["id"] for a in crit) == [f"cs-{i:04d}" for i in range(0, 25, 5)]
+    by_addr, _ = store.query(address="0x" + "B" * 40, limit=100)
+    assert len(by_addr) == 12
+    assert [a["id"] for a in store.query(status="retracted")[0]] == ["cs-0003"]
+    seen, cursor = [], None
+    while True:
+        page, cursor = store.query(limit=7, cursor=cursor)
+        seen += [a["id"] for a in page]
+        if cursor is None:
+            break
+    assert sorted(seen) == sorted(f"cs-{i:04d}" for i in range(25)) and len(seen) == 25
+    store.close()
+    reopened = AlertStore(tmp_path / "a.db")
+    assert reopened.count() == 25 and reopened.purge(time.time() + 1) == 25 and reopened.count() == 0
+
+
+def test_store_refuses_a_newer_schema_and_garbage(tmp_path: Path) -> None:
+    AlertStore(tmp_path / "n.db").close()
+    db = sqlite3.connect(tmp_path / "n.db")
+    db.execute("PRAGMA user_version = 9")
+    db.close()
+    with pytest.raises(StoreError, match="schema version 9"):
+        AlertStore(tmp_path / "n.db")
+    (tmp_path / "junk.db").write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="not a usable alert store"):
+        AlertStore(tmp_path / "junk.db")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(max_size=300), st.text(min_size=1, max_size=40), st.text(min_size=1, max_size=40),
+       st.integers(min_value=0, max_value=2**40))
+def test_signatures_verify_with_the_secret_and_fail_with_another(body: bytes, secret: str, other: str,
+                                                                 ts: int) -> None:
+    signature = sign(secret, str(ts), body)
+    assert signature.startswith("sha256=") and verify(secret, str(ts), body, signature)
+    if other != secret:
+        assert not verify(other, str(ts), body, signature)
+    assert not verify(secret, str(ts + 1), body, signature), "the timestamp is signed too"
+
+
+def test_targets_and_secrets_are_checked() -> None:
+    with pytest.raises(WebhookConfigError, match="private or loopback"):
+        check_target("http://127.0.0.1:9/x", allow_private=False)
+    with pytest.raises(WebhookConfigError, match="private or loopback"):
+        check_target("http://[::1]:9/x", allow_private=False)
+    check_target("http://127.0.0.1:9/x", allow_private=True)
+    with pytest.raises(WebhookConfigError, match="not an http"):
+        check_target("ftp://example.com/x", allow_private=True)
+    with pytest.raises(WebhookConfigError, match="secret is empty"):
+        check_secret("")
+    assert SECRET not in repr(DeliveryWorker(AlertStore(":memory:"), SECRET))
+
+
+FAST = DeliveryPolicy(attempts=30, backoff=0.05, backoff_max=0.5, timeout=2)
+
+
+async def test_receiver_down_then_up_every_alert_arrives_once(tmp_path: Path) -> None:
+    store = AlertStore(tmp_path / "o.db")
+    rx = Receiver()
+    for i in range(40):
+        store.upsert(alert(i))
+        assert store.enqueue(alert(i), "s", rx.url)
+        assert not store.enqueue(alert(i), "s", rx.url), "queued once per alert status"
+    worker = DeliveryWorker(store, SECRET, policy=FAST, seed=1)
+    await worker.drain(max_wait=1.0)  # the receiver is down: everything is retried, nothing lost
+    assert store.outbox_counts()["pending"] == 40 and worker.outcomes.get("connection_error", 0) >= 40
+    rx.start()
+    try:
+        await worker.drain()
+    finally:
+        rx.stop()
+        await worker.aclose()
+    assert store.outbox_counts() == {"pending": 0, "delivered": 40, "dead": 0}
+    assert len(rx.acted) == 40 and rx.bad_signatures == 0
+    assert set(rx.acted) == {f"cs-{i:04d}:firing" for i in range(40)}
+
+
+async def test_429_retry_after_then_rejections_go_to_dead_letters(tmp_path: Path) -> None:
+    store = AlertStore(tmp_path / "o.db")
+    rx = Receiver(status=429, headers={"Retry-After": "1"}).start()
+    store.enqueue(alert(1), "s", rx.url)
+    worker = DeliveryWorker(store, SECRET, policy=FAST, seed=1)
+    try:
+        t0 = time.monotonic()
+        await worker.drain(max_wait=0.5)
+        assert rx.attempts == 1 and worker.outcomes == {"rate_limited": 1}
+        rx.status = 200
+        await worker.drain()
+        assert time.monotonic() - t0 >= 0.95 and store.outbox_counts()["delivered"] == 1
+        rx.status = 400
+        store.enqueue(alert(2), "s", rx.url)
+        await worker.drain()
+        [dead] = store.dead_letters()
+        assert dead["alert_id"] == "cs-0002" and dead["last_error"] == "HTTP 400"
+        rx.status = 200
+        assert store.requeue(dead["seq"])
+        await worker.drain()
+        assert store.outbox_counts() == {"pending": 0, "delivered": 2, "dead": 0}
+    finally:
+        rx.stop()
+        await worker.aclose()
+    wrong = Receiver(secret="another-secret").start()
+    store.enqueue(alert(3), "s", wrong.url)
+    worker = DeliveryWorker(store, SECRET, policy=FAST, seed=1)
+    try:
+        await worker.drain()
+    finally:
+        wrong.stop()
+        await worker.aclose()
+    assert wrong.bad_signatures == 1 and store.dead_letters()[0]["last_error"] == "HTTP 401"
+
+
+def test_replay_delivers_every_alert_to_the_webhook(data_dir: Path, tmp_path: Path) -> None:
+    rx = Receiver().start()
+    try:
+        env = dict(os.environ, CHAINSENTRY_WEBHOOK_SECRET=SECRET)
+        res = subprocess.run(
+            [sys.executable, "-m", "chainsentry.cli", "replay", str(data_dir / "attacks-dev.jsonl.gz"), "--alerts",
+             str(tmp_path / "alerts.jsonl"), "--webhook", rx.url, "--webhook-allow-private", "--store",
+             str(tmp_path / "store.db")], capture_output=True, text=True, timeout=120, env=env)
+    finally:
+        rx.stop()
+    assert res.returncode == 0, res.stderr
+    summary = orjson.loads(res.stdout)
+    written = [orjson.loads(x) for x in (tmp_path / "alerts.jsonl").read_bytes().splitlines()]
+    assert summary["webhook"] == {"pending": 0, "delivered": len(written), "dead": 0}
+    assert {a["id"] for a in rx.acted.values()} == {a["id"] for a in written} and rx.bad_signatures == 0
+    source = str(data_dir / "attacks-dev.jsonl.gz")
+    refused = subprocess.run([sys.executable, "-m", "chainsentry.cli", "replay", source, "--webhook", rx.url],
+                             capture_output=True, text=True, timeout=60,
+                             env=dict(os.environ, CHAINSENTRY_WEBHOOK_SECRET=SECRET))
+    assert refused.returncode == 2 and "private or loopback" in refused.stderr
+    without = {k: v for k, v in os.environ.items() if k != "CHAINSENTRY_WEBHOOK_SECRET"}
+    nosecret = subprocess.run([sys.executable, "-m", "chainsentry.cli", "replay", source, "--webhook", rx.url,
+                               "--webhook-allow-private"], capture_output=True, text=True, timeout=60, env=without)
+    assert nosecret.returncode == 2 and "secret is empty" in nosecret.stderr
