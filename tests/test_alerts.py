@@ -235,3 +235,60 @@ def test_replay_delivers_every_alert_to_the_webhook(data_dir: Path, tmp_path: Pa
     nosecret = subprocess.run([sys.executable, "-m", "chainsentry.cli", "replay", source, "--webhook", rx.url,
                                "--webhook-allow-private"], capture_output=True, text=True, timeout=60, env=without)
     assert nosecret.returncode == 2 and "secret is empty" in nosecret.stderr
+
+
+async def test_kill_9_with_deliveries_pending_then_restart_delivers_them(anvil: Any, rpc: Any, tmp_path: Path) -> None:
+    import asyncio
+    import signal
+
+    from chainsentry.devnet.traffic import EXECUTOR_RUNTIME, TrafficGenerator
+    from tests.conftest import wait_until
+    from tests.test_detect_e2e import deploy, exploit_calldata
+
+    gen = TrafficGenerator(rpc, seed=9)
+    await gen.setup()
+    eoa = gen.accounts[-1]
+    attacker, lender = await deploy(rpc, gen, eoa, EXECUTOR_RUNTIME, 2)
+    for _ in range(10):
+        await gen.send(20)
+        await rpc.call("evm_mine")
+    rx = Receiver()  # not started: the receiver is down
+    env = dict(os.environ, CHAINSENTRY_WEBHOOK_SECRET=SECRET, CHAINSENTRY_INGEST__POLL_INTERVAL="0.1")
+    args = [sys.executable, "-m", "chainsentry.cli", "run", "--rpc", anvil.http_url, "--api", f"127.0.0.1:{free_port()}",
+            "--data-dir", str(tmp_path / "data"), "--start-block", "0", "--no-mempool", "--webhook", rx.url,
+            "--webhook-allow-private"]
+    db = tmp_path / "data" / "alerts.db"
+
+    def pending() -> int:
+        if not db.exists():
+            return 0
+        con = sqlite3.connect(db)
+        try:
+            return int(con.execute("SELECT COUNT(*) FROM outbox WHERE state = 'pending'").fetchone()[0])
+        except sqlite3.OperationalError:
+            return 0
+        finally:
+            con.close()
+
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        exploit = await rpc.call("eth_sendTransaction", [gen._with_nonce({
+            "from": eoa, "to": attacker, "gas": hex(5_000_000), "data": exploit_calldata(attacker, lender,
+                                                                                        gen.counters[0])})])
+        await rpc.call("evm_mine")
+        await wait_until(lambda: pending() >= 1, timeout=30)
+        await asyncio.sleep(0.5)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    assert pending() >= 1, "accepted deliveries survive kill -9"
+    rx.start()
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        await wait_until(lambda: any(a["tx_hash"] == exploit for a in rx.acted.values()), timeout=40)
+        await wait_until(lambda: pending() == 0, timeout=20)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        rx.stop()
+    assert rx.bad_signatures == 0
