@@ -237,7 +237,9 @@ def test_replay_delivers_every_alert_to_the_webhook(data_dir: Path, tmp_path: Pa
     assert nosecret.returncode == 2 and "secret is empty" in nosecret.stderr
 
 
-async def test_kill_9_with_deliveries_pending_then_restart_delivers_them(anvil: Any, rpc: Any, tmp_path: Path) -> None:
+async def test_kill_9_with_deliveries_pending_then_restart_delivers_them(
+    anvil: Any, rpc: Any, tmp_path: Path
+) -> None:
     import asyncio
     import signal
 
