@@ -257,8 +257,8 @@ async def test_kill_9_with_deliveries_pending_then_restart_delivers_them(
     rx = Receiver()  # not started: the receiver is down
     env = dict(os.environ, CHAINSENTRY_WEBHOOK_SECRET=SECRET, CHAINSENTRY_INGEST__POLL_INTERVAL="0.1")
     args = [sys.executable, "-m", "chainsentry.cli", "run", "--rpc", anvil.http_url,
-            "--api", f"127.0.0.1:{free_port()}", "--data-dir", str(tmp_path / "data"), "--start-block", "0", "--no-mempool", "--webhook", rx.url,
-            "--webhook-allow-private"]
+            "--api", f"127.0.0.1:{free_port()}", "--data-dir", str(tmp_path / "data"), "--start-block", "0",
+            "--no-mempool", "--webhook", rx.url, "--webhook-allow-private"]
     db = tmp_path / "data" / "alerts.db"
 
     def pending() -> int:
