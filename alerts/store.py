@@ -129,6 +129,13 @@ class AlertStore:
         row = self._db.execute("SELECT body FROM alerts WHERE id = ?", (alert_id,)).fetchone()
         return orjson.loads(row[0]) if row else None
 
+    def firing_up_to(self, block_number: int) -> list[dict[str, Any]]:
+        """Firing block-stage alerts at or below ``block_number`` (candidates for confirmation)."""
+        rows = self._db.execute(
+            "SELECT body FROM alerts WHERE status = 'firing' AND stage = 'block' AND block_number <= ? "
+            "ORDER BY block_number, id", (block_number,)).fetchall()
+        return [orjson.loads(r[0]) for r in rows]
+
     def by_block(self, block_hash: str) -> list[dict[str, Any]]:
         rows = self._db.execute("SELECT body FROM alerts WHERE block_hash = ?", (block_hash,)).fetchall()
         return [orjson.loads(r[0]) for r in rows]

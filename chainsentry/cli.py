@@ -151,8 +151,12 @@ def run(
                      registry=pipeline.registry, live=True)
     pipeline.sinks.insert(0, DetectSink(scorer))
     delivery = _delivery(webhook, webhook_allow_private, settings.data_dir / "alerts.db", pipeline.registry)
-    if delivery is not None:
-        scorer.on_alert = delivery.accept
+    if delivery is None:  # the store and the lifecycle run anyway: alerts are kept and follow reorgs
+
+        delivery = _Delivery(None, "", settings.data_dir / "alerts.db", None)
+    scorer.on_alert = delivery.accept
+    pipeline.sinks[0] = DetectSink(scorer, delivery.lifecycle)
+    if delivery.url is not None:
         pipeline.background.append(lambda: _deliver_forever(delivery))
     status = _status_writer()
     err_console.print(f"chainsentry run: following {', '.join(settings.rpc)}; API on http://{settings.api} "
@@ -257,11 +261,14 @@ def _progress(total: float | None, unit_bytes: bool) -> Progress:
 class _Delivery:
     """Alerts to the store and outbox, and a worker delivering them to one webhook."""
 
-    def __init__(self, url: str, secret: str, store_path: Path, registry: Any = None) -> None:
+    def __init__(self, url: str | None, secret: str, store_path: Path, registry: Any = None,
+                 confirmations: int = 12) -> None:
+        from alerts.lifecycle import AlertLifecycle
         from alerts.store import AlertStore
 
         self.url = url
         self.store = AlertStore(store_path)
+        self.lifecycle = AlertLifecycle(self.store, [("cli", url)] if url else [], confirmations=confirmations)
         self.secret = secret
         self._outcomes: Any = None
         if registry is not None:
@@ -274,8 +281,7 @@ class _Delivery:
             pending.set_function(lambda: self.store.outbox_counts()["pending"])
 
     def accept(self, alert: dict[str, Any]) -> None:
-        if self.store.upsert(alert):
-            self.store.enqueue(alert, "cli", self.url)
+        self.lifecycle.fire(alert)
 
     def worker(self) -> Any:
         from alerts.webhook import DeliveryWorker

@@ -11,6 +11,7 @@ from typing import IO, Any
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from alerts.lifecycle import AlertLifecycle
 from alerts.model import alert_from_finding
 from detectors.engine import ScoringEngine, TxScore
 from ingest import Block, BlockAdded, BlockRetracted, ChainEvent, PendingSeen
@@ -111,16 +112,19 @@ class DetectSink:
     depend on the stage), so the alert stage sees one alert move from mempool to block.
     """
 
-    def __init__(self, scorer: Scorer) -> None:
+    def __init__(self, scorer: Scorer, lifecycle: AlertLifecycle | None = None) -> None:
         self.scorer = scorer
+        self.lifecycle = lifecycle
 
     async def handle(self, event: ChainEvent) -> None:
         if isinstance(event, BlockAdded):
             self.scorer.block(event.block)
+            if self.lifecycle is not None:
+                self.lifecycle.block_added(event.block.number)
         elif isinstance(event, PendingSeen):
             self.scorer.pending([event.pending.tx], event.pending.first_seen)
-        elif isinstance(event, BlockRetracted):
-            log.info("block %d retracted; its alerts will be retracted by the alert stage", event.number)
+        elif isinstance(event, BlockRetracted) and self.lifecycle is not None:
+            self.lifecycle.block_retracted(event.hash)
 
     async def close(self) -> None:
         self.scorer.close()

@@ -294,3 +294,55 @@ async def test_kill_9_with_deliveries_pending_then_restart_delivers_them(
         proc.wait(timeout=20)
         rx.stop()
     assert rx.bad_signatures == 0
+
+
+async def test_alerts_are_confirmed_after_n_blocks_and_retracted_by_a_reorg(
+    anvil: Any, rpc: Any, tmp_path: Path
+) -> None:
+    from chainsentry.devnet.traffic import EXECUTOR_RUNTIME, TrafficGenerator
+    from tests.conftest import wait_until
+    from tests.test_detect_e2e import deploy, exploit_calldata
+
+    gen = TrafficGenerator(rpc, seed=10)
+    await gen.setup()
+    eoa = gen.accounts[-1]
+    attacker, lender = await deploy(rpc, gen, eoa, EXECUTOR_RUNTIME, 2)
+    for _ in range(10):
+        await gen.send(20)
+        await rpc.call("evm_mine")
+    rx = Receiver().start()
+    env = dict(os.environ, CHAINSENTRY_WEBHOOK_SECRET=SECRET, CHAINSENTRY_INGEST__POLL_INTERVAL="0.1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "chainsentry.cli", "run", "--rpc", anvil.http_url, "--api",
+         f"127.0.0.1:{free_port()}", "--data-dir", str(tmp_path / "data"), "--start-block", "0", "--no-mempool",
+         "--webhook", rx.url, "--webhook-allow-private"], env=env, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+
+    async def attack() -> str:
+        h: str = await rpc.call("eth_sendTransaction", [gen._with_nonce({
+            "from": eoa, "to": attacker, "gas": hex(5_000_000),
+            "data": exploit_calldata(attacker, lender, gen.counters[0])})])
+        await rpc.call("evm_mine")
+        return h
+
+    def statuses(tx: str) -> set[str]:
+        return {a["status"] for a in rx.acted.values() if a["tx_hash"] == tx}
+
+    try:
+        first = await attack()
+        await wait_until(lambda: statuses(first) == {"firing"}, timeout=30)
+        await rpc.call("anvil_mine", [hex(12)])
+        await wait_until(lambda: statuses(first) == {"firing", "confirmed"}, timeout=30)
+        second = await attack()
+        await wait_until(lambda: statuses(second) == {"firing"}, timeout=30)
+        other = gen.accounts[3]
+        await rpc.call("anvil_reorg", [1, [[{"from": other, "to": gen.accounts[4], "value": "0x1"}, 0]]])
+        await wait_until(lambda: statuses(second) == {"firing", "retracted"}, timeout=30)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        rx.stop()
+    ids = {a["id"] for a in rx.acted.values() if a["tx_hash"] == second}
+    assert len(ids) == 1, "the retraction carries the alert's own id"
+    assert statuses(first) == {"firing", "confirmed"}, "a confirmed alert is not touched by a later reorg"
+    assert rx.bad_signatures == 0

@@ -1,0 +1,62 @@
+"""Alert lifecycle: firing, then confirmed after N blocks, or retracted when a reorg removes the block.
+
+Every status change is stored (the id stays the same) and queued for every subscription, so a
+subscriber hears of an alert once per status: ``firing``, then ``confirmed`` or ``retracted``.
+A mempool-stage alert keeps its id when its transaction is mined (the block-stage alert updates
+the same row).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from .store import AlertStore
+
+log = logging.getLogger(__name__)
+
+
+class AlertLifecycle:
+    def __init__(self, store: AlertStore, subscriptions: Sequence[tuple[str, str]] = (), *,
+                 confirmations: int = 12) -> None:
+        self.store = store
+        self.subscriptions = list(subscriptions)  # (name, url)
+        self.confirmations = confirmations
+
+    def _publish(self, alert: dict[str, Any]) -> bool:
+        if not self.store.upsert(alert):
+            return False
+        for name, url in self.subscriptions:
+            self.store.enqueue(alert, name, url)
+        return True
+
+    def fire(self, alert: dict[str, Any]) -> bool:
+        """A new alert (or the block stage of a mempool alert); False if nothing changed."""
+        existing = self.store.get(alert["id"])
+        if existing is not None and existing["status"] in ("confirmed", "retracted"):
+            return False  # a later status wins over a repeated firing (redelivery, replay overlap)
+        if existing is not None and existing.get("stage") == alert.get("stage"):
+            return False
+        return self._publish(alert)
+
+    def block_added(self, number: int) -> list[dict[str, Any]]:
+        """Confirm the firing alerts that now have ``confirmations`` blocks on top."""
+        confirmed = []
+        for alert in self.store.firing_up_to(number - self.confirmations):
+            alert = dict(alert, status="confirmed")
+            if self._publish(alert):
+                confirmed.append(alert)
+        return confirmed
+
+    def block_retracted(self, block_hash: str) -> list[dict[str, Any]]:
+        """Retract the alerts of a block that a reorg removed."""
+        retracted = []
+        for alert in self.store.by_block(block_hash):
+            if alert["status"] == "retracted":
+                continue
+            alert = dict(alert, status="retracted")
+            if self._publish(alert):
+                retracted.append(alert)
+                log.warning("alert %s retracted: block %s left the canonical chain", alert["id"], block_hash)
+        return retracted
