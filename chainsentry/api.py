@@ -6,18 +6,81 @@ nothing here is created at import time.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, Response
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from alerts.store import AlertStore
+
+Severity = Literal["info", "low", "medium", "high", "critical"]
+Status = Literal["firing", "confirmed", "retracted"]
+
+
+def _store(request: Request) -> AlertStore:
+    store: AlertStore | None = request.app.state.store
+    if store is None:
+        raise HTTPException(404, "this service keeps no alert store")
+    return store
+
+
+def _writer(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
+    token: str | None = request.app.state.api_token
+    if not token:
+        raise HTTPException(403, "writes are disabled: set CHAINSENTRY_API_TOKEN")
+    if authorization is None or not hmac.compare_digest(authorization, f"Bearer {token}"):
+        raise HTTPException(401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
+
+
+Store = Annotated[AlertStore, Depends(_store)]
+Writer = Annotated[None, Depends(_writer)]
 
 StatusProvider = Callable[[], dict[str, Any]]
 
 
-def create_app(registry: CollectorRegistry, status: StatusProvider) -> FastAPI:
+def create_app(registry: CollectorRegistry, status: StatusProvider, store: AlertStore | None = None,
+               api_token: str | None = None) -> FastAPI:
+    """The app. With a ``store``, the alert routes; writes need ``Authorization: Bearer <api_token>``
+    and are refused (403) when no token is configured."""
     app = FastAPI(title="chainsentry", version="0.1.0", docs_url="/docs", redoc_url=None)
+    app.state.store = store
+    app.state.api_token = api_token
+
+    @app.get("/alerts", summary="Alerts, newest first, filtered, with cursor pagination")
+    async def list_alerts(
+        s: Store,
+        min_severity: Annotated[Severity | None, Query()] = None,
+        address: str | None = None,
+        detector: str | None = None,
+        status: Annotated[Status | None, Query()] = None,
+        since: Annotated[float | None, Query(description="unix seconds")] = None,
+        until: Annotated[float | None, Query(description="unix seconds")] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        cursor: Annotated[str | None, Query(pattern=r"^[0-9.e+-]+:[A-Za-z0-9-]+$")] = None,
+    ) -> dict[str, Any]:
+        page, nxt = s.query(min_severity=min_severity, address=address, detector=detector, status=status,
+                            since=since, until=until, limit=limit, cursor=cursor)
+        return {"alerts": page, "next_cursor": nxt}
+
+    @app.get("/alerts/{alert_id}", summary="One alert")
+    async def get_alert(alert_id: str, s: Store) -> dict[str, Any]:
+        alert = s.get(alert_id)
+        if alert is None:
+            raise HTTPException(404, f"no alert {alert_id}")
+        return alert
+
+    @app.get("/dead-letters", summary="Deliveries that failed for good")
+    async def dead_letters(s: Store) -> list[dict[str, Any]]:
+        return s.dead_letters()
+
+    @app.post("/dead-letters/{seq}/resend", summary="Queue a dead letter for delivery again", status_code=202)
+    async def resend(seq: int, s: Store, _: Writer) -> dict[str, Any]:
+        if not s.requeue(seq):
+            raise HTTPException(404, f"no dead letter {seq}")
+        return {"requeued": seq}
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:

@@ -155,6 +155,7 @@ def run(
 
         delivery = _Delivery(None, "", settings.data_dir / "alerts.db", None)
     scorer.on_alert = delivery.accept
+    pipeline.store = delivery.store
     pipeline.sinks[0] = DetectSink(scorer, delivery.lifecycle)
     if delivery.url is not None:
         pipeline.background.append(lambda: _deliver_forever(delivery))

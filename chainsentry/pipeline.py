@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -126,6 +127,7 @@ class LivePipeline:
         self.api_server: uvicorn.Server | None = None
         self.api_port: int | None = None
         self.background: list[Callable[[], Any]] = []  # more coroutine factories to run alongside
+        self.store: Any = None  # an alerts.store.AlertStore served by the API, when set
 
     # -- status ----------------------------------------------------------------------------
 
@@ -262,9 +264,8 @@ class LivePipeline:
             tasks.append(asyncio.create_task(self._produce_pending(), name="mempool"))
         if self.serve_api:
             host, port = self.settings.api_host_port
-            config = uvicorn.Config(
-                create_app(self.registry, self.status), host=host, port=port, log_level="warning", lifespan="off"
-            )
+            app = create_app(self.registry, self.status, self.store, os.environ.get("CHAINSENTRY_API_TOKEN"))
+            config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
             self.api_server = uvicorn.Server(config)
             sock = bind_socket(host, port)
             self.api_port = sock.getsockname()[1]

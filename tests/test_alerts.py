@@ -312,9 +312,10 @@ async def test_alerts_are_confirmed_after_n_blocks_and_retracted_by_a_reorg(
         await rpc.call("evm_mine")
     rx = Receiver().start()
     env = dict(os.environ, CHAINSENTRY_WEBHOOK_SECRET=SECRET, CHAINSENTRY_INGEST__POLL_INTERVAL="0.1")
+    api = f"127.0.0.1:{free_port()}"
     proc = subprocess.Popen(
         [sys.executable, "-m", "chainsentry.cli", "run", "--rpc", anvil.http_url, "--api",
-         f"127.0.0.1:{free_port()}", "--data-dir", str(tmp_path / "data"), "--start-block", "0", "--no-mempool",
+         api, "--data-dir", str(tmp_path / "data"), "--start-block", "0", "--no-mempool",
          "--webhook", rx.url, "--webhook-allow-private"], env=env, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL)
 
@@ -338,6 +339,13 @@ async def test_alerts_are_confirmed_after_n_blocks_and_retracted_by_a_reorg(
         other = gen.accounts[3]
         await rpc.call("anvil_reorg", [1, [[{"from": other, "to": gen.accounts[4], "value": "0x1"}, 0]]])
         await wait_until(lambda: statuses(second) == {"firing", "retracted"}, timeout=30)
+        import httpx
+
+        async with httpx.AsyncClient() as http:  # the API serves the same store, over real HTTP
+            retracted = (await http.get(f"http://{api}/alerts", params={"status": "retracted"})).json()["alerts"]
+            confirmed = (await http.get(f"http://{api}/alerts", params={"status": "confirmed"})).json()["alerts"]
+        assert [a["tx_hash"] for a in retracted] == [second]
+        assert [a["tx_hash"] for a in confirmed] == [first]
     finally:
         proc.terminate()
         proc.wait(timeout=20)
@@ -346,3 +354,39 @@ async def test_alerts_are_confirmed_after_n_blocks_and_retracted_by_a_reorg(
     assert len(ids) == 1, "the retraction carries the alert's own id"
     assert statuses(first) == {"firing", "confirmed"}, "a confirmed alert is not touched by a later reorg"
     assert rx.bad_signatures == 0
+
+
+def test_alert_api_filters_pages_and_guards_writes(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+    from prometheus_client import CollectorRegistry
+
+    from chainsentry.api import create_app
+
+    store = AlertStore(tmp_path / "api.db")
+    for i in range(30):
+        store.upsert(alert(i, severity="critical" if i < 5 else "low"))
+    store.enqueue(alert(1), "s", "http://127.0.0.1:9/x")
+    [item] = store.due(time.time() + 1)
+    store.dead(item.seq, "HTTP 410")
+    client = TestClient(create_app(CollectorRegistry(), lambda: {"healthy": True}, store, api_token="tok"))
+    r = client.get("/alerts", params={"min_severity": "critical"})
+    assert r.status_code == 200 and len(r.json()["alerts"]) == 5
+    got, cursor = [], None
+    while True:
+        body = client.get("/alerts", params={"limit": 8} | ({"cursor": cursor} if cursor else {})).json()
+        got += [a["id"] for a in body["alerts"]]
+        cursor = body["next_cursor"]
+        if not cursor:
+            break
+    assert len(got) == len(set(got)) == 30
+    assert client.get("/alerts/cs-0004").json()["severity"] == "critical"
+    assert client.get("/alerts/nope").status_code == 404
+    assert client.get("/alerts", params={"min_severity": "dire"}).status_code == 422
+    assert client.get("/alerts", params={"cursor": "'; drop table alerts"}).status_code == 422
+    assert [d["seq"] for d in client.get("/dead-letters").json()] == [item.seq]
+    assert client.post(f"/dead-letters/{item.seq}/resend").status_code == 401
+    assert client.post(f"/dead-letters/{item.seq}/resend", headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert client.post(f"/dead-letters/{item.seq}/resend", headers={"Authorization": "Bearer tok"}).status_code == 202
+    assert store.outbox_counts()["pending"] == 1
+    readonly = TestClient(create_app(CollectorRegistry(), lambda: {"healthy": True}, store, api_token=None))
+    assert readonly.post(f"/dead-letters/{item.seq}/resend", headers={"Authorization": "Bearer tok"}).status_code == 403
