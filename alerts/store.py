@@ -94,6 +94,16 @@ class AlertStore:
     def close(self) -> None:
         self._db.close()
 
+    def writable(self) -> bool:
+        """Whether a write can be committed now (for readiness checks)."""
+        try:
+            with self._lock:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute("ROLLBACK")
+            return True
+        except sqlite3.Error:
+            return False
+
     # -- alerts ----------------------------------------------------------------------------
 
     def upsert(self, alert: dict[str, Any]) -> bool:

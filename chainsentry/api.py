@@ -92,6 +92,15 @@ def create_app(registry: CollectorRegistry, status: StatusProvider, store: Alert
         code = 200 if body.get("healthy") else 503
         return JSONResponse(body, status_code=code)
 
+    @app.get("/readyz", summary="Ready: ingest fresh and the alert store writable")
+    async def readyz() -> JSONResponse:
+        body = status()
+        checks = {"ingest_fresh": bool(body.get("healthy")), "store_writable": True}
+        if store is not None:
+            checks["store_writable"] = store.writable()
+        code = 200 if all(checks.values()) else 503
+        return JSONResponse({"ready": code == 200, **checks}, status_code=code)
+
     @app.get("/status", summary="Live ingest status")
     def get_status() -> dict[str, Any]:
         return status()

@@ -25,8 +25,12 @@ class DetectorMetrics:
             "detector_score", "Calibrated score per detector", ["detector"], namespace="chainsentry", registry=registry,
             buckets=(0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0),
         )
-        self.findings = Counter("detector_findings", "Findings by severity and detector family",
-                                ["severity", "detector"], namespace="chainsentry", registry=registry)
+        self.alerts = Counter("alerts", "Alerts raised, by severity and detector family (fusion, rules)",
+                              ["severity", "detector"], namespace="chainsentry", registry=registry)
+        self.latency = Histogram(
+            "pipeline_latency", "First sight of the block or pending transaction to the alert's emission",
+            ["stage"], namespace="chainsentry", unit="seconds", registry=registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
         self.scored = Counter("detector_transactions_scored", "Transactions scored, by stage", ["stage"],
                               namespace="chainsentry", registry=registry)
         self.seconds = Histogram("detector_scoring_seconds", "Time to score one batch (a block or pending txs)",
@@ -50,19 +54,22 @@ class Scorer:
         self.transactions = 0
         self.findings = 0
 
-    def block(self, block: Block) -> list[TxScore]:
+    def block(self, block: Block, seen_at: float | None = None) -> list[TxScore]:
+        """Score a mined block; ``seen_at`` (wall clock, live only) is when ingest first saw it."""
         started = time.perf_counter()
         scores = self.engine.score_block(block)
-        self._out(scores, "block", float(block.timestamp or 0), started)
+        self._out(scores, "block", float(block.timestamp or 0), started, seen_at=seen_at)
         return scores
 
     def pending(self, txs: list[Any], now: float) -> list[TxScore]:
+        """Score pending transactions first seen at ``now`` (wall clock)."""
         started = time.perf_counter()
         scores = self.engine.score_pending(txs, now)
-        self._out(scores, "mempool", now, started, write_scores=False)
+        self._out(scores, "mempool", now, started, write_scores=False, seen_at=now)
         return scores
 
-    def _out(self, scores: list[TxScore], stage: str, when: float, started: float, write_scores: bool = True) -> None:
+    def _out(self, scores: list[TxScore], stage: str, when: float, started: float, write_scores: bool = True,
+             seen_at: float | None = None) -> None:
         self.transactions += len(scores)
         if self._scores is not None and write_scores:
             self._scores.write(b"".join(orjson.dumps(s.to_json()) + b"\n" for s in scores))
@@ -83,12 +90,15 @@ class Scorer:
         if self.metrics is not None:
             self.metrics.scored.labels(stage).inc(len(scores))
             self.metrics.seconds.labels(stage).observe(time.perf_counter() - started)
+            emitted = time.time()
             for s in scores:
                 for name, value in s.detectors.items():
                     self.metrics.score.labels(name).observe(value)
                 if s.finding is not None:
                     family = s.finding.detector.split("/", 1)[0]
-                    self.metrics.findings.labels(s.finding.severity, family).inc()
+                    self.metrics.alerts.labels(s.finding.severity, family).inc()
+                    if seen_at is not None:
+                        self.metrics.latency.labels(stage).observe(max(0.0, emitted - seen_at))
 
     def close(self) -> None:
         for fh in (self._scores, self._alerts):
@@ -118,7 +128,7 @@ class DetectSink:
 
     async def handle(self, event: ChainEvent) -> None:
         if isinstance(event, BlockAdded):
-            self.scorer.block(event.block)
+            self.scorer.block(event.block, seen_at=event.seen_at)
             if self.lifecycle is not None:
                 self.lifecycle.block_added(event.block.number)
         elif isinstance(event, PendingSeen):

@@ -43,8 +43,9 @@ async def test_exploit_shaped_tx_scores_above_all_ordinary_traffic_and_alerts(
     attacker, lender = await deploy(rpc, gen, attacker_eoa, EXECUTOR_RUNTIME, 2)
     scores, alerts = tmp_path / "scores.jsonl", tmp_path / "alerts.jsonl"
     env = dict(os.environ, CHAINSENTRY_INGEST__POLL_INTERVAL="0.1")
+    api = f"127.0.0.1:{free_port()}"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "chainsentry.cli", "run", "--rpc", anvil.http_url, "--api", f"127.0.0.1:{free_port()}",
+        [sys.executable, "-m", "chainsentry.cli", "run", "--rpc", anvil.http_url, "--api", api,
          "--data-dir", str(tmp_path / "data"), "--start-block", "0", "--scores", str(scores), "--alerts",
          str(alerts), "--no-mempool"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -71,6 +72,15 @@ async def test_exploit_shaped_tx_scores_above_all_ordinary_traffic_and_alerts(
 
         await wait_until(scored_to_head, timeout=60)
         await asyncio.sleep(0.3)
+        import httpx
+
+        async with httpx.AsyncClient() as http:
+            metrics = (await http.get(f"http://{api}/metrics")).text
+            ready = await http.get(f"http://{api}/readyz")
+        assert ready.status_code == 200 and ready.json()["store_writable"]
+        assert 'chainsentry_alerts_total{detector="rules",severity=' in metrics
+        assert 'chainsentry_pipeline_latency_seconds_count{stage="block"} ' in metrics
+        assert 'chainsentry_detector_score_bucket{detector="shape"' in metrics
     finally:
         proc.terminate()
         _out, err = proc.communicate(timeout=20)
