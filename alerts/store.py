@@ -221,6 +221,24 @@ class AlertStore:
         row = self._db.execute("SELECT MIN(next_ts) FROM outbox WHERE state = 'pending'").fetchone()
         return float(row[0]) if row and row[0] is not None else None
 
+    def settle(self, delivered: list[int], retries: list[tuple[int, float, str]],
+               dead: list[tuple[int, str]]) -> None:
+        """Record a batch of delivery outcomes in one transaction (one fsync, not one per item).
+        A crash before the commit only means those items are delivered again: at least once."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany("UPDATE outbox SET state = 'delivered', attempts = attempts + 1, "
+                                     "last_error = NULL WHERE seq = ?", [(s,) for s in delivered])
+                self._db.executemany("UPDATE outbox SET attempts = attempts + 1, next_ts = ?, last_error = ? "
+                                     "WHERE seq = ?", [(t, e, s) for s, t, e in retries])
+                self._db.executemany("UPDATE outbox SET state = 'dead', attempts = attempts + 1, last_error = ? "
+                                     "WHERE seq = ?", [(e, s) for s, e in dead])
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
     def delivered(self, seq: int) -> None:
         with self._lock:
             self._db.execute("UPDATE outbox SET state = 'delivered', attempts = attempts + 1, last_error = NULL "

@@ -87,14 +87,19 @@ class DeliveryWorker:
     """Delivers due outbox items for one subscription's secret; run :meth:`run` or :meth:`drain`."""
 
     def __init__(self, store: AlertStore, secret: str, *, policy: DeliveryPolicy | None = None,
-                 seed: int | None = None, on_outcome: object = None) -> None:
+                 seed: int | None = None, on_outcome: object = None, concurrency: int = 8) -> None:
         self.store = store
+        self.concurrency = concurrency
         self._secret = check_secret(secret)
         self.policy = policy or DeliveryPolicy()
         self._rng = random.Random(seed)
-        self._http = httpx.AsyncClient(timeout=httpx.Timeout(self.policy.timeout))
+        self._http = httpx.AsyncClient(timeout=httpx.Timeout(self.policy.timeout),
+                                       limits=httpx.Limits(max_connections=max(concurrency, 1)))
         self.outcomes: dict[str, int] = {}
         self._on_outcome = on_outcome
+        self._batch_ok: list[int] = []
+        self._batch_retry: list[tuple[int, float, str]] = []
+        self._batch_dead: list[tuple[int, str]] = []
 
     def __repr__(self) -> str:  # never show the secret
         return f"DeliveryWorker(store={self.store.path!r}, policy={self.policy})"
@@ -111,7 +116,13 @@ class DeliveryWorker:
         base = min(self.policy.backoff_max, self.policy.backoff * 2 ** max(0, attempt - 1))
         return float(base * (0.5 + self._rng.random()))
 
+    def _settle(self) -> None:
+        if self._batch_ok or self._batch_retry or self._batch_dead:
+            self.store.settle(self._batch_ok, self._batch_retry, self._batch_dead)
+            self._batch_ok, self._batch_retry, self._batch_dead = [], [], []
+
     async def deliver_one(self, item: OutboxItem) -> None:
+        """Attempt ``item`` once; its outcome is recorded with the batch (see :meth:`drain`)."""
         ts = str(int(time.time()))
         headers = {
             "content-type": "application/json",
@@ -130,7 +141,7 @@ class DeliveryWorker:
             error, outcome = f"connection failed: {type(err).__name__}", "connection_error"
         else:
             if 200 <= resp.status_code < 300:
-                self.store.delivered(item.seq)
+                self._batch_ok.append(item.seq)
                 self._count("delivered")
                 return
             error = f"HTTP {resp.status_code}"
@@ -143,27 +154,28 @@ class DeliveryWorker:
             elif resp.status_code >= 500:
                 outcome = "server_error"
             else:
-                self.store.dead(item.seq, error)
+                self._batch_dead.append((item.seq, error))
                 self._count("rejected")
                 log.warning("webhook %s refused alert %s (%s): dead-lettered", item.subscription, item.alert_id, error)
                 return
         if attempt >= self.policy.attempts:
-            self.store.dead(item.seq, error)
+            self._batch_dead.append((item.seq, error))
             self._count("dead_letter")
             log.warning("webhook %s: alert %s dead-lettered after %d attempts (%s)", item.subscription,
                         item.alert_id, attempt, error)
             return
         delay = retry_after if retry_after is not None else self._delay(attempt)
-        self.store.retry(item.seq, time.time() + delay, error)
+        self._batch_retry.append((item.seq, time.time() + delay, error))
         self._count(outcome)
 
     async def drain(self, *, max_wait: float | None = None) -> None:
         """Deliver until nothing is pending (every item delivered or dead-lettered)."""
         started = time.monotonic()
         while True:
-            items = self.store.due(time.time())
-            for item in items:
-                await self.deliver_one(item)
+            items = self.store.due(time.time(), limit=max(100, 4 * self.concurrency))
+            for start in range(0, len(items), self.concurrency):
+                await asyncio.gather(*(self.deliver_one(i) for i in items[start : start + self.concurrency]))
+            self._settle()
             nxt = self.store.next_due()
             if nxt is None:
                 return

@@ -47,6 +47,8 @@ class Receiver:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as real receivers do
+
             def log_message(self, *args: Any) -> None:
                 pass
 
@@ -58,11 +60,13 @@ class Receiver:
                 if not ok:
                     outer.bad_signatures += 1
                     self.send_response(401)
+                    self.send_header("content-length", "0")
                     self.end_headers()
                     return
                 self.send_response(outer.status)
                 for k, v in outer.headers.items():
                     self.send_header(k, v)
+                self.send_header("content-length", "0")
                 self.end_headers()
                 if outer.status == 200:
                     outer.acted.setdefault(self.headers["Idempotency-Key"], orjson.loads(body))
@@ -78,6 +82,8 @@ class Receiver:
     def start(self) -> Receiver:
         server_cls, handler = self._cls
         server_cls.allow_reuse_address = True
+        server_cls.request_queue_size = 256  # the default backlog of 5 drops bursts of connections
+        server_cls.daemon_threads = True
         self._server = server_cls(("127.0.0.1", self.port), handler)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
@@ -390,3 +396,22 @@ def test_alert_api_filters_pages_and_guards_writes(tmp_path: Path) -> None:
     assert store.outbox_counts()["pending"] == 1
     readonly = TestClient(create_app(CollectorRegistry(), lambda: {"healthy": True}, store, api_token=None))
     assert readonly.post(f"/dead-letters/{item.seq}/resend", headers={"Authorization": "Bearer tok"}).status_code == 403
+
+
+async def test_burst_of_10000_alerts_none_lost(tmp_path: Path) -> None:
+    store = AlertStore(tmp_path / "burst.db")
+    rx = Receiver().start()
+    try:
+        for i in range(10_000):
+            a = alert(i)
+            store.upsert(a)
+            store.enqueue(a, "s", rx.url)
+        worker = DeliveryWorker(store, SECRET, policy=FAST, seed=2, concurrency=16)
+        try:
+            await worker.drain()
+        finally:
+            await worker.aclose()
+    finally:
+        rx.stop()
+    assert store.outbox_counts() == {"pending": 0, "delivered": 10_000, "dead": 0}
+    assert len(rx.acted) == 10_000 and rx.bad_signatures == 0
