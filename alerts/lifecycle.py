@@ -12,23 +12,27 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from .channels import Subscription, render
 from .store import AlertStore
 
 log = logging.getLogger(__name__)
 
 
 class AlertLifecycle:
-    def __init__(self, store: AlertStore, subscriptions: Sequence[tuple[str, str]] = (), *,
+    def __init__(self, store: AlertStore, subscriptions: Sequence[Subscription] = (), *,
                  confirmations: int = 12) -> None:
         self.store = store
-        self.subscriptions = list(subscriptions)  # (name, url)
+        self.subscriptions = list(subscriptions)
         self.confirmations = confirmations
 
     def _publish(self, alert: dict[str, Any]) -> bool:
         if not self.store.upsert(alert):
             return False
-        for name, url in self.subscriptions:
-            self.store.enqueue(alert, name, url)
+        for sub in self.subscriptions:
+            if sub.matches(alert):
+                body = render(sub, alert)
+                if body is not None:
+                    self.store.enqueue(alert, sub.name, sub.url, body)
         return True
 
     def fire(self, alert: dict[str, Any]) -> bool:

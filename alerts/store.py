@@ -201,13 +201,15 @@ class AlertStore:
 
     # -- outbox ----------------------------------------------------------------------------
 
-    def enqueue(self, alert: dict[str, Any], subscription: str, url: str) -> bool:
-        """Queue ``alert`` (at its current status) for ``subscription``; False if already queued."""
+    def enqueue(self, alert: dict[str, Any], subscription: str, url: str, body: bytes | None = None) -> bool:
+        """Queue ``alert`` (at its current status) for ``subscription``, as ``body`` (default: the alert
+        JSON); False if already queued."""
         with self._lock:
             cur = self._db.execute(
                 "INSERT OR IGNORE INTO outbox (alert_id, alert_status, subscription, url, body, state, next_ts, "
                 "created_ts) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
-                (alert["id"], alert["status"], subscription, url, orjson.dumps(alert), time.time(), time.time()),
+                (alert["id"], alert["status"], subscription, url, body if body is not None else orjson.dumps(alert),
+                 time.time(), time.time()),
             )
             return cur.rowcount == 1
 

@@ -86,11 +86,15 @@ class DeliveryPolicy:
 class DeliveryWorker:
     """Delivers due outbox items for one subscription's secret; run :meth:`run` or :meth:`drain`."""
 
-    def __init__(self, store: AlertStore, secret: str, *, policy: DeliveryPolicy | None = None,
-                 seed: int | None = None, on_outcome: object = None, concurrency: int = 8) -> None:
+    def __init__(self, store: AlertStore, secret: str | None, *, policy: DeliveryPolicy | None = None,
+                 seed: int | None = None, on_outcome: object = None, concurrency: int = 8,
+                 unsigned: frozenset[str] = frozenset()) -> None:
+        """``unsigned``: subscriptions that get no HMAC headers (chat and paging channels, which
+        authenticate by their URL or key); every other delivery is signed with ``secret``."""
         self.store = store
         self.concurrency = concurrency
-        self._secret = check_secret(secret)
+        self.unsigned = unsigned
+        self._secret = secret
         self.policy = policy or DeliveryPolicy()
         self._rng = random.Random(seed)
         self._http = httpx.AsyncClient(timeout=httpx.Timeout(self.policy.timeout),
@@ -123,14 +127,13 @@ class DeliveryWorker:
 
     async def deliver_one(self, item: OutboxItem) -> None:
         """Attempt ``item`` once; its outcome is recorded with the batch (see :meth:`drain`)."""
-        ts = str(int(time.time()))
-        headers = {
-            "content-type": "application/json",
-            "X-Chainsentry-Timestamp": ts,
-            "X-Chainsentry-Signature": sign(self._secret, ts, item.body),
-            "X-Chainsentry-Delivery": str(uuid.uuid4()),
-            "Idempotency-Key": f"{item.alert_id}:{item.alert_status}",
-        }
+        headers = {"content-type": "application/json"}
+        if item.subscription not in self.unsigned:
+            ts = str(int(time.time()))
+            headers["X-Chainsentry-Timestamp"] = ts
+            headers["X-Chainsentry-Signature"] = sign(check_secret(self._secret), ts, item.body)
+            headers["X-Chainsentry-Delivery"] = str(uuid.uuid4())
+            headers["Idempotency-Key"] = f"{item.alert_id}:{item.alert_status}"
         attempt = item.attempts + 1
         retry_after: float | None = None
         try:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import sys
 import tempfile
@@ -51,6 +50,7 @@ from ingest import (
 
 from .build import ApiBindError, make_rpc
 from .config import ConfigError, Settings, load_settings
+from .delivery import build_delivery
 from .devnet.anvil import AnvilNotFoundError
 from .scoring import DetectSink, Scorer
 
@@ -150,15 +150,14 @@ def run(
     scorer = _scorer(settings, rules, snapshot if snapshot.exists() else None, 0, scores, alerts,
                      registry=pipeline.registry, live=True)
     pipeline.sinks.insert(0, DetectSink(scorer))
-    delivery = _delivery(webhook, webhook_allow_private, settings.data_dir / "alerts.db", pipeline.registry)
-    if delivery is None:  # the store and the lifecycle run anyway: alerts are kept and follow reorgs
-
-        delivery = _Delivery(None, "", settings.data_dir / "alerts.db", None)
+    # the store and the lifecycle run in any case: alerts are kept and follow confirmations and reorgs
+    delivery = build_delivery(settings, webhook, webhook_allow_private, settings.data_dir / "alerts.db",
+                              pipeline.registry)
     scorer.on_alert = delivery.accept
     pipeline.store = delivery.store
     pipeline.sinks[0] = DetectSink(scorer, delivery.lifecycle)
-    if delivery.url is not None:
-        pipeline.background.append(lambda: _deliver_forever(delivery))
+    if delivery.subscriptions:
+        pipeline.background.append(delivery.run_forever)
     status = _status_writer()
     err_console.print(f"chainsentry run: following {', '.join(settings.rpc)}; API on http://{settings.api} "
                       "(/metrics, /healthz, /status)", highlight=False)
@@ -215,7 +214,10 @@ def replay(
     """
     _logging(verbose)
     settings = _settings(config, ingest={"traces": _traces(traces)})
-    delivery = _delivery(webhook, webhook_allow_private, store or Path(tempfile.mkdtemp()) / "alerts.db")
+    delivery = None
+    if webhook is not None or settings.subscriptions:
+        delivery = build_delivery(settings, webhook, webhook_allow_private,
+                                  store or Path(tempfile.mkdtemp()) / "alerts.db")
     scorer = _scorer(settings, rules, snapshot_in, chain_id, scores, alerts)
     if delivery is not None:
         scorer.on_alert = delivery.accept
@@ -257,65 +259,6 @@ def _progress(total: float | None, unit_bytes: bool) -> Progress:
         cols.append(TransferSpeedColumn())
     cols += [TextColumn("{task.fields[info]}"), TimeElapsedColumn()]
     return Progress(*cols, console=err_console, transient=True)
-
-
-class _Delivery:
-    """Alerts to the store and outbox, and a worker delivering them to one webhook."""
-
-    def __init__(self, url: str | None, secret: str, store_path: Path, registry: Any = None,
-                 confirmations: int = 12) -> None:
-        from alerts.lifecycle import AlertLifecycle
-        from alerts.store import AlertStore
-
-        self.url = url
-        self.store = AlertStore(store_path)
-        self.lifecycle = AlertLifecycle(self.store, [("cli", url)] if url else [], confirmations=confirmations)
-        self.secret = secret
-        self._outcomes: Any = None
-        if registry is not None:
-            from prometheus_client import Counter, Gauge
-
-            self._outcomes = Counter("webhook_deliveries", "Webhook delivery attempts by outcome", ["outcome"],
-                                     namespace="chainsentry", registry=registry)
-            pending = Gauge("outbox_pending", "Alert deliveries waiting in the outbox", namespace="chainsentry",
-                            registry=registry)
-            pending.set_function(lambda: self.store.outbox_counts()["pending"])
-
-    def accept(self, alert: dict[str, Any]) -> None:
-        self.lifecycle.fire(alert)
-
-    def worker(self) -> Any:
-        from alerts.webhook import DeliveryWorker
-
-        counter = self._outcomes
-        return DeliveryWorker(self.store, self.secret,
-                              on_outcome=(lambda o: counter.labels(o).inc()) if counter is not None else None)
-
-    async def finish(self) -> dict[str, int]:
-        """Deliver everything queued (each alert delivered or dead-lettered), then report."""
-        worker = self.worker()
-        try:
-            await worker.drain()
-        finally:
-            await worker.aclose()
-        return self.store.outbox_counts()
-
-
-async def _deliver_forever(delivery: _Delivery) -> None:
-    worker = delivery.worker()
-    try:
-        await worker.run()
-    finally:
-        await worker.aclose()
-
-
-def _delivery(url: str | None, allow_private: bool, store_path: Path, registry: Any = None) -> _Delivery | None:
-    if url is None:
-        return None
-    from alerts.webhook import check_secret, check_target
-
-    check_target(url, allow_private=allow_private)
-    return _Delivery(url, check_secret(os.environ.get("CHAINSENTRY_WEBHOOK_SECRET")), store_path, registry)
 
 
 def _scorer(settings: Settings, rules: Path | None, snapshot_in: Path | None, chain_id: int,

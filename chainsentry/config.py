@@ -59,6 +59,8 @@ class Settings(_Strict):
     rpc_client: RpcSettings = Field(default_factory=RpcSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     transport: TransportSettings = Field(default_factory=TransportSettings)
+    subscriptions: list[dict[str, Any]] = Field(
+        default_factory=list, description="alert destinations with filters (see README: Subscriptions)")
 
     @field_validator("rpc", mode="before")
     @classmethod

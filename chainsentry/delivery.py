@@ -1,0 +1,76 @@
+"""Alert delivery wired from settings: the store, the lifecycle, subscriptions and the worker."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from alerts.channels import Subscription, parse_subscriptions
+from alerts.lifecycle import AlertLifecycle
+from alerts.store import AlertStore
+from alerts.webhook import DeliveryWorker, check_secret, check_target
+
+from .config import ConfigError, Settings
+
+
+class Delivery:
+    """Alerts into the store and outbox through the lifecycle; workers deliver them."""
+
+    def __init__(self, subscriptions: list[Subscription], secret: str | None, store_path: Path,
+                 registry: CollectorRegistry | None = None, confirmations: int = 12) -> None:
+        self.subscriptions = subscriptions
+        self.store = AlertStore(store_path)
+        self.lifecycle = AlertLifecycle(self.store, subscriptions, confirmations=confirmations)
+        self._secret = secret
+        self._unsigned = frozenset(s.name for s in subscriptions if s.kind != "webhook")
+        self._outcomes: Counter | None = None
+        if registry is not None:
+            self._outcomes = Counter("webhook_deliveries", "Alert delivery attempts by outcome", ["outcome"],
+                                     namespace="chainsentry", registry=registry)
+            pending = Gauge("outbox_pending", "Alert deliveries waiting in the outbox", namespace="chainsentry",
+                            registry=registry)
+            pending.set_function(lambda: self.store.outbox_counts()["pending"])
+
+    def accept(self, alert: dict[str, Any]) -> None:
+        self.lifecycle.fire(alert)
+
+    def worker(self) -> DeliveryWorker:
+        counter = self._outcomes
+        return DeliveryWorker(self.store, self._secret, unsigned=self._unsigned,
+                              on_outcome=(lambda o: counter.labels(o).inc()) if counter is not None else None)
+
+    async def finish(self) -> dict[str, int]:
+        """Deliver everything queued (each alert delivered or dead-lettered), then report."""
+        worker = self.worker()
+        try:
+            await worker.drain()
+        finally:
+            await worker.aclose()
+        return self.store.outbox_counts()
+
+    async def run_forever(self) -> None:
+        worker = self.worker()
+        try:
+            await worker.run()
+        finally:
+            await worker.aclose()
+
+
+def build_delivery(settings: Settings, webhook: str | None, allow_private: bool, store_path: Path,
+                   registry: CollectorRegistry | None = None) -> Delivery:
+    """Subscriptions from the config file plus ``--webhook``; targets and secret checked up front."""
+    try:
+        subs = parse_subscriptions(settings.subscriptions)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"invalid subscriptions: {err}") from None
+    if webhook is not None:
+        subs.append(Subscription("cli", "webhook", webhook))
+    for s in subs:
+        check_target(s.url, allow_private=allow_private)
+    secret = os.environ.get("CHAINSENTRY_WEBHOOK_SECRET")
+    if any(s.kind == "webhook" for s in subs):
+        secret = check_secret(secret)
+    return Delivery(subs, secret, store_path, registry)
