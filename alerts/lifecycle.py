@@ -9,6 +9,7 @@ the same row).
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,10 +21,14 @@ log = logging.getLogger(__name__)
 
 class AlertLifecycle:
     def __init__(self, store: AlertStore, subscriptions: Sequence[Subscription] = (), *,
-                 confirmations: int = 12) -> None:
+                 confirmations: int = 12, cooldown_blocks: int = 5, max_groups: int = 10_000) -> None:
         self.store = store
         self.subscriptions = list(subscriptions)
         self.confirmations = confirmations
+        self.cooldown_blocks = cooldown_blocks
+        self.max_groups = max_groups
+        # (detector, subject) -> (alert id, block number) of the alert that opened the group
+        self._groups: OrderedDict[tuple[str, str], tuple[str, int]] = OrderedDict()
 
     def _publish(self, alert: dict[str, Any]) -> bool:
         if not self.store.upsert(alert):
@@ -42,7 +47,31 @@ class AlertLifecycle:
             return False  # a later status wins over a repeated firing (redelivery, replay overlap)
         if existing is not None and existing.get("stage") == alert.get("stage"):
             return False
+        if existing is None and self._fold(alert):
+            return False
         return self._publish(alert)
+
+    def _fold(self, alert: dict[str, Any]) -> bool:
+        """Cooldown and grouping: a new alert from the same detector about the same subject (the
+        contract called) within ``cooldown_blocks`` of the group's first alert is folded into it
+        (its ``folded`` count grows; subscribers are not notified again)."""
+        number = alert.get("block_number")
+        addresses = alert.get("addresses") or []
+        if number is None or not addresses:
+            return False
+        key = (str(alert.get("detector")), str(addresses[-1]))
+        opened = self._groups.get(key)
+        if opened is not None and 0 <= number - opened[1] <= self.cooldown_blocks:
+            head = self.store.get(opened[0])
+            if head is not None and head["status"] != "retracted":
+                folded = [*head.get("folded_tx_hashes", []), alert["tx_hash"]][-20:]
+                self.store.update_body(dict(head, folded=int(head.get("folded", 0)) + 1, folded_tx_hashes=folded))
+                return True
+        self._groups[key] = (alert["id"], number)
+        self._groups.move_to_end(key)
+        while len(self._groups) > self.max_groups:
+            self._groups.popitem(last=False)
+        return False
 
     def block_added(self, number: int) -> list[dict[str, Any]]:
         """Confirm the firing alerts that now have ``confirmations`` blocks on top."""

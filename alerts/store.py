@@ -135,6 +135,12 @@ class AlertStore:
                 raise
         return True
 
+    def update_body(self, alert: dict[str, Any]) -> None:
+        """Replace a stored alert's JSON without a status change (a folded-in count, say)."""
+        with self._lock:
+            self._db.execute("UPDATE alerts SET body = ?, updated_ts = ? WHERE id = ?",
+                             (orjson.dumps(alert), time.time(), alert["id"]))
+
     def get(self, alert_id: str) -> dict[str, Any] | None:
         row = self._db.execute("SELECT body FROM alerts WHERE id = ?", (alert_id,)).fetchone()
         return orjson.loads(row[0]) if row else None

@@ -415,3 +415,22 @@ async def test_burst_of_10000_alerts_none_lost(tmp_path: Path) -> None:
         rx.stop()
     assert store.outbox_counts() == {"pending": 0, "delivered": 10_000, "dead": 0}
     assert len(rx.acted) == 10_000 and rx.bad_signatures == 0
+
+
+def test_cooldown_folds_repeats_about_the_same_subject(tmp_path: Path) -> None:
+    from alerts.channels import Subscription
+    from alerts.lifecycle import AlertLifecycle
+
+    store = AlertStore(tmp_path / "c.db")
+    life = AlertLifecycle(store, [Subscription("s", "webhook", "http://127.0.0.1:9/x")], cooldown_blocks=5)
+    victim, other = "0x" + "1" * 40, "0x" + "2" * 40
+    first = alert(100) | {"addresses": ["0x" + "e" * 40, victim]}
+    assert life.fire(first)
+    assert not life.fire(alert(102) | {"addresses": ["0x" + "f" * 40, victim]}), "same detector and subject"
+    assert not life.fire(alert(105) | {"addresses": ["0x" + "f" * 40, victim]})
+    assert life.fire(alert(103) | {"addresses": ["0x" + "f" * 40, other]}), "another subject is another alert"
+    assert life.fire(alert(104, detector="rules/x") | {"addresses": ["0x" + "f" * 40, victim]}), "another detector"
+    assert life.fire(alert(111) | {"addresses": ["0x" + "f" * 40, victim]}), "after the cooldown, a new alert"
+    head = store.get(first["id"])
+    assert head is not None and head["folded"] == 2 and len(head["folded_tx_hashes"]) == 2
+    assert store.outbox_counts()["pending"] == 4, "folded repeats notify nobody"
