@@ -8,6 +8,7 @@ the same row).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -29,10 +30,28 @@ class AlertLifecycle:
         self.max_groups = max_groups
         # (detector, subject) -> (alert id, block number) of the alert that opened the group
         self._groups: OrderedDict[tuple[str, str], tuple[str, int]] = OrderedDict()
+        self._listeners: list[asyncio.Queue[dict[str, Any]]] = []
+
+    def listen(self, maxsize: int = 1000) -> asyncio.Queue[dict[str, Any]]:
+        """A queue that receives every alert status change from now on (for the live stream)."""
+        q: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=maxsize)
+        self._listeners.append(q)
+        return q
+
+    def unlisten(self, q: asyncio.Queue[dict[str, Any]]) -> None:
+        if q in self._listeners:
+            self._listeners.remove(q)
+
+    def _broadcast(self, alert: dict[str, Any]) -> None:
+        for q in self._listeners:
+            if q.full():  # a slow reader loses its oldest events, not our memory
+                q.get_nowait()
+            q.put_nowait(alert)
 
     def _publish(self, alert: dict[str, Any]) -> bool:
         if not self.store.upsert(alert):
             return False
+        self._broadcast(alert)
         for sub in self.subscriptions:
             if sub.matches(alert):
                 body = render(sub, alert)

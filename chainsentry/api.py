@@ -6,14 +6,17 @@ nothing here is created at import time.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, Literal
 
+import orjson
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from alerts.lifecycle import AlertLifecycle
 from alerts.store import AlertStore
 
 Severity = Literal["info", "low", "medium", "high", "critical"]
@@ -42,7 +45,8 @@ StatusProvider = Callable[[], dict[str, Any]]
 
 
 def create_app(registry: CollectorRegistry, status: StatusProvider, store: AlertStore | None = None,
-               api_token: str | None = None) -> FastAPI:
+               api_token: str | None = None, lifecycle: AlertLifecycle | None = None,
+               heartbeat: float = 15.0) -> FastAPI:
     """The app. With a ``store``, the alert routes; writes need ``Authorization: Bearer <api_token>``
     and are refused (403) when no token is configured."""
     app = FastAPI(title="chainsentry", version="0.1.0", docs_url="/docs", redoc_url=None)
@@ -64,6 +68,29 @@ def create_app(registry: CollectorRegistry, status: StatusProvider, store: Alert
         page, nxt = s.query(min_severity=min_severity, address=address, detector=detector, status=status,
                             since=since, until=until, limit=limit, cursor=cursor)
         return {"alerts": page, "next_cursor": nxt}
+
+    @app.get("/alerts/stream", summary="Live alert status changes as server-sent events")
+    async def stream(request: Request) -> StreamingResponse:
+        if lifecycle is None:
+            raise HTTPException(404, "this service has no live alert stream")
+        queue = lifecycle.listen()
+
+        async def events() -> AsyncIterator[bytes]:
+            try:
+                yield b": connected\n\n"
+                while not await request.is_disconnected():
+                    try:
+                        alert = await asyncio.wait_for(queue.get(), heartbeat)
+                    except TimeoutError:
+                        yield b": heartbeat\n\n"
+                        continue
+                    yield b"event: alert\nid: " + f"{alert['id']}:{alert['status']}".encode() + b"\ndata: " + \
+                        orjson.dumps(alert) + b"\n\n"
+            finally:
+                lifecycle.unlisten(queue)
+
+        return StreamingResponse(events(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     @app.get("/alerts/{alert_id}", summary="One alert")
     async def get_alert(alert_id: str, s: Store) -> dict[str, Any]:

@@ -155,6 +155,7 @@ def run(
                               pipeline.registry)
     scorer.on_alert = delivery.accept
     pipeline.store = delivery.store
+    pipeline.lifecycle = delivery.lifecycle
     pipeline.sinks[0] = DetectSink(scorer, delivery.lifecycle)
     if delivery.subscriptions:
         pipeline.background.append(delivery.run_forever)

@@ -128,6 +128,7 @@ class LivePipeline:
         self.api_port: int | None = None
         self.background: list[Callable[[], Any]] = []  # more coroutine factories to run alongside
         self.store: Any = None  # an alerts.store.AlertStore served by the API, when set
+        self.lifecycle: Any = None  # an alerts.lifecycle.AlertLifecycle, for the live alert stream
 
     # -- status ----------------------------------------------------------------------------
 
@@ -264,7 +265,8 @@ class LivePipeline:
             tasks.append(asyncio.create_task(self._produce_pending(), name="mempool"))
         if self.serve_api:
             host, port = self.settings.api_host_port
-            app = create_app(self.registry, self.status, self.store, os.environ.get("CHAINSENTRY_API_TOKEN"))
+            app = create_app(self.registry, self.status, self.store, os.environ.get("CHAINSENTRY_API_TOKEN"),
+                             self.lifecycle)
             config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
             self.api_server = uvicorn.Server(config)
             sock = bind_socket(host, port)

@@ -95,6 +95,15 @@ class Receiver:
             self._server = None
 
 
+def _api_up(api: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(f"http://{api}/healthz", timeout=1).status_code in (200, 503)
+    except httpx.TransportError:
+        return False
+
+
 def test_store_dedupes_tracks_status_filters_and_pages(tmp_path: Path) -> None:
     store = AlertStore(tmp_path / "a.db")
     assert store.schema_version == 1
@@ -335,7 +344,27 @@ async def test_alerts_are_confirmed_after_n_blocks_and_retracted_by_a_reorg(
     def statuses(tx: str) -> set[str]:
         return {a["status"] for a in rx.acted.values() if a["tx_hash"] == tx}
 
+    import asyncio
+
+    import httpx
+
+    streamed: list[dict[str, Any]] = []
+
+    async def listen() -> None:  # the live stream, over real HTTP (server-sent events)
+        async with httpx.AsyncClient(timeout=None) as http:
+            for _ in range(100):
+                try:
+                    async with http.stream("GET", f"http://{api}/alerts/stream") as resp:
+                        async for line in resp.aiter_lines():
+                            if line.startswith("data: "):
+                                streamed.append(orjson.loads(line[6:]))
+                except httpx.TransportError:
+                    await asyncio.sleep(0.1)  # the service is still starting
+
+    listener = asyncio.create_task(listen())
     try:
+        await wait_until(lambda: listener.done() or _api_up(api), timeout=20)
+        await asyncio.sleep(0.5)
         first = await attack()
         await wait_until(lambda: statuses(first) == {"firing"}, timeout=30)
         await rpc.call("anvil_mine", [hex(12)])
@@ -352,7 +381,11 @@ async def test_alerts_are_confirmed_after_n_blocks_and_retracted_by_a_reorg(
             confirmed = (await http.get(f"http://{api}/alerts", params={"status": "confirmed"})).json()["alerts"]
         assert [a["tx_hash"] for a in retracted] == [second]
         assert [a["tx_hash"] for a in confirmed] == [first]
+        await wait_until(lambda: [a["status"] for a in streamed if a["tx_hash"] == second] == ["firing", "retracted"],
+                         timeout=10)
+        assert [a["status"] for a in streamed if a["tx_hash"] == first] == ["firing", "confirmed"]
     finally:
+        listener.cancel()
         proc.terminate()
         proc.wait(timeout=20)
         rx.stop()
