@@ -258,17 +258,10 @@ async def test_kill_9_with_deliveries_pending_then_restart_delivers_them(
     import asyncio
     import signal
 
-    from chainsentry.devnet.traffic import EXECUTOR_RUNTIME, TrafficGenerator
     from tests.conftest import wait_until
-    from tests.test_detect_e2e import deploy, exploit_calldata
+    from tests.test_detect_e2e import attack_scene, send_exploit
 
-    gen = TrafficGenerator(rpc, seed=9)
-    await gen.setup()
-    eoa = gen.accounts[-1]
-    attacker, lender = await deploy(rpc, gen, eoa, EXECUTOR_RUNTIME, 2)
-    for _ in range(10):
-        await gen.send(20)
-        await rpc.call("evm_mine")
+    gen, eoa, attacker, lender = await attack_scene(rpc, seed=9)
     rx = Receiver()  # not started: the receiver is down
     env = dict(os.environ, CHAINSENTRY_WEBHOOK_SECRET=SECRET, CHAINSENTRY_INGEST__POLL_INTERVAL="0.1")
     args = [sys.executable, "-m", "chainsentry.cli", "run", "--rpc", anvil.http_url,
@@ -289,9 +282,7 @@ async def test_kill_9_with_deliveries_pending_then_restart_delivers_them(
 
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        exploit = await rpc.call("eth_sendTransaction", [gen._with_nonce({
-            "from": eoa, "to": attacker, "gas": hex(5_000_000), "data": exploit_calldata(attacker, lender,
-                                                                                        gen.counters[0])})])
+        exploit = await send_exploit(rpc, gen, eoa, attacker, lender)
         await rpc.call("evm_mine")
         await wait_until(lambda: pending() >= 1, timeout=30)
         await asyncio.sleep(0.5)
@@ -314,17 +305,10 @@ async def test_kill_9_with_deliveries_pending_then_restart_delivers_them(
 async def test_alerts_are_confirmed_after_n_blocks_and_retracted_by_a_reorg(
     anvil: Any, rpc: Any, tmp_path: Path
 ) -> None:
-    from chainsentry.devnet.traffic import EXECUTOR_RUNTIME, TrafficGenerator
     from tests.conftest import wait_until
-    from tests.test_detect_e2e import deploy, exploit_calldata
+    from tests.test_detect_e2e import attack_scene, send_exploit
 
-    gen = TrafficGenerator(rpc, seed=10)
-    await gen.setup()
-    eoa = gen.accounts[-1]
-    attacker, lender = await deploy(rpc, gen, eoa, EXECUTOR_RUNTIME, 2)
-    for _ in range(10):
-        await gen.send(20)
-        await rpc.call("evm_mine")
+    gen, eoa, attacker, lender = await attack_scene(rpc, seed=10)
     rx = Receiver().start()
     env = dict(os.environ, CHAINSENTRY_WEBHOOK_SECRET=SECRET, CHAINSENTRY_INGEST__POLL_INTERVAL="0.1")
     api = f"127.0.0.1:{free_port()}"
@@ -335,9 +319,7 @@ async def test_alerts_are_confirmed_after_n_blocks_and_retracted_by_a_reorg(
         stderr=subprocess.DEVNULL)
 
     async def attack() -> str:
-        h: str = await rpc.call("eth_sendTransaction", [gen._with_nonce({
-            "from": eoa, "to": attacker, "gas": hex(5_000_000),
-            "data": exploit_calldata(attacker, lender, gen.counters[0])})])
+        h = await send_exploit(rpc, gen, eoa, attacker, lender)
         await rpc.call("evm_mine")
         return h
 

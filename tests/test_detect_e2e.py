@@ -24,6 +24,26 @@ async def deploy(rpc: RpcClient, gen: TrafficGenerator, sender: str, runtime: st
     return [(await rpc.call("eth_getTransactionReceipt", [h]))["contractAddress"] for h in hashes]
 
 
+async def attack_scene(rpc: RpcClient, seed: int, blocks: int = 10, per_block: int = 20) -> tuple[
+        TrafficGenerator, str, str, str]:
+    """A devnet with history: (traffic generator, attacker EOA, attacker contract, lender contract)."""
+    gen = TrafficGenerator(rpc, seed=seed)
+    await gen.setup()
+    eoa = gen.accounts[-1]
+    attacker, lender = await deploy(rpc, gen, eoa, EXECUTOR_RUNTIME, 2)
+    for _ in range(blocks):
+        await gen.send(per_block)
+        await rpc.call("evm_mine")
+    return gen, eoa, attacker, lender
+
+
+async def send_exploit(rpc: RpcClient, gen: TrafficGenerator, eoa: str, attacker: str, lender: str) -> str:
+    tx_hash: str = await rpc.call("eth_sendTransaction", [gen._with_nonce({
+        "from": eoa, "to": attacker, "gas": hex(5_000_000),
+        "data": exploit_calldata(attacker, lender, gen.counters[0])})])
+    return tx_hash
+
+
 def exploit_calldata(attacker: str, lender: str, token: str) -> str:
     """attacker -> lender -> attacker (callback) -> loops of token moves and balance reads, re-entering
     the lender eight times: borrow, loop, drain shaped (no address of any real exploit involved)."""
@@ -54,9 +74,7 @@ async def test_exploit_shaped_tx_scores_above_all_ordinary_traffic_and_alerts(
         for _ in range(30):  # ordinary traffic: transfers, calls, nested relays, deployments
             await gen.send(25)
             await rpc.call("evm_mine")
-        exploit = await rpc.call("eth_sendTransaction", [gen._with_nonce({
-            "from": attacker_eoa, "to": attacker, "gas": hex(5_000_000),
-            "data": exploit_calldata(attacker, lender, gen.counters[0])})])
+        exploit = await send_exploit(rpc, gen, attacker_eoa, attacker, lender)
         await gen.send(25)
         await rpc.call("evm_mine")
         for _ in range(3):
@@ -100,13 +118,7 @@ async def test_exploit_shaped_tx_scores_above_all_ordinary_traffic_and_alerts(
 
 
 async def test_exploit_in_the_mempool_alerts_before_inclusion(anvil: Anvil, rpc: RpcClient, tmp_path: Path) -> None:
-    gen = TrafficGenerator(rpc, seed=6)
-    await gen.setup()
-    attacker_eoa = gen.accounts[-1]
-    attacker, lender = await deploy(rpc, gen, attacker_eoa, EXECUTOR_RUNTIME, 2)
-    for _ in range(12):  # some history for the detectors
-        await gen.send(25)
-        await rpc.call("evm_mine")
+    gen, attacker_eoa, attacker, lender = await attack_scene(rpc, seed=6, blocks=12, per_block=25)
     alerts = tmp_path / "alerts.jsonl"
     env = dict(os.environ, CHAINSENTRY_INGEST__POLL_INTERVAL="0.1")
     proc = subprocess.Popen(
@@ -121,9 +133,7 @@ async def test_exploit_in_the_mempool_alerts_before_inclusion(anvil: Anvil, rpc:
 
     try:
         await asyncio.sleep(3)  # the service connects and subscribes to the mempool
-        exploit = await rpc.call("eth_sendTransaction", [gen._with_nonce({
-            "from": attacker_eoa, "to": attacker, "gas": hex(5_000_000),
-            "data": exploit_calldata(attacker, lender, gen.counters[0])})])
+        exploit = await send_exploit(rpc, gen, attacker_eoa, attacker, lender)
         await wait_until(lambda: any(a["tx_hash"] == exploit for a in fired()), timeout=20)
         seen = {str(a["stage"]) for a in fired() if a["tx_hash"] == exploit}
         assert seen == {"mempool"}, "alerted while still pending, before any block holds it"
