@@ -66,9 +66,16 @@ class AlertLifecycle:
             return False  # a later status wins over a repeated firing (redelivery, replay overlap)
         if existing is not None and existing.get("stage") == alert.get("stage"):
             return False
+        if existing is None and self._suppressed(alert):
+            return False
         if existing is None and self._fold(alert):
             return False
         return self._publish(alert)
+
+    def _suppressed(self, alert: dict[str, Any]) -> bool:
+        """An analyst marked this pattern (detector, subject) a false positive."""
+        addresses = alert.get("addresses") or []
+        return bool(addresses) and self.store.allowlisted(str(alert.get("detector")), str(addresses[-1]))
 
     def _fold(self, alert: dict[str, Any]) -> bool:
         """Cooldown and grouping: a new alert from the same detector about the same subject (the

@@ -42,6 +42,16 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX outbox_due ON outbox (state, next_ts);
     """,
+    # 2: analyst feedback and the allowlist it feeds
+    """
+    CREATE TABLE feedback (
+        alert_id TEXT NOT NULL, verdict TEXT NOT NULL, note TEXT, created_ts REAL NOT NULL
+    );
+    CREATE TABLE allowlist (
+        detector TEXT NOT NULL, subject TEXT NOT NULL, reason TEXT, created_ts REAL NOT NULL,
+        PRIMARY KEY (detector, subject)
+    );
+    """,
 )
 
 
@@ -144,6 +154,31 @@ class AlertStore:
     def get(self, alert_id: str) -> dict[str, Any] | None:
         row = self._db.execute("SELECT body FROM alerts WHERE id = ?", (alert_id,)).fetchone()
         return orjson.loads(row[0]) if row else None
+
+    def add_feedback(self, alert_id: str, verdict: str, note: str | None = None) -> dict[str, Any] | None:
+        """Record an analyst's verdict; a false positive allowlists the alert's (detector, subject).
+        Returns the allowlist entry it created, if any."""
+        alert = self.get(alert_id)
+        if alert is None:
+            raise KeyError(alert_id)
+        entry = None
+        with self._lock:
+            self._db.execute("INSERT INTO feedback VALUES (?, ?, ?, ?)", (alert_id, verdict, note, time.time()))
+            addresses = alert.get("addresses") or []
+            if verdict == "false_positive" and addresses:
+                entry = {"detector": alert.get("detector"), "subject": addresses[-1]}
+                self._db.execute("INSERT OR REPLACE INTO allowlist VALUES (?, ?, ?, ?)",
+                                 (entry["detector"], entry["subject"], f"false positive: {alert_id}", time.time()))
+        return entry
+
+    def allowlisted(self, detector: str, subject: str) -> bool:
+        row = self._db.execute("SELECT 1 FROM allowlist WHERE (detector = ? OR detector = '*') AND subject = ?",
+                               (detector, subject)).fetchone()
+        return row is not None
+
+    def allowlist(self) -> list[dict[str, Any]]:
+        rows = self._db.execute("SELECT detector, subject, reason FROM allowlist ORDER BY created_ts").fetchall()
+        return [{"detector": d, "subject": s, "reason": r} for d, s, r in rows]
 
     def firing_up_to(self, block_number: int) -> list[dict[str, Any]]:
         """Firing block-stage alerts at or below ``block_number`` (candidates for confirmation)."""

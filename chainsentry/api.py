@@ -15,6 +15,7 @@ import orjson
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from pydantic import BaseModel, ConfigDict, Field
 
 from alerts.lifecycle import AlertLifecycle
 from alerts.store import AlertStore
@@ -44,9 +45,15 @@ Writer = Annotated[None, Depends(_writer)]
 StatusProvider = Callable[[], dict[str, Any]]
 
 
+class Feedback(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    verdict: Literal["true_positive", "false_positive"]
+    note: str | None = Field(None, max_length=2000)
+
+
 def create_app(registry: CollectorRegistry, status: StatusProvider, store: AlertStore | None = None,
                api_token: str | None = None, lifecycle: AlertLifecycle | None = None,
-               heartbeat: float = 15.0) -> FastAPI:
+               heartbeat: float = 15.0, on_allow: Callable[[str], None] | None = None) -> FastAPI:
     """The app. With a ``store``, the alert routes; writes need ``Authorization: Bearer <api_token>``
     and are refused (403) when no token is configured."""
     app = FastAPI(title="chainsentry", version="0.1.0", docs_url="/docs", redoc_url=None)
@@ -98,6 +105,17 @@ def create_app(registry: CollectorRegistry, status: StatusProvider, store: Alert
         if alert is None:
             raise HTTPException(404, f"no alert {alert_id}")
         return alert
+
+    @app.post("/alerts/{alert_id}/feedback", summary="An analyst's verdict; a false positive suppresses the "
+              "pattern (detector and subject) and allowlists the subject in the detectors", status_code=201)
+    async def feedback(alert_id: str, body: Feedback, s: Store, _: Writer) -> dict[str, Any]:
+        try:
+            entry = s.add_feedback(alert_id, body.verdict, body.note)
+        except KeyError:
+            raise HTTPException(404, f"no alert {alert_id}") from None
+        if entry is not None and on_allow is not None:
+            on_allow(str(entry["subject"]))
+        return {"alert_id": alert_id, "verdict": body.verdict, "allowlisted": entry}
 
     @app.get("/dead-letters", summary="Deliveries that failed for good")
     async def dead_letters(s: Store) -> list[dict[str, Any]]:

@@ -156,6 +156,9 @@ def run(
     scorer.on_alert = delivery.accept
     pipeline.store = delivery.store
     pipeline.lifecycle = delivery.lifecycle
+    pipeline.on_allow = scorer.engine.allow
+    for entry in delivery.store.allowlist():  # feedback given earlier still holds
+        scorer.engine.allow(entry["subject"])
     pipeline.sinks[0] = DetectSink(scorer, delivery.lifecycle)
     if delivery.subscriptions:
         pipeline.background.append(delivery.run_forever)

@@ -87,6 +87,11 @@ class ScoringEngine:
                            cfg.fusion_scale)
         self._rule_floor = SEVERITIES.index(cfg.rule_min_severity)
         self.scored = 0
+        self.allowlist: set[str] = set()  # contracts analysts marked benign: scored, never a finding
+
+    def allow(self, address: str) -> None:
+        """Allowlist a contract (from analyst feedback): its transactions make no findings."""
+        self.allowlist.add(address.lower())
 
     # -- scoring ---------------------------------------------------------------------------
 
@@ -153,7 +158,7 @@ class ScoringEngine:
             score = TxScore(tx.hash, tx.block_number if number is None else number, fused, calibrated, {},
                             explained[:5], [r.name for r in matched] if matched else [])
             out.append(score)
-            if matched or fused >= threshold:
+            if (matched or fused >= threshold) and tx.to not in self.allowlist:
                 self._maybe_finding(score, tx, f, matched, stage, block)
             if learn:
                 wallet.learn_tx(tx, now)
@@ -205,7 +210,8 @@ class ScoringEngine:
 
     def state(self) -> dict[str, Any]:
         return {"hst": self.hst.state(), "pyod": self.pyod.state(), "entities": self.entities.state(),
-                "wallet": self.wallet.state(), "fuser": self.fuser.state(), "scored": self.scored}
+                "wallet": self.wallet.state(), "fuser": self.fuser.state(), "scored": self.scored,
+                "allowlist": sorted(self.allowlist)}
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.hst.load_state(state["hst"])
@@ -214,3 +220,4 @@ class ScoringEngine:
         self.wallet.load_state(state["wallet"])
         self.fuser.load_state(state["fuser"])
         self.scored = int(state["scored"])
+        self.allowlist = set(state.get("allowlist", ()))

@@ -106,7 +106,7 @@ def _api_up(api: str) -> bool:
 
 def test_store_dedupes_tracks_status_filters_and_pages(tmp_path: Path) -> None:
     store = AlertStore(tmp_path / "a.db")
-    assert store.schema_version == 1
+    assert store.schema_version == 2
     for i in range(25):
         assert store.upsert(alert(i, severity="critical" if i % 5 == 0 else "low",
                                   address="0x" + ("b" if i % 2 else "c") * 40))
@@ -449,3 +449,46 @@ def test_cooldown_folds_repeats_about_the_same_subject(tmp_path: Path) -> None:
     head = store.get(first["id"])
     assert head is not None and head["folded"] == 2 and len(head["folded_tx_hashes"]) == 2
     assert store.outbox_counts()["pending"] == 4, "folded repeats notify nobody"
+
+
+def test_a_version_1_store_is_migrated_with_its_data(tmp_path: Path) -> None:
+    from alerts.store import MIGRATIONS
+
+    db = sqlite3.connect(tmp_path / "old.db", isolation_level=None)
+    db.executescript("BEGIN;" + MIGRATIONS[0] + "PRAGMA user_version = 1;COMMIT;")
+    db.execute("INSERT INTO alerts VALUES ('cs-1','firing','block',1,5,'0xb','0xt','high',3,'exploit',0.9,'fusion',"
+               "'2026-01-01T00:00:00Z',1.0,1.0,?)", (orjson.dumps(alert(1)),))
+    db.close()
+    store = AlertStore(tmp_path / "old.db")
+    assert store.schema_version == 2 and store.get("cs-0001") is None and store.get("cs-1") is not None
+    assert store.allowlist() == []
+
+
+def test_false_positive_feedback_suppresses_the_pattern_and_reaches_the_detectors(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+    from prometheus_client import CollectorRegistry
+
+    from alerts.lifecycle import AlertLifecycle
+    from chainsentry.api import create_app
+    from detectors.engine import ScoringEngine
+
+    store = AlertStore(tmp_path / "f.db")
+    life = AlertLifecycle(store, cooldown_blocks=0)
+    router = "0x" + "7" * 40
+    first = alert(1) | {"addresses": ["0x" + "e" * 40, router]}
+    assert life.fire(first)
+    engine = ScoringEngine()
+    client = TestClient(create_app(CollectorRegistry(), lambda: {"healthy": True}, store, api_token="tok",
+                                   on_allow=engine.allow))
+    auth = {"Authorization": "Bearer tok"}
+    assert client.post(f"/alerts/{first['id']}/feedback", json={"verdict": "false_positive"}).status_code == 401
+    assert client.post("/alerts/nope/feedback", json={"verdict": "false_positive"}, headers=auth).status_code == 404
+    assert client.post(f"/alerts/{first['id']}/feedback", json={"verdict": "maybe"}, headers=auth).status_code == 422
+    r = client.post(f"/alerts/{first['id']}/feedback", json={"verdict": "false_positive", "note": "router"},
+                    headers=auth)
+    assert r.status_code == 201 and r.json()["allowlisted"] == {"detector": "fusion", "subject": router}
+    assert not life.fire(alert(50) | {"addresses": ["0x" + "f" * 40, router]}), "the same pattern is suppressed"
+    assert life.fire(alert(51, detector="rules/x") | {"addresses": ["0x" + "f" * 40, router]}), "other detector"
+    assert router in engine.allowlist
+    snapshot = engine.state()
+    assert snapshot["allowlist"] == [router]

@@ -275,3 +275,18 @@ def test_contract_creator_and_age_are_tracked() -> None:
     state.observe(Tx(hash="0x" + "3" * 64, sender=other, to=made, input="0x12345678"), theirs, now=1000.0 + 1800)
     assert mine["to_created_by_sender"] == 1.0 and mine["to_age_hours"] == 0.5
     assert theirs["to_created_by_sender"] == 0.0
+
+
+def test_allowlisted_contracts_are_scored_but_make_no_findings(data_dir: Path) -> None:
+    blocks = list(FileBlockSource([data_dir / "attacks-dev.jsonl.gz"]))
+    plain = [s for b in blocks for s in ScoringEngine().score_block(b)]
+    flagged = {s.tx_hash for s in plain if s.finding is not None}
+    tx_to = {t.hash: t.to for b in blocks for t in b.transactions}
+    target = next(tx_to[h] for h in sorted(flagged) if tx_to[h])
+    engine = ScoringEngine()
+    engine.allow(target)  # type: ignore[arg-type]
+    allowed = [s for b in blocks for s in engine.score_block(b)]
+    mine = [s for s in allowed if tx_to[s.tx_hash] == target]
+    assert mine and all(s.finding is None for s in mine), "scored, but never a finding"
+    assert all(s.score > 0 for s in mine)
+    assert len(allowed) == len(plain) and any(s.finding is not None for s in allowed), "others still alert"
