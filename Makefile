@@ -36,6 +36,7 @@ bench: install
 	CHAINSENTRY_ANVIL=$(CURDIR)/$(ANVIL) $(BIN)/python benchmarks/bench_follow_memory.py
 	$(BIN)/python benchmarks/bench_detect.py
 	$(BIN)/python benchmarks/bench_alerts.py
+	CHAINSENTRY_ANVIL=$(CURDIR)/$(ANVIL) $(BIN)/python benchmarks/bench_latency.py
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

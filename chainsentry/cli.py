@@ -272,7 +272,9 @@ def _scorer(settings: Settings, rules: Path | None, snapshot_in: Path | None, ch
     if snapshot_in is not None:
         engine = engine_from_snapshot(snapshot_in)
     else:
-        engine = ScoringEngine(EngineConfig(rules_path=str(rules) if rules else None))
+        # live: a pyod refit never stalls scoring; replay: refits land at fixed points (deterministic)
+        engine = ScoringEngine(EngineConfig(rules_path=str(rules) if rules else None, deterministic_refit=not live))
+    engine.pyod.wait_for_fit = not live
     return Scorer(engine, chain_id=chain_id, scores_path=scores, alerts_path=alerts, registry=registry, flush=live)
 
 

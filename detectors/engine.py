@@ -45,6 +45,7 @@ class EngineConfig:
     pyod_window: int = 5000
     pyod_refit_every: int = 2500
     pyod_min_fit: int = 2000
+    deterministic_refit: bool = True  # False in the live service: never wait on a refit
     calibration_window: int = 5000
     calibration_min_history: int = 200
     max_entities: int = 200_000
@@ -80,7 +81,8 @@ class ScoringEngine:
         self.hst = HSTDetector(n_trees=cfg.hst_trees, height=cfg.hst_height, window_size=cfg.hst_window,
                                seed=cfg.seed)
         self.pyod = PyodWindowDetector(window=cfg.pyod_window, refit_every=cfg.pyod_refit_every,
-                                       min_fit=cfg.pyod_min_fit, seed=cfg.seed)
+                                       min_fit=cfg.pyod_min_fit, seed=cfg.seed,
+                                       wait_for_fit=cfg.deterministic_refit)
         self.entities = EntityState(max_entities=cfg.max_entities)
         self.wallet = WalletBehaviour(max_wallets=cfg.max_wallets)
         self.fuser = Fuser(cfg.weights, ("shape",), cfg.calibration_window, cfg.calibration_min_history,

@@ -290,3 +290,25 @@ def test_allowlisted_contracts_are_scored_but_make_no_findings(data_dir: Path) -
     assert mine and all(s.finding is None for s in mine), "scored, but never a finding"
     assert all(s.score > 0 for s in mine)
     assert len(allowed) == len(plain) and any(s.finding is not None for s in allowed), "others still alert"
+
+
+def test_live_refit_never_stalls_scoring_and_installs_when_ready() -> None:
+    import threading
+
+    gate = threading.Event()
+    d = PyodWindowDetector(window=300, refit_every=150, min_fit=150, swap_after=10, seed=7, wait_for_fit=False)
+    real_fit = d._fit
+
+    def gated_fit(data: Any, box: Any) -> None:
+        gate.wait(timeout=30)
+        real_fit(data, box)
+
+    d._fit = gated_fit  # type: ignore[method-assign]
+    stream = synthetic(400, seed=5)
+    for x in stream[:200]:  # past the swap point while the fit is still held back
+        d.learn_one(x)
+    assert not d.warm and d._pending is not None, "the learner went on without waiting"
+    gate.set()
+    d._pending[0].join()  # type: ignore[union-attr]
+    d.learn_one(stream[200])
+    assert d.warm and d.refits == 1, "installed at the next transaction once ready"
