@@ -269,12 +269,12 @@ def _scorer(settings: Settings, rules: Path | None, snapshot_in: Path | None, ch
             scores: Path | None, alerts: Path | None, registry: Any = None, live: bool = False) -> Scorer:
     from detectors.engine import EngineConfig, ScoringEngine
 
+    # live: a pyod refit never stalls scoring; replay: refits land at fixed points (deterministic)
     if snapshot_in is not None:
         engine = engine_from_snapshot(snapshot_in)
+        engine.pyod.wait_for_fit = not live  # the snapshot's config may come from the other mode
     else:
-        # live: a pyod refit never stalls scoring; replay: refits land at fixed points (deterministic)
         engine = ScoringEngine(EngineConfig(rules_path=str(rules) if rules else None, deterministic_refit=not live))
-    engine.pyod.wait_for_fit = not live
     return Scorer(engine, chain_id=chain_id, scores_path=scores, alerts_path=alerts, registry=registry, flush=live)
 
 

@@ -50,7 +50,6 @@ class Scorer:
         self._scores: IO[bytes] | None = _open(scores_path)
         self._alerts: IO[bytes] | None = _open(alerts_path)
         self.metrics = DetectorMetrics(registry) if registry is not None else None
-        self.alerts: list[dict[str, Any]] = []
         self.transactions = 0
         self.findings = 0
 
@@ -79,7 +78,6 @@ class Scorer:
             if s.finding is not None:
                 self.findings += 1
                 alert = alert_from_finding(s.finding, self.chain_id, when).to_json()
-                self.alerts.append(alert)
                 if self.on_alert is not None:
                     self.on_alert(alert)
                 if self._alerts is not None:

@@ -542,20 +542,21 @@ def _hexq(v: Any, _int: Any = int) -> int | None:
     return _int(v, 16) if len(v) > 2 else 0
 
 
-def _addr(v: Any) -> str | None:
+def _fixed(v: Any, length: int) -> str | None:
+    """A well-formed 0x string of ``length`` characters, lower-cased, or None; else raises."""
     if v is None:
         return None
-    if len(v) != 42 or v[:2] != "0x":
+    if len(v) != length or v[:2] != "0x":
         raise ValueError
     return str(v.lower())
+
+
+def _addr(v: Any) -> str | None:
+    return _fixed(v, 42)
 
 
 def _h32(v: Any) -> str | None:
-    if v is None:
-        return None
-    if len(v) != 66 or v[:2] != "0x":
-        raise ValueError
-    return str(v.lower())
+    return _fixed(v, 66)
 
 
 def _log_fast(raw: Any) -> Log:

@@ -28,6 +28,7 @@ def rpc_result(request: Any, result: Any) -> Any:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 256  # the default backlog of 5 drops bursts of connections
 
 
 class LoopbackServer:
@@ -37,7 +38,9 @@ class LoopbackServer:
     again on the same port: a node going down and coming back.
     """
 
-    def __init__(self, handler: Callable[[Any], Reply], port: int = 0) -> None:
+    keep_alive = False  # HTTP/1.0 by default: once stopped, no live connection remains ("down" is down)
+
+    def __init__(self, handler: Callable[[Any], Reply] | None = None, port: int = 0) -> None:
         self.handler = handler
         self.port = port
         self.requests: list[Any] = []
@@ -48,22 +51,29 @@ class LoopbackServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def respond(self, raw: bytes, headers: Any) -> Reply:
+        """One POST: the parsed body goes to ``handler``; subclasses may read the headers too."""
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = raw
+        self.requests.append(body)
+        assert self.handler is not None
+        return self.handler(body)
+
     def start(self) -> LoopbackServer:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if outer.keep_alive else "HTTP/1.0"
+
             def log_message(self, *args: Any) -> None:
                 pass
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", 0))
                 raw = self.rfile.read(length)
-                try:
-                    body = json.loads(raw)
-                except ValueError:
-                    body = raw
-                outer.requests.append(body)
-                status, headers, payload = outer.handler(body)
+                status, headers, payload = outer.respond(raw, self.headers)
                 self.send_response(status)
                 for k, v in headers.items():
                     self.send_header(k, v)

@@ -6,7 +6,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from hypothesis import strategies as st
 
 from alerts.store import AlertStore, StoreError
 from alerts.webhook import DeliveryPolicy, DeliveryWorker, WebhookConfigError, check_secret, check_target, sign, verify
-from tests.rpcservers import free_port
+from tests.rpcservers import LoopbackServer, free_port
 
 SECRET = "test-secret-0123456789"
 
@@ -31,68 +30,37 @@ def alert(i: int, *, status: str = "firing", severity: str = "high", address: st
             "explanation": [], "labels": [], "created_at": "2026-01-01T00:00:00Z"}
 
 
-class Receiver:
-    """A webhook receiver on loopback that checks what a real one would: the signature, the
-    timestamp, and acts on each idempotency key once. ``up`` toggles whether it accepts."""
+class Receiver(LoopbackServer):
+    """A webhook receiver on loopback that checks what a real one would: the signature and the
+    timestamp, and acts on each idempotency key once. ``status`` sets what it answers."""
+
+    keep_alive = True  # as real receivers do
 
     def __init__(self, secret: str = SECRET, status: int = 200, headers: dict[str, str] | None = None) -> None:
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
+        super().__init__(port=free_port())  # a fixed port: the URL is known before it starts
         self.secret = secret
         self.status = status
-        self.headers = headers or {}
+        self.reply_headers = headers or {}
         self.acted: dict[str, dict[str, Any]] = {}
         self.attempts = 0
         self.bad_signatures = 0
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive, as real receivers do
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["content-length"]))
-                outer.attempts += 1
-                ok = verify(outer.secret, self.headers["X-Chainsentry-Timestamp"], body,
-                            self.headers["X-Chainsentry-Signature"])
-                if not ok:
-                    outer.bad_signatures += 1
-                    self.send_response(401)
-                    self.send_header("content-length", "0")
-                    self.end_headers()
-                    return
-                self.send_response(outer.status)
-                for k, v in outer.headers.items():
-                    self.send_header(k, v)
-                self.send_header("content-length", "0")
-                self.end_headers()
-                if outer.status == 200:
-                    outer.acted.setdefault(self.headers["Idempotency-Key"], orjson.loads(body))
-
-        self.port = free_port()
-        self._cls = (ThreadingHTTPServer, Handler)
-        self._server: Any = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/hook"
 
     def start(self) -> Receiver:
-        server_cls, handler = self._cls
-        server_cls.allow_reuse_address = True
-        server_cls.request_queue_size = 256  # the default backlog of 5 drops bursts of connections
-        server_cls.daemon_threads = True
-        self._server = server_cls(("127.0.0.1", self.port), handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        super().start()
         return self
 
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+    def respond(self, raw: bytes, headers: Any) -> tuple[int, dict[str, str], bytes]:
+        self.attempts += 1
+        if not verify(self.secret, headers["X-Chainsentry-Timestamp"], raw, headers["X-Chainsentry-Signature"]):
+            self.bad_signatures += 1
+            return 401, {}, b""
+        if self.status == 200:
+            self.acted.setdefault(headers["Idempotency-Key"], orjson.loads(raw))
+        return self.status, self.reply_headers, b""
 
 
 def _api_up(api: str) -> bool:
