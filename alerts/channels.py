@@ -22,6 +22,10 @@ Kind = Literal["webhook", "slack", "discord", "telegram", "pagerduty"]
 KINDS: tuple[str, ...] = ("webhook", "slack", "discord", "telegram", "pagerduty")
 PAGERDUTY_URL = "https://events.pagerduty.com/v2/enqueue"
 _DISCORD_COLOURS = {"critical": 0xB00020, "high": 0xE8590C, "medium": 0xF2C94C, "low": 0x2D9CDB, "info": 0x9E9E9E}
+# What each service tolerates: Slack about 1 message/s per webhook, Discord 5 per 2 s per webhook,
+# Telegram about 1/s per chat. Generic webhooks and PagerDuty have no default limit.
+RATE_LIMITS: dict[str, float] = {"slack": 1.0, "discord": 2.5, "telegram": 1.0}
+DEFAULT_BURST: dict[str, int] = {"slack": 3, "discord": 5, "telegram": 3}
 _PD_SEVERITY = {"critical": "critical", "high": "error", "medium": "warning", "low": "info", "info": "info"}
 
 
@@ -38,8 +42,17 @@ class Subscription:
     chat_id: str | None = None  # telegram
     routing_key: str | None = None  # pagerduty
     statuses: tuple[str, ...] = field(default=("firing", "confirmed", "retracted"))
+    rate_limit: float | None = None  # deliveries per second; None: the channel's default (see RATE_LIMITS)
+    burst: int | None = None  # deliveries allowed at once before the rate applies
+    allow_private: bool = False  # a target on a private, loopback or link-local address is intended
 
     def __post_init__(self) -> None:
+        if not self.name or len(self.name) > 64 or not all(c.isalnum() or c in "-_." for c in self.name):
+            raise ValueError(f"subscription name {self.name!r}: 1-64 letters, digits, '-', '_' or '.'")
+        if self.rate_limit is not None and not self.rate_limit > 0:
+            raise ValueError(f"subscription {self.name!r}: rate_limit must be > 0 deliveries per second")
+        if self.burst is not None and self.burst < 1:
+            raise ValueError(f"subscription {self.name!r}: burst must be >= 1")
         if self.kind not in KINDS:
             raise ValueError(f"subscription {self.name!r}: kind must be one of {', '.join(KINDS)}")
         if self.min_severity not in SEVERITY_RANK:
@@ -48,6 +61,20 @@ class Subscription:
             raise ValueError(f"subscription {self.name!r}: telegram needs chat_id")
         if self.kind == "pagerduty" and not self.routing_key:
             raise ValueError(f"subscription {self.name!r}: pagerduty needs routing_key")
+
+    def limits(self) -> tuple[float, int] | None:
+        """(deliveries per second, burst) for this destination, or None for no limit.
+
+        >>> Subscription("c", "slack", "https://hooks.slack.com/services/x").limits()
+        (1.0, 3)
+        >>> Subscription("w", "webhook", "https://x.example/h", rate_limit=20).limits()
+        (20, 20)
+        """
+        rate = self.rate_limit if self.rate_limit is not None else RATE_LIMITS.get(self.kind)
+        if rate is None:
+            return None
+        default_burst = DEFAULT_BURST.get(self.kind, max(1, int(rate)))
+        return rate, self.burst if self.burst is not None else default_burst
 
     def matches(self, alert: dict[str, Any]) -> bool:
         """Whether ``alert`` passes this subscription's filters.

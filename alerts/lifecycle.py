@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable
 from typing import Any
 
 from .channels import Subscription, render
@@ -21,10 +21,11 @@ log = logging.getLogger(__name__)
 
 
 class AlertLifecycle:
-    def __init__(self, store: AlertStore, subscriptions: Sequence[Subscription] = (), *,
+    def __init__(self, store: AlertStore, subscriptions: Iterable[Subscription] = (), *,
                  confirmations: int = 12, cooldown_blocks: int = 5, max_groups: int = 10_000) -> None:
         self.store = store
-        self.subscriptions = list(subscriptions)
+        # read on every alert: a SubscriptionBook changed through the API takes effect at once
+        self.subscriptions = subscriptions
         self.confirmations = confirmations
         self.cooldown_blocks = cooldown_blocks
         self.max_groups = max_groups

@@ -52,6 +52,10 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (detector, subject)
     );
     """,
+    # 3: subscriptions made through the API (config-file ones live in the config)
+    """
+    CREATE TABLE subscriptions (name TEXT PRIMARY KEY, body BLOB NOT NULL, updated_ts REAL NOT NULL);
+    """,
 )
 
 
@@ -313,6 +317,35 @@ class AlertStore:
                                 "FROM outbox WHERE state = 'dead' ORDER BY seq").fetchall()
         keys = ("seq", "alert_id", "alert_status", "subscription", "url", "attempts", "last_error")
         return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def drop_pending(self, subscription: str, reason: str) -> int:
+        """Move a subscription's pending deliveries to the dead letters (it was deleted)."""
+        with self._lock:
+            cur = self._db.execute("UPDATE outbox SET state = 'dead', last_error = ? "
+                                   "WHERE subscription = ? AND state = 'pending'", (reason, subscription))
+            return int(cur.rowcount)
+
+    def defer(self, items: list[tuple[int, float]]) -> None:
+        """Push deliveries to a later time without counting an attempt (a local rate limit)."""
+        with self._lock:
+            self._db.executemany("UPDATE outbox SET next_ts = ? WHERE seq = ?", [(t, s) for s, t in items])
+
+    # -- subscriptions made through the API ------------------------------------------------
+
+    def subscriptions(self) -> list[dict[str, Any]]:
+        return [orjson.loads(b) for (b,) in self._db.execute("SELECT body FROM subscriptions ORDER BY name")]
+
+    def save_subscription(self, name: str, body: dict[str, Any]) -> bool:
+        """Create or replace; True if it is new."""
+        with self._lock:
+            new = self._db.execute("SELECT 1 FROM subscriptions WHERE name = ?", (name,)).fetchone() is None
+            self._db.execute("INSERT OR REPLACE INTO subscriptions VALUES (?, ?, ?)",
+                             (name, orjson.dumps(body), time.time()))
+            return new
+
+    def delete_subscription(self, name: str) -> bool:
+        with self._lock:
+            return self._db.execute("DELETE FROM subscriptions WHERE name = ?", (name,)).rowcount == 1
 
     def iter_alerts(self) -> Iterator[dict[str, Any]]:
         for (body,) in self._db.execute("SELECT body FROM alerts ORDER BY created_ts, id"):

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from .store import AlertStore, OutboxItem
+from .subscriptions import SubscriptionBook
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +89,14 @@ class DeliveryWorker:
 
     def __init__(self, store: AlertStore, secret: str | None, *, policy: DeliveryPolicy | None = None,
                  seed: int | None = None, on_outcome: object = None, concurrency: int = 8,
-                 unsigned: frozenset[str] = frozenset()) -> None:
+                 unsigned: frozenset[str] = frozenset(), book: SubscriptionBook | None = None) -> None:
         """``unsigned``: subscriptions that get no HMAC headers (chat and paging channels, which
-        authenticate by their URL or key); every other delivery is signed with ``secret``."""
+        authenticate by their URL or key); every other delivery is signed with ``secret``. With a
+        ``book``, each subscription's own secret, kind and rate limit come from it."""
         self.store = store
+        self.book = book
+        self.throttled = 0  # deliveries pushed back by a subscription's rate limit
+        self._buckets: dict[str, list[float]] = {}  # subscription -> [tokens, last refill (monotonic)]
         self.concurrency = concurrency
         self.unsigned = unsigned
         self._secret = secret
@@ -128,10 +133,12 @@ class DeliveryWorker:
     async def deliver_one(self, item: OutboxItem) -> None:
         """Attempt ``item`` once; its outcome is recorded with the batch (see :meth:`drain`)."""
         headers = {"content-type": "application/json"}
-        if item.subscription not in self.unsigned:
+        book = self.book
+        if item.subscription not in self.unsigned and (book is None or book.signed(item.subscription)):
             ts = str(int(time.time()))
+            secret = book.secret_for(item.subscription) if book is not None else self._secret
             headers["X-Chainsentry-Timestamp"] = ts
-            headers["X-Chainsentry-Signature"] = sign(check_secret(self._secret), ts, item.body)
+            headers["X-Chainsentry-Signature"] = sign(check_secret(secret), ts, item.body)
             headers["X-Chainsentry-Delivery"] = str(uuid.uuid4())
             headers["Idempotency-Key"] = f"{item.alert_id}:{item.alert_status}"
         attempt = item.attempts + 1
@@ -171,11 +178,43 @@ class DeliveryWorker:
         self._batch_retry.append((item.seq, time.time() + delay, error))
         self._count(outcome)
 
+    def _admit(self, items: list[OutboxItem]) -> list[OutboxItem]:
+        """Apply each subscription's rate limit (a token bucket): items over it are pushed back to
+        when a token will be there, without counting an attempt."""
+        if self.book is None:
+            return items
+        now = time.monotonic()
+        admitted: list[OutboxItem] = []
+        deferred: list[tuple[int, float]] = []
+        waiting: dict[str, int] = {}
+        for item in items:
+            sub = self.book.get(item.subscription)
+            limits = sub.limits() if sub is not None else None
+            if limits is None:
+                admitted.append(item)
+                continue
+            rate, burst = limits
+            bucket = self._buckets.setdefault(item.subscription, [float(burst), now])
+            bucket[0] = min(float(burst), bucket[0] + (now - bucket[1]) * rate)
+            bucket[1] = now
+            if bucket[0] >= 1.0:
+                bucket[0] -= 1.0
+                admitted.append(item)
+            else:
+                wait = (1.0 - bucket[0]) / rate
+                # keep the order: the n-th waiting item of a subscription waits n more tokens
+                waiting[item.subscription] = n = waiting.get(item.subscription, -1) + 1
+                deferred.append((item.seq, time.time() + wait + n / rate))
+        if deferred:
+            self.throttled += len(deferred)
+            self.store.defer(deferred)
+        return admitted
+
     async def drain(self, *, max_wait: float | None = None) -> None:
         """Deliver until nothing is pending (every item delivered or dead-lettered)."""
         started = time.monotonic()
         while True:
-            items = self.store.due(time.time(), limit=max(100, 4 * self.concurrency))
+            items = self._admit(self.store.due(time.time(), limit=max(100, 4 * self.concurrency)))
             for start in range(0, len(items), self.concurrency):
                 await asyncio.gather(*(self.deliver_one(i) for i in items[start : start + self.concurrency]))
             self._settle()

@@ -12,13 +12,17 @@ from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
+from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from alerts.channels import PAGERDUTY_URL
 from alerts.lifecycle import AlertLifecycle
 from alerts.store import AlertStore
+from alerts.subscriptions import SubscriptionBook, SubscriptionConflict
 
 Severity = Literal["info", "low", "medium", "high", "critical"]
 Status = Literal["firing", "confirmed", "retracted"]
@@ -51,16 +55,171 @@ class Feedback(BaseModel):
     note: str | None = Field(None, max_length=2000)
 
 
+_ALL_STATUSES: tuple[Status, ...] = ("firing", "confirmed", "retracted")
+Kind = Literal["webhook", "slack", "discord", "telegram", "pagerduty"]
+Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
+
+
+def _json_number(v: Any) -> Any:
+    """Numbers as JSON has them: refuse true/false and numeric strings (pydantic's lax mode takes them)."""
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise ValueError("must be a number")
+    return v
+
+
+Number = BeforeValidator(_json_number)
+
+
+_URL = r"^https?://[!-~]+$"  # printable ASCII: a non-ASCII host or path must be encoded
+
+
+class _SubscriptionBase(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: str = Field(min_length=8, max_length=2048, pattern=_URL)
+    min_severity: Severity = "info"
+    detectors: list[Annotated[str, Field(max_length=200)]] = Field(
+        default_factory=list, max_length=100, description="detector name prefixes, e.g. 'rules'")
+    types: list[Literal["exploit", "suspicious", "scam", "info"]] = Field(default_factory=list)
+    addresses: list[Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{40}$")]] = Field(default_factory=list,
+                                                                                   max_length=10_000)
+    chains: list[Annotated[int, Field(ge=0, le=2**53 - 1), Number]] = Field(default_factory=list, max_length=1000)
+    statuses: list[Status] = Field(default_factory=lambda: list(_ALL_STATUSES), min_length=1)
+    rate_limit: Annotated[float, Field(ge=0.01, le=10_000), Number] | None = Field(
+        None, description="deliveries per second (default: none for webhooks and PagerDuty, the service's limit "
+        "for chats)")
+    burst: Annotated[int, Field(ge=1, le=10_000), Number] | None = None
+    allow_private: StrictBool = Field(False, description="allow a target on a private or loopback address")
+
+
+class WebhookIn(_SubscriptionBase):
+    """A signed generic webhook. ``secret`` is write-only (never returned); without it the
+    service's CHAINSENTRY_WEBHOOK_SECRET signs."""
+    kind: Literal["webhook"]
+    secret: str | None = Field(None, min_length=16, max_length=512)
+
+
+class SlackIn(_SubscriptionBase):
+    kind: Literal["slack"]
+
+
+class DiscordIn(_SubscriptionBase):
+    kind: Literal["discord"]
+
+
+class TelegramIn(_SubscriptionBase):
+    kind: Literal["telegram"]
+    chat_id: str = Field(min_length=1, max_length=200)
+
+
+class PagerDutyIn(_SubscriptionBase):
+    kind: Literal["pagerduty"]
+    url: str = Field(PAGERDUTY_URL, min_length=8, max_length=2048, pattern=_URL)
+    routing_key: str = Field(min_length=1, max_length=200)
+
+
+SubscriptionIn = Annotated[WebhookIn | SlackIn | DiscordIn | TelegramIn | PagerDutyIn, Field(discriminator="kind")]
+
+
+class SubscriptionOut(BaseModel):
+    name: str
+    kind: Kind
+    url: str
+    min_severity: Severity
+    detectors: list[str]
+    types: list[str]
+    addresses: list[str]
+    chains: list[int]
+    statuses: list[str]
+    chat_id: str | None
+    routing_key: str | None
+    rate_limit: float | None
+    burst: int | None
+    allow_private: bool
+    source: Literal["config", "api"]
+    has_own_secret: bool
+
+
+class Error(BaseModel):
+    detail: str
+
+
+_MISSING: dict[int | str, dict[str, Any]] = {404: {"model": Error, "description": "not found, or not kept here"}}
+_WRITE: dict[int | str, dict[str, Any]] = {
+    **_MISSING,
+    400: {"model": Error, "description": "the body is not JSON"},
+    401: {"model": Error, "description": "no valid bearer token"},
+    403: {"model": Error, "description": "writes are disabled (no CHAINSENTRY_API_TOKEN)"},
+    409: {"model": Error, "description": "conflicts with the config file"},
+}
+
+
+def _book(request: Request) -> SubscriptionBook:
+    book: SubscriptionBook | None = request.app.state.subscriptions
+    if book is None:
+        raise HTTPException(404, "this service delivers no alerts")
+    return book
+
+
+Book = Annotated[SubscriptionBook, Depends(_book)]
+
+
 def create_app(registry: CollectorRegistry, status: StatusProvider, store: AlertStore | None = None,
                api_token: str | None = None, lifecycle: AlertLifecycle | None = None,
-               heartbeat: float = 15.0, on_allow: Callable[[str], None] | None = None) -> FastAPI:
-    """The app. With a ``store``, the alert routes; writes need ``Authorization: Bearer <api_token>``
-    and are refused (403) when no token is configured."""
+               heartbeat: float = 15.0, on_allow: Callable[[str], None] | None = None,
+               subscriptions: SubscriptionBook | None = None) -> FastAPI:
+    """The app. With a ``store``, the alert routes; with ``subscriptions``, their CRUD. Writes need
+    ``Authorization: Bearer <api_token>`` and are refused (403) when no token is configured."""
     app = FastAPI(title="chainsentry", version="0.1.0", docs_url="/docs", redoc_url=None)
     app.state.store = store
     app.state.api_token = api_token
+    app.state.subscriptions = subscriptions
 
-    @app.get("/alerts", summary="Alerts, newest first, filtered, with cursor pagination")
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        """As FastAPI's, but a 405 lists every method of the path in ``Allow`` (Starlette lists only
+        those of the first route that matched the path)."""
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            methods: set[str] = set()
+            for route in app.routes:
+                if isinstance(route, APIRoute) and route.path_regex.match(request.url.path):
+                    methods |= route.methods or set()
+            headers["Allow"] = ", ".join(sorted(methods))
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
+
+    @app.get("/subscriptions", summary="Every subscription, from the config file and the API", responses=_MISSING)
+    async def list_subscriptions(book: Book) -> list[SubscriptionOut]:
+        return [SubscriptionOut(**book.describe(s)) for s in book]
+
+    @app.get("/subscriptions/{name}", summary="One subscription", responses=_MISSING)
+    async def get_subscription(name: str, book: Book) -> SubscriptionOut:
+        sub = book.get(name)
+        if sub is None:
+            raise HTTPException(404, f"no subscription {name}")
+        return SubscriptionOut(**book.describe(sub))
+
+    @app.put("/subscriptions/{name}", summary="Create or replace a subscription (takes effect with the next alert)",
+             responses={200: {"model": SubscriptionOut}, 201: {"model": SubscriptionOut}, **_WRITE})
+    async def put_subscription(name: Name, body: SubscriptionIn, book: Book, _: Writer) -> JSONResponse:
+        try:
+            sub, created = book.put({"name": name, **body.model_dump(exclude_none=True)})
+        except SubscriptionConflict as err:
+            raise HTTPException(409, str(err)) from None
+        except (TypeError, ValueError) as err:
+            raise HTTPException(422, [{"loc": ["body"], "msg": str(err), "type": "value_error"}]) from None
+        return JSONResponse(SubscriptionOut(**book.describe(sub)).model_dump(), status_code=201 if created else 200)
+
+    @app.delete("/subscriptions/{name}", summary="Delete a subscription; its pending deliveries become dead letters",
+                status_code=204, responses=_WRITE)
+    async def delete_subscription(name: str, book: Book, _: Writer) -> Response:
+        try:
+            if not book.delete(name):
+                raise HTTPException(404, f"no subscription {name}")
+        except SubscriptionConflict as err:
+            raise HTTPException(409, str(err)) from None
+        return Response(status_code=204)
+
+    @app.get("/alerts", summary="Alerts, newest first, filtered, with cursor pagination", responses=_MISSING)
     async def list_alerts(
         s: Store,
         min_severity: Annotated[Severity | None, Query()] = None,
@@ -70,13 +229,16 @@ def create_app(registry: CollectorRegistry, status: StatusProvider, store: Alert
         since: Annotated[float | None, Query(description="unix seconds")] = None,
         until: Annotated[float | None, Query(description="unix seconds")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        cursor: Annotated[str | None, Query(pattern=r"^[0-9.e+-]+:[A-Za-z0-9-]+$")] = None,
+        cursor: Annotated[str | None, Query(pattern=r"^[0-9]+(\.[0-9]+)?(e[+-]?[0-9]+)?:[A-Za-z0-9-]+$",
+                                            description="next_cursor of the previous page")] = None,
     ) -> dict[str, Any]:
         page, nxt = s.query(min_severity=min_severity, address=address, detector=detector, status=status,
                             since=since, until=until, limit=limit, cursor=cursor)
         return {"alerts": page, "next_cursor": nxt}
 
-    @app.get("/alerts/stream", summary="Live alert status changes as server-sent events")
+    @app.get("/alerts/stream", summary="Live alert status changes as server-sent events",
+             response_class=StreamingResponse,
+             responses={200: {"content": {"text/event-stream": {}}}, **_MISSING})
     async def stream(request: Request) -> StreamingResponse:
         if lifecycle is None:
             raise HTTPException(404, "this service has no live alert stream")
@@ -99,7 +261,7 @@ def create_app(registry: CollectorRegistry, status: StatusProvider, store: Alert
         return StreamingResponse(events(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
-    @app.get("/alerts/{alert_id}", summary="One alert")
+    @app.get("/alerts/{alert_id}", summary="One alert", responses=_MISSING)
     async def get_alert(alert_id: str, s: Store) -> dict[str, Any]:
         alert = s.get(alert_id)
         if alert is None:
@@ -107,7 +269,8 @@ def create_app(registry: CollectorRegistry, status: StatusProvider, store: Alert
         return alert
 
     @app.post("/alerts/{alert_id}/feedback", summary="An analyst's verdict; a false positive suppresses the "
-              "pattern (detector and subject) and allowlists the subject in the detectors", status_code=201)
+              "pattern (detector and subject) and allowlists the subject in the detectors", status_code=201,
+              responses=_WRITE)
     async def feedback(alert_id: str, body: Feedback, s: Store, _: Writer) -> dict[str, Any]:
         try:
             entry = s.add_feedback(alert_id, body.verdict, body.note)
@@ -117,12 +280,13 @@ def create_app(registry: CollectorRegistry, status: StatusProvider, store: Alert
             on_allow(str(entry["subject"]))
         return {"alert_id": alert_id, "verdict": body.verdict, "allowlisted": entry}
 
-    @app.get("/dead-letters", summary="Deliveries that failed for good")
+    @app.get("/dead-letters", summary="Deliveries that failed for good", responses=_MISSING)
     async def dead_letters(s: Store) -> list[dict[str, Any]]:
         return s.dead_letters()
 
-    @app.post("/dead-letters/{seq}/resend", summary="Queue a dead letter for delivery again", status_code=202)
-    async def resend(seq: int, s: Store, _: Writer) -> dict[str, Any]:
+    @app.post("/dead-letters/{seq}/resend", summary="Queue a dead letter for delivery again", status_code=202,
+              responses=_WRITE)
+    async def resend(seq: Annotated[int, Path(ge=1, le=2**53 - 1)], s: Store, _: Writer) -> dict[str, Any]:
         if not s.requeue(seq):
             raise HTTPException(404, f"no dead letter {seq}")
         return {"requeued": seq}
@@ -131,13 +295,15 @@ def create_app(registry: CollectorRegistry, status: StatusProvider, store: Alert
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/healthz", summary="Liveness and ingest freshness")
+    @app.get("/healthz", summary="Liveness and ingest freshness",
+             responses={200: {}, 503: {"description": "unhealthy"}})
     def healthz() -> JSONResponse:
         body = status()
         code = 200 if body.get("healthy") else 503
         return JSONResponse(body, status_code=code)
 
-    @app.get("/readyz", summary="Ready: ingest fresh and the alert store writable")
+    @app.get("/readyz", summary="Ready: ingest fresh and the alert store writable",
+             responses={200: {}, 503: {"description": "not ready"}})
     async def readyz() -> JSONResponse:
         body = status()
         checks = {"ingest_fresh": bool(body.get("healthy")), "store_writable": True}

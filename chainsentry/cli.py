@@ -26,7 +26,7 @@ from alerts.store import StoreError
 from alerts.webhook import WebhookConfigError
 from detectors.evaluate import EvaluationError, evaluate
 from detectors.rules import RuleError
-from detectors.snapshot import SnapshotError, engine_from_snapshot, save_snapshot
+from detectors.snapshot import SnapshotError, engine_from_snapshot, load_snapshot, save_snapshot
 from ingest import (
     TRACE_MODES,
     BlockAdded,
@@ -53,6 +53,7 @@ from .config import ConfigError, Settings, load_settings
 from .delivery import build_delivery
 from .devnet.anvil import AnvilNotFoundError
 from .scoring import DetectSink, Scorer
+from .sharding import ShardedEngine
 
 T = TypeVar("T")
 
@@ -157,11 +158,11 @@ def run(
     pipeline.store = delivery.store
     pipeline.lifecycle = delivery.lifecycle
     pipeline.on_allow = scorer.engine.allow
+    pipeline.subscriptions = delivery.subscriptions
     for entry in delivery.store.allowlist():  # feedback given earlier still holds
         scorer.engine.allow(entry["subject"])
     pipeline.sinks[0] = DetectSink(scorer, delivery.lifecycle)
-    if delivery.subscriptions:
-        pipeline.background.append(delivery.run_forever)
+    pipeline.background.append(delivery.run_forever)  # subscriptions may also come through the API
     status = _status_writer()
     err_console.print(f"chainsentry run: following {', '.join(settings.rpc)}; API on http://{settings.api} "
                       "(/metrics, /healthz, /status)", highlight=False)
@@ -270,11 +271,22 @@ def _scorer(settings: Settings, rules: Path | None, snapshot_in: Path | None, ch
     from detectors.engine import EngineConfig, ScoringEngine
 
     # live: a pyod refit never stalls scoring; replay: refits land at fixed points (deterministic)
-    if snapshot_in is not None:
+    engine: ScoringEngine | ShardedEngine
+    partitions = settings.transport.partitions
+    if snapshot_in is not None and partitions == 1:
         engine = engine_from_snapshot(snapshot_in)
         engine.pyod.wait_for_fit = not live  # the snapshot's config may come from the other mode
     else:
-        engine = ScoringEngine(EngineConfig(rules_path=str(rules) if rules else None, deterministic_refit=not live))
+        cfg = EngineConfig(rules_path=str(rules) if rules else None, deterministic_refit=not live)
+        if partitions == 1:
+            engine = ScoringEngine(cfg)
+        else:  # state sharded by contract, as the Kafka detector workers shard it
+            engine = ShardedEngine(partitions, lambda: ScoringEngine(cfg))
+            if snapshot_in is not None:
+                try:
+                    load_snapshot(engine, snapshot_in)
+                except ValueError as err:
+                    raise SnapshotError(f"{snapshot_in}: {err}") from None
     return Scorer(engine, chain_id=chain_id, scores_path=scores, alerts_path=alerts, registry=registry, flush=live)
 
 

@@ -46,9 +46,20 @@ class IngestSettings(_Strict):
     max_pending: int = Field(200_000, ge=1)
 
 
+class KafkaSettings(_Strict):
+    bootstrap: str = Field("127.0.0.1:9092", description="HOST:PORT[,HOST:PORT...] (env CHAINSENTRY_KAFKA_BOOTSTRAP)")
+    group_prefix: str = Field("chainsentry", description="consumer groups are <prefix>.<chain>.<role>")
+    snapshot_every: float = Field(5.0, gt=0, description="seconds between partition state checkpoints")
+    batch_txs: int = Field(2000, ge=1, description="replay: transactions per message and partition, at most")
+    max_message_bytes: int = Field(16 * 1024 * 1024, ge=1024 * 1024)
+
+
 class TransportSettings(_Strict):
-    kind: Literal["inprocess"] = "inprocess"
+    kind: Literal["inprocess", "kafka"] = "inprocess"
     queue_size: int = Field(10_000, ge=1, description="bounded queue; producers wait when it is full")
+    partitions: int = Field(1, ge=1, le=1024, description="state shards (Kafka partitions of the calls topic); "
+                            "the in-process transport shards the same way, so both score alike")
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
 
 
 class Settings(_Strict):

@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from alerts.channels import Subscription, parse_subscriptions
 from alerts.lifecycle import AlertLifecycle
 from alerts.store import AlertStore
+from alerts.subscriptions import SubscriptionBook
 from alerts.webhook import DeliveryWorker, check_secret, check_target
 
 from .config import ConfigError, Settings
@@ -20,12 +21,15 @@ class Delivery:
     """Alerts into the store and outbox through the lifecycle; workers deliver them."""
 
     def __init__(self, subscriptions: list[Subscription], secret: str | None, store_path: Path,
-                 registry: CollectorRegistry | None = None, confirmations: int = 12) -> None:
-        self.subscriptions = subscriptions
+                 registry: CollectorRegistry | None = None, confirmations: int = 12,
+                 allow_private: bool = False) -> None:
         self.store = AlertStore(store_path)
-        self.lifecycle = AlertLifecycle(self.store, subscriptions, confirmations=confirmations)
-        self._secret = secret
-        self._unsigned = frozenset(s.name for s in subscriptions if s.kind != "webhook")
+
+        def vet(sub: Subscription) -> None:
+            check_target(sub.url, allow_private=allow_private or sub.allow_private)
+
+        self.subscriptions = SubscriptionBook(self.store, subscriptions, check=vet, default_secret=secret)
+        self.lifecycle = AlertLifecycle(self.store, self.subscriptions, confirmations=confirmations)
         self._outcomes: Counter | None = None
         if registry is not None:
             self._outcomes = Counter("webhook_deliveries", "Alert delivery attempts by outcome", ["outcome"],
@@ -39,7 +43,7 @@ class Delivery:
 
     def worker(self) -> DeliveryWorker:
         counter = self._outcomes
-        return DeliveryWorker(self.store, self._secret, unsigned=self._unsigned,
+        return DeliveryWorker(self.store, self.subscriptions.default_secret, book=self.subscriptions,
                               on_outcome=(lambda o: counter.labels(o).inc()) if counter is not None else None)
 
     async def finish(self) -> dict[str, int]:
@@ -69,8 +73,8 @@ def build_delivery(settings: Settings, webhook: str | None, allow_private: bool,
     if webhook is not None:
         subs.append(Subscription("cli", "webhook", webhook))
     for s in subs:
-        check_target(s.url, allow_private=allow_private)
-    secret = os.environ.get("CHAINSENTRY_WEBHOOK_SECRET")
+        check_target(s.url, allow_private=allow_private or s.allow_private)
+    secret = os.environ.get("CHAINSENTRY_WEBHOOK_SECRET") or None
     if any(s.kind == "webhook" for s in subs):
         secret = check_secret(secret)
-    return Delivery(subs, secret, store_path, registry)
+    return Delivery(subs, secret, store_path, registry, allow_private=allow_private)

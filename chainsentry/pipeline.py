@@ -130,6 +130,7 @@ class LivePipeline:
         self.store: Any = None  # an alerts.store.AlertStore served by the API, when set
         self.lifecycle: Any = None  # an alerts.lifecycle.AlertLifecycle, for the live alert stream
         self.on_allow: Callable[[str], None] | None = None  # analyst feedback reaching the detectors
+        self.subscriptions: Any = None  # an alerts.subscriptions.SubscriptionBook, for the API's CRUD
 
     # -- status ----------------------------------------------------------------------------
 
@@ -267,7 +268,7 @@ class LivePipeline:
         if self.serve_api:
             host, port = self.settings.api_host_port
             app = create_app(self.registry, self.status, self.store, os.environ.get("CHAINSENTRY_API_TOKEN"),
-                             self.lifecycle, on_allow=self.on_allow)
+                             self.lifecycle, on_allow=self.on_allow, subscriptions=self.subscriptions)
             config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
             self.api_server = uvicorn.Server(config)
             sock = bind_socket(host, port)

@@ -16,6 +16,8 @@ from alerts.model import alert_from_finding
 from detectors.engine import ScoringEngine, TxScore
 from ingest import Block, BlockAdded, BlockRetracted, ChainEvent, PendingSeen
 
+from .sharding import ShardedEngine
+
 log = logging.getLogger(__name__)
 
 
@@ -40,7 +42,7 @@ class DetectorMetrics:
 class Scorer:
     """Scores blocks and pending transactions; writes ``--scores`` and ``--alerts`` JSONL."""
 
-    def __init__(self, engine: ScoringEngine, *, chain_id: int, scores_path: Path | None = None,
+    def __init__(self, engine: ScoringEngine | ShardedEngine, *, chain_id: int, scores_path: Path | None = None,
                  alerts_path: Path | None = None, registry: CollectorRegistry | None = None,
                  flush: bool = False, on_alert: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.flush = flush  # flush scores after each block (live); replays write in big buffers

@@ -12,6 +12,7 @@ import dataclasses
 import os
 import pickle
 from pathlib import Path
+from typing import Any, Protocol
 
 import orjson
 
@@ -22,20 +23,51 @@ FORMAT = "chainsentry-detectors"
 VERSION = 1
 
 
+class Stateful(Protocol):
+    """What a snapshot saves: an engine, or an engine of shards."""
+
+    @property
+    def config(self) -> EngineConfig: ...
+
+    @property
+    def scored(self) -> int: ...
+
+    def state(self) -> dict[str, Any]: ...
+
+    def load_state(self, state: dict[str, Any]) -> None: ...
+
+
 class SnapshotError(ValueError):
     """A snapshot that cannot be used here."""
 
 
-def save_snapshot(engine: ScoringEngine, path: str | os.PathLike[str]) -> None:
+def snapshot_bytes(engine: Stateful) -> bytes:
+    """The snapshot as bytes (a file's content, or a Kafka state message)."""
     header = {"format": FORMAT, "version": VERSION, "features": list(FEATURES),
               "config": dataclasses.asdict(engine.config), "scored": engine.scored}
-    body = pickle.dumps(engine.state(), protocol=pickle.HIGHEST_PROTOCOL)
+    return orjson.dumps(header) + b"\n" + pickle.dumps(engine.state(), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def load_snapshot_bytes(engine: Stateful, data: bytes, where: str) -> None:
+    """Load a snapshot held in memory (``where`` names it in errors)."""
+    line, _, body = data.partition(b"\n")
+    header = _check_header(line, where)
+    if header.get("config") != dataclasses.asdict(engine.config):
+        raise SnapshotError(f"{where} was written with another detector configuration")
+    try:
+        state = pickle.loads(body)
+    except Exception as err:
+        raise SnapshotError(f"{where} is damaged: {err}") from None
+    engine.load_state(state)
+
+
+def save_snapshot(engine: Stateful, path: str | os.PathLike[str]) -> None:
+    data = snapshot_bytes(engine)
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(f".{p.name}.tmp")
     with open(tmp, "wb") as fh:
-        fh.write(orjson.dumps(header) + b"\n")
-        fh.write(body)
+        fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, p)
@@ -47,6 +79,10 @@ def read_header(path: str | os.PathLike[str]) -> dict[str, object]:
             line = fh.readline()
     except OSError as err:
         raise SnapshotError(f"cannot read snapshot {path}: {err.strerror}") from None
+    return _check_header(line, str(path))
+
+
+def _check_header(line: bytes, path: str) -> dict[str, object]:
     try:
         header = orjson.loads(line)
     except orjson.JSONDecodeError:
@@ -60,7 +96,7 @@ def read_header(path: str | os.PathLike[str]) -> dict[str, object]:
     return header
 
 
-def load_snapshot(engine: ScoringEngine, path: str | os.PathLike[str]) -> None:
+def load_snapshot(engine: Stateful, path: str | os.PathLike[str]) -> None:
     """Load learned state into ``engine`` (built with the same config), or raise SnapshotError."""
     header = read_header(path)
     if header.get("config") != dataclasses.asdict(engine.config):

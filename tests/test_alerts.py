@@ -74,7 +74,7 @@ def _api_up(api: str) -> bool:
 
 def test_store_dedupes_tracks_status_filters_and_pages(tmp_path: Path) -> None:
     store = AlertStore(tmp_path / "a.db")
-    assert store.schema_version == 2
+    assert store.schema_version == 3
     for i in range(25):
         assert store.upsert(alert(i, severity="critical" if i % 5 == 0 else "low",
                                   address="0x" + ("b" if i % 2 else "c") * 40))
@@ -428,7 +428,7 @@ def test_a_version_1_store_is_migrated_with_its_data(tmp_path: Path) -> None:
                "'2026-01-01T00:00:00Z',1.0,1.0,?)", (orjson.dumps(alert(1)),))
     db.close()
     store = AlertStore(tmp_path / "old.db")
-    assert store.schema_version == 2 and store.get("cs-0001") is None and store.get("cs-1") is not None
+    assert store.schema_version == 3 and store.get("cs-0001") is None and store.get("cs-1") is not None
     assert store.allowlist() == []
 
 

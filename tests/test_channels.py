@@ -118,11 +118,11 @@ def test_replay_routes_alerts_to_every_channel_with_filters(data_dir: Path, tmp_
     try:
         subs = [
             {"name": "sec-slack", "kind": "slack", "url": servers["slack"].server.url + "/services/T/B/x",
-             "min_severity": "critical"},
+             "min_severity": "critical", "rate_limit": 50, "burst": 10},  # the real Slack limit is 1/s
             {"name": "sec-discord", "kind": "discord", "url": servers["discord"].server.url + "/api/webhooks/1/t",
-             "detectors": ["rules"]},
+             "detectors": ["rules"], "rate_limit": 50, "burst": 10},
             {"name": "oncall-tg", "kind": "telegram", "url": servers["telegram"].server.url + "/botTOKEN/sendMessage",
-             "chat_id": "-100123", "types": ["exploit"]},
+             "chat_id": "-100123", "types": ["exploit"], "rate_limit": 50, "burst": 10},
             {"name": "pager", "kind": "pagerduty", "url": servers["pagerduty"].server.url + "/v2/enqueue",
              "routing_key": "R" * 32, "min_severity": "high"},
         ]

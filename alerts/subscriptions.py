@@ -1,0 +1,110 @@
+"""The live set of subscriptions: those of the config file (fixed) and those made through the API
+(kept in the alert store, so they survive a restart).
+
+The lifecycle reads the book each time it queues an alert, so a subscription created, replaced or
+deleted through the API takes effect with the next alert. A config-file subscription cannot be
+changed through the API (the file is the source of truth for it). Secrets of API subscriptions
+are stored with them and never returned by :meth:`SubscriptionBook.describe`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
+from typing import Any
+
+from .channels import Subscription, parse_subscriptions
+from .store import AlertStore
+
+
+class SubscriptionConflict(Exception):
+    """The name belongs to a config-file subscription, which the API may not change."""
+
+
+class SubscriptionBook:
+    def __init__(self, store: AlertStore, fixed: list[Subscription], *,
+                 check: Callable[[Subscription], None] | None = None, default_secret: str | None = None) -> None:
+        """``check`` vets a new subscription (target address, secret) and raises ValueError to refuse it."""
+        self.store = store
+        self.default_secret = default_secret
+        self._check = check
+        self._fixed = {s.name: s for s in fixed}
+        self._lock = threading.Lock()
+        self._api: dict[str, Subscription] = {}
+        self._secrets: dict[str, str] = {}
+        for body in store.subscriptions():
+            secret = body.pop("secret", None)
+            [sub] = parse_subscriptions([body])
+            self._api[sub.name] = sub
+            if secret:
+                self._secrets[sub.name] = secret
+        self._all = self._build()
+
+    def _build(self) -> list[Subscription]:
+        return [*self._fixed.values(), *(s for n, s in sorted(self._api.items()) if n not in self._fixed)]
+
+    def __iter__(self) -> Iterator[Subscription]:
+        return iter(self._all)
+
+    def __len__(self) -> int:
+        return len(self._all)
+
+    def get(self, name: str) -> Subscription | None:
+        return self._fixed.get(name) or self._api.get(name)
+
+    def source(self, name: str) -> str:
+        return "config" if name in self._fixed else "api"
+
+    def secret_for(self, name: str) -> str | None:
+        return self._secrets.get(name, self.default_secret)
+
+    def signed(self, name: str) -> bool:
+        sub = self.get(name)
+        return sub is None or sub.kind == "webhook"
+
+    def describe(self, sub: Subscription) -> dict[str, Any]:
+        """The subscription as the API shows it: no secret, its source, whether it has its own secret."""
+        body = asdict(sub)
+        body["source"] = self.source(sub.name)
+        body["has_own_secret"] = sub.name in self._secrets
+        return body
+
+    def put(self, body: dict[str, Any]) -> tuple[Subscription, bool]:
+        """Create or replace an API subscription from its JSON; returns (it, created).
+        Raises ValueError (invalid) or SubscriptionConflict (a config-file name)."""
+        body = dict(body)
+        secret = body.pop("secret", None)
+        [sub] = parse_subscriptions([body])
+        if sub.name in self._fixed:
+            raise SubscriptionConflict(f"subscription {sub.name!r} comes from the config file; change it there")
+        if sub.kind == "webhook" and not (secret or self.default_secret):
+            raise ValueError(f"subscription {sub.name!r}: a webhook needs a secret (give 'secret' or set "
+                             "CHAINSENTRY_WEBHOOK_SECRET)")
+        if self._check is not None:
+            self._check(sub)
+        stored = {k: v for k, v in asdict(sub).items()}
+        if secret:
+            stored["secret"] = secret
+        with self._lock:
+            created = self.store.save_subscription(sub.name, stored)
+            self._api[sub.name] = sub
+            if secret:
+                self._secrets[sub.name] = secret
+            else:
+                self._secrets.pop(sub.name, None)
+            self._all = self._build()
+        return sub, created
+
+    def delete(self, name: str) -> bool:
+        """Delete an API subscription; its pending deliveries become dead letters."""
+        if name in self._fixed:
+            raise SubscriptionConflict(f"subscription {name!r} comes from the config file; remove it there")
+        with self._lock:
+            if not self.store.delete_subscription(name):
+                return False
+            self._api.pop(name, None)
+            self._secrets.pop(name, None)
+            self._all = self._build()
+        self.store.drop_pending(name, "subscription deleted")
+        return True

@@ -1,0 +1,268 @@
+"""The Kafka transport: topics, message envelopes, and the producer and consumers the roles use.
+
+Topics, for chain ``<c>`` under the prefix ``<p>`` (default ``chainsentry``):
+
+``<p>.<c>.calls``     ingest -> detect. Blocks split by state key (the contract called; see
+                      :mod:`.sharding`): a message holds, for one partition, the transactions of one
+                      or more consecutive blocks that belong to it, in chain order. Also pending
+                      transactions, reorg retractions and a replay's end marker.
+``<p>.<c>.findings``  detect -> alert. Per processed message: scores, alerts (JSON of the alert
+                      contract), the last block seen; retractions and end markers passed on.
+``<p>.<c>.alerts``    alert -> anyone: each alert status change, keyed by alert id.
+``<p>.<c>.state``     compacted; partition ``n`` holds the detector state of calls partition ``n``
+                      with the calls offset it corresponds to (the restore point of a new owner).
+``<p>.<c>.dead``      messages that could not be used, with the reason.
+
+Every message is JSON with a schema version ``v``; a message of another version, or one that
+does not decode, goes to the dead-letter topic and the worker goes on. Producers use acks=all
+and idempotence.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import orjson
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.structs import TopicPartition
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from ingest.events import Block, Tx
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+
+class MessageError(ValueError):
+    """A message that cannot be used (malformed, unknown kind or version)."""
+
+
+class KafkaSetupError(RuntimeError):
+    """Topics that exist with another shape, or a broker that cannot be reached."""
+
+
+@dataclass(frozen=True)
+class Topics:
+    calls: str
+    findings: str
+    alerts: str
+    state: str
+    dead: str
+
+    @classmethod
+    def of(cls, prefix: str, chain_id: int) -> Topics:
+        base = f"{prefix}.{chain_id}"
+        return cls(f"{base}.calls", f"{base}.findings", f"{base}.alerts", f"{base}.state", f"{base}.dead")
+
+
+# -- envelopes -----------------------------------------------------------------------------
+
+class _CallsMessage(msgspec.Struct, frozen=True):
+    v: int
+    kind: str
+    run: str | None = None
+    blocks: list[Block] = []
+    txs: list[Tx] = []
+    seen: float | None = None
+    hash: str | None = None
+
+
+_calls_decoder = msgspec.json.Decoder(_CallsMessage)
+_encoder = msgspec.json.Encoder()
+
+
+def encode_blocks(blocks: list[Block], run: str | None = None) -> bytes:
+    return _encoder.encode(_CallsMessage(SCHEMA_VERSION, "blocks", run, blocks=blocks))
+
+
+def encode_pending(txs: list[Tx], seen: float) -> bytes:
+    return _encoder.encode(_CallsMessage(SCHEMA_VERSION, "pending", txs=txs, seen=seen))
+
+
+def encode_control(kind: str, run: str | None = None, hash: str | None = None) -> bytes:
+    """A ``retract`` (reorg: block ``hash``) or ``end`` (a replay ``run`` is complete) marker."""
+    return _encoder.encode(_CallsMessage(SCHEMA_VERSION, kind, run, hash=hash))
+
+
+def decode_calls(value: bytes | None) -> _CallsMessage:
+    if value is None:
+        raise MessageError("empty message")
+    try:
+        head = orjson.loads(value)
+    except orjson.JSONDecodeError as err:
+        raise MessageError(f"not JSON: {err}") from None
+    if not isinstance(head, dict) or "v" not in head:
+        raise MessageError("no schema version 'v'")
+    if head["v"] != SCHEMA_VERSION:
+        raise MessageError(f"schema version {head['v']!r}; this build reads {SCHEMA_VERSION}")
+    if head.get("kind") not in ("blocks", "pending", "retract", "end"):
+        raise MessageError(f"unknown kind {head.get('kind')!r}")
+    try:
+        return _calls_decoder.decode(value)
+    except msgspec.ValidationError as err:
+        raise MessageError(f"invalid {head['kind']} message: {err}") from None
+
+
+def encode_findings(body: dict[str, Any]) -> bytes:
+    return orjson.dumps({"v": SCHEMA_VERSION, **body})
+
+
+def decode_findings(value: bytes | None) -> dict[str, Any]:
+    if value is None:
+        raise MessageError("empty message")
+    try:
+        body = orjson.loads(value)
+    except orjson.JSONDecodeError as err:
+        raise MessageError(f"not JSON: {err}") from None
+    if not isinstance(body, dict) or body.get("v") != SCHEMA_VERSION:
+        raise MessageError(f"schema version {body.get('v') if isinstance(body, dict) else None!r}; "
+                           f"this build reads {SCHEMA_VERSION}")
+    if body.get("kind") not in ("scored", "retract", "end"):
+        raise MessageError(f"unknown kind {body.get('kind')!r}")
+    return body
+
+
+def dead_letter(record: Any, reason: str, role: str) -> bytes:
+    """What goes to the dead-letter topic: where the message was, why, and the message itself."""
+    value = record.value or b""
+    return orjson.dumps({"v": SCHEMA_VERSION, "reason": reason, "role": role, "topic": record.topic,
+                         "partition": record.partition, "offset": record.offset, "time": time.time(),
+                         "value_b64": base64.b64encode(value[:1_000_000]).decode()})
+
+
+# -- metrics -------------------------------------------------------------------------------
+
+class KafkaMetrics:
+    def __init__(self, registry: CollectorRegistry, role: str) -> None:
+        self.role = role
+        self.lag = Gauge("kafka_consumer_lag", "Messages behind the end of each assigned partition",
+                         ["topic", "partition"], namespace="chainsentry", registry=registry)
+        self.messages = Counter("kafka_messages", "Messages consumed and produced", ["topic", "direction"],
+                                namespace="chainsentry", registry=registry)
+        self.rebalances = Counter("kafka_rebalances", "Partition assignments and revocations", ["event"],
+                                  namespace="chainsentry", registry=registry)
+        self.dead = Counter("kafka_dead_letters", "Messages sent to the dead-letter topic", ["topic"],
+                            namespace="chainsentry", registry=registry)
+        self.errors = Counter("kafka_errors", "Kafka operations that failed and were retried", ["operation"],
+                              namespace="chainsentry", registry=registry)
+
+    def update_lag(self, consumer: KafkaConsumer) -> None:
+        for tp in consumer.assignment():
+            high = consumer.highwater(tp)
+            if high is None:
+                continue
+            try:
+                pos = consumer.position(tp, timeout_ms=1000)
+            except (KafkaError, AssertionError):
+                continue
+            if pos is not None:
+                self.lag.labels(tp.topic, str(tp.partition)).set(max(0, high - pos))
+
+    def forget(self, tps: Iterable[TopicPartition]) -> None:
+        for tp in tps:
+            with contextlib.suppress(KeyError):
+                self.lag.remove(tp.topic, str(tp.partition))
+
+
+# -- clients -------------------------------------------------------------------------------
+
+def producer(bootstrap: str, max_bytes: int) -> KafkaProducer:
+    return KafkaProducer(bootstrap_servers=bootstrap.split(","), acks="all", enable_idempotence=True,
+                         max_request_size=max_bytes, linger_ms=5, retries=2**31 - 1,
+                         delivery_timeout_ms=300_000, max_block_ms=300_000, request_timeout_ms=30_000,
+                         reconnect_backoff_max_ms=2000)
+
+
+def consumer(bootstrap: str, group: str | None, max_bytes: int, **extra: Any) -> KafkaConsumer:
+    return KafkaConsumer(bootstrap_servers=bootstrap.split(","), group_id=group, enable_auto_commit=False,
+                         auto_offset_reset="earliest", max_partition_fetch_bytes=max_bytes,
+                         fetch_max_bytes=max(max_bytes, 52_428_800), session_timeout_ms=6000,
+                         heartbeat_interval_ms=1000, max_poll_interval_ms=600_000, reconnect_backoff_max_ms=2000,
+                         request_timeout_ms=30_000, **extra)
+
+
+def ensure_topics(bootstrap: str, topics: Topics, partitions: int, max_bytes: int) -> None:
+    """Create the topics if missing; refuse existing ones with another partition count."""
+    admin = None
+    deadline = time.monotonic() + 60
+    while admin is None:
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","), request_timeout_ms=10_000)
+        except (KafkaError, OSError) as err:
+            if time.monotonic() > deadline:
+                raise KafkaSetupError(f"cannot reach Kafka at {bootstrap}: {err}") from None
+            time.sleep(1)
+    big = {"max.message.bytes": str(max_bytes)}
+    wanted = [
+        NewTopic(topics.calls, partitions, 1, topic_configs=big),
+        NewTopic(topics.findings, partitions, 1, topic_configs=big),
+        NewTopic(topics.alerts, partitions, 1),
+        NewTopic(topics.state, partitions, 1, topic_configs={
+            **big, "cleanup.policy": "compact", "segment.ms": "60000", "min.cleanable.dirty.ratio": "0.1"}),
+        NewTopic(topics.dead, 1, 1, topic_configs=big),
+    ]
+    try:
+        for t in wanted:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                admin.create_topics([t])
+        described = {d["topic"]: len(d["partitions"]) for d in admin.describe_topics([t.name for t in wanted])}
+    finally:
+        admin.close()
+    for t in wanted:
+        have = described.get(t.name)
+        if have is not None and have != t.num_partitions:
+            raise KafkaSetupError(f"topic {t.name} has {have} partitions; this configuration needs "
+                                  f"{t.num_partitions} (transport.partitions)")
+
+
+class KafkaTransport:
+    """The :class:`chainsentry.transport.Transport` interface over Kafka: ``publish`` with a key
+    (the partition follows the key as Kafka's default partitioner places it) and ``consume`` as a
+    consumer group member."""
+
+    def __init__(self, bootstrap: str, group: str, max_bytes: int = 16 * 1024 * 1024) -> None:
+        self.bootstrap = bootstrap
+        self.group = group
+        self.max_bytes = max_bytes
+        self._producer: KafkaProducer | None = None
+
+    async def publish(self, topic: str, message: bytes, key: bytes | None = None) -> None:
+        import asyncio
+
+        if self._producer is None:
+            self._producer = producer(self.bootstrap, self.max_bytes)
+        fut = self._producer.send(topic, value=message, key=key)
+        await asyncio.to_thread(fut.get, 300)
+
+    async def consume(self, topic: str) -> AsyncIterator[bytes]:
+        import asyncio
+
+        c = consumer(self.bootstrap, self.group, self.max_bytes)
+        c.subscribe([topic])
+        try:
+            while True:
+                batch = await asyncio.to_thread(c.poll, 500)
+                for records in batch.values():
+                    for r in records:
+                        yield r.value
+                if batch:
+                    await asyncio.to_thread(c.commit)
+        finally:
+            c.close()
+
+    def depth(self, topic: str) -> int:
+        return 0  # the consumer lag metric tells this for Kafka
+
+    def close(self) -> None:
+        if self._producer is not None:
+            self._producer.close()

@@ -1,0 +1,169 @@
+"""Subscriptions made through the API, per-subscription rate limits, and a receiver down for 30 s,
+against real loopback receivers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client import CollectorRegistry
+
+from alerts.channels import Subscription
+from alerts.webhook import DeliveryPolicy, DeliveryWorker, verify
+from chainsentry.api import create_app
+from chainsentry.delivery import Delivery
+from tests.test_alerts import SECRET, Receiver, alert
+
+AUTH = {"Authorization": "Bearer tok"}
+OWN_SECRET = "a-subscription-of-its-own-0123"
+
+
+class TimedReceiver(Receiver):
+    """Also keeps when each accepted delivery arrived, and what it was signed with."""
+
+    def __init__(self, secret: str = SECRET) -> None:
+        super().__init__(secret=secret)
+        self.arrivals: list[float] = []
+        self.signed: list[tuple[str, bytes, str]] = []
+
+    def respond(self, raw: bytes, headers: Any) -> tuple[int, dict[str, str], bytes]:
+        code, hdrs, body = super().respond(raw, headers)
+        if code == 200:
+            self.arrivals.append(time.monotonic())
+            self.signed.append((headers["X-Chainsentry-Timestamp"], raw, headers["X-Chainsentry-Signature"]))
+        return code, hdrs, body
+
+
+def distinct(i: int) -> dict[str, Any]:
+    """Alert ``i`` about a subject of its own (so the cooldown folds nothing)."""
+    return alert(i, address=f"0x{i + 1:040x}")
+
+
+def _delivery(tmp_path: Path, fixed: list[Subscription] | None = None) -> Delivery:
+    return Delivery(fixed or [], SECRET, tmp_path / "alerts.db", allow_private=False)
+
+
+def _client(d: Delivery) -> TestClient:
+    return TestClient(create_app(CollectorRegistry(), lambda: {"healthy": True}, d.store, api_token="tok",
+                                 lifecycle=d.lifecycle, subscriptions=d.subscriptions))
+
+
+async def _drain(d: Delivery, policy: DeliveryPolicy | None = None) -> DeliveryWorker:
+    worker = DeliveryWorker(d.store, SECRET, book=d.subscriptions,
+                            policy=policy or DeliveryPolicy(attempts=3, backoff=0.05, timeout=2))
+    try:
+        await worker.drain()
+    finally:
+        await worker.aclose()
+    return worker
+
+
+async def test_subscriptions_crud_through_the_api_takes_effect_and_survives_a_restart(tmp_path: Path) -> None:
+    own = TimedReceiver(secret=OWN_SECRET).start()
+    try:
+        d = _delivery(tmp_path, [Subscription("from-config", "slack", "https://hooks.slack.com/services/T/B/x",
+                                              min_severity="critical")])
+        c = _client(d)
+        body = {"kind": "webhook", "url": own.url, "min_severity": "high", "secret": OWN_SECRET}
+        assert c.put("/subscriptions/sec-team", json=body).status_code == 401, "writes need the token"
+        r = c.put("/subscriptions/sec-team", json=body, headers=AUTH)
+        assert r.status_code == 422 and "private or loopback" in r.text, "a loopback target must be allowed explicitly"
+        r = c.put("/subscriptions/sec-team", json=body | {"allow_private": True}, headers=AUTH)
+        assert r.status_code == 201, r.text
+        assert "secret" not in r.json() and r.json()["has_own_secret"] and OWN_SECRET not in r.text
+        assert c.put("/subscriptions/sec-team", json=body | {"allow_private": True}, headers=AUTH).status_code == 200
+        assert c.put("/subscriptions/from-config", json=body | {"allow_private": True}, headers=AUTH).status_code == 409
+        r = c.put("/subscriptions/tg", json={"kind": "telegram", "url": "https://api.telegram.org/botX/sendMessage"},
+                  headers=AUTH)
+        assert r.status_code == 422 and "chat_id" in r.text
+        listed = {s["name"]: s for s in c.get("/subscriptions").json()}
+        assert listed["from-config"]["source"] == "config" and listed["sec-team"]["source"] == "api"
+        assert listed["from-config"]["rate_limit"] is None and c.get("/subscriptions/nope").status_code == 404
+
+        # takes effect with the next alert: the new subscription's filter and its own secret apply
+        d.accept(alert(1, severity="high"))
+        d.accept(alert(2, severity="low"))
+        await _drain(d)
+        assert set(own.acted) == {"cs-0001:firing"} and own.bad_signatures == 0
+
+        # a restart keeps it (the store holds it)
+        d.store.close()
+        d2 = _delivery(tmp_path, [])
+        assert d2.subscriptions.get("sec-team") is not None and d2.subscriptions.secret_for("sec-team") == OWN_SECRET
+        c2 = _client(d2)
+        own.stop()  # deliveries now wait in the outbox
+        d2.accept(alert(3, severity="critical"))
+        assert d2.store.outbox_counts()["pending"] == 1
+        assert c2.delete("/subscriptions/sec-team").status_code == 401
+        assert c2.delete("/subscriptions/sec-team", headers=AUTH).status_code == 204
+        assert c2.delete("/subscriptions/sec-team", headers=AUTH).status_code == 404
+        [dead] = c2.get("/dead-letters").json()
+        assert dead["alert_id"] == "cs-0003" and dead["last_error"] == "subscription deleted", "nothing silently lost"
+        d2.accept(alert(4, severity="critical"))
+        assert d2.store.outbox_counts()["pending"] == 0, "a deleted subscription gets nothing new"
+    finally:
+        own.stop()
+
+
+async def test_a_subscription_rate_limit_spaces_deliveries_and_loses_none(tmp_path: Path) -> None:
+    rx = TimedReceiver().start()
+    try:
+        d = _delivery(tmp_path)
+        r = _client(d).put("/subscriptions/slow", headers=AUTH, json={
+            "kind": "webhook", "url": rx.url, "allow_private": True, "rate_limit": 5, "burst": 2})
+        assert r.status_code == 201, r.text
+        for i in range(12):
+            d.accept(distinct(i))
+        worker = await _drain(d)
+    finally:
+        rx.stop()
+    assert len(rx.acted) == 12 and d.store.outbox_counts() == {"pending": 0, "delivered": 12, "dead": 0}
+    assert worker.throttled >= 10 and worker.outcomes == {"delivered": 12}, "throttling is not a failed attempt"
+    # no 1-second window holds more than burst + rate deliveries
+    t = rx.arrivals
+    worst = max(sum(1 for x in t if a <= x < a + 1.0) for a in t)
+    assert worst <= 2 + 5, (worst, [round(x - t[0], 2) for x in t])
+    assert t[-1] - t[0] >= (12 - 2) / 5 * 0.9, "the 12 deliveries were spread out, not sent at once"
+
+
+@pytest.mark.timeout(120)
+async def test_receiver_down_for_30_s_then_up_every_alert_arrives_and_is_acted_on_once(tmp_path: Path) -> None:
+    """Alerts keep coming while the receiver is down for 30 s; when it comes back each arrives,
+    each idempotency key is acted on once, and every signature verifies with the secret and
+    fails with another."""
+    rx = TimedReceiver()  # not started: down
+    d = _delivery(tmp_path, [Subscription("hook", "webhook", rx.url, allow_private=True)])
+    worker = DeliveryWorker(d.store, SECRET, book=d.subscriptions, seed=3,
+                            policy=DeliveryPolicy(attempts=50, backoff=0.5, backoff_max=4.0, timeout=2))
+    runner = asyncio.create_task(worker.run())
+    try:
+        t0 = time.monotonic()
+        n = 0
+        while time.monotonic() - t0 < 30:
+            d.accept(distinct(n))
+            n += 1
+            await asyncio.sleep(0.5)
+        assert d.store.outbox_counts()["delivered"] == 0 and worker.outcomes.get("connection_error", 0) > 0
+        rx.start()
+        for i in range(n, n + 10):  # and more after it is back
+            d.accept(distinct(i))
+        deadline = time.monotonic() + 45
+        while d.store.outbox_counts()["pending"] and time.monotonic() < deadline:
+            await asyncio.sleep(0.25)
+    finally:
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+        await worker.aclose()
+        rx.stop()
+    total = n + 10
+    assert d.store.outbox_counts() == {"pending": 0, "delivered": total, "dead": 0}
+    assert set(rx.acted) == {f"cs-{i:04d}:firing" for i in range(total)}, "every alert, each key acted on once"
+    assert rx.bad_signatures == 0 and len(rx.signed) >= total
+    assert all(verify(SECRET, ts, raw, sig) for ts, raw, sig in rx.signed)
+    assert not any(verify("another-secret-entirely", ts, raw, sig) for ts, raw, sig in rx.signed)
