@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 import tempfile
@@ -19,6 +20,7 @@ from typing import Annotated, Any, TypeVar
 
 import orjson
 import typer
+from kafka.errors import KafkaError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
 
@@ -52,6 +54,7 @@ from .build import ApiBindError, make_rpc
 from .config import ConfigError, Settings, load_settings
 from .delivery import build_delivery
 from .devnet.anvil import AnvilNotFoundError
+from .kafka import KafkaSetupError
 from .scoring import DetectSink, Scorer
 from .sharding import ShardedEngine
 
@@ -67,7 +70,7 @@ err_console = Console(stderr=True)
 
 USER_ERRORS = (ConfigError, SourceError, RecorderError, CheckpointError, RpcError, ApiBindError,
                AnvilNotFoundError, MappingError, RuleError, SnapshotError, EvaluationError, StoreError,
-               WebhookConfigError, ValueError)
+               WebhookConfigError, KafkaSetupError, KafkaError, ValueError)
 
 RpcOpt = Annotated[
     list[str] | None, typer.Option("--rpc", help="HTTP JSON-RPC URL (repeat or comma-separate for failover)")
@@ -78,6 +81,12 @@ TracesOpt = Annotated[str | None, typer.Option("--traces", help="auto | debug | 
 VerboseOpt = Annotated[int, typer.Option("--verbose", "-v", count=True, help="more logging (-v info, -vv debug)")]
 WebhookOpt = Annotated[str | None, typer.Option(
     "--webhook", help="deliver alerts to this URL, signed with $CHAINSENTRY_WEBHOOK_SECRET")]
+TransportOpt = Annotated[str | None, typer.Option("--transport", help="inprocess (default) | kafka")]
+KafkaBootstrapOpt = Annotated[str | None, typer.Option(
+    "--kafka-bootstrap", help="HOST:PORT of a broker (default: config, $CHAINSENTRY_KAFKA_BOOTSTRAP)")]
+PartitionsOpt = Annotated[int | None, typer.Option(
+    "--partitions", min=1, help="state shards = partitions of the calls topic (default 1)")]
+TopicPrefixOpt = Annotated[str | None, typer.Option("--topic-prefix", help="Kafka topic prefix (default chainsentry)")]
 AllowPrivateOpt = Annotated[bool, typer.Option(
     "--webhook-allow-private", help="allow a loopback or private webhook address")]
 
@@ -211,14 +220,26 @@ def replay(
     webhook_allow_private: AllowPrivateOpt = False,
     store: Annotated[Path | None, typer.Option("--store", help="alert store (SQLite) for --webhook")] = None,
     progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="default: on a terminal")] = None,
+    transport: TransportOpt = None,
+    kafka_bootstrap: KafkaBootstrapOpt = None,
+    partitions: PartitionsOpt = None,
+    topic_prefix: TopicPrefixOpt = None,
     verbose: VerboseOpt = 0,
 ) -> None:
     """Replay history through the detectors, deterministically; prints a JSON summary.
 
     Example: chainsentry replay ../shared/data/attacks-dev.jsonl.gz --scores scores.jsonl --alerts alerts.jsonl
+
+    With --transport kafka the blocks go to the detector workers' group (chainsentry worker --role
+    detect); with --scores/--alerts it waits until the group has scored the whole input.
     """
     _logging(verbose)
-    settings = _settings(config, ingest={"traces": _traces(traces)})
+    settings = _settings(config, ingest={"traces": _traces(traces)},
+                         transport=_transport_overrides(transport, kafka_bootstrap, partitions, topic_prefix))
+    if settings.transport.kind == "kafka":
+        _replay_kafka(settings, sources, first, last, chain_id, scores, alerts, webhook, webhook_allow_private,
+                      store, sys.stderr.isatty() if progress is None else progress)
+        return
     delivery = None
     if webhook is not None or settings.subscriptions:
         delivery = build_delivery(settings, webhook, webhook_allow_private,
@@ -256,6 +277,92 @@ def replay(
     stats["seconds"] = round(elapsed, 3)
     stats["tx_per_s"] = round(stats["transactions"] / elapsed, 1) if elapsed > 0 else None
     typer.echo(orjson.dumps(stats).decode())
+
+
+def _transport_overrides(kind: str | None, bootstrap: str | None, partitions: int | None,
+                         prefix: str | None) -> dict[str, Any]:
+    if kind is not None and kind not in ("inprocess", "kafka"):
+        raise ValueError(f"--transport must be inprocess or kafka, not {kind!r}")
+    bootstrap = bootstrap or os.environ.get("CHAINSENTRY_KAFKA_BOOTSTRAP")
+    return {"kind": kind, "partitions": partitions, "kafka": {"bootstrap": bootstrap, "topic_prefix": prefix}}
+
+
+def _replay_kafka(settings: Settings, sources: list[str], first: int | None, last: int | None, chain_id: int,
+                  scores: Path | None, alerts: Path | None, webhook: str | None, allow_private: bool,
+                  store: Path | None, show: bool) -> None:
+    from .roles import replay_kafka
+
+    if any(s.startswith(("http://", "https://")) for s in sources):
+        raise SourceError("a Kafka replay reads block files; record an RPC range first (chainsentry record)")
+    delivery = None
+    if webhook is not None or settings.subscriptions:
+        delivery = build_delivery(settings, webhook, allow_private, store or Path(tempfile.mkdtemp()) / "alerts.db")
+    started = time.perf_counter()
+    source = FileBlockSource(sources, first=first, last=last)
+
+    def waiting(seconds: float) -> None:
+        err_console.print(f"waiting for the detector group ({seconds:.0f} s): is `chainsentry worker --role detect` "
+                          "running against the same broker and topics?", highlight=False)
+
+    collect_alerts = alerts if alerts is not None else (Path(tempfile.mkdtemp()) / "a.jsonl" if delivery else None)
+    stats = replay_kafka(settings, chain_id, source, scores=scores, alerts=collect_alerts, on_wait=waiting)
+    produced = stats.pop("alert_list", [])
+    if delivery is not None:
+        for a in produced:
+            delivery.accept(a)
+        stats["webhook"] = run_async(delivery.finish())
+    elapsed = time.perf_counter() - started
+    stats["seconds"] = round(elapsed, 3)
+    stats["tx_per_s"] = round(stats["transactions"] / elapsed, 1) if elapsed > 0 else None
+    typer.echo(orjson.dumps(stats).decode())
+
+
+@app.command()
+def worker(
+    role: Annotated[str, typer.Option("--role", help="ingest | detect | alert")],
+    transport: TransportOpt = "kafka",
+    kafka_bootstrap: KafkaBootstrapOpt = None,
+    partitions: PartitionsOpt = None,
+    topic_prefix: TopicPrefixOpt = None,
+    config: ConfigOpt = None,
+    chain_id: Annotated[int, typer.Option("--chain-id", help="detect/alert: the chain whose topics to use")] = 1,
+    rpc: RpcOpt = None,
+    ws: WsOpt = None,
+    rules: Annotated[Path | None, typer.Option("--rules", help="detect: attack-shape rules YAML")] = None,
+    metrics: Annotated[str | None, typer.Option("--metrics", help="detect: serve /metrics on HOST:PORT")] = None,
+    api: Annotated[str | None, typer.Option("--api", help="alert/ingest: HOST:PORT for the API and /metrics")] = None,
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="alert/ingest: store and checkpoints")] = None,
+    webhook: WebhookOpt = None,
+    webhook_allow_private: AllowPrivateOpt = False,
+    duration: Annotated[float | None, typer.Option("--duration", help="stop after this many seconds")] = None,
+    verbose: VerboseOpt = 0,
+) -> None:
+    """One scale-out role over Kafka; run as many detect workers as partitions allow.
+
+    Example: chainsentry worker --role detect --kafka-bootstrap 127.0.0.1:9092 --metrics 127.0.0.1:9101
+    """
+    _logging(verbose)
+    if role not in ("ingest", "detect", "alert"):
+        raise ValueError(f"--role must be ingest, detect or alert, not {role!r}")
+    if transport != "kafka":
+        raise ValueError("worker roles run over Kafka: --transport kafka")
+    settings = _settings(config, rpc=_rpc_list(rpc), ws=ws, api=api, data_dir=data_dir,
+                         transport=_transport_overrides("kafka", kafka_bootstrap, partitions, topic_prefix))
+    from . import roles
+
+    if role == "detect":
+        import threading
+
+        stop = threading.Event()
+        if duration is not None:
+            threading.Timer(duration, stop.set).start()
+        roles.run_detect(settings, chain_id, rules, metrics, stop)
+    elif role == "alert":
+        run_async(roles.run_alert(settings, chain_id, webhook, webhook_allow_private, duration))
+    else:
+        if not settings.rpc:
+            raise ConfigError("the ingest role needs --rpc URL")
+        run_async(roles.run_ingest(settings, duration))
 
 
 def _progress(total: float | None, unit_bytes: bool) -> Progress:

@@ -48,6 +48,8 @@ class IngestSettings(_Strict):
 
 class KafkaSettings(_Strict):
     bootstrap: str = Field("127.0.0.1:9092", description="HOST:PORT[,HOST:PORT...] (env CHAINSENTRY_KAFKA_BOOTSTRAP)")
+    topic_prefix: str = Field("chainsentry", pattern=r"^[A-Za-z0-9._-]+$",
+                              description="topics are <prefix>.<chain>.calls|findings|alerts|state|dead")
     group_prefix: str = Field("chainsentry", description="consumer groups are <prefix>.<chain>.<role>")
     snapshot_every: float = Field(5.0, gt=0, description="seconds between partition state checkpoints")
     batch_txs: int = Field(2000, ge=1, description="replay: transactions per message and partition, at most")

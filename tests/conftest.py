@@ -1,6 +1,6 @@
 """Shared fixtures: real anvil nodes started by the tests, loopback servers, data paths.
 
-In CI (CI=true) a missing anvil is a failure, not a skip.
+In CI (CI=true) a missing anvil or Kafka is a failure, not a skip.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import asyncio
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,6 +61,34 @@ async def rpc(anvil: Anvil) -> AsyncIterator[RpcClient]:
     client = RpcClient([anvil.http_url])
     yield client
     await client.aclose()
+
+
+class ExternalKafka:
+    """A broker the tests did not start (KAFKA_BOOTSTRAP_SERVERS): it cannot be stopped by them."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+        self.proc = None
+
+
+@pytest.fixture(scope="session")
+def kafka() -> Iterator[Any]:
+    """A real Kafka broker (KRaft, from its Maven jars, on loopback), or KAFKA_BOOTSTRAP_SERVERS."""
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if external:
+        yield ExternalKafka(external)
+        return
+    from chainsentry.devnet.kafka import KafkaBroker, KafkaNotFoundError
+
+    try:
+        broker = KafkaBroker().start()
+    except KafkaNotFoundError as err:
+        _need("Kafka", str(err))
+        raise
+    try:
+        yield broker
+    finally:
+        broker.close()
 
 
 @pytest.fixture(scope="session")

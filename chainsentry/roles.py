@@ -1,0 +1,166 @@
+"""``chainsentry worker --role ingest|detect|alert`` and ``replay --transport kafka``: wiring only
+(the roles themselves are in :mod:`.workers`)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry, start_http_server
+
+from detectors.engine import EngineConfig
+from ingest.events import Block
+from ingest.metrics import IngestMetrics
+
+from .build import make_rpc
+from .config import Settings
+from .delivery import build_delivery
+from .kafka import KafkaMetrics, Topics, ensure_topics
+from .workers import AlertWorker, DetectWorker, KafkaIngestSink, KafkaReplay, write_jsonl
+
+log = logging.getLogger(__name__)
+
+
+def _topics(settings: Settings, chain_id: int) -> Topics:
+    return Topics.of(settings.transport.kafka.topic_prefix, chain_id)
+
+
+def _group(settings: Settings, chain_id: int, role: str) -> str:
+    k = settings.transport.kafka
+    return f"{k.group_prefix}.{k.topic_prefix}.{chain_id}.{role}"
+
+
+def _serve_metrics(registry: CollectorRegistry, hostport: str | None) -> None:
+    if not hostport:
+        return
+    host, _, port = hostport.rpartition(":")
+    start_http_server(int(port), addr=host.strip("[]") or "127.0.0.1", registry=registry)
+
+
+def run_detect(settings: Settings, chain_id: int, rules: Path | None, metrics_addr: str | None,
+               stop: threading.Event | None = None) -> None:
+    """A detector worker until SIGTERM/SIGINT (or ``stop``)."""
+    k = settings.transport.kafka
+    topics = _topics(settings, chain_id)
+    ensure_topics(k.bootstrap, topics, settings.transport.partitions, k.max_message_bytes)
+    stop = stop or threading.Event()
+    _on_signals(stop.set)
+    registry = CollectorRegistry()
+    worker = DetectWorker(k.bootstrap, topics, _group(settings, chain_id, "detect"), chain_id,
+                          engine_config=EngineConfig(rules_path=str(rules) if rules else None),
+                          snapshot_every=k.snapshot_every, max_bytes=k.max_message_bytes, registry=registry)
+    _serve_metrics(registry, metrics_addr)
+    log.warning("detect worker: %s -> %s (group %s)", topics.calls, topics.findings,
+                _group(settings, chain_id, "detect"))
+    worker.run(stop)
+
+
+def _on_signals(handler: Callable[[], None]) -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: handler())
+
+
+async def run_alert(settings: Settings, chain_id: int, webhook: str | None, allow_private: bool,
+                    duration: float | None = None) -> None:
+    """The alert role: store, lifecycle, delivery and the HTTP API (``settings.api``)."""
+    import uvicorn
+
+    from .api import create_app
+    from .build import bind_socket
+
+    k = settings.transport.kafka
+    topics = _topics(settings, chain_id)
+    await asyncio.to_thread(ensure_topics, k.bootstrap, topics, settings.transport.partitions, k.max_message_bytes)
+    registry = CollectorRegistry()
+    delivery = build_delivery(settings, webhook, allow_private, settings.data_dir / "alerts.db", registry)
+    worker = await asyncio.to_thread(AlertWorker, k.bootstrap, topics, _group(settings, chain_id, "alert"),
+                                     delivery.lifecycle, max_bytes=k.max_message_bytes, registry=registry)
+
+    def status() -> dict[str, Any]:
+        fresh = time.time() - worker.last_contact < 30
+        return {"role": "alert", "healthy": fresh, "topic": topics.findings, "alerts_seen": worker.alerts_seen,
+                "outbox": delivery.store.outbox_counts()}
+
+    app = create_app(registry, status, delivery.store, os.environ.get("CHAINSENTRY_API_TOKEN"), delivery.lifecycle,
+                     subscriptions=delivery.subscriptions)
+    host, port = settings.api_host_port
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))
+    sock = bind_socket(host, port)
+    log.warning("alert worker: %s -> store %s, API on http://%s:%d", topics.findings, delivery.store.path, host,
+                sock.getsockname()[1])
+    tasks = [asyncio.create_task(worker.run()), asyncio.create_task(delivery.run_forever()),
+             asyncio.create_task(server.serve(sockets=[sock]))]
+    try:
+        done, _ = await asyncio.wait(tasks, timeout=duration, return_when=asyncio.FIRST_EXCEPTION)
+        for t in done:
+            t.result()
+    finally:
+        server.should_exit = True
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.to_thread(worker.close)
+        delivery.store.close()
+
+
+async def run_ingest(settings: Settings, duration: float | None = None) -> None:
+    """The ingest role: follow the chain (and mempool) into the calls topic."""
+    from .pipeline import LivePipeline
+
+    k = settings.transport.kafka
+    rpc = make_rpc(settings, IngestMetrics())
+    try:
+        chain_id = int(await rpc.call("eth_chainId"), 16)
+    finally:
+        await rpc.aclose()
+    topics = _topics(settings, chain_id)
+    await asyncio.to_thread(ensure_topics, k.bootstrap, topics, settings.transport.partitions, k.max_message_bytes)
+    pipeline = LivePipeline(settings)
+    sink = KafkaIngestSink(k.bootstrap, topics, settings.transport.partitions, k.max_message_bytes,
+                           KafkaMetrics(pipeline.registry, "ingest"))
+    pipeline.sinks.append(sink)
+    log.warning("ingest worker: chain %d -> %s (%d partitions)", chain_id, topics.calls,
+                settings.transport.partitions)
+    await pipeline.run(duration=duration)
+
+
+def replay_kafka(settings: Settings, chain_id: int, blocks: Iterable[Block], *, scores: Path | None,
+                 alerts: Path | None, on_wait: Callable[[float], None] | None = None,
+                 timeout: float | None = None) -> dict[str, Any]:
+    """Publish ``blocks`` for the detector group; with ``scores``/``alerts``, wait for the group to
+    finish this input and write what it produced, in chain order."""
+    k = settings.transport.kafka
+    topics = _topics(settings, chain_id)
+    ensure_topics(k.bootstrap, topics, settings.transport.partitions, k.max_message_bytes)
+    rep = KafkaReplay(k.bootstrap, topics, settings.transport.partitions, batch_txs=k.batch_txs,
+                      max_bytes=k.max_message_bytes)
+    try:
+        n_blocks = n_txs = 0
+        for block in blocks:
+            rep.publish(block)
+            n_blocks += 1
+            n_txs += len(block.transactions)
+        rep.finish()
+        stats: dict[str, Any] = {"blocks": n_blocks, "transactions": n_txs, "messages": rep.published,
+                                 "topic": topics.calls, "run": rep.run_id}
+        if scores is None and alerts is None:
+            return stats
+        got_scores, got_alerts = rep.collect(timeout=timeout, on_wait=on_wait)
+        if scores is not None:
+            write_jsonl(scores, got_scores)
+        if alerts is not None:
+            write_jsonl(alerts, got_alerts)
+        stats["alerts"] = len(got_alerts)
+        stats["alert_list"] = got_alerts
+        return stats
+    finally:
+        rep.close()

@@ -1,0 +1,234 @@
+"""Scale-out over a real Apache Kafka broker (KRaft, from its Maven jars, on loopback): detector
+workers in one group, a replay through them compared byte for byte with the in-process replay,
+a worker killed with SIGKILL, the broker stopped for 20 s, and messages that cannot be used."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import yaml
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.structs import TopicPartition
+
+from alerts.store import AlertStore
+from chainsentry.kafka import Topics, encode_blocks, encode_control, ensure_topics
+from chainsentry.workers import DetectWorker
+from ingest.replay import FileBlockSource
+
+pytestmark = pytest.mark.timeout(400)
+
+PARTITIONS = 3
+
+
+def _config(tmp: Path, **kafka: Any) -> Path:
+    cfg = tmp / "kafka.yaml"
+    cfg.write_text(yaml.safe_dump({"transport": {"partitions": PARTITIONS, "kafka": {
+        "snapshot_every": 1.0, "batch_txs": 200, **kafka}}}))
+    return cfg
+
+
+def _cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "chainsentry.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+class Workers:
+    """Role processes started by a test, stopped (and their logs kept) at the end."""
+
+    def __init__(self, tmp: Path, bootstrap: str, cfg: Path, prefix: str) -> None:
+        self.tmp, self.bootstrap, self.cfg, self.prefix = tmp, bootstrap, cfg, prefix
+        self.procs: list[tuple[subprocess.Popen[bytes], Path]] = []
+
+    def start(self, role: str, *extra: str) -> tuple[subprocess.Popen[bytes], Path]:
+        log = self.tmp / f"{role}-{len(self.procs)}.log"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "chainsentry.cli", "worker", "--role", role, "--config", str(self.cfg),
+             "--kafka-bootstrap", self.bootstrap, "--topic-prefix", self.prefix, "-v", *extra],
+            stdout=subprocess.DEVNULL, stderr=open(log, "wb"))  # noqa: SIM115 - the child owns it
+        self.procs.append((proc, log))
+        return proc, log
+
+    def wait_log(self, log: Path, text: str, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in log.read_text(errors="replace"):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} not in {log} after {timeout} s:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        for proc, _ in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc, _ in self.procs:
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@pytest.fixture
+def workers(tmp_path: Path, kafka: Any) -> Iterator[Workers]:
+    w = Workers(tmp_path, kafka.bootstrap, _config(tmp_path), f"t{uuid.uuid4().hex[:8]}")
+    try:
+        yield w
+    finally:
+        w.stop()
+
+
+@pytest.fixture(scope="module")
+def long_stream(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[list[str], Path, Path]:
+    """wallets-dev then attacks-dev (~192k transactions, the exploits at the end), and what the
+    in-process replay with the same partitions makes of it."""
+    tmp = tmp_path_factory.mktemp("inproc")
+    sources = [str(data_dir / "wallets-dev.jsonl.gz"), str(data_dir / "attacks-dev.jsonl.gz")]
+    res = _cli("replay", *sources, "--partitions", str(PARTITIONS), "--scores", str(tmp / "s.jsonl"),
+               "--alerts", str(tmp / "a.jsonl"), "--no-progress")
+    assert res.returncode == 0, res.stderr
+    return sources, tmp / "s.jsonl", tmp / "a.jsonl"
+
+
+def _replay_kafka(w: Workers, sources: list[str], out: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "chainsentry.cli", "replay", *sources, "--transport", "kafka", "--config", str(w.cfg),
+         "--kafka-bootstrap", w.bootstrap, "--topic-prefix", w.prefix, "--scores", str(out / "s.jsonl"),
+         "--alerts", str(out / "a.jsonl"), "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _assigned_both(w: Workers) -> None:
+    for _, log in w.procs:
+        w.wait_log(log, "assigned")
+
+
+def test_replay_through_two_detector_workers_equals_the_in_process_replay(
+        workers: Workers, data_dir: Path, tmp_path: Path) -> None:
+    source = str(data_dir / "attacks-dev.jsonl.gz")
+    res = _cli("replay", source, "--partitions", str(PARTITIONS), "--scores", str(tmp_path / "in-s.jsonl"),
+               "--alerts", str(tmp_path / "in-a.jsonl"), "--no-progress")
+    assert res.returncode == 0, res.stderr
+    workers.start("detect", "--metrics", "127.0.0.1:0")
+    workers.start("detect")
+    _assigned_both(workers)
+    proc = _replay_kafka(workers, [source], tmp_path)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    stats = orjson.loads(out)
+    assert stats["transactions"] == 2887 and stats["messages"] > PARTITIONS, "several messages per partition"
+    assert (tmp_path / "s.jsonl").read_bytes() == (tmp_path / "in-s.jsonl").read_bytes(), "the same scores"
+    alerts = (tmp_path / "a.jsonl").read_bytes()
+    assert alerts == (tmp_path / "in-a.jsonl").read_bytes() and alerts.count(b"\n") == stats["alerts"] > 0
+    owned = [log.read_text().count("assigned;") for _, log in workers.procs]
+    assert all(n > 0 for n in owned), f"both workers owned partitions: {owned}"
+
+
+def test_kill_9_of_a_detector_worker_mid_stream_loses_and_doubles_nothing(
+        workers: Workers, long_stream: tuple[list[str], Path, Path], tmp_path: Path) -> None:
+    sources, in_scores, in_alerts = long_stream
+    victim, _ = workers.start("detect")
+    _, survivor_log = workers.start("detect")
+    _assigned_both(workers)
+    proc = _replay_kafka(workers, sources, tmp_path)
+    time.sleep(4)  # the workers are scoring and have checkpointed at least once
+    assert proc.poll() is None, "the replay was still running when the worker was killed"
+    victim.send_signal(signal.SIGKILL)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert "restored at offset" in survivor_log.read_text(), "the survivor restored the dead worker's state"
+    assert (tmp_path / "s.jsonl").read_bytes() == in_scores.read_bytes(), "every score, once, as in-process"
+    assert (tmp_path / "a.jsonl").read_bytes() == in_alerts.read_bytes(), "every alert, once, as in-process"
+
+
+def test_broker_down_for_20_s_mid_stream_every_role_recovers_and_nothing_is_lost(
+        workers: Workers, kafka: Any, long_stream: tuple[list[str], Path, Path], tmp_path: Path) -> None:
+    if kafka.proc is None:
+        pytest.skip("KAFKA_BOOTSTRAP_SERVERS points at a broker these tests do not own")
+    sources, in_scores, in_alerts = long_stream
+    workers.start("detect")
+    workers.start("detect")
+    alert_proc, alert_log = workers.start("alert", "--data-dir", str(tmp_path / "alert"), "--api", "127.0.0.1:0")
+    _assigned_both(workers)
+    proc = _replay_kafka(workers, sources, tmp_path)
+    time.sleep(3)
+    kafka.stop()
+    assert proc.poll() is None, "the broker went away mid-stream"
+    time.sleep(20)
+    kafka.start()
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert (tmp_path / "s.jsonl").read_bytes() == in_scores.read_bytes()
+    assert (tmp_path / "a.jsonl").read_bytes() == in_alerts.read_bytes()
+    want = {orjson.loads(x)["id"] for x in in_alerts.read_bytes().splitlines()}
+    deadline = time.monotonic() + 120
+    stored: set[str] = set()
+    while stored != want and time.monotonic() < deadline:
+        time.sleep(1)
+        store = AlertStore(tmp_path / "alert" / "alerts.db")
+        stored = {a["id"] for a in store.iter_alerts()}
+        store.close()
+    assert alert_proc.poll() is None, alert_log.read_text()[-3000:]
+    assert stored == want, "the alert role stored every alert once"
+
+
+def test_malformed_and_unknown_version_messages_go_to_the_dead_letter_topic(kafka: Any, data_dir: Path) -> None:
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    topics = Topics.of(prefix, 1)
+    ensure_topics(kafka.bootstrap, topics, 1, 16 * 1024 * 1024)
+    block = next(iter(FileBlockSource([str(data_dir / "attacks-dev.jsonl.gz")])))
+    p = KafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all", max_request_size=16 * 1024 * 1024)
+    for value in (b"{not json", orjson.dumps({"v": 99, "kind": "blocks", "blocks": []}),
+                  orjson.dumps({"v": 1, "kind": "teleport"}), encode_blocks([block], "r1"), encode_control("end", "r1")):
+        p.send(topics.calls, value=value, partition=0)
+    p.flush()
+    p.close()
+    stop = threading.Event()
+    worker = DetectWorker(kafka.bootstrap, topics, f"{prefix}.detect", 1, snapshot_every=0.5)
+    runner = threading.Thread(target=worker.run, args=(stop,))
+    runner.start()
+    try:
+        findings = _read(kafka.bootstrap, topics.findings, 2)
+        dead = _read(kafka.bootstrap, topics.dead, 3)
+        assert runner.is_alive(), "the worker goes on"
+    finally:
+        stop.set()
+        runner.join(60)
+    reasons = [d["reason"] for d in dead]
+    assert "not JSON" in reasons[0] and "schema version 99" in reasons[1] and "unknown kind 'teleport'" in reasons[2]
+    assert [d["offset"] for d in dead] == [0, 1, 2] and all(d["value_b64"] for d in dead)
+    assert findings[0]["kind"] == "scored" and len(findings[0]["scores"]) == len(block.transactions)
+    assert findings[1] == {"v": 1, "kind": "end", "run": "r1", "partition": 0}
+
+
+def _read(bootstrap: str, topic: str, n: int, timeout: float = 60) -> list[dict[str, Any]]:
+    c = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, max_partition_fetch_bytes=16 * 2**20)
+    c.assign([TopicPartition(topic, 0)])
+    c.seek_to_beginning()
+    out: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(out) < n and time.monotonic() < deadline:
+            for records in c.poll(timeout_ms=500).values():
+                out += [orjson.loads(r.value) for r in records]
+    finally:
+        c.close()
+    assert len(out) >= n, f"{topic}: {len(out)} of {n} messages"
+    return out
+
+
+def test_worker_command_errors_are_one_clear_line(tmp_path: Path) -> None:
+    res = _cli("worker", "--role", "judge")
+    assert res.returncode == 2 and "--role must be ingest, detect or alert" in res.stderr
+    res = _cli("worker", "--role", "ingest", "--kafka-bootstrap", "127.0.0.1:1")
+    assert res.returncode == 2 and "needs --rpc" in res.stderr
+    env = dict(os.environ, CHAINSENTRY_KAFKA_BOOTSTRAP="127.0.0.1:1")
+    res = _cli("replay", "x.jsonl", "--transport", "kafka", "http://127.0.0.1:1", env=env)
+    assert res.returncode == 2 and "record an RPC range first" in res.stderr and "Traceback" not in res.stderr
