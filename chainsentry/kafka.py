@@ -215,7 +215,8 @@ def ensure_topics(bootstrap: str, topics: Topics, partitions: int, max_bytes: in
         for t in wanted:
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics([t])
-        described = {d.get("name", d.get("topic")): len(d["partitions"]) for d in admin.describe_topics([t.name for t in wanted])}
+        described = {d.get("name", d.get("topic")): len(d["partitions"])
+                     for d in admin.describe_topics([t.name for t in wanted])}
     finally:
         admin.close()
     for t in wanted:

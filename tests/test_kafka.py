@@ -141,7 +141,7 @@ def test_kill_9_of_a_detector_worker_mid_stream_loses_and_doubles_nothing(
     time.sleep(4)  # the workers are scoring and have checkpointed at least once
     assert proc.poll() is None, "the replay was still running when the worker was killed"
     victim.send_signal(signal.SIGKILL)
-    out, err = proc.communicate(timeout=300)
+    _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     assert "restored at offset" in survivor_log.read_text(), "the survivor restored the dead worker's state"
     assert (tmp_path / "s.jsonl").read_bytes() == in_scores.read_bytes(), "every score, once, as in-process"
@@ -163,7 +163,7 @@ def test_broker_down_for_20_s_mid_stream_every_role_recovers_and_nothing_is_lost
     assert proc.poll() is None, "the broker went away mid-stream"
     time.sleep(20)
     kafka.start()
-    out, err = proc.communicate(timeout=300)
+    _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     assert (tmp_path / "s.jsonl").read_bytes() == in_scores.read_bytes()
     assert (tmp_path / "a.jsonl").read_bytes() == in_alerts.read_bytes()
@@ -185,8 +185,9 @@ def test_malformed_and_unknown_version_messages_go_to_the_dead_letter_topic(kafk
     ensure_topics(kafka.bootstrap, topics, 1, 16 * 1024 * 1024)
     block = next(iter(FileBlockSource([str(data_dir / "attacks-dev.jsonl.gz")])))
     p = KafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all", max_request_size=16 * 1024 * 1024)
-    for value in (b"{not json", orjson.dumps({"v": 99, "kind": "blocks", "blocks": []}),
-                  orjson.dumps({"v": 1, "kind": "teleport"}), encode_blocks([block], "r1"), encode_control("end", "r1")):
+    bad = (b"{not json", orjson.dumps({"v": 99, "kind": "blocks", "blocks": []}),
+           orjson.dumps({"v": 1, "kind": "teleport"}))
+    for value in (*bad, encode_blocks([block], "r1"), encode_control("end", "r1")):
         p.send(topics.calls, value=value, partition=0)
     p.flush()
     p.close()
