@@ -6,9 +6,16 @@ STAMP := $(VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed-stamp
 ANVIL := node_modules/.bin/anvil
 
-.PHONY: install test demo lint bench clean
+.PHONY: install test demo lint bench clean kafka-local
 
-install: $(STAMP) $(NODE_STAMP)
+KAFKA_STAMP := deploy/kafka/libs/.installed-stamp
+
+install: $(STAMP) $(NODE_STAMP) $(KAFKA_STAMP)
+
+# Apache Kafka (KRaft) from Maven Central, for the tests and `make kafka-local`
+$(KAFKA_STAMP): deploy/kafka/pom.xml
+	mvn -q -B -f deploy/kafka/pom.xml dependency:copy-dependencies -DoutputDirectory=libs -DincludeScope=runtime
+	touch $@
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +43,11 @@ bench: install
 	CHAINSENTRY_ANVIL=$(CURDIR)/$(ANVIL) $(BIN)/python benchmarks/bench_follow_memory.py
 	$(BIN)/python benchmarks/bench_detect.py
 	$(BIN)/python benchmarks/bench_alerts.py
+	$(BIN)/python benchmarks/bench_kafka.py
 	CHAINSENTRY_ANVIL=$(CURDIR)/$(ANVIL) $(BIN)/python benchmarks/bench_latency.py
 
+kafka-local: install
+	$(BIN)/python -m chainsentry.devnet.kafka --port $(or $(KAFKA_PORT),9092) --dir $(or $(KAFKA_DIR),.kafka-data)
+
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache deploy/kafka/libs

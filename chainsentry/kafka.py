@@ -215,8 +215,12 @@ def ensure_topics(bootstrap: str, topics: Topics, partitions: int, max_bytes: in
         for t in wanted:
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics([t])
-        described = {d.get("name", d.get("topic")): len(d["partitions"])
-                     for d in admin.describe_topics([t.name for t in wanted])}
+        while True:  # a topic another role has just created may show no partitions for a moment
+            described = {d.get("name", d.get("topic")): len(d["partitions"])
+                         for d in admin.describe_topics([t.name for t in wanted])}
+            if all(described.get(t.name) for t in wanted) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
     finally:
         admin.close()
     for t in wanted:

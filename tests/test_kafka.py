@@ -233,3 +233,57 @@ def test_worker_command_errors_are_one_clear_line(tmp_path: Path) -> None:
     env = dict(os.environ, CHAINSENTRY_KAFKA_BOOTSTRAP="127.0.0.1:1")
     res = _cli("replay", "x.jsonl", "--transport", "kafka", "http://127.0.0.1:1", env=env)
     assert res.returncode == 2 and "record an RPC range first" in res.stderr and "Traceback" not in res.stderr
+
+
+async def test_live_roles_on_anvil_ingest_detect_alert_catch_an_exploit(
+        anvil: Any, kafka: Any, tmp_path: Path) -> None:
+    """ingest (follows anvil) -> detect -> alert (store, API, /metrics), each its own process."""
+    import asyncio
+
+    import httpx
+
+    from ingest import RpcClient
+    from tests.rpcservers import free_port
+    from tests.test_detect_e2e import attack_scene, send_exploit
+
+    rpc = RpcClient([anvil.http_url])
+    try:
+        gen, eoa, attacker, lender = await attack_scene(rpc, seed=8, blocks=12, per_block=25)
+        w = Workers(tmp_path, kafka.bootstrap, _config(tmp_path), f"t{uuid.uuid4().hex[:8]}")
+        os.environ["CHAINSENTRY_INGEST__POLL_INTERVAL"] = "0.1"
+        os.environ["CHAINSENTRY_INGEST__START_BLOCK"] = "0"
+        api, metrics = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+        try:
+            w.start("detect", "--chain-id", "31337", "--metrics", metrics)
+            w.start("alert", "--chain-id", "31337", "--api", api, "--data-dir", str(tmp_path / "alert"))
+            w.start("ingest", "--rpc", anvil.http_url, "--data-dir", str(tmp_path / "ingest"))
+        finally:
+            del os.environ["CHAINSENTRY_INGEST__POLL_INTERVAL"], os.environ["CHAINSENTRY_INGEST__START_BLOCK"]
+        try:
+            for _ in range(10):
+                await gen.send(25)
+                await rpc.call("evm_mine")
+            exploit = await send_exploit(rpc, gen, eoa, attacker, lender)
+            await rpc.call("evm_mine")
+            found: list[dict[str, Any]] = []
+            async with httpx.AsyncClient(timeout=5) as http:
+                deadline = time.monotonic() + 90
+                while not found and time.monotonic() < deadline:
+                    await asyncio.sleep(0.5)
+                    try:
+                        page = (await http.get(f"http://{api}/alerts", params={"limit": 1000})).json()["alerts"]
+                    except httpx.TransportError:
+                        continue
+                    found = [a for a in page if a["tx_hash"] == exploit]
+                alert_metrics = (await http.get(f"http://{api}/metrics")).text
+                detect_metrics = (await http.get(f"http://{metrics}/metrics")).text
+        finally:
+            w.stop()
+    finally:
+        await rpc.aclose()
+    logs = "\n".join(log.read_text()[-1500:] for _, log in w.procs)
+    assert found, f"the exploit was alerted through ingest -> detect -> alert\n{logs}"
+    assert found[0]["chain_id"] == 31337 and found[0]["stage"] == "block" and found[0]["explanation"]
+    assert 'chainsentry_kafka_consumer_lag{partition="0",topic="' in detect_metrics
+    assert "chainsentry_kafka_rebalances_total" in detect_metrics and "chainsentry_detector_score_bucket" in detect_metrics
+    assert 'chainsentry_kafka_messages_total{direction="in",topic="' in alert_metrics
