@@ -256,7 +256,8 @@ async def test_live_roles_on_anvil_ingest_detect_alert_catch_an_exploit(
         try:
             w.start("detect", "--chain-id", "31337", "--metrics", metrics)
             w.start("alert", "--chain-id", "31337", "--api", api, "--data-dir", str(tmp_path / "alert"))
-            w.start("ingest", "--rpc", anvil.http_url, "--data-dir", str(tmp_path / "ingest"))
+            w.start("ingest", "--rpc", anvil.http_url, "--data-dir", str(tmp_path / "ingest"),
+                    "--api", f"127.0.0.1:{free_port()}")
         finally:
             del os.environ["CHAINSENTRY_INGEST__POLL_INTERVAL"], os.environ["CHAINSENTRY_INGEST__START_BLOCK"]
         try:
