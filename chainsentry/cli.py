@@ -555,17 +555,28 @@ def demo(
     wallets: Annotated[int, typer.Option("--wallets", min=2, help="funded wallets on the devnet")] = 60,
     block_time: Annotated[float, typer.Option("--block-time", help="devnet seconds per block")] = 2.0,
     api: Annotated[str, typer.Option("--api", help="HOST:PORT for the API and /metrics")] = "127.0.0.1:8000",
+    attack_every: Annotated[float, typer.Option("--attack-every", help="seconds between attacks")] = 20.0,
+    first_attack: Annotated[float, typer.Option("--first-attack", help="seconds before the first attack")] = 30.0,
+    attacks: Annotated[str | None, typer.Option(
+        "--attacks", help="comma-separated scenarios (default all: reentrancy,oracle,phishing,takeover,mixer)")] = None,
     verbose: VerboseOpt = 0,
 ) -> None:
-    """Start a local anvil devnet with traffic and run the service against it.
+    """Start a local anvil devnet with a DeFi world, its users' traffic and real exploits at intervals,
+    and run the service against it; alerts print live.
 
-    Example: chainsentry demo --duration 60 --out demo-out
+    Example: chainsentry demo --duration 150 --out demo-out
     """
     from .demo import run_demo
+    from .devnet.scenarios import ATTACKS
 
     _logging(verbose)
+    chosen = tuple(a.strip() for a in attacks.split(",")) if attacks else ATTACKS
+    unknown = [a for a in chosen if a not in ATTACKS]
+    if unknown:
+        raise ValueError(f"unknown attack scenario(s) {', '.join(unknown)}; known: {', '.join(ATTACKS)}")
     run_async(run_demo(duration=duration, out=out, rate=rate, wallets=wallets, block_time=block_time, api=api,
-                         console=err_console, status=_status_writer()))
+                       console=err_console, status=_status_writer(), attack_every=attack_every,
+                       first_attack=first_attack, scenarios=chosen))
 
 
 class Terminated(Exception):

@@ -37,6 +37,9 @@ class Delivery:
             pending = Gauge("outbox_pending", "Alert deliveries waiting in the outbox", namespace="chainsentry",
                             registry=registry)
             pending.set_function(lambda: self.store.outbox_counts()["pending"])
+            dead = Gauge("outbox_dead", "Deliveries in the dead letters (failed for good; re-sendable)",
+                         namespace="chainsentry", registry=registry)
+            dead.set_function(lambda: self.store.outbox_counts()["dead"])
 
     def accept(self, alert: dict[str, Any]) -> None:
         self.lifecycle.fire(alert)

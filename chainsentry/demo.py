@@ -1,29 +1,106 @@
-"""``chainsentry demo``: anvil + background traffic + the live service, until Ctrl-C or a duration.
+"""``chainsentry demo``: an anvil devnet with a small DeFi world, its users' traffic, and real
+exploits at intervals, watched by the live service (detectors, alert store and lifecycle, signed
+webhook to a local receiver, API and /metrics), until Ctrl-C or ``--duration``.
 
-The demo shows ingest and detection at work: blocks, receipts, call traces and the mempool of a
-busy devnet flow through the pipeline and the detectors (pending transactions traced with
-debug_traceCall), with the API and /metrics up; alerts print live. The attack scenarios come
-with the demo issue; until then background traffic should raise no alert.
+Writes to the output directory: ``alerts.jsonl`` (every alert as raised, mempool and block stage),
+``attacks.jsonl`` (each attack's scenario and transaction hashes, written when it is sent),
+``scores.jsonl``, ``events.jsonl``, ``webhook.log`` (what the local receiver got, signature
+checked), ``alerts.db`` (the store) and ``summary.json`` (which attack was caught, at which stage,
+and the false alerts on background traffic).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
+import os
+import secrets
 import tempfile
+import threading
+import time
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
+import orjson
 from rich.console import Console
 
-from detectors.engine import ScoringEngine
+from detectors.engine import EngineConfig, ScoringEngine
 from ingest import RpcClient
 
 from .config import Settings
+from .delivery import build_delivery
 from .devnet.anvil import Anvil
-from .devnet.traffic import TrafficGenerator
+from .devnet.scenarios import ATTACKS, Attack, DefiDevnet
 from .pipeline import JsonlEventSink, LivePipeline
 from .scoring import DetectSink, Scorer
+
+
+class WebhookReceiver:
+    """A loopback webhook receiver that checks each signature and logs what it got."""
+
+    def __init__(self, secret: str, log_path: Path) -> None:
+        self.secret = secret.encode()
+        self.log_path = log_path
+        self.received = 0
+        self.bad = 0
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                ts = self.headers.get("X-Chainsentry-Timestamp", "")
+                want = "sha256=" + hmac.new(receiver.secret, ts.encode() + b"." + body, hashlib.sha256).hexdigest()
+                ok = hmac.compare_digest(want, self.headers.get("X-Chainsentry-Signature", ""))
+                receiver.received += ok
+                receiver.bad += not ok
+                alert = orjson.loads(body) if ok else {}
+                with open(receiver.log_path, "ab") as fh:
+                    fh.write(orjson.dumps({"signature_ok": ok, "idempotency_key": self.headers.get("Idempotency-Key"),
+                                           "severity": alert.get("severity"), "title": alert.get("title"),
+                                           "tx_hash": alert.get("tx_hash"), "status": alert.get("status")}) + b"\n")
+                self.send_response(200 if ok else 401)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> WebhookReceiver:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def summarize(attacks: list[Attack], alerts: list[dict[str, Any]], background_txs: int) -> dict[str, Any]:
+    """Which attacks were caught (and at which stages), and the false alerts on everything else."""
+    attack_txs = {h for a in attacks for h in a.tx_hashes}
+    by_tx: dict[str, set[str]] = {}
+    for al in alerts:
+        by_tx.setdefault(al["tx_hash"], set()).add(al["stage"])
+    rows = []
+    for a in attacks:
+        stages = sorted(by_tx.get(a.attack_tx, set()))
+        title = next((al["title"] for al in alerts if al["tx_hash"] == a.attack_tx), None)
+        rows.append({"scenario": a.scenario, "attack_tx": a.attack_tx, "caught": bool(stages), "stages": stages,
+                     "title": title})
+    false = [al for al in alerts if al["tx_hash"] not in attack_txs]
+    false_txs = {al["tx_hash"] for al in false}
+    return {"attacks": rows, "caught": sum(r["caught"] for r in rows), "total": len(rows),
+            "false_alerts": len(false_txs), "background_transactions": background_txs,
+            "false_per_1000": round(1000 * len(false_txs) / background_txs, 3) if background_txs else None}
 
 
 async def run_demo(
@@ -36,47 +113,107 @@ async def run_demo(
     api: str,
     console: Console,
     status: Callable[[str], None],
-) -> None:
+    attack_every: float = 20.0,
+    first_attack: float = 30.0,
+    scenarios: tuple[str, ...] = ATTACKS,
+) -> dict[str, Any]:
     out_dir = out or Path(tempfile.mkdtemp(prefix="chainsentry-demo-"))
     out_dir.mkdir(parents=True, exist_ok=True)
-    with Anvil(block_time=block_time, accounts=wallets) as node:
+    for name in ("alerts.jsonl", "attacks.jsonl", "scores.jsonl", "events.jsonl", "webhook.log", "alerts.db"):
+        with contextlib.suppress(FileNotFoundError):
+            (out_dir / name).unlink()
+    secret = secrets.token_hex(16)
+    os.environ.setdefault("CHAINSENTRY_WEBHOOK_SECRET", secret)
+    secret = os.environ["CHAINSENTRY_WEBHOOK_SECRET"]
+    alerts: list[dict[str, Any]] = []
+    attacks: list[Attack] = []
+    with Anvil(block_time=block_time, accounts=max(wallets, 12)) as node, \
+            WebhookReceiver(secret, out_dir / "webhook.log") as receiver:
         traffic_rpc = RpcClient([node.http_url])
-        gen = TrafficGenerator(traffic_rpc, wallets=wallets)
-        await gen.setup(mine=False)
+        world = DefiDevnet(traffic_rpc, wallets=max(wallets, 12))
+        console.print(f"[bold]chainsentry demo[/bold]: deploying the devnet's contracts at {node.http_url} ...",
+                      highlight=False)
+        await world.setup(mine=False)
         settings = Settings.model_validate({
             "rpc": [node.http_url], "ws": node.ws_url, "api": api, "data_dir": out_dir,
             "ingest": {"poll_interval": min(1.0, block_time), "start_block": 0, "trace_pending": True},
+            "subscriptions": [{"name": "demo-webhook", "kind": "webhook", "url": receiver.url,
+                               "allow_private": True}],
         })
         events = out_dir / "events.jsonl"
         pipeline = LivePipeline(settings, sinks=[JsonlEventSink(events)])
-        scorer = Scorer(ScoringEngine(), chain_id=0, scores_path=out_dir / "scores.jsonl",
-                        alerts_path=out_dir / "alerts.jsonl", registry=pipeline.registry, flush=True,
-                        on_alert=lambda a: console.print(
-                            f"[bold red]ALERT[/] {a['severity']} {a['stage']} {a['title']} tx {a['tx_hash'][:14]} "
-                            f"score {a['score']:.3f}: {a['description'][:160]}", highlight=False))
-        pipeline.sinks.insert(0, DetectSink(scorer))
+        delivery = build_delivery(settings, None, False, out_dir / "alerts.db", pipeline.registry)
+
+        def on_alert(a: dict[str, Any]) -> None:
+            alerts.append(a)
+            delivery.accept(a)
+            console.print(f"[bold red]ALERT[/] {a['severity']:>8} {a['stage']:<7} {a['title']} tx {a['tx_hash'][:14]}"
+                          f" score {a['score']:.3f}\n        why: {a['description'][:200]}", highlight=False)
+
+        engine = ScoringEngine(EngineConfig(deterministic_refit=False))
+        scorer = Scorer(engine, chain_id=0, scores_path=out_dir / "scores.jsonl", alerts_path=out_dir / "alerts.jsonl",
+                        registry=pipeline.registry, flush=True, on_alert=on_alert)
+        pipeline.sinks.insert(0, DetectSink(scorer, delivery.lifecycle))
+        pipeline.store, pipeline.lifecycle = delivery.store, delivery.lifecycle
+        pipeline.subscriptions, pipeline.on_allow = delivery.subscriptions, engine.allow
+        pipeline.background.append(delivery.run_forever)
         console.print(
-            f"[bold]chainsentry demo[/bold]: anvil devnet at {node.http_url} ({wallets} wallets, a block every "
-            f"{block_time:g}s, ~{rate:g} tx/s of transfers, deployments and contract calls)\n"
-            f"  API      http://{api}/status   metrics http://{api}/metrics   health http://{api}/healthz\n"
-            f"  events   {events}\n  scores   {out_dir / 'scores.jsonl'}   alerts {out_dir / 'alerts.jsonl'}\n"
+            f"  devnet   {node.http_url}: {len(world.users)} users ({rate:g} tx/s of transfers, swaps, lending, "
+            f"NFT mints, bank deposits), a block every {block_time:g}s\n"
+            f"  attacks  {', '.join(scenarios)}: the first after {first_attack:g}s, then one every {attack_every:g}s\n"
+            f"  API      http://{api}/alerts   metrics http://{api}/metrics   status http://{api}/status\n"
+            f"  webhook  {receiver.url} (signed; log: {out_dir / 'webhook.log'})\n"
+            f"  files    {out_dir}/alerts.jsonl, attacks.jsonl, scores.jsonl, summary.json\n"
             "  stop     Ctrl-C" + (f" (or after {duration:g}s)" if duration else ""),
             highlight=False,
         )
-        traffic = asyncio.create_task(gen.run(rate))
+        traffic = asyncio.create_task(world.run(rate))
+
+        async def attacker() -> None:
+            await asyncio.sleep(first_attack)
+            i = 0
+            while True:
+                scenario = scenarios[i % len(scenarios)]
+                if i and i % len(scenarios) == 0:
+                    await world.refill()
+                try:
+                    attack = await world.attack(scenario)
+                except Exception as err:
+                    console.print(f"[yellow]attack {scenario} could not be run: {err}[/]", highlight=False)
+                else:
+                    attacks.append(attack)
+                    with open(out_dir / "attacks.jsonl", "ab") as fh:
+                        fh.write(orjson.dumps(attack.to_json() | {"sent_at": time.time()}) + b"\n")
+                    console.print(f"[bold magenta]ATTACK[/] {scenario}: tx {attack.attack_tx[:14]} "
+                                  f"({attack.description})", highlight=False)
+                i += 1
+                await asyncio.sleep(attack_every)
+
+        attacking = asyncio.create_task(attacker())
+
         def chain_known(p: LivePipeline) -> None:
             scorer.chain_id = p.chain_id or 0
 
         try:
             await pipeline.run(duration=duration, status_out=status, ready=chain_known)
         finally:
-            traffic.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await traffic
+            for task in (attacking, traffic):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await traffic_rpc.aclose()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(delivery.finish(), 10)
+        summary = summarize(attacks, alerts, world.sent)
+        summary["webhook"] = {"received": receiver.received, "bad_signatures": receiver.bad}
+        (out_dir / "summary.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
         s = pipeline.status()
-        console.print(
-            f"\ndemo done: {s['blocks']} blocks, {s['transactions']} transactions, traffic sent {gen.stats.sent} "
-            f"({gen.stats.failed} refused), {scorer.findings} alerts; events in {events}",
-            highlight=False,
-        )
+        console.print(f"\ndemo done: {s['blocks']} blocks, {s['transactions']} transactions; attacks caught "
+                      f"{summary['caught']} of {summary['total']}; false alerts {summary['false_alerts']} on "
+                      f"{summary['background_transactions']} background transactions; summary in "
+                      f"{out_dir / 'summary.json'}", highlight=False)
+        for row in summary["attacks"]:
+            mark = "[green]caught[/]" if row["caught"] else "[red]missed[/]"
+            console.print(f"  {mark} {row['scenario']:<10} {row['attack_tx'][:14]} stages {row['stages']} "
+                          f"{row['title'] or ''}", highlight=False)
+        return summary

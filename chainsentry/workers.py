@@ -1,10 +1,10 @@
 """The scale-out roles over Kafka: ingest, detect and alert, and a replay through the worker group.
 
 Detect workers form one consumer group on the calls topic; each owns the detector state of the
-partitions assigned to it (one engine per partition). Every ``snapshot_every`` seconds, and when a
-partition is revoked, the worker writes the partition's state with the next offset to the state
-topic, waits for the broker to have it, then commits that offset: offsets are committed only after
-the output (findings) and the state are produced. A new owner restores the latest state and seeks
+partitions assigned to it (one engine per partition). Every ``snapshot_every`` seconds, and when it
+stops, the worker writes each partition's state with the next offset to the state topic, waits for
+the broker to have it, then commits that offset: offsets are committed only after the output
+(findings) and the state are produced. A new owner restores the latest state and seeks
 to its offset, so learning survives moves and a ``kill -9`` costs only the reprocessing of messages
 since the last checkpoint; scoring is deterministic and alert ids are too, so what is redone
 produces the same scores and alerts again, which the alert role and the replay collector fold.
@@ -101,12 +101,11 @@ class DetectWorker(ConsumerRebalanceListener):  # type: ignore[misc]
     # rebalance listener --------------------------------------------------------------------
 
     def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        # This runs on the consumer's IO thread, where it may not commit (kafka-python refuses to
+        # block there). No checkpoint is taken: the next owner (maybe this worker again) restores the
+        # last periodic one and redoes the messages since, which give the same findings again.
         self.metrics.rebalances.labels("revoked").inc(len(revoked))
         for tp in revoked:
-            try:
-                self._checkpoint(tp.partition, give_up_after=10)
-            except KafkaError as err:  # the next owner restores the previous checkpoint and redoes the rest
-                log.warning("could not checkpoint partition %d on revocation: %s", tp.partition, err)
             self.engines.pop(tp.partition, None)
             self.next_offset.pop(tp.partition, None)
             self.checkpointed.pop(tp.partition, None)

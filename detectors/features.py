@@ -119,8 +119,9 @@ FEATURES: tuple[str, ...] = (
     "sender_age_days", "sender_funded_by_contract",
     # the called contract's creation, when the stream saw it: by this sender? how long ago?
     "to_created_by_sender", "to_age_hours",
-    # third-party token pulls: transferFrom of someone who is neither the sender nor the caller
-    "third_party_pulls",
+    # third-party token pulls: transferFrom of someone who is neither the sender nor the caller,
+    # and how many such holders had their whole balance (as just read with balanceOf) pulled: a drainer
+    "third_party_pulls", "drained_holders",
 )
 
 
@@ -150,6 +151,8 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float]) -> None:
     token_moves = balance_checks = approvals = flash = reentries = into_created = takeover = pulls = 0
     lending = oracle = 0
     eth_to_sender = 0
+    balances_read: dict[tuple[str | None, str], str] = {}  # (token, holder) -> balanceOf output just read
+    drained: set[str] = set()  # third parties whose whole balance, just read, was pulled with transferFrom
     sender = tx.sender
     repeats: dict[tuple[str | None, str], int] = {}
     contracts: set[str | None] = set()
@@ -209,6 +212,10 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float]) -> None:
                     dest = "0x" + inp[98:138]
                     if src != sender and src != f.sender and src != dest:
                         pulls += 1
+                        read = balances_read.get((to, src))
+                        if read is not None and len(inp) >= 202 and read[2:].lstrip("0") == inp[138:202].lstrip("0") \
+                                and read[2:].strip("0"):
+                            drained.add(src)
                 if dest in (root_to, sender):
                     received_from[(to, src)] = received_from.get((to, src), 0) + 1
                 elif (src in (root_to, sender)) and received_from.get((to, dest)):
@@ -216,6 +223,8 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float]) -> None:
             elif sel == BALANCE_OF:
                 balance_checks += 1
                 tokens.add(to)
+                if f.output is not None and len(inp) >= 74:
+                    balances_read[(to, "0x" + inp[34:74])] = f.output
             elif sel == APPROVE:
                 approvals += 1
             if sel in FLASH_SELECTORS or (sel == UNISWAP_V2_SWAP and len(inp) > 330 and inp[266:330] != "0" * 64):
@@ -251,6 +260,7 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float]) -> None:
     out["borrow_repay"] = float(borrow_repay)
     out["takeover_calls"] = float(takeover)
     out["third_party_pulls"] = float(pulls)
+    out["drained_holders"] = float(len(drained))
     out["lending_calls"] = float(lending)
     out["oracle_reads"] = float(oracle)
     # a call with no arguments that sets off a large tree: a contract pre-programmed to attack

@@ -181,8 +181,11 @@ class MempoolFollower:
         return PendingTx(tx=tx, first_seen=seen)
 
     async def _with_trace(self, ptx: PendingTx) -> PendingTx:
-        """The pending transaction with its call tree, simulated on the pending state by
-        ``debug_traceCall``; unchanged if the node cannot (tracing is then turned off, once)."""
+        """The pending transaction with its call tree, simulated by ``debug_traceCall`` on the
+        latest mined state; unchanged if the node cannot (tracing is then turned off, once).
+
+        Not on "pending": a node's pending block may already hold this very transaction, and a
+        simulation after it shows a drain with nothing left to drain."""
         if not self.trace_pending:
             return ptx
         tx = ptx.tx
@@ -194,7 +197,7 @@ class MempoolFollower:
         if tx.gas is not None:
             call["gas"] = hex(tx.gas)
         try:
-            result = await self.rpc.call("debug_traceCall", [call, "pending", {"tracer": "callTracer"}])
+            result = await self.rpc.call("debug_traceCall", [call, "latest", {"tracer": "callTracer"}])
             frame = frame_from_calltracer(result)
         except PermanentRpcError as err:
             log.warning("the node cannot trace pending transactions (%s); scoring them without call trees", err)

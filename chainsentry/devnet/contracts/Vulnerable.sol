@@ -1,0 +1,62 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+/// An ETH bank that pays out before it updates the balance: reentrancy.
+contract EtherBank {
+    mapping(address => uint256) public balances;
+
+    function deposit() external payable {
+        balances[msg.sender] += msg.value;
+    }
+
+    function withdraw() external {
+        uint256 amount = balances[msg.sender];
+        require(amount > 0, "nothing");
+        (bool ok,) = msg.sender.call{value: amount}("");
+        require(ok, "send");
+        balances[msg.sender] = 0;
+    }
+}
+
+/// A treasury whose initialiser anyone can call again: access-control takeover.
+contract Treasury {
+    address public owner;
+
+    event OwnershipTransferred(address indexed previousOwner, address indexed newOwner);
+
+    receive() external payable {}
+
+    function initialize(address owner_) external {
+        emit OwnershipTransferred(owner, owner_);
+        owner = owner_;
+    }
+
+    function withdraw(address payable to, uint256 amount) external {
+        require(msg.sender == owner, "owner");
+        to.transfer(amount);
+    }
+}
+
+/// A fixed-denomination mixer: deposits in, withdrawals out to any address (no proof checked).
+contract Mixer {
+    uint256 public constant DENOMINATION = 1 ether;
+    mapping(bytes32 => bool) public commitments;
+    mapping(bytes32 => bool) public spent;
+
+    event Deposit(bytes32 indexed commitment);
+    event Withdrawal(address to, bytes32 nullifier);
+
+    function deposit(bytes32 commitment) external payable {
+        require(msg.value == DENOMINATION && !commitments[commitment], "deposit");
+        commitments[commitment] = true;
+        emit Deposit(commitment);
+    }
+
+    function withdraw(address payable to, bytes32 secret) external {
+        bytes32 commitment = keccak256(abi.encodePacked(secret));
+        require(commitments[commitment] && !spent[commitment], "note");
+        spent[commitment] = true;
+        to.transfer(DENOMINATION);
+        emit Withdrawal(to, commitment);
+    }
+}
