@@ -6,11 +6,18 @@ STAMP := $(VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed-stamp
 ANVIL := node_modules/.bin/anvil
 
-.PHONY: install test demo lint bench clean kafka-local
+.PHONY: install test demo lint bench clean kafka-local prometheus contracts
 
 KAFKA_STAMP := deploy/kafka/libs/.installed-stamp
 
-install: $(STAMP) $(NODE_STAMP) $(KAFKA_STAMP)
+install: $(STAMP) $(NODE_STAMP) $(KAFKA_STAMP) prometheus
+
+# Prometheus and promtool from Debian's package (the dashboard and alerting-rule tests use them)
+prometheus:
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y --no-install-recommends prometheus >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends prometheus; }; }
 
 # Apache Kafka (KRaft) from Maven Central, for the tests and `make kafka-local`
 $(KAFKA_STAMP): deploy/kafka/pom.xml
@@ -45,6 +52,10 @@ bench: install
 	$(BIN)/python benchmarks/bench_alerts.py
 	$(BIN)/python benchmarks/bench_kafka.py
 	CHAINSENTRY_ANVIL=$(CURDIR)/$(ANVIL) $(BIN)/python benchmarks/bench_latency.py
+
+# recompile the devnet's Solidity contracts (solc from npm) into the committed artifacts
+contracts: $(NODE_STAMP)
+	$(BIN)/python -m chainsentry.devnet.solc
 
 kafka-local: install
 	$(BIN)/python -m chainsentry.devnet.kafka --port $(or $(KAFKA_PORT),9092) --dir $(or $(KAFKA_DIR),.kafka-data)

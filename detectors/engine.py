@@ -188,9 +188,9 @@ class ScoringEngine:
 
     def _maybe_finding(self, score: TxScore, tx: Tx, f: dict[str, float], matched: list[Any], stage: str,
                        block: Block | None) -> None:
-        strong = [r for r in matched if SEVERITIES.index(r.severity) >= self._rule_floor]
-        if score.score < self.config.rule_min_score:
-            strong = []
+        default_min = self.config.rule_min_score
+        strong = [r for r in matched if SEVERITIES.index(r.severity) >= self._rule_floor
+                  and score.score >= (default_min if r.min_score is None else r.min_score)]
         if score.score < self.config.alert_threshold and not strong:
             return
         if strong:

@@ -62,6 +62,7 @@ class Rule:
     severity: str
     type: str
     title: str
+    min_score: float | None = None  # fused score that corroborates it (default: the engine's rule_min_score)
 
     @property
     def features(self) -> frozenset[str]:
@@ -141,15 +142,19 @@ def parse_rules(doc: Any, source: str) -> RuleSet:
     rules = []
     for i, r in enumerate(doc.get("rules") or []):
         where = f"{source}: rules[{i}]"
-        if not isinstance(r, dict) or set(r) - {"name", "when", "severity", "type", "title"}:
-            raise RuleError(f"{where}: keys are name, when, severity, type, title")
+        if not isinstance(r, dict) or set(r) - {"name", "when", "severity", "type", "title", "min_score"}:
+            raise RuleError(f"{where}: keys are name, when, severity, type, title, min_score")
+        min_score = r.get("min_score")
+        if min_score is not None and not (isinstance(min_score, int | float) and 0 <= min_score <= 1):
+            raise RuleError(f"{where}: min_score must be a number in [0, 1]")
         if r.get("severity") not in SEVERITIES or r.get("type") not in TYPES:
             raise RuleError(f"{where}: severity must be one of {SEVERITIES} and type one of {TYPES}")
         when = r.get("when") or {}
         if not isinstance(when, dict) or not when:
             raise RuleError(f"{where}: 'when' must map features to conditions")
         conds = tuple(_condition(f"{where}.when", f, c) for f, c in when.items())
-        rules.append(Rule(str(r["name"]), conds, r["severity"], r["type"], str(r.get("title", r["name"]))))
+        rules.append(Rule(str(r["name"]), conds, r["severity"], r["type"], str(r.get("title", r["name"])),
+                          None if min_score is None else float(min_score)))
     return RuleSet(tuple(evidence), tuple(rules), source)
 
 
