@@ -34,6 +34,7 @@ from eth_hash.auto import keccak
 from ingest import RpcClient
 
 from .solc import load_artifacts
+from .traffic import wait_receipts
 
 log = logging.getLogger(__name__)
 
@@ -144,15 +145,7 @@ class DefiDevnet:
         return [r for r in results if isinstance(r, str)]
 
     async def _mined(self, hashes: list[str], timeout: float = 60.0) -> list[dict[str, Any]]:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            receipts = await self.rpc.batch([("eth_getTransactionReceipt", [h]) for h in hashes])
-            if all(isinstance(r, dict) for r in receipts):
-                return receipts
-            if loop.time() > deadline:
-                raise TimeoutError("devnet transactions were not mined in time")
-            await asyncio.sleep(0.2)
+        return await wait_receipts(self.rpc, hashes, timeout)
 
     async def _step(self, txs: list[dict[str, Any]], mine: bool) -> list[dict[str, Any]]:
         hashes = await self._send_all(txs)

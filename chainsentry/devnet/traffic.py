@@ -68,6 +68,20 @@ def relay_calldata(target: str) -> str:
     return RELAY_SELECTOR + target[2:].lower().rjust(64, "0")
 
 
+async def wait_receipts(rpc: RpcClient, hashes: list[str], timeout: float = 30.0) -> list[dict[str, Any]]:
+    """The receipts of ``hashes`` once all are mined (polling), or TimeoutError."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        receipts = await rpc.batch([("eth_getTransactionReceipt", [h]) for h in hashes])
+        if all(isinstance(r, dict) for r in receipts):
+            return receipts
+        if loop.time() > deadline:
+            raise TimeoutError(f"{sum(not isinstance(r, dict) for r in receipts)} devnet transactions were not "
+                               f"mined within {timeout:g} s")
+        await asyncio.sleep(0.2)
+
+
 @dataclass
 class TrafficStats:
     sent: int = 0
@@ -120,15 +134,7 @@ class TrafficGenerator:
         self.counters, self.relays = addrs[:3], addrs[3:]
 
     async def _wait_receipts(self, hashes: list[str], timeout: float = 30.0) -> list[dict[str, Any]]:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            receipts = await self.rpc.batch([("eth_getTransactionReceipt", [h]) for h in hashes])
-            if all(isinstance(r, dict) for r in receipts):
-                return receipts
-            if loop.time() > deadline:
-                raise TimeoutError("contract deployments were not mined in time")
-            await asyncio.sleep(0.2)
+        return await wait_receipts(self.rpc, hashes, timeout)
 
     def make_tx(self) -> tuple[str, dict[str, Any]]:
         """One random transaction of the mix: (kind, eth_sendTransaction params)."""
