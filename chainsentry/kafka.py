@@ -94,21 +94,28 @@ def encode_control(kind: str, run: str | None = None, hash: str | None = None) -
     return _encoder.encode(_CallsMessage(SCHEMA_VERSION, kind, run, hash=hash))
 
 
-def decode_calls(value: bytes | None) -> _CallsMessage:
+def _envelope(value: bytes | None) -> dict[str, Any]:
+    """The message as JSON, once its schema version is checked."""
     if value is None:
         raise MessageError("empty message")
     try:
-        head = orjson.loads(value)
+        body = orjson.loads(value)
     except orjson.JSONDecodeError as err:
         raise MessageError(f"not JSON: {err}") from None
-    if not isinstance(head, dict) or "v" not in head:
+    if not isinstance(body, dict) or "v" not in body:
         raise MessageError("no schema version 'v'")
-    if head["v"] != SCHEMA_VERSION:
-        raise MessageError(f"schema version {head['v']!r}; this build reads {SCHEMA_VERSION}")
+    if body["v"] != SCHEMA_VERSION:
+        raise MessageError(f"schema version {body['v']!r}; this build reads {SCHEMA_VERSION}")
+    return body
+
+
+def decode_calls(value: bytes | None) -> _CallsMessage:
+    head = _envelope(value)
+    assert value is not None  # _envelope refuses None
     if head.get("kind") not in ("blocks", "pending", "retract", "end"):
         raise MessageError(f"unknown kind {head.get('kind')!r}")
     try:
-        return _calls_decoder.decode(value)
+        return _calls_decoder.decode(value)  # typed: blocks and transactions as structs
     except msgspec.ValidationError as err:
         raise MessageError(f"invalid {head['kind']} message: {err}") from None
 
@@ -118,15 +125,7 @@ def encode_findings(body: dict[str, Any]) -> bytes:
 
 
 def decode_findings(value: bytes | None) -> dict[str, Any]:
-    if value is None:
-        raise MessageError("empty message")
-    try:
-        body = orjson.loads(value)
-    except orjson.JSONDecodeError as err:
-        raise MessageError(f"not JSON: {err}") from None
-    if not isinstance(body, dict) or body.get("v") != SCHEMA_VERSION:
-        raise MessageError(f"schema version {body.get('v') if isinstance(body, dict) else None!r}; "
-                           f"this build reads {SCHEMA_VERSION}")
+    body = _envelope(value)
     if body.get("kind") not in ("scored", "retract", "end"):
         raise MessageError(f"unknown kind {body.get('kind')!r}")
     return body
