@@ -28,7 +28,7 @@ def tx_key(tx: Tx) -> str:
 
 def partition_of(key: str, partitions: int) -> int:
     """>>> [partition_of("0x00000000219ab540356cbb839cbe05303d7705fa", n) for n in (1, 3, 8)]
-    [0, 1, 1]
+    [0, 1, 3]
     """
     if partitions == 1:
         return 0
