@@ -27,7 +27,9 @@ def tx_key(tx: Tx) -> str:
 
 
 def partition_of(key: str, partitions: int) -> int:
-    """>>> [partition_of("0x00000000219ab540356cbb839cbe05303d7705fa", n) for n in (1, 3, 8)]
+    """The partition that owns ``key`` among ``partitions``.
+
+    >>> [partition_of("0x00000000219ab540356cbb839cbe05303d7705fa", n) for n in (1, 3, 8)]
     [0, 1, 3]
     """
     if partitions == 1:
