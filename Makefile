@@ -15,7 +15,7 @@ install: $(STAMP) $(NODE_STAMP) $(KAFKA_STAMP) prometheus
 # Prometheus and promtool from Debian's package (the dashboard and alerting-rule tests use them)
 prometheus:
 	@command -v prometheus >/dev/null && command -v promtool >/dev/null || { \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo "sudo -E" ); export DEBIAN_FRONTEND=noninteractive; \
 	  $$SUDO apt-get install -y --no-install-recommends prometheus >/dev/null 2>&1 || \
 	  { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends prometheus; }; }
 
