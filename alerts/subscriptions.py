@@ -24,15 +24,17 @@ class SubscriptionConflict(Exception):
 
 class SubscriptionBook:
     def __init__(self, store: AlertStore, fixed: list[Subscription], *,
-                 check: Callable[[Subscription], None] | None = None, default_secret: str | None = None) -> None:
-        """``check`` vets a new subscription (target address, secret) and raises ValueError to refuse it."""
+                 check: Callable[[Subscription], None] | None = None, default_secret: str | None = None,
+                 fixed_secrets: dict[str, str] | None = None) -> None:
+        """``check`` vets a new subscription (target address, secret) and raises ValueError to refuse it;
+        ``fixed_secrets``: the config-file webhooks that have a secret of their own."""
         self.store = store
         self.default_secret = default_secret
         self._check = check
         self._fixed = {s.name: s for s in fixed}
         self._lock = threading.Lock()
         self._api: dict[str, Subscription] = {}
-        self._secrets: dict[str, str] = {}
+        self._secrets: dict[str, str] = dict(fixed_secrets or {})
         for body in store.subscriptions():
             secret = body.pop("secret", None)
             [sub] = parse_subscriptions([body])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import os
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, Literal
 
@@ -43,8 +44,16 @@ def _writer(request: Request, authorization: Annotated[str | None, Header()] = N
         raise HTTPException(401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
 
 
+def _reader(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
+    """Reads are open unless the service was started with CHAINSENTRY_API_AUTH_READS=1; then they need
+    the same bearer token as writes (health, readiness and /metrics stay open for probes)."""
+    if request.app.state.read_auth:
+        _writer(request, authorization)
+
+
 Store = Annotated[AlertStore, Depends(_store)]
 Writer = Annotated[None, Depends(_writer)]
+Reader = Annotated[None, Depends(_reader)]
 
 StatusProvider = Callable[[], dict[str, Any]]
 
@@ -143,12 +152,14 @@ class Error(BaseModel):
     detail: str
 
 
-_MISSING: dict[int | str, dict[str, Any]] = {404: {"model": Error, "description": "not found, or not kept here"}}
+_MISSING: dict[int | str, dict[str, Any]] = {
+    404: {"model": Error, "description": "not found, or not kept here"},
+    401: {"model": Error, "description": "no valid bearer token (writes; reads with CHAINSENTRY_API_AUTH_READS)"},
+    403: {"model": Error, "description": "no CHAINSENTRY_API_TOKEN is configured"},
+}
 _WRITE: dict[int | str, dict[str, Any]] = {
     **_MISSING,
     400: {"model": Error, "description": "the body is not JSON"},
-    401: {"model": Error, "description": "no valid bearer token"},
-    403: {"model": Error, "description": "writes are disabled (no CHAINSENTRY_API_TOKEN)"},
     409: {"model": Error, "description": "conflicts with the config file"},
 }
 
@@ -166,13 +177,18 @@ Book = Annotated[SubscriptionBook, Depends(_book)]
 def create_app(registry: CollectorRegistry, status: StatusProvider, store: AlertStore | None = None,
                api_token: str | None = None, lifecycle: AlertLifecycle | None = None,
                heartbeat: float = 15.0, on_allow: Callable[[str], None] | None = None,
-               subscriptions: SubscriptionBook | None = None) -> FastAPI:
+               subscriptions: SubscriptionBook | None = None, read_auth: bool | None = None) -> FastAPI:
     """The app. With a ``store``, the alert routes; with ``subscriptions``, their CRUD. Writes need
-    ``Authorization: Bearer <api_token>`` and are refused (403) when no token is configured."""
+    ``Authorization: Bearer <api_token>`` and are refused (403) when no token is configured; with
+    ``read_auth`` (default: $CHAINSENTRY_API_AUTH_READS) reads of alerts, subscriptions and dead
+    letters need it too."""
     app = FastAPI(title="chainsentry", version="0.1.0", docs_url="/docs", redoc_url=None)
     app.state.store = store
     app.state.api_token = api_token
     app.state.subscriptions = subscriptions
+    if read_auth is None:
+        read_auth = os.environ.get("CHAINSENTRY_API_AUTH_READS", "").lower() in ("1", "true", "yes")
+    app.state.read_auth = read_auth
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -188,11 +204,11 @@ def create_app(registry: CollectorRegistry, status: StatusProvider, store: Alert
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
 
     @app.get("/subscriptions", summary="Every subscription, from the config file and the API", responses=_MISSING)
-    async def list_subscriptions(book: Book) -> list[SubscriptionOut]:
+    async def list_subscriptions(book: Book, _: Reader) -> list[SubscriptionOut]:
         return [SubscriptionOut(**book.describe(s)) for s in book]
 
     @app.get("/subscriptions/{name}", summary="One subscription", responses=_MISSING)
-    async def get_subscription(name: str, book: Book) -> SubscriptionOut:
+    async def get_subscription(name: str, book: Book, _: Reader) -> SubscriptionOut:
         sub = book.get(name)
         if sub is None:
             raise HTTPException(404, f"no subscription {name}")
@@ -222,6 +238,7 @@ def create_app(registry: CollectorRegistry, status: StatusProvider, store: Alert
     @app.get("/alerts", summary="Alerts, newest first, filtered, with cursor pagination", responses=_MISSING)
     async def list_alerts(
         s: Store,
+        _: Reader,
         min_severity: Annotated[Severity | None, Query()] = None,
         address: str | None = None,
         detector: str | None = None,
@@ -239,7 +256,7 @@ def create_app(registry: CollectorRegistry, status: StatusProvider, store: Alert
     @app.get("/alerts/stream", summary="Live alert status changes as server-sent events",
              response_class=StreamingResponse,
              responses={200: {"content": {"text/event-stream": {}}}, **_MISSING})
-    async def stream(request: Request) -> StreamingResponse:
+    async def stream(request: Request, _: Reader) -> StreamingResponse:
         if lifecycle is None:
             raise HTTPException(404, "this service has no live alert stream")
         queue = lifecycle.listen()
@@ -262,7 +279,7 @@ def create_app(registry: CollectorRegistry, status: StatusProvider, store: Alert
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     @app.get("/alerts/{alert_id}", summary="One alert", responses=_MISSING)
-    async def get_alert(alert_id: str, s: Store) -> dict[str, Any]:
+    async def get_alert(alert_id: str, s: Store, _: Reader) -> dict[str, Any]:
         alert = s.get(alert_id)
         if alert is None:
             raise HTTPException(404, f"no alert {alert_id}")
@@ -281,7 +298,7 @@ def create_app(registry: CollectorRegistry, status: StatusProvider, store: Alert
         return {"alert_id": alert_id, "verdict": body.verdict, "allowlisted": entry}
 
     @app.get("/dead-letters", summary="Deliveries that failed for good", responses=_MISSING)
-    async def dead_letters(s: Store) -> list[dict[str, Any]]:
+    async def dead_letters(s: Store, _: Reader) -> list[dict[str, Any]]:
         return s.dead_letters()
 
     @app.post("/dead-letters/{seq}/resend", summary="Queue a dead letter for delivery again", status_code=202,

@@ -22,13 +22,14 @@ class Delivery:
 
     def __init__(self, subscriptions: list[Subscription], secret: str | None, store_path: Path,
                  registry: CollectorRegistry | None = None, confirmations: int = 12,
-                 allow_private: bool = False) -> None:
+                 allow_private: bool = False, own_secrets: dict[str, str] | None = None) -> None:
         self.store = AlertStore(store_path)
 
         def vet(sub: Subscription) -> None:
             check_target(sub.url, allow_private=allow_private or sub.allow_private)
 
-        self.subscriptions = SubscriptionBook(self.store, subscriptions, check=vet, default_secret=secret)
+        self.subscriptions = SubscriptionBook(self.store, subscriptions, check=vet, default_secret=secret,
+                                              fixed_secrets=own_secrets)
         self.lifecycle = AlertLifecycle(self.store, self.subscriptions, confirmations=confirmations)
         self._outcomes: Counter | None = None
         if registry is not None:
@@ -69,8 +70,10 @@ class Delivery:
 def build_delivery(settings: Settings, webhook: str | None, allow_private: bool, store_path: Path,
                    registry: CollectorRegistry | None = None) -> Delivery:
     """Subscriptions from the config file plus ``--webhook``; targets and secret checked up front."""
+    items = [dict(item) for item in settings.subscriptions]
+    own_secrets = {str(item.get("name")): str(item.pop("secret")) for item in items if item.get("secret")}
     try:
-        subs = parse_subscriptions(settings.subscriptions)
+        subs = parse_subscriptions(items)
     except (TypeError, ValueError) as err:
         raise ConfigError(f"invalid subscriptions: {err}") from None
     if webhook is not None:
@@ -78,6 +81,6 @@ def build_delivery(settings: Settings, webhook: str | None, allow_private: bool,
     for s in subs:
         check_target(s.url, allow_private=allow_private or s.allow_private)
     secret = os.environ.get("CHAINSENTRY_WEBHOOK_SECRET") or None
-    if any(s.kind == "webhook" for s in subs):
+    if any(s.kind == "webhook" and s.name not in own_secrets for s in subs):
         secret = check_secret(secret)
-    return Delivery(subs, secret, store_path, registry, allow_private=allow_private)
+    return Delivery(subs, secret, store_path, registry, allow_private=allow_private, own_secrets=own_secrets)

@@ -167,3 +167,40 @@ async def test_receiver_down_for_30_s_then_up_every_alert_arrives_and_is_acted_o
     assert rx.bad_signatures == 0 and len(rx.signed) >= total
     assert all(verify(SECRET, ts, raw, sig) for ts, raw, sig in rx.signed)
     assert not any(verify("another-secret-entirely", ts, raw, sig) for ts, raw, sig in rx.signed)
+
+
+async def test_a_config_file_webhook_may_carry_its_own_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from chainsentry.config import Settings
+    from chainsentry.delivery import build_delivery
+
+    monkeypatch.delenv("CHAINSENTRY_WEBHOOK_SECRET", raising=False)
+    rx = TimedReceiver(secret=OWN_SECRET).start()
+    try:
+        settings = Settings.model_validate({"subscriptions": [
+            {"name": "team", "kind": "webhook", "url": rx.url, "allow_private": True, "secret": OWN_SECRET}]})
+        d = build_delivery(settings, None, False, tmp_path / "a.db")
+        listed = _client(d).get("/subscriptions").json()
+        assert listed[0]["has_own_secret"] and OWN_SECRET not in str(listed)
+        d.accept(distinct(1))
+        await _drain(d)
+        assert set(rx.acted) == {"cs-0001:firing"} and rx.bad_signatures == 0
+        no_secret = Settings.model_validate({"subscriptions": [
+            {"name": "team", "kind": "webhook", "url": rx.url, "allow_private": True}]})
+        with pytest.raises(ValueError, match="webhook secret is empty"):
+            build_delivery(no_secret, None, False, tmp_path / "b.db")
+    finally:
+        rx.stop()
+
+
+def test_reads_can_require_the_token_too(tmp_path: Path) -> None:
+    d = _delivery(tmp_path)
+    d.accept(distinct(1))
+    app = create_app(CollectorRegistry(), lambda: {"healthy": True}, d.store, api_token="tok",
+                     lifecycle=d.lifecycle, subscriptions=d.subscriptions, read_auth=True)
+    c = TestClient(app)
+    for path in ("/alerts", "/alerts/cs-0001", "/subscriptions", "/dead-letters"):
+        assert c.get(path).status_code == 401, path
+        assert c.get(path, headers=AUTH).status_code == 200, path
+    assert c.get("/healthz").status_code == 200 and c.get("/metrics").status_code == 200, "probes stay open"
+    assert TestClient(create_app(CollectorRegistry(), lambda: {"healthy": True}, d.store, api_token="tok",
+                                 subscriptions=d.subscriptions, read_auth=False)).get("/alerts").status_code == 200
