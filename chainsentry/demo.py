@@ -196,6 +196,9 @@ async def run_demo(
 
         try:
             await pipeline.run(duration=duration, status_out=status, ready=chain_known)
+        except asyncio.CancelledError:  # Ctrl-C or SIGTERM: stop cleanly, with the summary
+            console.print("\nstopping: the attacks and traffic end, deliveries drain, the summary follows",
+                          highlight=False)
         finally:
             for task in (attacking, traffic):
                 task.cancel()
