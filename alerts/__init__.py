@@ -1,4 +1,7 @@
-"""Alert lifecycle, store, outbox and delivery (issue: alerts). Imports ``detectors`` findings only.
+"""Alert lifecycle, store, outbox and delivery. Imports ``detectors`` findings only.
 
-The alert value (`model.py`) is here; lifecycle, store and delivery come next.
+``model`` (the alert value and its deterministic id), ``lifecycle`` (firing, confirmed, retracted;
+cooldown), ``store`` (SQLite alerts, outbox, subscriptions, feedback), ``subscriptions`` (config
+and API subscriptions), ``channels`` (payloads per destination) and ``webhook`` (signed delivery
+with retries, dead letters and rate limits).
 """

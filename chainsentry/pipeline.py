@@ -3,7 +3,7 @@
 Producers (the block follower, the mempool follower and a clock tick) publish into the
 ``chain`` topic of the transport; one processing task consumes it in order, turns block and
 pending messages into lifecycle events with the :class:`PendingTracker`, hands every event to
-the sinks (the detectors and alerts hook in here with their issues), and only then commits the
+the sinks (detection and the alert lifecycle, or the Kafka publisher of the ingest role), and only then commits the
 follower's checkpoint, so a crash never skips a block that was not fully processed.
 """
 

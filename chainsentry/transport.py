@@ -1,4 +1,4 @@
-"""Transports carry events between stages: the in-process one here, Kafka with its issue.
+"""Transports carry events between stages: the in-process one here, Kafka in :mod:`.kafka`.
 
 A :class:`Transport` has named topics; ``publish`` waits when a topic's bounded queue is full
 (backpressure reaches the producer, which then reads the node more slowly instead of growing
