@@ -282,6 +282,7 @@ class KafkaIngestSink:
         elif isinstance(event, PendingSeen):
             tx = event.pending.tx
             self._send(partition_of(tx_key(tx), self.partitions), encode_pending([tx], event.pending.first_seen))
+            return  # sent within linger_ms; no checkpoint waits on a pending transaction
         elif isinstance(event, BlockRetracted):
             for p in range(self.partitions):
                 self._send(p, encode_control("retract", hash=event.hash))
