@@ -121,12 +121,12 @@ class AlertStore:
     # -- alerts ----------------------------------------------------------------------------
 
     def upsert(self, alert: dict[str, Any]) -> bool:
-        """Insert ``alert`` or update its status; True if it is new or its status changed."""
+        """Insert ``alert`` or update it; True if it is new, or its status or stage changed."""
         now = time.time()
         body = orjson.dumps(alert)
         with self._lock:
-            row = self._db.execute("SELECT status FROM alerts WHERE id = ?", (alert["id"],)).fetchone()
-            if row is not None and row[0] == alert["status"]:
+            row = self._db.execute("SELECT status, stage FROM alerts WHERE id = ?", (alert["id"],)).fetchone()
+            if row is not None and row[0] == alert["status"] and row[1] == alert.get("stage"):
                 return False
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -141,8 +141,11 @@ class AlertStore:
                     self._db.executemany("INSERT INTO alert_addresses VALUES (?, ?)",
                                          [(alert["id"], a) for a in alert.get("addresses") or []])
                 else:
-                    self._db.execute("UPDATE alerts SET status = ?, body = ?, updated_ts = ? WHERE id = ?",
-                                     (alert["status"], body, now, alert["id"]))
+                    # a status change, or a mempool alert whose transaction was mined (stage, block)
+                    self._db.execute("UPDATE alerts SET status = ?, stage = ?, block_number = ?, block_hash = ?, "
+                                     "body = ?, updated_ts = ? WHERE id = ?",
+                                     (alert["status"], alert.get("stage"), alert.get("block_number"),
+                                      alert.get("block_hash"), body, now, alert["id"]))
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")

@@ -460,3 +460,24 @@ def test_false_positive_feedback_suppresses_the_pattern_and_reaches_the_detector
     assert router in engine.allowlist
     snapshot = engine.state()
     assert snapshot["allowlist"] == [router]
+
+
+def test_a_mempool_alert_becomes_the_block_alert_once_mined(tmp_path: Path) -> None:
+    from alerts.channels import Subscription
+    from alerts.lifecycle import AlertLifecycle
+
+    store = AlertStore(tmp_path / "m.db")
+    life = AlertLifecycle(store, [Subscription("s", "webhook", "http://127.0.0.1:9/x")], confirmations=12)
+    pending = alert(7) | {"stage": "mempool", "block_number": None, "block_hash": None}
+    assert life.fire(pending)
+    mined = alert(7)
+    assert life.fire(mined), "the mined transaction moves the alert to block stage"
+    assert not life.fire(mined), "and only once"
+    stored = store.get("cs-0007")
+    assert stored is not None and stored["stage"] == "block" and stored["block_hash"] == mined["block_hash"]
+    assert store.outbox_counts()["pending"] == 1, "subscribers hear of the firing alert once"
+    assert [a["id"] for a in life.block_added(7 + 12)] == ["cs-0007"], "then it is confirmed as a block alert"
+    other = alert(8) | {"stage": "mempool", "block_number": None, "block_hash": None}
+    life.fire(other | {"addresses": ["0x" + "b" * 40]})
+    life.fire(alert(8) | {"addresses": ["0x" + "b" * 40]})
+    assert [a["id"] for a in life.block_retracted(alert(8)["block_hash"])] == ["cs-0008"], "and a reorg retracts it"

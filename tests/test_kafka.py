@@ -252,15 +252,26 @@ async def test_live_roles_on_anvil_ingest_detect_alert_catch_an_exploit(
         w = Workers(tmp_path, kafka.bootstrap, _config(tmp_path), f"t{uuid.uuid4().hex[:8]}")
         os.environ["CHAINSENTRY_INGEST__POLL_INTERVAL"] = "0.1"
         os.environ["CHAINSENTRY_INGEST__START_BLOCK"] = "0"
-        api, metrics = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+        os.environ["CHAINSENTRY_INGEST__TRACE_PENDING"] = "true"
+        api, metrics, ingest_api = (f"127.0.0.1:{free_port()}" for _ in range(3))
         try:
             w.start("detect", "--chain-id", "31337", "--metrics", metrics)
             w.start("alert", "--chain-id", "31337", "--api", api, "--data-dir", str(tmp_path / "alert"))
-            w.start("ingest", "--rpc", anvil.http_url, "--data-dir", str(tmp_path / "ingest"),
-                    "--api", f"127.0.0.1:{free_port()}")
+            w.start("ingest", "--rpc", anvil.http_url, "--ws", anvil.ws_url, "--data-dir", str(tmp_path / "ingest"),
+                    "--api", ingest_api)
         finally:
-            del os.environ["CHAINSENTRY_INGEST__POLL_INTERVAL"], os.environ["CHAINSENTRY_INGEST__START_BLOCK"]
+            for k in ("POLL_INTERVAL", "START_BLOCK", "TRACE_PENDING"):
+                del os.environ[f"CHAINSENTRY_INGEST__{k}"]
         try:
+            async with httpx.AsyncClient(timeout=2) as http:  # the ingest role follows the mempool before traffic
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline:
+                    try:
+                        if (await http.get(f"http://{ingest_api}/status")).status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        await asyncio.sleep(0.3)
+            await asyncio.sleep(2)
             for _ in range(10):
                 await gen.send(25)
                 await rpc.call("evm_mine")
@@ -269,7 +280,7 @@ async def test_live_roles_on_anvil_ingest_detect_alert_catch_an_exploit(
             found: list[dict[str, Any]] = []
             async with httpx.AsyncClient(timeout=5) as http:
                 deadline = time.monotonic() + 90
-                while not found and time.monotonic() < deadline:
+                while not (found and found[0]["stage"] == "block") and time.monotonic() < deadline:
                     await asyncio.sleep(0.5)
                     try:
                         page = (await http.get(f"http://{api}/alerts", params={"limit": 1000})).json()["alerts"]
@@ -289,3 +300,6 @@ async def test_live_roles_on_anvil_ingest_detect_alert_catch_an_exploit(
     assert "chainsentry_kafka_rebalances_total" in detect_metrics
     assert "chainsentry_detector_score_bucket" in detect_metrics
     assert 'chainsentry_kafka_messages_total{direction="in",topic="' in alert_metrics
+    scored_pending = [x for x in detect_metrics.splitlines()
+                      if x.startswith('chainsentry_detector_transactions_scored_total{stage="mempool"}')]
+    assert scored_pending and float(scored_pending[0].split()[-1]) > 0, "pending transactions flow through Kafka"
