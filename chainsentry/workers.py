@@ -337,26 +337,27 @@ class AlertWorker:
         elif body["kind"] == "retract" and body.get("hash"):
             self._publish(self.lifecycle.block_retracted(str(body["hash"])))
 
-    def step(self) -> int:
-        """Poll once, handle, flush, commit; the number of records handled."""
-        batch = self.consumer.poll(timeout_ms=500)
+    def _poll(self) -> dict[Any, list[Any]]:
+        batch: dict[Any, list[Any]] = self.consumer.poll(timeout_ms=500)
         self.last_contact = time.time()
-        n = 0
-        for records in batch.values():
-            for r in records:
-                self.metrics.messages.labels(r.topic, "in").inc()
-                self.handle(r)
-                n += 1
-        if batch:
+        return batch
+
+    def _settle(self, batch: dict[Any, list[Any]]) -> None:
+        if batch:  # the store has the alerts (committed synchronously); now the offsets
             _retry("flush", lambda: self.producer.flush(timeout=60), self.metrics)
             _retry("commit", self.consumer.commit, self.metrics)
         self.metrics.update_lag(self.consumer)
-        return n
 
     async def run(self) -> None:
+        """Kafka I/O in worker threads; the lifecycle (and its live-stream listeners) on the event loop."""
         while True:
             try:
-                await asyncio.to_thread(self.step)
+                batch = await asyncio.to_thread(self._poll)
+                for records in batch.values():
+                    for r in records:
+                        self.metrics.messages.labels(r.topic, "in").inc()
+                        self.handle(r)
+                await asyncio.to_thread(self._settle, batch)
             except KafkaError as err:
                 self.metrics.errors.labels("poll").inc()
                 log.warning("kafka alert step failed (%s); retrying", err)
