@@ -10,7 +10,7 @@ ANVIL := node_modules/.bin/anvil
 
 KAFKA_STAMP := deploy/kafka/libs/.installed-stamp
 
-install: $(STAMP) $(NODE_STAMP) $(KAFKA_STAMP) prometheus
+install: $(STAMP) $(NODE_STAMP) $(KAFKA_STAMP)
 
 # Prometheus and promtool from Debian's package (the dashboard and alerting-rule tests use them)
 prometheus:
@@ -34,7 +34,7 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-test: install
+test: install prometheus
 	CHAINSENTRY_ANVIL=$(CURDIR)/$(ANVIL) $(BIN)/pytest $(PYTEST_ARGS)
 
 demo: install
