@@ -10,7 +10,7 @@ ANVIL := node_modules/.bin/anvil
 
 KAFKA_STAMP := deploy/kafka/libs/.installed-stamp
 
-install: $(STAMP) $(NODE_STAMP) $(KAFKA_STAMP)
+install: $(STAMP) $(NODE_STAMP)
 
 # Prometheus and promtool from Debian's package (the dashboard and alerting-rule tests use them)
 prometheus:
@@ -34,7 +34,7 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-test: install prometheus
+test: install $(KAFKA_STAMP) prometheus
 	CHAINSENTRY_ANVIL=$(CURDIR)/$(ANVIL) $(BIN)/pytest $(PYTEST_ARGS)
 
 demo: install
@@ -57,7 +57,7 @@ bench: install
 contracts: $(NODE_STAMP)
 	$(BIN)/python -m chainsentry.devnet.solc
 
-kafka-local: install
+kafka-local: install $(KAFKA_STAMP)
 	$(BIN)/python -m chainsentry.devnet.kafka --port $(or $(KAFKA_PORT),9092) --dir $(or $(KAFKA_DIR),.kafka-data)
 
 clean:
