@@ -303,3 +303,29 @@ async def test_live_roles_on_anvil_ingest_detect_alert_catch_an_exploit(
     scored_pending = [x for x in detect_metrics.splitlines()
                       if x.startswith('chainsentry_detector_transactions_scored_total{stage="mempool"}')]
     assert scored_pending and float(scored_pending[0].split()[-1]) > 0, "pending transactions flow through Kafka"
+
+
+async def test_the_kafka_transport_has_the_in_process_interface(kafka: Any) -> None:
+    """publish/consume as with the in-process transport: messages of a key in publish order."""
+    import asyncio
+
+    from chainsentry.kafka import KafkaTransport, ensure_topics
+
+    topics = Topics.of(f"t{uuid.uuid4().hex[:8]}", 1)
+    ensure_topics(kafka.bootstrap, topics, 3, 16 * 2**20)
+    transport = KafkaTransport(kafka.bootstrap, f"{topics.alerts}.test")
+    try:
+        for i in range(20):
+            await transport.publish(topics.alerts, orjson.dumps({"i": i}), key=b"one-key")
+        got: list[int] = []
+
+        async def read() -> None:
+            async for value in transport.consume(topics.alerts):
+                got.append(orjson.loads(value)["i"])
+                if len(got) == 20:
+                    return
+
+        await asyncio.wait_for(read(), 60)
+    finally:
+        transport.close()
+    assert got == list(range(20))
