@@ -20,11 +20,11 @@ def test_committed_artifacts_match_a_fresh_compile() -> None:
 
 
 async def test_every_attack_succeeds_and_moves_value(anvil_factory: Any) -> None:
-    node = anvil_factory(mining=True, accounts=20)
+    node = anvil_factory(block_time=0.5, accounts=20)  # interval mining, as in the demo
     rpc = RpcClient([node.http_url])
     try:
         dev = DefiDevnet(rpc, wallets=20)
-        w = await dev.setup()
+        w = await dev.setup(mine=False)
         await dev.send(30)
         bank_before = int(await rpc.call("eth_getBalance", [w.bank, "latest"]), 16)
         treasury_before = int(await rpc.call("eth_getBalance", [w.treasury, "latest"]), 16)
