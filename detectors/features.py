@@ -28,6 +28,13 @@ TRANSFER_FROM = "0x23b872dd"
 APPROVE = "0x095ea7b3"
 BALANCE_OF = "0x70a08231"
 TOKEN_MOVES = frozenset({TRANSFER, TRANSFER_FROM})
+# wrapping and unwrapping native ETH (WETH-style deposit() / withdraw(uint256)): an exchange of
+# equal amounts, not value gained or given up
+WRAP = "0xd0e30db0"
+UNWRAP = "0x2e1a7d4d"
+# the ERC-20 surface (and allowance, totalSupply): a token re-entered for one of these is how
+# fee-on-transfer tokens sell their fees and token proxies work, not a re-entry of a victim
+TOKEN_FUNCTIONS = frozenset({TRANSFER, TRANSFER_FROM, APPROVE, BALANCE_OF, "0xdd62ed3e", "0x18160ddd"})
 # flash-loan entry points of the common lenders (ERC-3156, Aave v1/v2/v3, dYdX, Balancer,
 # Uniswap v2 swap with callback data, Uniswap v3 flash, Euler)
 FLASH_SELECTORS = frozenset({
@@ -122,6 +129,10 @@ FEATURES: tuple[str, ...] = (
     # third-party token pulls: transferFrom of someone who is neither the sender nor the caller,
     # and how many such holders had their whole balance (as just read with balanceOf) pulled: a drainer
     "third_party_pulls", "drained_holders",
+    # value flow of the originator (the sender, the contract it called, contracts created in the
+    # transaction): assets it ended with more of (by at least half of what came in), assets it
+    # ended with less of, and the gained ones when none was given up (value taken, not traded)
+    "assets_gained", "assets_lost", "free_gain",
 )
 
 
@@ -129,19 +140,35 @@ def log1p(x: float) -> float:
     return math.log1p(x) if x > 0 else 0.0
 
 
-def _calldata_overflow_words(data: str) -> int:
-    """ABI words that look like overflow bait: >= 2^255 and not a small negative (0xff..) number.
+_CRAFTED_LEAD = frozenset("456789abcde")
+_ZEROS, _FS = "0" * 56, "f" * 56
 
-    Only ABI-encoded calldata (a selector then whole 32-byte words) is read; packed calldata of
-    bots and routers has no word boundaries to speak of.
+
+def _calldata_overflow_words(data: str) -> int:
+    """ABI words that look like overflow bait: crafted amounts near 2^256.
+
+    A crafted amount is >= 2^254 and, after its leading digit, all ``0`` or all ``f`` but for the
+    last two bytes (``0x8000...``, ``0x8fff...f``, ``0x7000...01``): numbers chosen so that a sum
+    or a product wraps around. Random 32-byte words (hashes, signatures) are as large but have no
+    such structure, left-aligned ``bytes4`` (selectors in routes) have several leading digits, and
+    ``0xff...`` words are small negative numbers and max-uint allowances. Only ABI-encoded calldata
+    (a selector then whole 32-byte words) of a call with few arguments (at most 16 words) is read:
+    bait is an argument of one token function, while routers pack flags into the high bits of
+    long route data.
+
+    >>> _calldata_overflow_words("0x83f12fec" + "0" * 62 + "40" + "8" + "0" * 63)
+    1
+    >>> _calldata_overflow_words("0x83f12fec" + "9c4f" * 16 + "f" * 64)
+    0
     """
-    if (len(data) - 10) % 64 != 0:
+    if (len(data) - 10) % 64 != 0 or len(data) > 10 + 16 * 64:
         return 0
     n = 0
     for i in range(10, len(data) - 63, 64):
-        word = data[i : i + 64]
-        if word[0] in "89abcde":  # 0xf... words are mostly small negative ints and max-uint allowances
-            n += 1
+        if data[i] in _CRAFTED_LEAD:
+            body = data[i + 1 : i + 57]  # the digits after the leading one, bar the last two bytes
+            if body == _ZEROS or body == _FS:
+                n += 1
     return n
 
 
@@ -161,6 +188,7 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float]) -> None:
     received_from: dict[tuple[str | None, str], int] = {}  # (token, counterparty) -> times tokens came in
     borrow_repay = 0
     root_to = frame.to
+    moves: list[tuple[str | None, str | None, str | None, int]] = []  # (asset, from, to, amount); ETH is None
     # iterative DFS with the stack of (frame, depth, callers on the path)
     stack: list[tuple[CallFrame, int, frozenset[str | None]]] = [(frame, 0, frozenset((sender,)))]
     while stack:
@@ -183,18 +211,23 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float]) -> None:
         if f.error is not None:
             failed += 1
         v = f.value
+        ok = kind == "CALL" and f.error is None
         if v:
             value_calls += 1
             if to == sender and d > 0:
                 eth_to_sender += v
+            if ok or (kind in ("CREATE", "CREATE2") and f.error is None):
+                moves.append((None, f.sender, to, v))
         if to in created and d > 0 and kind != "CREATE" and kind != "CREATE2":
             into_created += 1
         inp = f.input
         # re-entry: a function call into a third-party contract still on the stack. A bare ETH send
-        # back to the caller (WETH.withdraw paying a bot) and a callback into the transaction's own
-        # contract (flash-swap callbacks into the bot) are how ordinary contracts work.
+        # back to the caller (WETH.withdraw paying a bot), a callback into the transaction's own
+        # contract (flash-swap callbacks into the bot), a contract calling its own functions
+        # (``this.f()``) and a token re-entered for a token function (fee-on-transfer tokens) are
+        # how ordinary contracts work.
         if (kind == "CALL" and d > 0 and len(inp) >= 10 and to in path and to != root_to and to != sender
-                and inp[:10] not in CALLBACK_SELECTORS):
+                and to != f.sender and inp[:10] not in CALLBACK_SELECTORS and inp[:10] not in TOKEN_FUNCTIONS):
             reentries += 1
         if len(inp) >= 10:
             sel = inp[:10]
@@ -207,9 +240,16 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float]) -> None:
                 if sel == TRANSFER:
                     dest = "0x" + inp[34:74]
                     src = f.sender
+                    amount = inp[74:138]
                 else:
                     src = "0x" + inp[34:74]
                     dest = "0x" + inp[98:138]
+                    amount = inp[138:202]
+                if ok and len(amount) == 64:
+                    try:
+                        moves.append((to, src, dest, int(amount, 16)))
+                    except ValueError:
+                        pass
                     if src != sender and src != f.sender and src != dest:
                         pulls += 1
                         read = balances_read.get((to, src))
@@ -227,6 +267,14 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float]) -> None:
                     balances_read[(to, "0x" + inp[34:74])] = f.output
             elif sel == APPROVE:
                 approvals += 1
+            elif sel == WRAP:
+                if ok and v:
+                    moves.append((to, to, f.sender, v))  # wrapped tokens minted for the ETH sent
+            elif sel == UNWRAP and ok and len(inp) >= 74:
+                try:
+                    moves.append((to, f.sender, to, int(inp[10:74], 16)))  # wrapped tokens burnt for ETH
+                except ValueError:
+                    pass
             if sel in FLASH_SELECTORS or (sel == UNISWAP_V2_SWAP and len(inp) > 330 and inp[266:330] != "0" * 64):
                 flash += 1
             if sel in TAKEOVER_SELECTORS and to not in created:
@@ -262,10 +310,49 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float]) -> None:
     out["third_party_pulls"] = float(pulls)
     out["drained_holders"] = float(len(drained))
     out["lending_calls"] = float(lending)
+    gained, lost = _value_flow(moves, {sender, root_to} | created)
+    out["assets_gained"] = float(gained)
+    out["assets_lost"] = float(lost)
+    out["free_gain"] = float(gained) if gained and not lost else 0.0
     out["oracle_reads"] = float(oracle)
     # a call with no arguments that sets off a large tree: a contract pre-programmed to attack
     calldata = (len(tx.input) - 2) // 2
     out["bare_call_tree"] = float(frames) if calldata == 4 and frames > 1 else 0.0
+
+
+def _value_flow(moves: list[tuple[str | None, str | None, str | None, int]],
+                me: set[str | None]) -> tuple[int, int]:
+    """(assets gained, assets lost) by ``me`` over ``moves`` (asset, from, to, amount); ETH is None.
+
+    Tokens are read from transfer/transferFrom calldata; a WETH-style deposit() or withdraw(x)
+    adds the wrapped tokens minted or burnt (which move without a transfer call). An asset is
+    gained when what came in exceeds what went out by at least half of what came in (an arbitrage
+    keeps a sliver of what it turned over; a drain keeps most of it), lost when more went out
+    than came in.
+
+    >>> me = {"0xa"}
+    >>> _value_flow([("0xt", "0xv", "0xa", 100)], me)
+    (1, 0)
+    >>> _value_flow([("0xt", "0xa", "0xp", 100), ("0xt", "0xp", "0xa", 101)], me)  # arbitrage
+    (0, 0)
+    >>> _value_flow([("0xt", "0xa", "0xp", 9), ("0xu", "0xp", "0xa", 5)], me)  # a swap
+    (1, 1)
+    """
+    flow: dict[str | None, list[int]] = {}
+    for asset, src, dest, amount in moves:
+        if not amount or (src in me) == (dest in me):
+            continue
+        io = flow.get(asset)
+        if io is None:
+            io = flow[asset] = [0, 0]
+        io[0 if dest in me else 1] += amount
+    gained = lost = 0
+    for came, went in flow.values():
+        if came - went >= came / 2 and came > went:
+            gained += 1
+        elif went > came:
+            lost += 1
+    return gained, lost
 
 
 def log_features(tx: Tx, out: dict[str, float]) -> None:
