@@ -250,7 +250,7 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float]) -> None:
                         moves.append((to, src, dest, int(amount, 16)))
                     except ValueError:
                         pass
-                    if src != sender and src != f.sender and src != dest:
+                    if src != sender and src != root_to and src != f.sender and src != dest and src not in created:
                         pulls += 1
                         read = balances_read.get((to, src))
                         if read is not None and len(inp) >= 202 and read[2:].lstrip("0") == inp[138:202].lstrip("0") \
@@ -277,7 +277,7 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float]) -> None:
                     pass
             if sel in FLASH_SELECTORS or (sel == UNISWAP_V2_SWAP and len(inp) > 330 and inp[266:330] != "0" * 64):
                 flash += 1
-            if sel in TAKEOVER_SELECTORS and to not in created:
+            if sel in TAKEOVER_SELECTORS and kind == "CALL" and to not in created:  # (a proxy's delegatecall repeats it)
                 takeover += 1
             if sel in LENDING_SELECTORS:
                 lending += 1

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ class Evidence:
     weight: float
     over: float = 0.0
     why: str = ""
+    group: str | None = None  # terms of one group share the group's cap (see RuleSet.caps)
 
     def amount(self, x: Features) -> float:
         v = x.get(self.feature)
@@ -81,6 +82,7 @@ class RuleSet:
     evidence: tuple[Evidence, ...]
     rules: tuple[Rule, ...]
     source: str
+    caps: dict[str, float] = field(default_factory=dict)  # group -> the most evidence its terms add up to
 
     def __post_init__(self) -> None:
         by_feature: dict[str, list[Evidence]] = {}
@@ -97,6 +99,7 @@ class RuleSet:
         """Every evidence term that fires for ``x``, largest first (only features present are read)."""
         out = []
         by_feature = self._by_feature  # type: ignore[attr-defined]
+        grouped: dict[str, list[int]] | None = None
         for name, value in x.items():
             terms = by_feature.get(name)
             if terms is None:
@@ -104,7 +107,20 @@ class RuleSet:
             for e in terms:
                 a = e.amount(x)
                 if a != 0:  # negative terms (familiarity) explain too
+                    if e.group is not None and a > 0:
+                        if grouped is None:
+                            grouped = {}
+                        grouped.setdefault(e.group, []).append(len(out))
                     out.append(Contribution(name, value, a, e.why))
+        if grouped is not None:  # correlated terms (how big a tree is) say together at most their cap
+            for group, idx in grouped.items():
+                total = sum(out[i].contribution for i in idx)
+                cap = self.caps[group]
+                if total > cap:
+                    k = cap / total
+                    for i in idx:
+                        c = out[i]
+                        out[i] = Contribution(c.feature, c.value, c.contribution * k, c.why)
         out.sort(key=lambda c: -c.contribution)
         return out
 
@@ -125,20 +141,25 @@ def _condition(where: str, feature: str, text: object) -> tuple[str, str, float]
 def parse_rules(doc: Any, source: str) -> RuleSet:
     if not isinstance(doc, dict) or doc.get("version") != 1:
         raise RuleError(f"{source}: expected a mapping with version: 1")
-    unknown = set(doc) - {"version", "evidence", "rules"}
+    unknown = set(doc) - {"version", "evidence", "rules", "caps"}
     if unknown:
         raise RuleError(f"{source}: unknown keys {sorted(unknown)}")
+    caps = doc.get("caps") or {}
+    if not isinstance(caps, dict) or not all(isinstance(v, int | float) and v > 0 for v in caps.values()):
+        raise RuleError(f"{source}: caps must map group names to positive numbers")
     evidence = []
     for i, e in enumerate(doc.get("evidence") or []):
         where = f"{source}: evidence[{i}]"
-        if not isinstance(e, dict) or set(e) - {"feature", "transform", "weight", "over", "why"}:
-            raise RuleError(f"{where}: keys are feature, transform, weight, over, why")
+        if not isinstance(e, dict) or set(e) - {"feature", "transform", "weight", "over", "why", "group"}:
+            raise RuleError(f"{where}: keys are feature, transform, weight, over, why, group")
+        if e.get("group") is not None and e["group"] not in caps:
+            raise RuleError(f"{where}: group {e['group']!r} has no cap under 'caps'")
         if e.get("feature") not in FEATURES:
             raise RuleError(f"{where}: unknown feature {e.get('feature')!r}")
         if e.get("transform", "log1p") not in ("log1p", "present", "zero"):
             raise RuleError(f"{where}: transform must be log1p, present or zero")
         evidence.append(Evidence(e["feature"], e.get("transform", "log1p"), float(e["weight"]),
-                                 float(e.get("over", 0)), str(e.get("why", ""))))
+                                 float(e.get("over", 0)), str(e.get("why", "")), e.get("group")))
     rules = []
     for i, r in enumerate(doc.get("rules") or []):
         where = f"{source}: rules[{i}]"
@@ -155,7 +176,7 @@ def parse_rules(doc: Any, source: str) -> RuleSet:
         conds = tuple(_condition(f"{where}.when", f, c) for f, c in when.items())
         rules.append(Rule(str(r["name"]), conds, r["severity"], r["type"], str(r.get("title", r["name"])),
                           None if min_score is None else float(min_score)))
-    return RuleSet(tuple(evidence), tuple(rules), source)
+    return RuleSet(tuple(evidence), tuple(rules), source, {str(k): float(v) for k, v in caps.items()})
 
 
 def load_rules(path: str | Path | None = None) -> RuleSet:
