@@ -114,7 +114,7 @@ class ScoringEngine:
         hst, pyod, fuser, entities, wallet = self.hst, self.pyod, self.fuser, self.entities, self.wallet
         hst_warm, pyod_warm = hst.warm, pyod.warm
         traced_warm = {"shape": True, "hst": hst_warm, "pyod": pyod_warm}
-        plain_warm = {"shape": True}  # without a call tree the tree models have nothing to go on
+        plain_warm = {"shape": True}  # without a call tree (or with one frame) the tree models have nothing to go on
         contributions = self.rules.contributions
         matches = self.rules.matches
         threshold = self.config.alert_threshold
@@ -133,7 +133,8 @@ class ScoringEngine:
                     if funder is not None:
                         f["sender_funded_by_contract"] = 1.0 if funder in entities.contracts else 0.0
             feats.append(f)
-            scaled.append(hst.scale(f) if tx.trace is not None else None)
+            # the tree models read call trees: a single frame (a plain call or transfer) has none
+            scaled.append(hst.scale(f) if f.get("frames", 0.0) > 1 else None)
         pyod_scores: dict[int, float] = {}
         if pyod_warm:
             traced = [i for i, hx in enumerate(scaled) if hx is not None]
@@ -173,7 +174,8 @@ class ScoringEngine:
                 score.wallets[tx.to] = round(wallet_score(tx.to), 6)
         if learn:
             for i, tx in enumerate(txs):
-                entities.learn(tx, feats[i].get("frames"), now)
+                fi = feats[i]
+                entities.learn(tx, fi.get("frames"), now, fi.get("creates"))
                 if out[i].finding is not None:
                     continue  # keep anomalies out of what the models learn
                 hx = scaled[i]

@@ -152,13 +152,14 @@ class EntityState:
             s = self.senders.get(tx.sender)
             x["sender_txs_before"] = float(s[0]) if s else 0.0
 
-    def learn(self, tx: Tx, frames: float | None = None, now: float = 0.0) -> None:
-        """Learn ``tx`` (``frames``: its call-tree size, if already counted; ``now``: its time)."""
+    def learn(self, tx: Tx, frames: float | None = None, now: float = 0.0, creates: float | None = None) -> None:
+        """Learn ``tx`` (``frames``, ``creates``: its call-tree size and creations, if already counted;
+        ``now``: its time)."""
         self.seen += 1
         if tx.sender is not None:  # contracts it created, top-level or inside its call tree
             if tx.to is None and tx.receipt is not None and tx.receipt.contract_address is not None:
                 self.created.touch(tx.receipt.contract_address, lambda: [tx.sender, now])
-            if tx.trace is not None and (tx.to is None or (frames or 0) > 1):
+            if tx.trace is not None and (tx.to is None or (frames or 0) > 1) and creates != 0:
                 for f in tx.trace.walk():
                     if f.type in ("CREATE", "CREATE2") and f.to is not None and f.error is None:
                         self.created.touch(f.to, lambda: [tx.sender, now])

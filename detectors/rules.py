@@ -8,6 +8,7 @@ is validated on load (unknown features, operators or keys are refused with the f
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
 from collections.abc import Callable
@@ -51,8 +52,6 @@ class Evidence:
             return 0.0
         if self.transform == "present":
             return self.weight
-        if self.transform == "zero":
-            return 0.0
         return self.weight * math.log1p(v - self.over)
 
 
@@ -90,6 +89,9 @@ class RuleSet:
             by_feature.setdefault(e.feature, []).append(e)
         object.__setattr__(self, "_by_feature", {k: tuple(v) for k, v in by_feature.items()})
         object.__setattr__(self, "_rule_features", [(r, r.features) for r in self.rules])
+        codes = {"log1p": 0, "present": 1, "zero": 2}
+        object.__setattr__(self, "_terms", tuple((e.feature, codes[e.transform], e.weight, e.over, e.why, e.group)
+                                                 for e in self.evidence))
 
     def matches(self, x: Features) -> list[Rule]:
         keys = x.keys()
@@ -98,20 +100,27 @@ class RuleSet:
     def contributions(self, x: Features) -> list[Contribution]:
         """Every evidence term that fires for ``x``, largest first (only features present are read)."""
         out = []
-        by_feature = self._by_feature  # type: ignore[attr-defined]
+        get = x.get
         grouped: dict[str, list[int]] | None = None
-        for name, value in x.items():
-            terms = by_feature.get(name)
-            if terms is None:
+        log1p = math.log1p
+        for name, transform, weight, over, why, group in self._terms:  # type: ignore[attr-defined]
+            v = get(name)
+            if v is None:
                 continue
-            for e in terms:
-                a = e.amount(x)
-                if a != 0:  # negative terms (familiarity) explain too
-                    if e.group is not None and a > 0:
-                        if grouped is None:
-                            grouped = {}
-                        grouped.setdefault(e.group, []).append(len(out))
-                    out.append(Contribution(name, value, a, e.why))
+            if transform == 2:  # zero
+                if v != 0:
+                    continue
+                a = weight
+            elif v <= over:
+                continue
+            else:
+                a = weight if transform == 1 else weight * log1p(v - over)
+            if a != 0:  # negative terms (familiarity) explain too
+                if group is not None and a > 0:
+                    if grouped is None:
+                        grouped = {}
+                    grouped.setdefault(group, []).append(len(out))
+                out.append(Contribution(name, v, a, why))
         if grouped is not None:  # correlated terms (how big a tree is) say together at most their cap
             for group, idx in grouped.items():
                 total = sum(out[i].contribution for i in idx)
@@ -121,8 +130,12 @@ class RuleSet:
                     for i in idx:
                         c = out[i]
                         out[i] = Contribution(c.feature, c.value, c.contribution * k, c.why)
-        out.sort(key=lambda c: -c.contribution)
+        out.sort(key=_by_contribution)
         return out
+
+
+def _by_contribution(c: Contribution) -> float:
+    return -c.contribution
 
 
 def _condition(where: str, feature: str, text: object) -> tuple[str, str, float]:
@@ -180,7 +193,18 @@ def parse_rules(doc: Any, source: str) -> RuleSet:
 
 
 def load_rules(path: str | Path | None = None) -> RuleSet:
-    """The rule file at ``path``, or the default rules shipped with the package."""
+    """The rule file at ``path``, or the default rules shipped with the package (parsed once)."""
+    if path is None:
+        return _default_rules()
+    return _load(path)
+
+
+@functools.cache
+def _default_rules() -> RuleSet:
+    return _load(None)
+
+
+def _load(path: str | Path | None) -> RuleSet:
     if path is None:
         text = resources.files("detectors").joinpath("rules/default.yaml").read_text()
         source = "detectors/rules/default.yaml"

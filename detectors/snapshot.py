@@ -20,7 +20,7 @@ from .engine import EngineConfig, ScoringEngine
 from .features import FEATURES
 
 FORMAT = "chainsentry-detectors"
-VERSION = 1
+VERSION = 2  # 2: the pyod window keeps raw feature rows
 
 
 class Stateful(Protocol):

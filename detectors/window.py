@@ -17,7 +17,6 @@ mean rank, in [0, 1].
 
 from __future__ import annotations
 
-import math
 import threading
 from collections import deque
 from typing import Any
@@ -63,7 +62,7 @@ class PyodWindowDetector:
         self.large_batch = large_batch
         self.seed = seed
         self.wait_for_fit = wait_for_fit  # False (live): never stall scoring; install the fit when ready
-        self._rows: deque[np.ndarray] = deque(maxlen=window)
+        self._rows: deque[list[float]] = deque(maxlen=window)  # raw feature values; scaled when fitted
         self._fitted: _Fitted | None = None
         self._since = 0
         # (worker or None once finished, result box, transaction count at which to swap)
@@ -72,8 +71,14 @@ class PyodWindowDetector:
         self.refits = 0
 
     @staticmethod
-    def _row(x: Features) -> np.ndarray:
-        return np.array([math.log1p(max(0.0, x.get(n, 0.0))) for n in WINDOW_FEATURES], dtype=np.float64)
+    def _raw(x: Features) -> list[float]:
+        get = x.get
+        return [get(n, 0.0) for n in WINDOW_FEATURES]
+
+    @staticmethod
+    def _matrix(rows: Any) -> np.ndarray:
+        """Log-scaled model input for raw rows (one numpy pass: scaling row by row cost ~4 us each)."""
+        return np.log1p(np.maximum(np.array(rows, dtype=np.float64).reshape(-1, len(WINDOW_FEATURES)), 0.0))
 
     @property
     def warm(self) -> bool:
@@ -87,10 +92,10 @@ class PyodWindowDetector:
         fitted = self._fitted
         if fitted is None or not xs:
             return [0.0] * len(xs)
-        return [float(v) for v in fitted.score(np.vstack([self._row(x) for x in xs]))]
+        return [float(v) for v in fitted.score(self._matrix([self._raw(x) for x in xs]))]
 
     def learn_one(self, x: Features) -> None:
-        self._rows.append(self._row(x))
+        self._rows.append(self._raw(x))
         self._count += 1
         self._since += 1
         if self._pending is not None and self._count >= self._pending[2]:
@@ -100,7 +105,7 @@ class PyodWindowDetector:
         if self._pending is None and self._since >= self.refit_every and len(self._rows) >= self.min_fit:
             self._since = 0
             box: list[_Fitted] = []
-            worker = threading.Thread(target=self._fit, args=(np.vstack(self._rows), box), daemon=True,
+            worker = threading.Thread(target=self._fit, args=(self._matrix(list(self._rows)), box), daemon=True,
                                       name="pyod-refit")
             worker.start()
             self._pending = (worker, box, self._count + self.swap_after)
