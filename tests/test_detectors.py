@@ -145,7 +145,7 @@ def test_engine_scores_in_range_and_explains(data_dir: Path) -> None:
 
 
 def test_snapshot_resume_gives_the_same_scores_as_one_run(data_dir: Path, tmp_path: Path) -> None:
-    cfg = EngineConfig(pyod_window=600, pyod_refit_every=400, pyod_min_fit=300)
+    cfg = EngineConfig(pyod_window=400, pyod_refit_every=250, pyod_min_fit=200)  # ~860 trees of 2+ frames
     blocks = list(FileBlockSource([data_dir / "attacks-dev.jsonl.gz"]))
     whole = ScoringEngine(cfg)
     expected = [s.to_json() for b in blocks for s in whole.score_block(b)]
@@ -165,9 +165,9 @@ def test_incompatible_snapshots_are_refused(tmp_path: Path) -> None:
     with pytest.raises(SnapshotError, match="another detector configuration"):
         load_snapshot(ScoringEngine(EngineConfig(seed=1)), tmp_path / "s.bin")
     raw = (tmp_path / "s.bin").read_bytes()
-    (tmp_path / "v2.bin").write_bytes(raw.replace(b'"version":1', b'"version":2', 1))
-    with pytest.raises(SnapshotError, match="version 2; this build reads version 1"):
-        load_snapshot(engine, tmp_path / "v2.bin")
+    (tmp_path / "v9.bin").write_bytes(raw.replace(b'"version":2', b'"version":9', 1))
+    with pytest.raises(SnapshotError, match="version 9; this build reads version 2"):
+        load_snapshot(engine, tmp_path / "v9.bin")
     (tmp_path / "junk.bin").write_bytes(b"not a snapshot")
     with pytest.raises(SnapshotError, match="not a chainsentry detector snapshot"):
         load_snapshot(engine, tmp_path / "junk.bin")
