@@ -100,6 +100,18 @@ ORACLE_SELECTORS = frozenset({
     "0x9d1b464a",  # currentPrice()
     "0xb3596f07",  # getAssetPrice(address)
 })
+NOT_REENTRY = CALLBACK_SELECTORS | TOKEN_FUNCTIONS
+# one lookup per frame: what a selector is (the sets above are disjoint, checked here)
+_MOVE, _BALANCE, _APPROVE, _WRAP, _UNWRAP, _FLASH, _V2_SWAP, _TAKEOVER, _LENDING, _ORACLE = range(10)
+_KINDS: tuple[tuple[int, frozenset[str]], ...] = (
+    (_MOVE, TOKEN_MOVES), (_BALANCE, frozenset({BALANCE_OF})), (_APPROVE, frozenset({APPROVE})),
+    (_WRAP, frozenset({WRAP})), (_UNWRAP, frozenset({UNWRAP})), (_FLASH, FLASH_SELECTORS),
+    (_V2_SWAP, frozenset({UNISWAP_V2_SWAP})), (_TAKEOVER, TAKEOVER_SELECTORS), (_LENDING, LENDING_SELECTORS),
+    (_ORACLE, ORACLE_SELECTORS),
+)
+_SELECTOR_KIND: dict[str, int] = {sel: code for code, sels in _KINDS for sel in sels}
+assert len(_SELECTOR_KIND) == sum(len(sels) for _, sels in _KINDS), "selector sets overlap"
+_ZERO_WORD = "0" * 64
 TOPIC_TRANSFER = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
 TOPIC_APPROVAL = "0x8c5be1e5ebec7d5bd14f71427d1e84f3dd0314c0f7b2291e5b200ac8c7c3b925"
 TOPIC_OWNERSHIP = "0x8be0079c531659141344cd1fd0a4f28419497f9722a3daafe3b4186f6b6457e0"
@@ -221,19 +233,24 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float]) -> None:
         if to in created and d > 0 and kind != "CREATE" and kind != "CREATE2":
             into_created += 1
         inp = f.input
-        # re-entry: a function call into a third-party contract still on the stack. A bare ETH send
-        # back to the caller (WETH.withdraw paying a bot), a callback into the transaction's own
-        # contract (flash-swap callbacks into the bot), a contract calling its own functions
-        # (``this.f()``) and a token re-entered for a token function (fee-on-transfer tokens) are
-        # how ordinary contracts work.
-        if (kind == "CALL" and d > 0 and len(inp) >= 10 and to in path and to != root_to and to != sender
-                and to != f.sender and inp[:10] not in CALLBACK_SELECTORS and inp[:10] not in TOKEN_FUNCTIONS):
-            reentries += 1
-        if len(inp) >= 10:
+        if len(inp) < 10:
+            sel = None
+        else:
             sel = inp[:10]
             key = (to, sel)
             repeats[key] = repeats.get(key, 0) + 1
-            if sel in TOKEN_MOVES:
+            # re-entry: a function call into a third-party contract still on the stack. A bare ETH
+            # send back to the caller (WETH.withdraw paying a bot), a callback into the
+            # transaction's own contract (flash-swap callbacks into the bot), a contract calling its
+            # own functions (``this.f()``) and a token re-entered for a token function
+            # (fee-on-transfer tokens) are how ordinary contracts work.
+            if (kind == "CALL" and d > 0 and to in path and to != root_to and to != sender and to != f.sender
+                    and sel not in NOT_REENTRY):
+                reentries += 1
+            code = _SELECTOR_KIND.get(sel)
+            if code is None:
+                pass
+            elif code == _MOVE:
                 token_moves += 1
                 tokens.add(to)
                 # transfer(to, amount): tokens leave f.sender; transferFrom(from, to, amount)
@@ -245,7 +262,7 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float]) -> None:
                     src = "0x" + inp[34:74]
                     dest = "0x" + inp[98:138]
                     amount = inp[138:202]
-                if ok and len(amount) == 64:
+                if ok and len(amount) == 64:  # a call that went through (a proxy's delegatecall repeats it)
                     try:
                         moves.append((to, src, dest, int(amount, 16)))
                     except ValueError:
@@ -253,35 +270,39 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float]) -> None:
                     if src != sender and src != root_to and src != f.sender and src != dest and src not in created:
                         pulls += 1
                         read = balances_read.get((to, src))
-                        if read is not None and len(inp) >= 202 and read[2:].lstrip("0") == inp[138:202].lstrip("0") \
-                                and read[2:].strip("0"):
+                        if read is not None and read[2:].lstrip("0") == amount.lstrip("0") and read[2:].strip("0"):
                             drained.add(src)
                 if dest in (root_to, sender):
                     received_from[(to, src)] = received_from.get((to, src), 0) + 1
                 elif (src in (root_to, sender)) and received_from.get((to, dest)):
                     borrow_repay += 1  # the same token went back to whom it came from
-            elif sel == BALANCE_OF:
+            elif code == _BALANCE:
                 balance_checks += 1
                 tokens.add(to)
                 if f.output is not None and len(inp) >= 74:
                     balances_read[(to, "0x" + inp[34:74])] = f.output
-            elif sel == APPROVE:
+            elif code == _APPROVE:
                 approvals += 1
-            elif sel == WRAP:
+            elif code == _WRAP:
                 if ok and v:
                     moves.append((to, to, f.sender, v))  # wrapped tokens minted for the ETH sent
-            elif sel == UNWRAP and ok and len(inp) >= 74:
-                try:
-                    moves.append((to, f.sender, to, int(inp[10:74], 16)))  # wrapped tokens burnt for ETH
-                except ValueError:
-                    pass
-            if sel in FLASH_SELECTORS or (sel == UNISWAP_V2_SWAP and len(inp) > 330 and inp[266:330] != "0" * 64):
+            elif code == _UNWRAP:
+                if ok and len(inp) >= 74:
+                    try:
+                        moves.append((to, f.sender, to, int(inp[10:74], 16)))  # wrapped tokens burnt for ETH
+                    except ValueError:
+                        pass
+            elif code == _FLASH:
                 flash += 1
-            if sel in TAKEOVER_SELECTORS and kind == "CALL" and to not in created:  # (a proxy's delegatecall repeats it)
-                takeover += 1
-            if sel in LENDING_SELECTORS:
+            elif code == _V2_SWAP:
+                if len(inp) > 330 and inp[266:330] != _ZERO_WORD:  # a swap with callback data: a flash swap
+                    flash += 1
+            elif code == _TAKEOVER:
+                if kind == "CALL" and to not in created:  # (a proxy's delegatecall repeats it)
+                    takeover += 1
+            elif code == _LENDING:
                 lending += 1
-            elif sel in ORACLE_SELECTORS:
+            else:
                 oracle += 1
         if f.calls:
             child_path = path | {to} if kind != "DELEGATECALL" else path

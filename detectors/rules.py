@@ -88,14 +88,23 @@ class RuleSet:
         for e in self.evidence:
             by_feature.setdefault(e.feature, []).append(e)
         object.__setattr__(self, "_by_feature", {k: tuple(v) for k, v in by_feature.items()})
-        object.__setattr__(self, "_rule_features", [(r, r.features) for r in self.rules])
+        object.__setattr__(self, "_compiled", tuple((r, tuple((f, _OPS[op], n) for f, op, n in r.conditions))
+                                                    for r in self.rules))
         codes = {"log1p": 0, "present": 1, "zero": 2}
         object.__setattr__(self, "_terms", tuple((e.feature, codes[e.transform], e.weight, e.over, e.why, e.group)
                                                  for e in self.evidence))
 
     def matches(self, x: Features) -> list[Rule]:
-        keys = x.keys()
-        return [r for r, needs in self._rule_features if needs <= keys and r.holds(x)]  # type: ignore[attr-defined]
+        get = x.get
+        out = []
+        for rule, conditions in self._compiled:  # type: ignore[attr-defined]
+            for feature, op, number in conditions:
+                v = get(feature)
+                if v is None or not op(v, number):
+                    break
+            else:
+                out.append(rule)
+        return out
 
     def contributions(self, x: Features) -> list[Contribution]:
         """Every evidence term that fires for ``x``, largest first (only features present are read)."""
