@@ -179,7 +179,7 @@ def _calldata_overflow_words(data: str) -> int:
     for i in range(10, len(data) - 63, 64):
         if data[i] in _CRAFTED_LEAD:
             body = data[i + 1 : i + 57]  # the digits after the leading one, bar the last two bytes
-            if body == _ZEROS or body == _FS:
+            if body in (_ZEROS, _FS):
                 n += 1
     return n
 
@@ -263,7 +263,7 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float]) -> None:
                     dest = "0x" + inp[98:138]
                     amount = inp[138:202]
                 if ok and len(amount) == 64:  # a call that went through (a proxy's delegatecall repeats it)
-                    try:
+                    try:  # noqa: SIM105 (a with-block costs more per frame)
                         moves.append((to, src, dest, int(amount, 16)))
                     except ValueError:
                         pass
@@ -288,7 +288,7 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float]) -> None:
                     moves.append((to, to, f.sender, v))  # wrapped tokens minted for the ETH sent
             elif code == _UNWRAP:
                 if ok and len(inp) >= 74:
-                    try:
+                    try:  # noqa: SIM105
                         moves.append((to, f.sender, to, int(inp[10:74], 16)))  # wrapped tokens burnt for ETH
                     except ValueError:
                         pass

@@ -108,7 +108,7 @@ class RuleSet:
 
     def contributions(self, x: Features) -> list[Contribution]:
         """Every evidence term that fires for ``x``, largest first (only features present are read)."""
-        out = []
+        out: list[Contribution] = []
         get = x.get
         grouped: dict[str, list[int]] | None = None
         log1p = math.log1p

@@ -1,0 +1,108 @@
+"""Value-flow features, re-entry exceptions, overflow bait and capped evidence groups, on call trees
+built by hand: what an analyst would check when reading a trace."""
+
+from __future__ import annotations
+
+import pytest
+
+from detectors.features import tx_features
+from detectors.rules import RuleError, load_rules, parse_rules
+from ingest import CallFrame, Tx
+
+EOA, BOT, POOL, VICTIM, TOKEN, OTHER, WETH = ("0x" + c * 40 for c in "1234567")
+
+
+def word(x: int | str) -> str:
+    return (x[2:] if isinstance(x, str) else f"{x:x}").rjust(64, "0")
+
+
+def transfer(token: str, src: str, dest: str, amount: int) -> CallFrame:
+    return CallFrame(type="CALL", sender=src, to=token, input="0xa9059cbb" + word(dest) + word(amount))
+
+
+def pull(token: str, caller: str, src: str, dest: str, amount: int) -> CallFrame:
+    return CallFrame(type="CALL", sender=caller, to=token, input="0x23b872dd" + word(src) + word(dest) + word(amount))
+
+
+def features(*calls: CallFrame, input: str = "0x12345678") -> dict[str, float]:
+    root = CallFrame(type="CALL", sender=EOA, to=BOT, input=input, calls=calls)
+    return tx_features(Tx(hash="0x01", sender=EOA, to=BOT, value=0, input=input, trace=root))
+
+
+def test_assets_taken_with_nothing_given_up_is_a_free_gain() -> None:
+    drain = CallFrame(type="CALL", sender=BOT, to=VICTIM, input="0xdeadbeef",
+                      calls=(transfer(TOKEN, VICTIM, BOT, 10**24),))
+    f = features(drain)
+    assert (f["assets_gained"], f["assets_lost"], f["free_gain"]) == (1.0, 0.0, 1.0)
+
+
+def test_an_arbitrage_cycle_keeps_a_sliver_and_gains_nothing() -> None:
+    # the bot pays 100 tokens into a pool, gets 90 of another, trades them back for 101 elsewhere
+    legs = (transfer(TOKEN, BOT, POOL, 100), transfer(OTHER, POOL, BOT, 90),
+            transfer(OTHER, BOT, VICTIM, 90), transfer(TOKEN, VICTIM, BOT, 101))
+    f = features(*legs)
+    assert (f["assets_gained"], f["assets_lost"], f["free_gain"]) == (0.0, 0.0, 0.0)
+
+
+def test_a_swap_gives_one_asset_for_another() -> None:
+    f = features(pull(TOKEN, POOL, BOT, POOL, 100), transfer(OTHER, POOL, EOA, 50))
+    assert (f["assets_gained"], f["assets_lost"], f["free_gain"]) == (1.0, 1.0, 0.0)
+
+
+def test_unwrapping_is_an_exchange_not_a_loss() -> None:
+    # WETH taken from a victim, unwrapped (WETH burnt, ETH paid back), part of the ETH paid to a helper
+    unwrap = CallFrame(type="CALL", sender=BOT, to=WETH, input="0x2e1a7d4d" + word(300),
+                       calls=(CallFrame(type="CALL", sender=WETH, to=BOT, value=300),))
+    fee = CallFrame(type="CALL", sender=BOT, to=OTHER, value=30)
+    f = features(pull(WETH, BOT, VICTIM, BOT, 300), unwrap, fee)
+    assert (f["assets_gained"], f["assets_lost"], f["free_gain"]) == (1.0, 0.0, 1.0)  # ETH: +300 -30
+
+
+def test_reverted_transfers_move_nothing() -> None:
+    failed = CallFrame(type="CALL", sender=VICTIM, to=TOKEN, input="0xa9059cbb" + word(BOT) + word(5),
+                       error="execution reverted")
+    assert features(failed)["assets_gained"] == 0.0
+
+
+def test_self_calls_and_token_functions_are_not_reentries() -> None:
+    own = CallFrame(type="CALL", sender=VICTIM, to=VICTIM, input="0xb3af37c0")  # this.f() inside VICTIM
+    fee_token = CallFrame(type="CALL", sender=POOL, to=TOKEN, input="0x70a08231" + word(POOL))
+    inner = CallFrame(type="CALL", sender=TOKEN, to=POOL, input="0x022c0d9f", calls=(fee_token,))
+    ordinary = features(CallFrame(type="CALL", sender=BOT, to=VICTIM, input="0x11111111", calls=(own,)),
+                        CallFrame(type="CALL", sender=BOT, to=TOKEN, input="0xa9059cbb" + word(POOL) + word(1),
+                                  calls=(inner,)))
+    assert ordinary["reentries"] == 0.0
+    back = CallFrame(type="CALL", sender=BOT, to=VICTIM, input="0x3ccfd60b")  # withdraw() again
+    hook = CallFrame(type="CALL", sender=VICTIM, to=BOT, input="0x99999999", calls=(back,))
+    attack = features(CallFrame(type="CALL", sender=BOT, to=VICTIM, input="0x3ccfd60b", calls=(hook,)))
+    assert attack["reentries"] == 1.0
+
+
+def test_overflow_bait_is_read_in_short_abi_calls_only() -> None:
+    bait = "0x83f12fec" + word(0x40) + word(2) + word(OTHER) + word(VICTIM) + "8" + "0" * 63
+    direct = tx_features(Tx(hash="0x02", sender=EOA, to=TOKEN, value=0, input=bait))
+    assert direct["overflow_words"] == 1.0
+    assert any(r.name == "overflow-bait" for r in load_rules().matches({**direct, "frames": 1.0}))
+    route = "0x7c025200" + ("8" + "0" * 63) + "ab" * 32 * 20  # a router's flags in a long route
+    assert tx_features(Tx(hash="0x03", sender=EOA, to=TOKEN, value=0, input=route))["overflow_words"] == 0.0
+    random_words = "0x83f12fec" + "9c4f" * 16 + "f" * 64  # a hash and a max-uint allowance
+    assert tx_features(Tx(hash="0x04", sender=EOA, to=TOKEN, value=0, input=random_words))["overflow_words"] == 0.0
+
+
+def test_correlated_terms_say_at_most_their_cap() -> None:
+    rules = load_rules()
+    busy = {"max_repeat": 400.0, "balance_checks": 300.0, "token_moves": 200.0, "tokens_touched": 40.0,
+            "depth": 12.0, "contracts": 60.0}
+    parts = rules.contributions(busy)
+    assert {c.feature for c in parts} == set(busy)  # every term still explains
+    assert sum(c.contribution for c in parts) == pytest.approx(rules.caps["complexity"])
+    drained = rules.contributions({**busy, "free_gain": 1.0})
+    assert sum(c.contribution for c in drained) > rules.caps["complexity"] + 1.0  # the specific shape adds
+
+
+def test_a_group_without_a_cap_is_refused() -> None:
+    doc = {"version": 1, "evidence": [{"feature": "frames", "weight": 1.0, "group": "size"}]}
+    with pytest.raises(RuleError, match="group 'size' has no cap"):
+        parse_rules(doc, "mine.yaml")
+    with pytest.raises(RuleError, match="caps must map"):
+        parse_rules({**doc, "caps": {"size": -1}}, "mine.yaml")
