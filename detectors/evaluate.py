@@ -125,15 +125,27 @@ def evaluate_transactions(scores: list[dict[str, Any]], labels: dict[str, int],
     y = [r[0] for r in rows]
     x = [r[1] for r in rows]
     by_block: dict[Any, list[float]] = defaultdict(list)
-    for _, s, b in rows:
+    ordinary: dict[Any, list[float]] = defaultdict(list)
+    labelled_in: dict[Any, int] = defaultdict(int)
+    for lab, s, b in rows:
         by_block[b].append(s)
+        if lab:
+            labelled_in[b] += 1
+        else:
+            ordinary[b].append(s)
+    # top 3 of its block among all its transactions (the data README's metric; where several
+    # exploits share a block, at most 3 of them can be), and among the ordinary ones only
     top3 = [sum(1 for o in by_block[b] if o > s) < 3 for lab, s, b in rows if lab]
+    top3_ordinary = [sum(1 for o in ordinary[b] if o > s) < 3 for lab, s, b in rows if lab]
+    top3_ceiling = sum(min(3, n) for n in labelled_in.values()) / max(1, sum(labelled_in.values()))
     out: dict[str, Any] = {
         "kind": "transactions", "transactions": len(rows), "labelled": sum(y),
         "roc_auc": round(roc_auc(y, x), 4), "average_precision": round(average_precision(y, x), 4),
         "recall_at_1pct_fpr": round(recall_at_fpr(y, x, 0.01), 4),
         "recall_at_0.1pct_fpr": round(recall_at_fpr(y, x, 0.001), 4),
         "top3_in_block": round(sum(top3) / len(top3), 4),
+        "top3_in_block_best_possible": round(top3_ceiling, 4),
+        "top3_in_block_among_ordinary": round(sum(top3_ordinary) / len(top3_ordinary), 4),
     }
     if alerts is not None:
         alerted = {a["tx_hash"] for a in alerts if a.get("tx_hash") and a.get("status") != "retracted"}

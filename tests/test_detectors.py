@@ -312,3 +312,18 @@ def test_live_refit_never_stalls_scoring_and_installs_when_ready() -> None:
     d._pending[0].join()  # type: ignore[union-attr]
     d.learn_one(stream[200])
     assert d.warm and d.refits == 1, "installed at the next transaction once ready"
+
+
+def test_top3_in_block_counts_every_transaction_and_says_its_ceiling() -> None:
+    from detectors.evaluate import evaluate_transactions
+
+    # block 1: four exploits score highest, then two ordinary; block 2: one exploit below three ordinary
+    scores = [{"tx_hash": f"x{i}", "score": 0.9 - i / 100, "block_number": 1} for i in range(4)]
+    scores += [{"tx_hash": f"o{i}", "score": 0.5 - i / 100, "block_number": 1} for i in range(2)]
+    scores += [{"tx_hash": f"p{i}", "score": 0.8, "block_number": 2} for i in range(3)]
+    scores += [{"tx_hash": "y", "score": 0.7, "block_number": 2}]
+    labels = {s["tx_hash"]: int(s["tx_hash"][0] in "xy") for s in scores}
+    got = evaluate_transactions(scores, labels)
+    assert got["top3_in_block"] == 0.6  # x0, x1, x2 of five exploits
+    assert got["top3_in_block_best_possible"] == 0.8  # 3 of block 1's four, and y
+    assert got["top3_in_block_among_ordinary"] == 0.8  # y has three ordinary above it
