@@ -125,18 +125,18 @@ def evaluate_transactions(scores: list[dict[str, Any]], labels: dict[str, int],
     y = [r[0] for r in rows]
     x = [r[1] for r in rows]
     by_block: dict[Any, list[float]] = defaultdict(list)
-    ordinary: dict[Any, list[float]] = defaultdict(list)
+    ordinary_in: dict[Any, list[float]] = defaultdict(list)
     labelled_in: dict[Any, int] = defaultdict(int)
     for lab, s, b in rows:
         by_block[b].append(s)
         if lab:
             labelled_in[b] += 1
         else:
-            ordinary[b].append(s)
+            ordinary_in[b].append(s)
     # top 3 of its block among all its transactions (the data README's metric; where several
     # exploits share a block, at most 3 of them can be), and among the ordinary ones only
     top3 = [sum(1 for o in by_block[b] if o > s) < 3 for lab, s, b in rows if lab]
-    top3_ordinary = [sum(1 for o in ordinary[b] if o > s) < 3 for lab, s, b in rows if lab]
+    top3_ordinary = [sum(1 for o in ordinary_in[b] if o > s) < 3 for lab, s, b in rows if lab]
     top3_ceiling = sum(min(3, n) for n in labelled_in.values()) / max(1, sum(labelled_in.values()))
     out: dict[str, Any] = {
         "kind": "transactions", "transactions": len(rows), "labelled": sum(y),
