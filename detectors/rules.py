@@ -42,18 +42,6 @@ class Evidence:
     why: str = ""
     group: str | None = None  # terms of one group share the group's cap (see RuleSet.caps)
 
-    def amount(self, x: Features) -> float:
-        v = x.get(self.feature)
-        if v is None:
-            return 0.0
-        if self.transform == "zero":
-            return self.weight if v == 0 else 0.0
-        if v <= self.over:
-            return 0.0
-        if self.transform == "present":
-            return self.weight
-        return self.weight * math.log1p(v - self.over)
-
 
 @dataclass(frozen=True, slots=True)
 class Rule:
@@ -64,17 +52,6 @@ class Rule:
     title: str
     min_score: float | None = None  # fused score that corroborates it (default: the engine's rule_min_score)
 
-    @property
-    def features(self) -> frozenset[str]:
-        return frozenset(f for f, _, _ in self.conditions)
-
-    def holds(self, x: Features) -> bool:
-        for feature, op, number in self.conditions:
-            v = x.get(feature)
-            if v is None or not _OPS[op](v, number):
-                return False
-        return True
-
 
 @dataclass(frozen=True)
 class RuleSet:
@@ -84,10 +61,6 @@ class RuleSet:
     caps: dict[str, float] = field(default_factory=dict)  # group -> the most evidence its terms add up to
 
     def __post_init__(self) -> None:
-        by_feature: dict[str, list[Evidence]] = {}
-        for e in self.evidence:
-            by_feature.setdefault(e.feature, []).append(e)
-        object.__setattr__(self, "_by_feature", {k: tuple(v) for k, v in by_feature.items()})
         object.__setattr__(self, "_compiled", tuple((r, tuple((f, _OPS[op], n) for f, op, n in r.conditions))
                                                     for r in self.rules))
         codes = {"log1p": 0, "present": 1, "zero": 2}
