@@ -20,9 +20,13 @@ from typing import Any, Protocol, runtime_checkable
 Features = Mapping[str, float]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Contribution:
-    """One feature's part in a score: its value and how much it added."""
+    """One feature's part in a score: its value and how much it added.
+
+    Treat as immutable (not frozen only because a frozen dataclass costs twice as much to build,
+    and every transaction builds several).
+    """
 
     feature: str
     value: float

@@ -113,8 +113,9 @@ class ScoringEngine:
             return []
         hst, pyod, fuser, entities, wallet = self.hst, self.pyod, self.fuser, self.entities, self.wallet
         hst_warm, pyod_warm = hst.warm, pyod.warm
+        # without a call tree (or with one frame) the tree models have nothing to go on: such a
+        # transaction is scored on the shape evidence alone
         traced_warm = {"shape": True, "hst": hst_warm, "pyod": pyod_warm}
-        plain_warm = {"shape": True}  # without a call tree (or with one frame) the tree models have nothing to go on
         contributions = self.rules.contributions
         matches = self.rules.matches
         threshold = self.config.alert_threshold
@@ -122,14 +123,16 @@ class ScoringEngine:
         feats: list[dict[str, float]] = []
         scaled: list[dict[str, float] | None] = []
         warm_stream = entities.seen >= 200
+        profiles = wallet.profiles
+        fuse_evidence = fuser.fuse_evidence
         for tx in txs:
             f = tx_features(tx, ctx)
             entities.observe(tx, f, now)
             if warm_stream and tx.sender is not None:  # the sender's wallet profile, if it has one
-                age = wallet.age_days(tx.sender, now)
-                if age is not None:
-                    f["sender_age_days"] = age
-                    funder = wallet.funder(tx.sender)
+                profile = profiles.get(tx.sender)
+                if profile is not None:
+                    f["sender_age_days"] = max(0.0, now - profile.first) / 86400
+                    funder = profile.funder
                     if funder is not None:
                         f["sender_funded_by_contract"] = 1.0 if funder in entities.contracts else 0.0
             feats.append(f)
@@ -145,17 +148,19 @@ class ScoringEngine:
         for i, tx in enumerate(txs):
             f = feats[i]
             explained = contributions(f)
-            raw = {"shape": sum(c.contribution for c in explained)}
+            shape = 0.0
+            for c in explained:
+                shape += c.contribution
+            raw = {"shape": shape}
             hx = scaled[i]
             if hx is not None:
-                warm = traced_warm
                 if hst_warm:
                     raw["hst"] = hst.score_scaled(hx)
                 if i in pyod_scores:
                     raw["pyod"] = pyod_scores[i]
-            else:
-                warm = plain_warm
-            fused, calibrated = fuser.fuse(raw, warm)
+                fused, calibrated = fuser.fuse(raw, traced_warm)
+            else:  # the shape evidence alone (what fuse() gives for it, without its loop)
+                fused, calibrated = fuse_evidence("shape", shape)
             raws.append(raw)
             matched = matches(f)
             score = TxScore(tx.hash, tx.block_number if number is None else number, fused, calibrated, {},
@@ -180,8 +185,7 @@ class ScoringEngine:
                     continue  # keep anomalies out of what the models learn
                 hx = scaled[i]
                 if hx is None:
-                    fuser.learn(raws[i], plain_warm)
-                    continue
+                    continue  # nothing to calibrate: the shape evidence is not calibrated
                 fuser.learn(raws[i], traced_warm)
                 hst.learn_scaled(hx)
                 pyod.learn_one(feats[i])

@@ -407,7 +407,9 @@ class BlockContext:
     __slots__ = ("median_gas_price",)
 
     def __init__(self, txs: Iterable[Tx]) -> None:
-        prices = sorted(p for p in (t.gas_price for t in txs) if p)
+        prices = [p for p in (t.gas_price for t in txs) if p]
+        if len(prices) > 1:
+            prices.sort()
         self.median_gas_price = prices[len(prices) // 2] if prices else None
 
     @classmethod

@@ -111,6 +111,18 @@ class Fuser:
             total += self.weights.get(name, 0.0) * c
         return squash(total, self.scale), calibrated
 
+    def fuse_evidence(self, name: str, value: float) -> tuple[float, dict[str, float]]:
+        """``fuse({name: value}, ...)`` for one evidence detector alone (the common case, made cheap).
+
+        >>> f = Fuser({"shape": 1.0, "hst": 1.0})
+        >>> f.fuse_evidence("shape", 2.0) == f.fuse({"shape": 2.0}, {"shape": True})
+        True
+        """
+        if name not in self.evidence:
+            return self.fuse({name: value}, {name: True})
+        total = 0.0 + self.weights.get(name, 1.0) * value
+        return squash(total, self.scale), {name: round(squash(value, self.scale), 6)}
+
     def learn(self, raw: Mapping[str, float], warm: Mapping[str, bool]) -> None:
         for name, value in raw.items():
             if name in self.calibrators and warm.get(name, False):

@@ -26,7 +26,7 @@ SEVERITIES = ("info", "low", "medium", "high", "critical")
 TYPES = ("exploit", "suspicious", "scam", "info")
 _OPS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "==": operator.eq,
-}
+}  # the operators a condition may use (compiled to Python's own, see _compile_matches)
 
 
 class RuleError(ValueError):
@@ -61,59 +61,88 @@ class RuleSet:
     caps: dict[str, float] = field(default_factory=dict)  # group -> the most evidence its terms add up to
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_compiled", tuple((r, tuple((f, _OPS[op], n) for f, op, n in r.conditions))
-                                                    for r in self.rules))
-        codes = {"log1p": 0, "present": 1, "zero": 2}
-        object.__setattr__(self, "_terms", tuple((e.feature, codes[e.transform], e.weight, e.over, e.why, e.group)
-                                                 for e in self.evidence))
+        # The rule file is compiled to two Python functions (one branch per term or condition, no
+        # loop over the file per transaction): this is what every transaction pays, so it is the
+        # hot path. Only validated feature names, numbers (repr round-trips floats) and indexes go
+        # into the generated source; the texts stay in tuples it indexes.
+        object.__setattr__(self, "matches", _compile_matches(self.rules))
+        object.__setattr__(self, "contributions", _compile_contributions(self.evidence, self.caps))
 
-    def matches(self, x: Features) -> list[Rule]:
-        get = x.get
-        out = []
-        for rule, conditions in self._compiled:  # type: ignore[attr-defined]
-            for feature, op, number in conditions:
-                v = get(feature)
-                if v is None or not op(v, number):
-                    break
-            else:
-                out.append(rule)
-        return out
+    # replaced per instance by the compiled functions (see __post_init__); documented here
+    def matches(self, x: Features) -> list[Rule]:  # pragma: no cover
+        """The named rules whose every condition holds for ``x``."""
+        raise NotImplementedError
 
-    def contributions(self, x: Features) -> list[Contribution]:
-        """Every evidence term that fires for ``x``, largest first (only features present are read)."""
-        out: list[Contribution] = []
-        get = x.get
-        grouped: dict[str, list[int]] | None = None
-        log1p = math.log1p
-        for name, transform, weight, over, why, group in self._terms:  # type: ignore[attr-defined]
-            v = get(name)
-            if v is None:
-                continue
-            if transform == 2:  # zero
-                if v != 0:
-                    continue
-                a = weight
-            elif v <= over:
-                continue
-            else:
-                a = weight if transform == 1 else weight * log1p(v - over)
-            if a != 0:  # negative terms (familiarity) explain too
-                if group is not None and a > 0:
-                    if grouped is None:
-                        grouped = {}
-                    grouped.setdefault(group, []).append(len(out))
-                out.append(Contribution(name, v, a, why))
-        if grouped is not None:  # correlated terms (how big a tree is) say together at most their cap
-            for group, idx in grouped.items():
-                total = sum(out[i].contribution for i in idx)
-                cap = self.caps[group]
-                if total > cap:
-                    k = cap / total
-                    for i in idx:
-                        c = out[i]
-                        out[i] = Contribution(c.feature, c.value, c.contribution * k, c.why)
-        out.sort(key=_by_contribution)
-        return out
+    def contributions(self, x: Features) -> list[Contribution]:  # pragma: no cover
+        """Every evidence term that fires for ``x``, largest first (only features present are read);
+        the terms of a capped group are scaled down together to the group's cap."""
+        raise NotImplementedError
+
+
+def _compile_matches(rules: tuple[Rule, ...]) -> Callable[[Features], list[Rule]]:
+    lines = ["def matches(x):", "    get = x.get", "    out = []"]
+    for i, rule in enumerate(rules):
+        pad = "    "
+        for feature, op, number in rule.conditions:
+            lines.append(f"{pad}v = get({feature!r})")
+            lines.append(f"{pad}if v is not None and v {op} {float(number)!r}:")
+            pad += "    "
+        lines.append(f"{pad}out.append(_R[{i}])")
+    lines.append("    return out")
+    matches: Callable[[Features], list[Rule]] = _function("\n".join(lines), "matches", {"_R": rules})
+    return matches
+
+
+def _compile_contributions(evidence: tuple[Evidence, ...],
+                           caps: dict[str, float]) -> Callable[[Features], list[Contribution]]:
+    lines = ["def contributions(x):", "    get = x.get", "    out = []", "    grouped = None"]
+    for i, e in enumerate(evidence):
+        w, over = float(e.weight), float(e.over)
+        lines.append(f"    v = get({e.feature!r})")
+        if e.transform == "zero":
+            lines.append("    if v is not None and v == 0:")
+            lines.append(f"        a = {w!r}")
+        elif e.transform == "present":
+            lines.append(f"    if v is not None and v > {over!r}:")
+            lines.append(f"        a = {w!r}")
+        else:
+            lines.append(f"    if v is not None and v > {over!r}:")
+            lines.append(f"        a = {w!r} * _log1p(v - {over!r})")
+        lines.append("        if a != 0:")  # negative terms (familiarity) explain too
+        if e.group is not None:
+            lines.append("            if a > 0:")
+            lines.append("                if grouped is None:")
+            lines.append("                    grouped = {}")
+            lines.append(f"                grouped.setdefault({e.group!r}, []).append(len(out))")
+        lines.append(f"            out.append(_C({e.feature!r}, v, a, _W[{i}]))")
+    lines += [
+        "    if grouped is not None:",  # correlated terms (how big a tree is) say together at most their cap
+        "        _cap(out, grouped)",
+        "    if len(out) > 1:",
+        "        out.sort(key=_by_contribution)",
+        "    return out",
+    ]
+
+    def cap(out: list[Contribution], grouped: dict[str, list[int]]) -> None:
+        for group, idx in grouped.items():
+            total = sum(out[i].contribution for i in idx)
+            limit = caps[group]
+            if total > limit:
+                k = limit / total
+                for i in idx:
+                    c = out[i]
+                    out[i] = Contribution(c.feature, c.value, c.contribution * k, c.why)
+
+    env = {"_C": Contribution, "_W": tuple(e.why for e in evidence), "_log1p": math.log1p, "_cap": cap,
+           "_by_contribution": _by_contribution}
+    contributions: Callable[[Features], list[Contribution]] = _function("\n".join(lines), "contributions", env)
+    return contributions
+
+
+def _function(source: str, name: str, env: dict[str, Any]) -> Any:
+    namespace = dict(env)
+    exec(compile(source, f"<rules:{name}>", "exec"), namespace)  # the source is built above from validated data
+    return namespace[name]
 
 
 def _by_contribution(c: Contribution) -> float:
@@ -127,9 +156,12 @@ def _condition(where: str, feature: str, text: object) -> tuple[str, str, float]
     for op in sorted(_OPS, key=len, reverse=True):
         if s.startswith(op):
             try:
-                return feature, op, float(s[len(op) :])
+                number = float(s[len(op) :])
             except ValueError:
                 break
+            if not math.isfinite(number):
+                raise RuleError(f"{where}: condition {s!r} for {feature!r} needs a finite number")
+            return feature, op, number
     raise RuleError(f"{where}: condition {s!r} for {feature!r} is not 'OP NUMBER' (OP one of {', '.join(_OPS)})")
 
 
@@ -153,8 +185,14 @@ def parse_rules(doc: Any, source: str) -> RuleSet:
             raise RuleError(f"{where}: unknown feature {e.get('feature')!r}")
         if e.get("transform", "log1p") not in ("log1p", "present", "zero"):
             raise RuleError(f"{where}: transform must be log1p, present or zero")
-        evidence.append(Evidence(e["feature"], e.get("transform", "log1p"), float(e["weight"]),
-                                 float(e.get("over", 0)), str(e.get("why", "")), e.get("group")))
+        try:
+            weight, over = float(e["weight"]), float(e.get("over", 0))
+        except (KeyError, TypeError, ValueError):
+            raise RuleError(f"{where}: weight (and over, if given) must be numbers") from None
+        if not (math.isfinite(weight) and math.isfinite(over)):
+            raise RuleError(f"{where}: weight and over must be finite numbers")
+        evidence.append(Evidence(e["feature"], e.get("transform", "log1p"), weight, over, str(e.get("why", "")),
+                                 e.get("group")))
     rules = []
     for i, r in enumerate(doc.get("rules") or []):
         where = f"{source}: rules[{i}]"

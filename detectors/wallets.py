@@ -71,6 +71,11 @@ class WalletBehaviour:
     def __len__(self) -> int:
         return len(self._profiles)
 
+    @property
+    def profiles(self) -> OrderedDict[str, Profile]:
+        """The profiles by address (read-only use: reading one does not refresh it in the LRU)."""
+        return self._profiles
+
     def _get(self, address: str, now: float) -> Profile:
         profiles = self._profiles
         p = profiles.get(address)
