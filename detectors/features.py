@@ -27,6 +27,7 @@ TRANSFER = "0xa9059cbb"
 TRANSFER_FROM = "0x23b872dd"
 APPROVE = "0x095ea7b3"
 BALANCE_OF = "0x70a08231"
+ALLOWANCE = "0xdd62ed3e"
 TOKEN_MOVES = frozenset({TRANSFER, TRANSFER_FROM})
 # wrapping and unwrapping native ETH (WETH-style deposit() / withdraw(uint256)): an exchange of
 # equal amounts, not value gained or given up
@@ -34,7 +35,7 @@ WRAP = "0xd0e30db0"
 UNWRAP = "0x2e1a7d4d"
 # the ERC-20 surface (and allowance, totalSupply): a token re-entered for one of these is how
 # fee-on-transfer tokens sell their fees and token proxies work, not a re-entry of a victim
-TOKEN_FUNCTIONS = frozenset({TRANSFER, TRANSFER_FROM, APPROVE, BALANCE_OF, "0xdd62ed3e", "0x18160ddd"})
+TOKEN_FUNCTIONS = frozenset({TRANSFER, TRANSFER_FROM, APPROVE, BALANCE_OF, ALLOWANCE, "0x18160ddd"})
 # flash-loan entry points of the common lenders (ERC-3156, Aave v1/v2/v3, dYdX, Balancer,
 # Uniswap v2 swap with callback data, Uniswap v3 flash, Euler)
 FLASH_SELECTORS = frozenset({
@@ -102,12 +103,12 @@ ORACLE_SELECTORS = frozenset({
 })
 NOT_REENTRY = CALLBACK_SELECTORS | TOKEN_FUNCTIONS
 # one lookup per frame: what a selector is (the sets above are disjoint, checked here)
-_MOVE, _BALANCE, _APPROVE, _WRAP, _UNWRAP, _FLASH, _V2_SWAP, _TAKEOVER, _LENDING, _ORACLE = range(10)
+_MOVE, _BALANCE, _APPROVE, _WRAP, _UNWRAP, _FLASH, _V2_SWAP, _TAKEOVER, _LENDING, _ORACLE, _ALLOWANCE = range(11)
 _KINDS: tuple[tuple[int, frozenset[str]], ...] = (
     (_MOVE, TOKEN_MOVES), (_BALANCE, frozenset({BALANCE_OF})), (_APPROVE, frozenset({APPROVE})),
     (_WRAP, frozenset({WRAP})), (_UNWRAP, frozenset({UNWRAP})), (_FLASH, FLASH_SELECTORS),
     (_V2_SWAP, frozenset({UNISWAP_V2_SWAP})), (_TAKEOVER, TAKEOVER_SELECTORS), (_LENDING, LENDING_SELECTORS),
-    (_ORACLE, ORACLE_SELECTORS),
+    (_ORACLE, ORACLE_SELECTORS), (_ALLOWANCE, frozenset({ALLOWANCE})),
 )
 _SELECTOR_KIND: dict[str, int] = {sel: code for code, sels in _KINDS for sel in sels}
 assert len(_SELECTOR_KIND) == sum(len(sels) for _, sels in _KINDS), "selector sets overlap"
@@ -139,8 +140,9 @@ FEATURES: tuple[str, ...] = (
     # the called contract's creation, when the stream saw it: by this sender? how long ago?
     "to_created_by_sender", "to_age_hours",
     # third-party token pulls: transferFrom of someone who is neither the sender nor the caller,
-    # and how many such holders had their whole balance (as just read with balanceOf) pulled: a drainer
-    "third_party_pulls", "drained_holders",
+    # and how many such holders had their whole balance (as just read with balanceOf) pulled: a drainer;
+    # allowances that third parties granted, read (who approved what: looking for funds to pull)
+    "third_party_pulls", "drained_holders", "third_party_allowances",
     # value flow of the originator (the sender, the contract it called, contracts created in the
     # transaction): assets it ended with more of (by at least half of what came in), assets it
     # ended with less of, and the gained ones when none was given up (value taken, not traded)
@@ -188,7 +190,7 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float]) -> None:
     """Call-tree features of ``tx`` into ``out`` (one pass over the frames)."""
     frames = depth_max = delegate = creates = selfdestructs = statics = value_calls = failed = 0
     token_moves = balance_checks = approvals = flash = reentries = into_created = takeover = pulls = 0
-    lending = oracle = 0
+    lending = oracle = allowances = 0
     eth_to_sender = 0
     balances_read: dict[tuple[str | None, str], str] = {}  # (token, holder) -> balanceOf output just read
     drained: set[str] = set()  # third parties whose whole balance, just read, was pulled with transferFrom
@@ -302,8 +304,12 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float]) -> None:
                     takeover += 1
             elif code == _LENDING:
                 lending += 1
-            else:
+            elif code == _ORACLE:
                 oracle += 1
+            elif len(inp) >= 74:  # allowance(owner, spender): whose approvals are read?
+                owner = "0x" + inp[34:74]
+                if owner != sender and owner != root_to and owner != f.sender and owner not in created:
+                    allowances += 1
         if f.calls:
             child_path = path | {to} if kind != "DELEGATECALL" else path
             for c in reversed(f.calls):
@@ -330,6 +336,7 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float]) -> None:
     out["takeover_calls"] = float(takeover)
     out["third_party_pulls"] = float(pulls)
     out["drained_holders"] = float(len(drained))
+    out["third_party_allowances"] = float(allowances)
     out["lending_calls"] = float(lending)
     gained, lost = _value_flow(moves, {sender, root_to} | created)
     out["assets_gained"] = float(gained)

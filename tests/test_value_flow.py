@@ -106,3 +106,29 @@ def test_a_group_without_a_cap_is_refused() -> None:
         parse_rules(doc, "mine.yaml")
     with pytest.raises(RuleError, match="caps must map"):
         parse_rules({**doc, "caps": {"size": -1}}, "mine.yaml")
+
+
+def allowance(token: str, caller: str, owner: str, spender: str) -> CallFrame:
+    return CallFrame(type="STATICCALL", sender=caller, to=token, input="0xdd62ed3e" + word(owner) + word(spender),
+                     output="0x" + word(10**30))
+
+
+def test_reading_third_parties_allowances_then_pulling_is_an_approval_exploit() -> None:
+    # an attack contract looks up which holders approved the victim contract, then makes it pull
+    holders = ["0x" + f"{i:040x}" for i in range(0xA1, 0xA4)]
+    probes = [allowance(TOKEN, BOT, h, VICTIM) for h in holders]
+    abuse = CallFrame(type="CALL", sender=BOT, to=VICTIM, input="0xdeadbeef",
+                      calls=tuple(pull(TOKEN, VICTIM, h, BOT, 10**20) for h in holders))
+    f = features(*probes, abuse)
+    assert f["third_party_allowances"] == 3.0 and f["third_party_pulls"] == 3.0
+    assert "approval-exploit" in [r.name for r in load_rules().matches(f)]
+    explained = [c.feature for c in load_rules().contributions(f)]
+    assert "third_party_allowances" in explained
+
+
+def test_a_router_checking_its_own_or_the_senders_allowance_is_ordinary() -> None:
+    # a router reads the allowance the sender gave it and the one it gave a pool, then swaps
+    f = features(allowance(TOKEN, BOT, EOA, BOT), allowance(TOKEN, BOT, BOT, POOL),
+                 pull(TOKEN, BOT, EOA, POOL, 100), transfer(OTHER, POOL, EOA, 50))
+    assert f["third_party_allowances"] == 0.0
+    assert "approval-exploit" not in [r.name for r in load_rules().matches(f)]
