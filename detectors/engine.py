@@ -24,7 +24,7 @@ from .base import Contribution, Finding
 from .features import BlockContext, tx_features
 from .fusion import Fuser, severity_of
 from .online import EntityState, HSTDetector
-from .rules import SEVERITIES, RuleSet, ShapeDetector, load_rules
+from .rules import SEVERITIES, Rule, RuleSet, ShapeDetector, load_rules
 from .wallets import WalletBehaviour
 from .window import PyodWindowDetector
 
@@ -69,6 +69,10 @@ class TxScore:
     def to_json(self) -> dict[str, Any]:
         return {"tx_hash": self.tx_hash, "block_number": self.block_number, "score": round(self.score, 6),
                 "detectors": self.detectors, "wallets": self.wallets}
+
+
+def _rule_evidence(rule: Rule) -> float:
+    return rule.evidence
 
 
 class ScoringEngine:
@@ -148,6 +152,13 @@ class ScoringEngine:
         for i, tx in enumerate(txs):
             f = feats[i]
             explained = contributions(f)
+            matched = matches(f)
+            if matched:
+                # a rule is a conjunction the additive terms cannot express: a specific one (with
+                # ``evidence`` in the rule file) adds that evidence when it holds (the most, once)
+                top = max(matched, key=_rule_evidence)
+                if top.evidence:
+                    explained.insert(0, Contribution(f"rule:{top.name}", 1.0, top.evidence, top.title))
             shape = 0.0
             for c in explained:
                 shape += c.contribution
@@ -162,7 +173,6 @@ class ScoringEngine:
             else:  # the shape evidence alone (what fuse() gives for it, without its loop)
                 fused, calibrated = fuse_evidence("shape", shape)
             raws.append(raw)
-            matched = matches(f)
             score = TxScore(tx.hash, tx.block_number if number is None else number, fused, calibrated, {},
                             explained[:5], [r.name for r in matched] if matched else [])
             out.append(score)

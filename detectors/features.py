@@ -143,6 +143,10 @@ FEATURES: tuple[str, ...] = (
     # and how many such holders had their whole balance (as just read with balanceOf) pulled: a drainer;
     # allowances that third parties granted, read (who approved what: looking for funds to pull)
     "third_party_pulls", "drained_holders", "third_party_allowances",
+    # the originator's own contract called as a token (transfer/transferFrom/approve) by a third
+    # party, when the transaction itself did not call a token function: a counterfeit token fed
+    # to a victim that trusts whatever token address it is given
+    "counterfeit_token_calls",
     # value flow of the originator (the sender, the contract it called, contracts created in the
     # transaction): assets it ended with more of (by at least half of what came in), assets it
     # ended with less of, and the gained ones when none was given up (value taken, not traded)
@@ -190,7 +194,11 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float]) -> None:
     """Call-tree features of ``tx`` into ``out`` (one pass over the frames)."""
     frames = depth_max = delegate = creates = selfdestructs = statics = value_calls = failed = 0
     token_moves = balance_checks = approvals = flash = reentries = into_created = takeover = pulls = 0
-    lending = oracle = allowances = 0
+    lending = oracle = allowances = counterfeit = 0
+    # a transaction that calls a token function itself is a token's own business (fee tokens
+    # swapping their fees have routers call them back); otherwise, the originator's contracts
+    # being called as a token by a third party is a counterfeit token at work
+    fake_watch = len(tx.input) >= 10 and tx.input[:10] not in TOKEN_FUNCTIONS
     eth_to_sender = 0
     balances_read: dict[tuple[str | None, str], str] = {}  # (token, holder) -> balanceOf output just read
     drained: set[str] = set()  # third parties whose whole balance, just read, was pulled with transferFrom
@@ -255,6 +263,9 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float]) -> None:
             elif code == _MOVE:
                 token_moves += 1
                 tokens.add(to)
+                if fake_watch and kind == "CALL" and (to == root_to or to in created) and f.sender != sender \
+                        and f.sender != root_to and f.sender not in created:
+                    counterfeit += 1
                 # transfer(to, amount): tokens leave f.sender; transferFrom(from, to, amount)
                 if sel == TRANSFER:
                     dest = "0x" + inp[34:74]
@@ -285,6 +296,9 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float]) -> None:
                     balances_read[(to, "0x" + inp[34:74])] = f.output
             elif code == _APPROVE:
                 approvals += 1
+                if fake_watch and kind == "CALL" and (to == root_to or to in created) and f.sender != sender \
+                        and f.sender != root_to and f.sender not in created:
+                    counterfeit += 1
             elif code == _WRAP:
                 if ok and v:
                     moves.append((to, to, f.sender, v))  # wrapped tokens minted for the ETH sent
@@ -337,6 +351,7 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float]) -> None:
     out["third_party_pulls"] = float(pulls)
     out["drained_holders"] = float(len(drained))
     out["third_party_allowances"] = float(allowances)
+    out["counterfeit_token_calls"] = float(counterfeit)
     out["lending_calls"] = float(lending)
     gained, lost = _value_flow(moves, {sender, root_to} | created)
     out["assets_gained"] = float(gained)

@@ -51,6 +51,7 @@ class Rule:
     type: str
     title: str
     min_score: float | None = None  # fused score that corroborates it (default: the engine's rule_min_score)
+    evidence: float = 0.0  # evidence it adds to the score when it holds (a specific conjunction)
 
 
 @dataclass(frozen=True)
@@ -196,11 +197,14 @@ def parse_rules(doc: Any, source: str) -> RuleSet:
     rules = []
     for i, r in enumerate(doc.get("rules") or []):
         where = f"{source}: rules[{i}]"
-        if not isinstance(r, dict) or set(r) - {"name", "when", "severity", "type", "title", "min_score"}:
-            raise RuleError(f"{where}: keys are name, when, severity, type, title, min_score")
+        if not isinstance(r, dict) or set(r) - {"name", "when", "severity", "type", "title", "min_score", "evidence"}:
+            raise RuleError(f"{where}: keys are name, when, severity, type, title, min_score, evidence")
         min_score = r.get("min_score")
         if min_score is not None and not (isinstance(min_score, int | float) and 0 <= min_score <= 1):
             raise RuleError(f"{where}: min_score must be a number in [0, 1]")
+        rule_evidence = r.get("evidence", 0.0)
+        if not (isinstance(rule_evidence, int | float) and 0 <= rule_evidence <= 10):
+            raise RuleError(f"{where}: evidence must be a number in [0, 10]")
         if r.get("severity") not in SEVERITIES or r.get("type") not in TYPES:
             raise RuleError(f"{where}: severity must be one of {SEVERITIES} and type one of {TYPES}")
         when = r.get("when") or {}
@@ -208,7 +212,7 @@ def parse_rules(doc: Any, source: str) -> RuleSet:
             raise RuleError(f"{where}: 'when' must map features to conditions")
         conds = tuple(_condition(f"{where}.when", f, c) for f, c in when.items())
         rules.append(Rule(str(r["name"]), conds, r["severity"], r["type"], str(r.get("title", r["name"])),
-                          None if min_score is None else float(min_score)))
+                          None if min_score is None else float(min_score), float(rule_evidence)))
     return RuleSet(tuple(evidence), tuple(rules), source, {str(k): float(v) for k, v in caps.items()})
 
 

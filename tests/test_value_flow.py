@@ -132,3 +132,50 @@ def test_a_router_checking_its_own_or_the_senders_allowance_is_ordinary() -> Non
                  pull(TOKEN, BOT, EOA, POOL, 100), transfer(OTHER, POOL, EOA, 50))
     assert f["third_party_allowances"] == 0.0
     assert "approval-exploit" not in [r.name for r in load_rules().matches(f)]
+
+
+def test_the_senders_contract_passed_off_as_a_token_is_a_counterfeit() -> None:
+    # the attack contract (BOT) hands a victim its own address as "the token"; the victim calls
+    # transferFrom and approve on it, and the counterfeit pays out the real token in the hook
+    hook = transfer(TOKEN, BOT, EOA, 10**21)
+    fake_pull = CallFrame(type="CALL", sender=VICTIM, to=BOT, input="0x23b872dd" + word(BOT) + word(VICTIM) + word(1))
+    fake_approve = CallFrame(type="CALL", sender=VICTIM, to=BOT, input="0x095ea7b3" + word(POOL) + word(1),
+                             calls=(hook,))
+    victim = CallFrame(type="CALL", sender=BOT, to=VICTIM, input="0x31daf7fe" + word(BOT),
+                       calls=(fake_pull, fake_approve, transfer(TOKEN, VICTIM, BOT, 10**21)))
+    f = features(victim)
+    assert f["counterfeit_token_calls"] == 2.0
+    assert "counterfeit-token" in [r.name for r in load_rules().matches(f)]
+
+
+def test_a_fee_token_called_back_by_a_router_is_not_a_counterfeit() -> None:
+    # a user transfers a fee-on-transfer token; the token swaps its fees through a router, which
+    # calls transferFrom on the token: the token's own business
+    fee_swap = CallFrame(type="CALL", sender=BOT, to=POOL, input="0x791ac947" + word(5),
+                         calls=(CallFrame(type="CALL", sender=POOL, to=BOT,
+                                          input="0x23b872dd" + word(BOT) + word(OTHER) + word(5)),))
+    root = CallFrame(type="CALL", sender=EOA, to=BOT, input="0xa9059cbb" + word(OTHER) + word(100), calls=(fee_swap,))
+    f = tx_features(Tx(hash="0x02", sender=EOA, to=BOT, value=0, input=root.input, trace=root))
+    assert f["counterfeit_token_calls"] == 0.0
+
+
+def test_a_specific_rule_adds_its_evidence_to_the_score_and_says_so() -> None:
+    from detectors.engine import ScoringEngine
+
+    doc = {"version": 1, "evidence": [{"feature": "reentries", "weight": 1.0}],
+           "rules": [{"name": "loop", "when": {"reentries": ">= 3"}, "severity": "high", "type": "exploit",
+                      "evidence": 2.0}]}
+    plain = parse_rules({**doc, "rules": [{**doc["rules"][0], "evidence": 0}]}, "a.yaml")
+    specific = parse_rules(doc, "b.yaml")
+    reenter = CallFrame(type="CALL", sender=OTHER, to=VICTIM, input="0x2e1a7d4e")  # back into the victim
+    inner = CallFrame(type="CALL", sender=VICTIM, to=OTHER, input="0x12345678", calls=(reenter,))
+    tx = Tx(hash="0x03", sender=EOA, to=BOT, value=0, input="0x12345678",
+            trace=CallFrame(type="CALL", sender=EOA, to=BOT, input="0x12345678",
+                            calls=tuple(CallFrame(type="CALL", sender=BOT, to=VICTIM, input="0xdeadbeef",
+                                                  calls=(inner,)) for _ in range(4))))
+    base = ScoringEngine(rules=plain).score_pending([tx], 0.0)[0]
+    boosted = ScoringEngine(rules=specific).score_pending([tx], 0.0)[0]
+    assert boosted.score > base.score
+    assert boosted.explanation[0].feature == "rule:loop" and boosted.explanation[0].contribution == 2.0
+    with pytest.raises(RuleError, match="evidence"):
+        parse_rules({**doc, "rules": [{**doc["rules"][0], "evidence": "lots"}]}, "c.yaml")
