@@ -55,7 +55,7 @@ from .config import ConfigError, Settings, load_settings
 from .delivery import build_delivery
 from .devnet.anvil import AnvilNotFoundError
 from .kafka import KafkaSetupError
-from .scoring import DetectSink, Scorer
+from .scoring import DetectSink, Scorer, batch_gc
 from .sharding import ShardedEngine
 
 T = TypeVar("T")
@@ -403,10 +403,11 @@ def _replay_files(source: FileBlockSource, show: bool, scorer: Scorer) -> dict[s
         task = bar.add_task("replay", total=source.total_bytes, info="", visible=show)
         source.progress = lambda done: bar.update(
             task, completed=done, info=f"{blocks} blocks, {txs} txs, {scorer.findings} alerts")
-        for block in source:
-            blocks += 1
-            txs += len(block.transactions)
-            scorer.block(block)
+        with batch_gc():
+            for block in source:
+                blocks += 1
+                txs += len(block.transactions)
+                scorer.block(block)
     st = source.stats
     return {"blocks": blocks, "transactions": txs, "bad_lines": st.bad_lines, "files": [str(f) for f in source.files]}
 
