@@ -24,7 +24,7 @@ from .base import Contribution, Finding
 from .features import BlockContext, tx_features
 from .fusion import Fuser, severity_of
 from .online import EntityState, HSTDetector
-from .rules import SEVERITIES, Rule, RuleSet, ShapeDetector, load_rules
+from .rules import SEVERITIES, RuleSet, ShapeDetector, load_rules
 from .wallets import WalletBehaviour
 from .window import PyodWindowDetector
 
@@ -69,10 +69,6 @@ class TxScore:
     def to_json(self) -> dict[str, Any]:
         return {"tx_hash": self.tx_hash, "block_number": self.block_number, "score": round(self.score, 6),
                 "detectors": self.detectors, "wallets": self.wallets}
-
-
-def _rule_evidence(rule: Rule) -> float:
-    return rule.evidence
 
 
 class ScoringEngine:
@@ -120,8 +116,7 @@ class ScoringEngine:
         # without a call tree (or with one frame) the tree models have nothing to go on: such a
         # transaction is scored on the shape evidence alone
         traced_warm = {"shape": True, "hst": hst_warm, "pyod": pyod_warm}
-        contributions = self.rules.contributions
-        matches = self.rules.matches
+        assess = self.rules.assess
         threshold = self.config.alert_threshold
         number = None if block is None else block.number
         feats: list[dict[str, float]] = []
@@ -151,14 +146,7 @@ class ScoringEngine:
         raws: list[dict[str, float]] = []
         for i, tx in enumerate(txs):
             f = feats[i]
-            explained = contributions(f)
-            matched = matches(f)
-            if matched:
-                # a rule is a conjunction the additive terms cannot express: a specific one (with
-                # ``evidence`` in the rule file) adds that evidence when it holds (the most, once)
-                top = max(matched, key=_rule_evidence)
-                if top.evidence:
-                    explained.insert(0, Contribution(f"rule:{top.name}", 1.0, top.evidence, top.title))
+            explained, matched = assess(f)  # evidence terms, and the named rules that hold
             shape = 0.0
             for c in explained:
                 shape += c.contribution

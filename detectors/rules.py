@@ -69,6 +69,20 @@ class RuleSet:
         object.__setattr__(self, "matches", _compile_matches(self.rules))
         object.__setattr__(self, "contributions", _compile_contributions(self.evidence, self.caps))
 
+    def assess(self, x: Features) -> tuple[list[Contribution], list[Rule]]:
+        """(evidence, named rules that hold) for ``x``: the terms that fire, plus, when specific
+        rules hold, the most ``evidence`` any of them carries (once, as ``rule:<name>``), largest first.
+        """
+        explained = self.contributions(x)
+        matched = self.matches(x)
+        if matched:
+            # a rule is a conjunction the additive terms cannot express: a specific one says so
+            top = max(matched, key=_rule_evidence)
+            if top.evidence:
+                explained.append(Contribution(f"rule:{top.name}", 1.0, top.evidence, top.title))
+                explained.sort(key=_by_contribution)
+        return explained, matched
+
     # replaced per instance by the compiled functions (see __post_init__); documented here
     def matches(self, x: Features) -> list[Rule]:  # pragma: no cover
         """The named rules whose every condition holds for ``x``."""
@@ -144,6 +158,10 @@ def _function(source: str, name: str, env: dict[str, Any]) -> Any:
     namespace = dict(env)
     exec(compile(source, f"<rules:{name}>", "exec"), namespace)  # the source is built above from validated data
     return namespace[name]
+
+
+def _rule_evidence(rule: Rule) -> float:
+    return rule.evidence
 
 
 def _by_contribution(c: Contribution) -> float:
@@ -263,13 +281,13 @@ class ShapeDetector:
         return True
 
     def score_one(self, x: Features) -> float:
-        return sum(c.contribution for c in self.rules.contributions(x))
+        return sum(c.contribution for c in self.rules.assess(x)[0])
 
     def learn_one(self, x: Features) -> None:
         return None
 
     def explain_one(self, x: Features) -> list[Contribution]:
-        return self.rules.contributions(x)
+        return self.rules.assess(x)[0]
 
     def state(self) -> dict[str, Any]:
         return {}

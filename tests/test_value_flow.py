@@ -177,5 +177,6 @@ def test_a_specific_rule_adds_its_evidence_to_the_score_and_says_so() -> None:
     boosted = ScoringEngine(rules=specific).score_pending([tx], 0.0)[0]
     assert boosted.score > base.score
     assert boosted.explanation[0].feature == "rule:loop" and boosted.explanation[0].contribution == 2.0
+    assert [c.feature for c in base.explanation] == ["reentries"]
     with pytest.raises(RuleError, match="evidence"):
         parse_rules({**doc, "rules": [{**doc["rules"][0], "evidence": "lots"}]}, "c.yaml")
