@@ -21,7 +21,7 @@ import orjson
 
 from .events import Block
 from .fetch import BlockFetcher
-from .mappers import MappingError, map_block
+from .mappers import MappingError, map_block, map_block_line
 
 log = logging.getLogger(__name__)
 
@@ -121,13 +121,11 @@ class FileBlockSource:
 
     def _parse(self, path: Path, lineno: int, line: bytes) -> Block | None:
         try:
-            raw = orjson.loads(line)
+            return map_block_line(line, self._report)
         except orjson.JSONDecodeError as err:
             self.stats.bad_lines += 1
             log.warning("%s:%d: not JSON (%s); line skipped", path, lineno, err)
             return None
-        try:
-            return map_block(raw, self._report)
         except MappingError as err:
             self.stats.bad_lines += 1
             log.warning("%s:%d: %s; line skipped", path, lineno, err)

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ingest import Block, CallFrame, Log, MappingError, Receipt, Tx, block_from_rpc, block_to_rpc, map_block
-from ingest.mappers import frame_from_calltracer, frames_from_parity, quantity, tx_from_rpc, tx_to_rpc
+from ingest.mappers import frame_from_calltracer, frames_from_parity, map_block_line, quantity, tx_from_rpc, tx_to_rpc
 
 hexes = st.integers(min_value=0, max_value=2**256 - 1)
 small = st.integers(min_value=0, max_value=2**64 - 1)
@@ -201,3 +201,55 @@ def test_real_mainnet_receipts_and_logs(data_dir: Path) -> None:
     assert tx.receipt is not None and tx.receipt.logs and tx.type is not None
     assert blocks_[1].parent_hash == blocks_[0].hash
     assert all(t.receipt is not None for b in blocks_ for t in b.transactions)
+
+
+def _both(raw: Any) -> tuple[Block, list[str], Block, list[str]]:
+    line = orjson.dumps(raw)
+    a_err: list[MappingError] = []
+    b_err: list[MappingError] = []
+    a = map_block(orjson.loads(line), a_err.append)
+    b = map_block_line(line, b_err.append)
+    return a, [str(e) for e in a_err], b, [str(e) for e in b_err]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(["value", "gas", "nonce", "from", "to", "input", "hash", "blockHash", "gasPrice"]),
+       st.one_of(st.none(), st.text(max_size=70), st.integers(), st.booleans(), st.lists(st.integers(), max_size=2)),
+       st.sampled_from(["tx", "receipt", "trace", "log"]))
+def test_the_typed_line_decoder_maps_and_reports_as_map_block(field: str, bad: Any, where: str) -> None:
+    """The replay reader decodes lines straight into typed structs; whatever a line holds, the
+    block and the errors reported must be those of ``map_block`` on the parsed line."""
+    h = "0x" + "ab" * 32
+    tx = {"hash": h, "from": "0x" + "11" * 20, "to": "0x" + "22" * 20, "value": "0x10", "input": "0x1234"}
+    receipt = {"transactionHash": h, "status": "0x1",
+               "logs": [{"address": "0x" + "33" * 20, "topics": ["0x" + "44" * 32], "data": "0x"}]}
+    frame = {"type": "CALL", "from": "0x" + "11" * 20, "to": "0x" + "22" * 20, "input": "0x1234", "value": "0x0",
+             "calls": [{"type": "staticcall", "from": "0x" + "22" * 20, "to": "0x" + "55" * 20}]}
+    if where == "tx":
+        tx[field] = bad
+    elif where == "receipt":
+        receipt[{"value": "status", "gas": "gasUsed"}.get(field, field)] = bad
+    elif where == "trace":
+        frame[field] = bad
+    else:
+        receipt["logs"][0][{"value": "data", "hash": "topics"}.get(field, "address")] = bad  # type: ignore[index]
+    raw = {"number": "0x7", "timestamp": "0x10", "transactions": [tx], "receipts": [receipt],
+           "traces": [{"txHash": h, "result": frame}]}
+    a, a_err, b, b_err = _both(raw)
+    assert a == b and a_err == b_err
+
+
+def test_the_typed_line_decoder_reads_the_data_files_as_map_block(data_dir: Path) -> None:
+    n = 0
+    for name in ("attacks-dev.jsonl.gz", "mainnet-17173049-17173050.jsonl"):
+        path = data_dir / name
+        with (gzip.open(path, "rb") if name.endswith(".gz") else open(path, "rb")) as fh:
+            for line in fh:
+                assert map_block_line(line, pytest.fail) == map_block(orjson.loads(line), pytest.fail)
+                n += 1
+    assert n == 15
+    with pytest.raises(orjson.JSONDecodeError):
+        map_block_line(b"{not json", pytest.fail)
+    hashes_only = orjson.dumps({"number": "0x1", "transactions": ["0x" + "ab" * 32]})
+    errors: list[MappingError] = []
+    assert map_block_line(hashes_only, errors.append).transactions == () and len(errors) == 1
