@@ -214,7 +214,8 @@ def _both(raw: Any) -> tuple[Block, list[str], Block, list[str]]:
 
 @settings(max_examples=150, deadline=None)
 @given(st.sampled_from(["value", "gas", "nonce", "from", "to", "input", "hash", "blockHash", "gasPrice"]),
-       st.one_of(st.none(), st.text(max_size=70), st.integers(), st.booleans(), st.lists(st.integers(), max_size=2)),
+       st.one_of(st.none(), st.text(max_size=70), st.integers(-(2**63), 2**63 - 1), st.booleans(),
+                 st.lists(st.integers(0, 9), max_size=2)),
        st.sampled_from(["tx", "receipt", "trace", "log"]))
 def test_the_typed_line_decoder_maps_and_reports_as_map_block(field: str, bad: Any, where: str) -> None:
     """The replay reader decodes lines straight into typed structs; whatever a line holds, the
