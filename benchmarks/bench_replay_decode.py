@@ -2,7 +2,8 @@
 
 Measured in one run, interleaved, best of N, on the same machine:
   * bare:   read + gunzip + orjson.loads of every line (what any Python reader pays at least);
-  * mapped: the same plus ``map_block`` to typed events (FileBlockSource's work);
+  * mapped: read + gunzip + ``map_block_line`` (msgspec decodes each line into typed structs,
+    then the events are built: FileBlockSource's work);
 both for the file as stored (.gz) and for its decompressed bytes already in memory.
 
     python benchmarks/bench_replay_decode.py [FILE] [--repeat N]
@@ -18,7 +19,7 @@ import orjson
 from _timing import best
 
 from ingest import FileBlockSource
-from ingest.mappers import map_block
+from ingest.mappers import map_block_line
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "attacks-dev.jsonl.gz"
 
@@ -50,7 +51,7 @@ def main() -> None:
 
     def mapped_mem() -> None:
         for line in lines:
-            map_block(orjson.loads(line), lambda e: None)
+            map_block_line(line, lambda e: None)
 
     txs = sum(len(b.transactions) for b in FileBlockSource([path]))
     res = {}
