@@ -130,7 +130,7 @@ class ScoringEngine:
             if warm_stream and tx.sender is not None:  # the sender's wallet profile, if it has one
                 profile = profiles.get(tx.sender)
                 if profile is not None:
-                    f["sender_age_days"] = max(0.0, now - profile.first) / 86400
+                    f["sender_age_days"] = profile.age_days(now)
                     funder = profile.funder
                     if funder is not None:
                         f["sender_funded_by_contract"] = 1.0 if funder in entities.contracts else 0.0

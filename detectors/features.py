@@ -207,9 +207,10 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float]) -> None:
     contracts: set[str | None] = set()
     tokens: set[str | None] = set()
     created: set[str | None] = set()
+    root_to = frame.to
+    mine: set[str | None] = {sender, root_to}  # the originator: the sender, the contract it called, contracts created
     received_from: dict[tuple[str | None, str], int] = {}  # (token, counterparty) -> times tokens came in
     borrow_repay = 0
-    root_to = frame.to
     moves: list[tuple[str | None, str | None, str | None, int]] = []  # (asset, from, to, amount); ETH is None
     # iterative DFS with the stack of (frame, depth, callers on the path)
     stack: list[tuple[CallFrame, int, frozenset[str | None]]] = [(frame, 0, frozenset((sender,)))]
@@ -228,6 +229,7 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float]) -> None:
         elif kind == "CREATE" or kind == "CREATE2":
             creates += 1
             created.add(to)
+            mine.add(to)
         elif kind == "SELFDESTRUCT" and f.value:
             selfdestructs += 1  # destroyed holding funds (gas tokens self-destruct empty by the dozen)
         if f.error is not None:
@@ -258,14 +260,14 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float]) -> None:
                     and sel not in NOT_REENTRY):
                 reentries += 1
             code = _SELECTOR_KIND.get(sel)
+            if (fake_watch and code in (_MOVE, _APPROVE) and kind == "CALL" and to in mine and to != sender
+                    and f.sender not in mine):
+                counterfeit += 1  # the originator's contract called as a token by a third party
             if code is None:
                 pass
             elif code == _MOVE:
                 token_moves += 1
                 tokens.add(to)
-                if fake_watch and kind == "CALL" and (to == root_to or to in created) and f.sender != sender \
-                        and f.sender != root_to and f.sender not in created:
-                    counterfeit += 1
                 # transfer(to, amount): tokens leave f.sender; transferFrom(from, to, amount)
                 if sel == TRANSFER:
                     dest = "0x" + inp[34:74]
@@ -280,7 +282,7 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float]) -> None:
                         moves.append((to, src, dest, int(amount, 16)))
                     except ValueError:
                         pass
-                    if src != sender and src != root_to and src != f.sender and src != dest and src not in created:
+                    if src not in mine and src != f.sender and src != dest:
                         pulls += 1
                         read = balances_read.get((to, src))
                         if read is not None and read[2:].lstrip("0") == amount.lstrip("0") and read[2:].strip("0"):
@@ -296,9 +298,6 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float]) -> None:
                     balances_read[(to, "0x" + inp[34:74])] = f.output
             elif code == _APPROVE:
                 approvals += 1
-                if fake_watch and kind == "CALL" and (to == root_to or to in created) and f.sender != sender \
-                        and f.sender != root_to and f.sender not in created:
-                    counterfeit += 1
             elif code == _WRAP:
                 if ok and v:
                     moves.append((to, to, f.sender, v))  # wrapped tokens minted for the ETH sent
@@ -322,7 +321,7 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float]) -> None:
                 oracle += 1
             elif len(inp) >= 74:  # allowance(owner, spender): whose approvals are read?
                 owner = "0x" + inp[34:74]
-                if owner != sender and owner != root_to and owner != f.sender and owner not in created:
+                if owner not in mine and owner != f.sender:
                     allowances += 1
         if f.calls:
             child_path = path | {to} if kind != "DELEGATECALL" else path
@@ -353,7 +352,7 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float]) -> None:
     out["third_party_allowances"] = float(allowances)
     out["counterfeit_token_calls"] = float(counterfeit)
     out["lending_calls"] = float(lending)
-    gained, lost = _value_flow(moves, {sender, root_to} | created)
+    gained, lost = _value_flow(moves, mine)
     out["assets_gained"] = float(gained)
     out["assets_lost"] = float(lost)
     out["free_gain"] = float(gained) if gained and not lost else 0.0

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import math
-import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
@@ -24,9 +23,7 @@ from .features import FEATURES
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 TYPES = ("exploit", "suspicious", "scam", "info")
-_OPS: dict[str, Callable[[float, float], bool]] = {
-    ">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "==": operator.eq,
-}  # the operators a condition may use (compiled to Python's own, see _compile_matches)
+_OPS = (">=", ">", "<=", "<", "==")  # what a condition may use (compiled to Python's own: _compile_matches)
 
 
 class RuleError(ValueError):

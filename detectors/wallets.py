@@ -57,6 +57,10 @@ class Profile:
         self.recv_from: set[str] = set()
         self.sent_to: set[str] = set()
 
+    def age_days(self, now: float) -> float:
+        """Days since the stream first saw the address (0 for a clock that went back)."""
+        return max(0.0, now - self.first) / 86400
+
 
 class WalletBehaviour:
     """Per-address profiles and behaviour scores (see module docstring)."""
@@ -127,7 +131,7 @@ class WalletBehaviour:
 
     def age_days(self, address: str, now: float) -> float | None:
         p = self._profiles.get(address)
-        return max(0.0, now - p.first) / 86400 if p is not None else None
+        return p.age_days(now) if p is not None else None
 
     def features(self, address: str) -> dict[str, float] | None:
         p = self._profiles.get(address)
