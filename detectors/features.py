@@ -151,6 +151,9 @@ FEATURES: tuple[str, ...] = (
     # transaction): assets it ended with more of (by at least half of what came in), assets it
     # ended with less of, and the gained ones when none was given up (value taken, not traded)
     "assets_gained", "assets_lost", "free_gain",
+    # ETH sent to the block's producer from inside the call tree: the bribe of an MEV bundle
+    # (searchers pay the builder directly); known for mined blocks only
+    "pays_block_producer",
 )
 
 
@@ -397,6 +400,19 @@ def _value_flow(moves: list[tuple[str | None, str | None, str | None, int]],
     return gained, lost
 
 
+def _paid_to(frame: CallFrame, address: str) -> int:
+    """How many successful calls in the tree send ETH to ``address``."""
+    n = 0
+    stack = [frame]
+    while stack:
+        f = stack.pop()
+        if f.value and f.to == address and f.error is None:
+            n += 1
+        if f.calls:
+            stack.extend(f.calls)
+    return n
+
+
 def log_features(tx: Tx, out: dict[str, float]) -> None:
     receipt = tx.receipt
     if receipt is None or not receipt.logs:
@@ -423,19 +439,21 @@ def log_features(tx: Tx, out: dict[str, float]) -> None:
 
 
 class BlockContext:
-    """What a transaction is compared with in its block (median gas price)."""
+    """What a transaction is compared with in its block: the median gas price, and the block's
+    producer (its fee recipient, ``miner``) when the block is known (not for pending transactions)."""
 
-    __slots__ = ("median_gas_price",)
+    __slots__ = ("median_gas_price", "producer")
 
-    def __init__(self, txs: Iterable[Tx]) -> None:
+    def __init__(self, txs: Iterable[Tx], producer: str | None = None) -> None:
         prices = [p for p in (t.gas_price for t in txs) if p]
         if len(prices) > 1:
             prices.sort()
         self.median_gas_price = prices[len(prices) // 2] if prices else None
+        self.producer = producer
 
     @classmethod
     def of(cls, block: Block) -> BlockContext:
-        return cls(block.transactions)
+        return cls(block.transactions, block.miner)
 
 
 def tx_features(tx: Tx, ctx: BlockContext | None = None) -> dict[str, float]:
@@ -459,5 +477,8 @@ def tx_features(tx: Tx, ctx: BlockContext | None = None) -> dict[str, float]:
         out["fee_eth"] = receipt.gas_used * receipt.effective_gas_price / WEI
     if tx.trace is not None:
         trace_features(tx, tx.trace, out)
+        producer = ctx.producer if ctx is not None else None
+        if producer is not None and out["value_calls"]:
+            out["pays_block_producer"] = float(_paid_to(tx.trace, producer))
     log_features(tx, out)
     return out

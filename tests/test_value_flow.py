@@ -180,3 +180,27 @@ def test_a_specific_rule_adds_its_evidence_to_the_score_and_says_so() -> None:
     assert [c.feature for c in base.explanation] == ["reentries"]
     with pytest.raises(RuleError, match="evidence"):
         parse_rules({**doc, "rules": [{**doc["rules"][0], "evidence": "lots"}]}, "c.yaml")
+
+
+def test_paying_the_block_producer_marks_an_mev_bundle_and_lowers_the_shape_evidence() -> None:
+    from detectors.features import BlockContext
+
+    miner = "0x" + "9" * 40
+    flash = CallFrame(type="CALL", sender=BOT, to=POOL, input="0x5cffe9de" + word(BOT),
+                      calls=(transfer(TOKEN, POOL, BOT, 10**20),))
+    bribe = CallFrame(type="CALL", sender=BOT, to=miner, value=10**17)
+    root = CallFrame(type="CALL", sender=EOA, to=BOT, input="0x12345678", calls=(flash, bribe))
+    tx = Tx(hash="0x01", sender=EOA, to=BOT, value=0, input="0x12345678", trace=root)
+    rules = load_rules()
+    mined = tx_features(tx, BlockContext([tx], producer=miner))
+    assert mined["pays_block_producer"] == 1.0
+    elsewhere = tx_features(tx, BlockContext([tx], producer="0x" + "8" * 40))  # ETH to someone else
+    assert elsewhere["pays_block_producer"] == 0.0
+    pending = tx_features(tx, BlockContext([tx]))  # no block yet: the producer is unknown, not absent
+    assert "pays_block_producer" not in pending
+
+    def shape(x: dict[str, float]) -> float:
+        return sum(c.contribution for c in rules.assess(x)[0])
+
+    assert shape(mined) < shape(elsewhere) == shape(pending)
+    assert any(c.feature == "pays_block_producer" for c in rules.assess(mined)[0])
