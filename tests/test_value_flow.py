@@ -204,3 +204,22 @@ def test_paying_the_block_producer_marks_an_mev_bundle_and_lowers_the_shape_evid
 
     assert shape(mined) < shape(elsewhere) == shape(pending)
     assert any(c.feature == "pays_block_producer" for c in rules.assess(mined)[0])
+
+
+def test_taking_over_a_live_contract_then_taking_its_tokens_is_a_takeover_theft() -> None:
+    # an attack contract re-initialises a live vault (making itself the owner), then withdraws
+    take = CallFrame(type="CALL", sender=BOT, to=VICTIM, input="0xc4d66de8" + word(BOT))  # initialize(address)
+    withdraw = CallFrame(type="CALL", sender=BOT, to=VICTIM, input="0x3ccfd60b",
+                         calls=(transfer(TOKEN, VICTIM, BOT, 10**24),))
+    rules = load_rules()
+    theft = features(take, withdraw)
+    assert theft["takeover_calls"] == 1.0 and theft["free_gain"] == 1.0
+    names = [r.name for r in rules.matches(theft)]
+    assert "takeover-theft" in names and "access-control-takeover" in names
+    # the same owner call without taking anything is only a (medium) suspicious takeover
+    alone = features(take)
+    assert [r.name for r in rules.matches(alone)] == ["access-control-takeover"]
+    # a contract initialised in the transaction that created it is no takeover
+    created = CallFrame(type="CREATE", sender=BOT, to=VICTIM, input="0x6080",
+                        calls=(CallFrame(type="CALL", sender=BOT, to=VICTIM, input="0xc4d66de8" + word(BOT)),))
+    assert features(created)["takeover_calls"] == 0.0
