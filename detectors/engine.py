@@ -4,7 +4,8 @@ Per transaction: features (:mod:`.features`), novelty from per-entity state
 (:class:`.online.EntityState`), raw scores from every detector, calibration and fusion into one
 score in [0, 1] (:mod:`.fusion`), wallet behaviour scores for each address involved
 (:mod:`.wallets`), an explanation, and a finding when the fused score reaches the alert
-threshold or a named rule of high severity holds. A block is scored before any of it is learned,
+threshold or a named rule of high severity holds with enough corroboration (its score is then
+lifted to at least the threshold, so findings outrank everything else). A block is scored before any of it is learned,
 so the order of transactions within a block does not change scores; transactions that produced a
 finding are kept out of what the models learn (anomalies must not become normal).
 
@@ -160,12 +161,15 @@ class ScoringEngine:
                 fused, calibrated = fuser.fuse(raw, traced_warm)
             else:  # the shape evidence alone (what fuse() gives for it, without its loop)
                 fused, calibrated = fuse_evidence("shape", shape)
+            strong = None
+            if matched:
+                strong, fused = self._alerting_rules(fused, matched)
             raws.append(raw)
             score = TxScore(tx.hash, tx.block_number if number is None else number, fused, calibrated, {},
                             explained[:5], [r.name for r in matched] if matched else [])
             out.append(score)
-            if (matched or fused >= threshold) and tx.to not in self.allowlist:
-                self._maybe_finding(score, tx, f, matched, stage, block)
+            if (strong or fused >= threshold) and tx.to not in self.allowlist:
+                score.finding = self._finding(score, tx, strong or [], stage, block)
             if learn:
                 wallet.learn_tx(tx, now)
         # wallets: read after the whole batch is learned, for each address involved
@@ -190,13 +194,32 @@ class ScoringEngine:
         self.scored += len(txs)
         return out
 
-    def _maybe_finding(self, score: TxScore, tx: Tx, f: dict[str, float], matched: list[Any], stage: str,
-                       block: Block | None) -> None:
+    def _alerting_rules(self, fused: float, matched: list[Any]) -> tuple[list[Any], float]:
+        """The named rules that alert on this transaction, and its score lifted for them.
+
+        A rule alerts when its severity is at least ``rule_min_severity`` and the fused score
+        corroborates it (at least the rule's ``min_score``, else ``rule_min_score``). Such a finding
+        can score below the alert threshold; its score is lifted so that every finding scores at
+        least the threshold and ranks above every transaction that makes none: ``[min_score, 1]``
+        maps linearly onto ``[alert_threshold, 1]`` (the most of the alerting rules), and a score
+        already higher stays. The order of findings among themselves follows the fused evidence.
+        """
+        threshold = self.config.alert_threshold
         default_min = self.config.rule_min_score
-        strong = [r for r in matched if SEVERITIES.index(r.severity) >= self._rule_floor
-                  and score.score >= (default_min if r.min_score is None else r.min_score)]
-        if score.score < self.config.alert_threshold and not strong:
-            return
+        strong = []
+        lifted = fused
+        for r in matched:
+            if SEVERITIES.index(r.severity) < self._rule_floor:
+                continue
+            lo = default_min if r.min_score is None else r.min_score
+            if fused < lo:
+                continue
+            strong.append(r)
+            if lo < 1.0:
+                lifted = max(lifted, threshold + (1.0 - threshold) * (fused - lo) / (1.0 - lo))
+        return strong, lifted
+
+    def _finding(self, score: TxScore, tx: Tx, strong: list[Any], stage: str, block: Block | None) -> Finding:
         if strong:
             top = max(strong, key=lambda r: SEVERITIES.index(r.severity))
             severity = max(top.severity, severity_of(score.score), key=SEVERITIES.index)
@@ -206,7 +229,7 @@ class ScoringEngine:
             kind, title, detector = "suspicious", "Anomalous transaction", "fusion"
         reasons = "; ".join(f"{c.why} ({c.feature}={c.value:g})" for c in score.explanation[:3]) or "unusual features"
         addresses = [a for a in (tx.sender, tx.to) if a is not None]
-        score.finding = Finding(
+        return Finding(
             tx_hash=tx.hash, block_number=score.block_number, block_hash=block.hash if block else None, stage=stage,
             score=round(score.score, 6), severity=severity, type=kind, detector=detector, title=title,
             description=f"{title}: {reasons}.", addresses=addresses, explanation=score.explanation,

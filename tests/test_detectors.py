@@ -189,6 +189,13 @@ def test_engine_scores_in_range_and_explains(data_dir: Path) -> None:
     top = max(scores, key=lambda s: s.score)
     assert top.finding is not None and top.explanation and top.finding.description
     assert {"shape", "hst"} <= set(top.detectors)
+    # the score orders findings first: a rule that alerts below the threshold lifts its score
+    found = [s for s in scores if s.finding is not None]
+    by_rule = [s for s in found if s.finding is not None and s.finding.detector.startswith("rules/")]
+    assert by_rule and found
+    threshold = engine.config.alert_threshold
+    assert min(s.score for s in found) >= threshold > max(s.score for s in scores if s.finding is None)
+    assert all(s.finding is not None and s.finding.score == round(s.score, 6) for s in found)
 
 
 def test_snapshot_resume_gives_the_same_scores_as_one_run(data_dir: Path, tmp_path: Path) -> None:
