@@ -5,8 +5,8 @@ Per transaction: features (:mod:`.features`), novelty from per-entity state
 score in [0, 1] (:mod:`.fusion`), wallet behaviour scores for each address involved
 (:mod:`.wallets`), an explanation, and a finding when the fused score reaches the alert
 threshold or a named rule of high severity holds with enough corroboration (its score is then
-lifted to at least the threshold, so findings outrank everything else). A block is scored before any of it is learned,
-so the order of transactions within a block does not change scores; transactions that produced a
+lifted to at least the threshold, so findings outrank everything else). A block is scored before
+any of it is learned, so the order of transactions within a block does not change scores; transactions that produced a
 finding are kept out of what the models learn (anomalies must not become normal).
 
 Deterministic: with the same input and config, the same scores (the pyod ensemble refits in a
@@ -202,7 +202,8 @@ class ScoringEngine:
         can score below the alert threshold; its score is lifted so that every finding scores at
         least the threshold and ranks above every transaction that makes none: ``[min_score, 1]``
         maps linearly onto ``[alert_threshold, 1]`` (the most of the alerting rules), and a score
-        already higher stays. The order of findings among themselves follows the fused evidence.
+        already higher stays. (A transaction to an allowlisted contract keeps the lifted score but
+        makes no finding.)
         """
         threshold = self.config.alert_threshold
         default_min = self.config.rule_min_score
