@@ -6,8 +6,9 @@ score in [0, 1] (:mod:`.fusion`), wallet behaviour scores for each address invol
 (:mod:`.wallets`), an explanation, and a finding when the fused score reaches the alert
 threshold or a named rule of high severity holds with enough corroboration (its score is then
 lifted to at least the threshold, so findings outrank everything else). A block is scored before
-any of it is learned, so the order of transactions within a block does not change scores; transactions that produced a
-finding are kept out of what the models learn (anomalies must not become normal).
+any of it is learned, so the order of transactions within a block does not change scores;
+transactions that produced a finding are kept out of what the models learn (anomalies must not
+become normal).
 
 Deterministic: with the same input and config, the same scores (the pyod ensemble refits in a
 worker thread but is swapped in at a point fixed by the transaction count).
