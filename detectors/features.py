@@ -198,11 +198,12 @@ def _calldata_overflow_words(data: str) -> int:
     return n
 
 
-def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float]) -> None:
-    """Call-tree features of ``tx`` into ``out`` (one pass over the frames)."""
+def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float], producer: str | None = None) -> None:
+    """Call-tree features of ``tx`` into ``out`` (one pass over the frames); ``producer``: the
+    block's producer, when known (ETH paid to it is counted)."""
     frames = depth_max = delegate = creates = selfdestructs = statics = value_calls = failed = 0
     token_moves = balance_checks = approvals = flash = reentries = into_created = takeover = pulls = 0
-    lending = oracle = allowances = counterfeit = 0
+    lending = oracle = allowances = counterfeit = paid_producer = 0
     # a transaction that calls a token function itself is a token's own business (fee tokens
     # swapping their fees have routers call them back); otherwise, the originator's contracts
     # being called as a token by a third party is a counterfeit token at work
@@ -246,6 +247,8 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float]) -> None:
         ok = kind == "CALL" and f.error is None
         if v:
             value_calls += 1
+            if to == producer and f.error is None:
+                paid_producer += 1
             if to == sender and d > 0:
                 eth_to_sender += v
             if ok or (kind in ("CREATE", "CREATE2") and f.error is None):
@@ -365,6 +368,8 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float]) -> None:
     out["assets_lost"] = float(lost)
     out["free_gain"] = float(gained) if gained and not lost else 0.0
     out["oracle_reads"] = float(oracle)
+    if producer is not None and value_calls:
+        out["pays_block_producer"] = float(paid_producer)
     # a call with no arguments that sets off a large tree: a contract pre-programmed to attack
     calldata = (len(tx.input) - 2) // 2
     out["bare_call_tree"] = float(frames) if calldata == 4 and frames > 1 else 0.0
@@ -403,19 +408,6 @@ def _value_flow(moves: list[tuple[str | None, str | None, str | None, int]],
         elif went > came:
             lost += 1
     return gained, lost
-
-
-def _paid_to(frame: CallFrame, address: str) -> int:
-    """How many successful calls in the tree send ETH to ``address``."""
-    n = 0
-    stack = [frame]
-    while stack:
-        f = stack.pop()
-        if f.value and f.to == address and f.error is None:
-            n += 1
-        if f.calls:
-            stack.extend(f.calls)
-    return n
 
 
 def log_features(tx: Tx, out: dict[str, float]) -> None:
@@ -481,9 +473,6 @@ def tx_features(tx: Tx, ctx: BlockContext | None = None) -> dict[str, float]:
     if receipt is not None and receipt.gas_used is not None and receipt.effective_gas_price is not None:
         out["fee_eth"] = receipt.gas_used * receipt.effective_gas_price / WEI
     if tx.trace is not None:
-        trace_features(tx, tx.trace, out)
-        producer = ctx.producer if ctx is not None else None
-        if producer is not None and out["value_calls"]:
-            out["pays_block_producer"] = float(_paid_to(tx.trace, producer))
+        trace_features(tx, tx.trace, out, ctx.producer if ctx is not None else None)
     log_features(tx, out)
     return out
