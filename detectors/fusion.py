@@ -120,8 +120,9 @@ class Fuser:
         """
         if name not in self.evidence:
             return self.fuse({name: value}, {name: True})
-        total = 0.0 + self.weights.get(name, 1.0) * value
-        return squash(total, self.scale), {name: round(squash(value, self.scale), 6)}
+        alone = squash(value, self.scale)
+        w = self.weights.get(name, 1.0)
+        return (alone if w == 1.0 else squash(0.0 + w * value, self.scale)), {name: round(alone, 6)}
 
     def learn(self, raw: Mapping[str, float], warm: Mapping[str, bool]) -> None:
         for name, value in raw.items():

@@ -176,7 +176,12 @@ def test_compiled_rules_read_the_file_as_written() -> None:
         got = rules.contributions(x)
         assert {c.feature: c.contribution for c in got} == pytest.approx(want)
         assert [c.contribution for c in got] == sorted((c.contribution for c in got), reverse=True)
+        # assess() runs a pair compiled for exactly the features present: the same answers
+        special, matched = rules.assess(x)
+        assert [r.name for r in matched] == want_rules
+        assert [c for c in special if not c.feature.startswith("rule:")] == got
     assert fired == {r.name for r in rules.rules}  # every rule was exercised
+    assert len(rules._specialised) == 512  # bounded: the rest ran the general pair
 
 
 def test_engine_scores_in_range_and_explains(data_dir: Path) -> None:
