@@ -656,7 +656,10 @@ def _block_checked(raw: JsonDict, report: Reporter) -> Block:
         if type(t) is str:  # a block fetched without full transactions
             report(MappingError("transactions", t, "transaction hash only, not an object", block=number))
             continue
-        h = t.get("hash") if type(t) is dict else None
+        if type(t) is not dict:
+            report(MappingError("transactions", t, "transaction is not an object", block=number))
+            continue
+        h = t.get("hash")
         key = h.lower() if isinstance(h, str) else ""
         trace = traces.get(key)
         if trace is None and not traces and i < len(positional):

@@ -240,6 +240,49 @@ def test_the_typed_line_decoder_maps_and_reports_as_map_block(field: str, bad: A
     assert a == b and a_err == b_err
 
 
+_JSON = st.recursive(st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=12),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+                     max_leaves=6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(["transactions", "receipts", "traces", "result", "calls", "logs", "topics", "header"]),
+       _JSON)
+def test_any_value_in_any_place_is_reported_never_a_crash(place: str, bad: Any) -> None:
+    """A node replaced by any JSON value at all (an entry that is not an object, a list where an
+    object belongs, ...): the block is mapped with what is well-formed, each problem reported;
+    nothing but a MappingError for an unplaceable block ever leaves the mapper."""
+    h = "0x" + "ab" * 32
+    tx = {"hash": h, "from": "0x" + "11" * 20, "to": "0x" + "22" * 20, "value": "0x10", "input": "0x1234"}
+    log = {"address": "0x" + "33" * 20, "topics": ["0x" + "44" * 32], "data": "0x"}
+    receipt = {"transactionHash": h, "status": "0x1", "logs": [log]}
+    inner = {"type": "STATICCALL", "from": "0x" + "22" * 20, "to": "0x" + "55" * 20}
+    frame = {"type": "CALL", "from": "0x" + "11" * 20, "to": "0x" + "22" * 20, "input": "0x1234", "value": "0x0",
+             "calls": [inner]}
+    trace = {"txHash": h, "result": frame}
+    raw = {"number": "0x7", "timestamp": "0x10", "transactions": [tx], "receipts": [receipt], "traces": [trace]}
+    if place in ("transactions", "receipts", "traces"):
+        raw[place] = [bad, *raw[place]]  # type: ignore[list-item]
+    elif place == "result":
+        trace["result"] = bad
+    elif place == "calls":
+        frame["calls"] = [bad, inner]
+    elif place == "logs":
+        receipt["logs"] = [bad, log]
+    elif place == "topics":
+        log["topics"] = [bad]
+    else:
+        raw["timestamp"] = bad
+    a, a_err, b, b_err = _both(raw)
+    assert a == b and a_err == b_err
+    assert a.number == 7
+    assert [t.hash for t in a.transactions] == [h]  # the good transaction is kept
+    # an object only lacking fields is not malformed (any field may be absent); a null topic is
+    # read as an empty one, and a header quantity may come as a JSON number
+    if not isinstance(bad, dict) and place != "header" and not (place == "topics" and bad is None):
+        assert a_err, "a node that is not what belongs there must be reported"
+
+
 def test_the_typed_line_decoder_reads_the_data_files_as_map_block(data_dir: Path) -> None:
     n = 0
     for name in ("attacks-dev.jsonl.gz", "mainnet-17173049-17173050.jsonl"):
