@@ -10,9 +10,11 @@ measured in ``benchmarks/``.
 
 The behaviour score reads shapes that fraud accounts share rather than any address: a busy account
 whose whole activity falls in a short period (scam addresses are used, reported and abandoned),
-many small incoming payments (victims paying), and most of what came in sent on (sweeping). The
-score of an address is read after each of its transactions, so a signal that every new account
-shows (being young) counts only once the account is busy (5+ transactions).
+many small incoming payments (victims paying), most of what came in sent on (sweeping), and the
+account emptied (what it received all sent on, within 5%: a collection or pass-through account
+keeps nothing; an ordinary wallet rarely ends at zero). The score of an address is read after each
+of its transactions, so a signal that every new account shows (being young) counts only once the
+account is busy (5+ transactions).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from .base import Contribution
 WEI = 10**18
 _LOG91 = math.log1p(90.0)
 _LOG101 = math.log1p(100.0)
+_EMPTIED_LO, _EMPTIED_HI = 0.95, 1.05  # sent on what it received, within 5% (fees, rounding)
 
 
 class Profile:
@@ -161,8 +164,12 @@ class WalletBehaviour:
             total += max(0.0, 1.0 - math.log1p(span) / _LOG91)
         if p.ins >= 3:
             total += max(0.0, 1.0 - math.log1p(p.value_in / p.ins) / _LOG101)
-        if p.value_in > 0 and p.value_out / p.value_in > 0.7 and p.n_recv_from >= 2:
-            total += 0.3
+        if p.value_in > 0:
+            forwarded = p.value_out / p.value_in
+            if forwarded > 0.7 and p.n_recv_from >= 2:
+                total += 0.3
+            if p.outs and _EMPTIED_LO <= forwarded <= _EMPTIED_HI:
+                total += 0.5
         return _squash(total)
 
     def explain(self, address: str) -> list[Contribution]:
@@ -184,6 +191,8 @@ class WalletBehaviour:
                                         "many small incoming payments"))
         if f["value_in"] > 0 and f["forwarded"] > 0.7 and f["payers"] >= 2:
             out.append(Contribution("forwarded", f["forwarded"], 0.3, "most of what came in was sent on"))
+        if f["value_in"] > 0 and f["outs"] and _EMPTIED_LO <= f["forwarded"] <= _EMPTIED_HI:
+            out.append(Contribution("emptied", f["forwarded"], 0.5, "emptied: all it received was sent on"))
         return sorted(out, key=lambda c: -c.contribution)
 
     def state(self) -> dict[str, Any]:

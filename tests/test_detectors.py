@@ -250,7 +250,21 @@ def test_wallet_collection_account_scores_above_an_ordinary_one() -> None:
         wb.learn_tx(Tx(hash=f"0x{i + 200:064x}", sender=f"0x{i + 300:040x}", to=user, value=20 * 10**18),
                     t + i * 1_000_000 + 7)
     assert wb.score(scam) > 0.4 > wb.score(user)
-    assert {c.feature for c in wb.explain(scam)} >= {"span_days", "avg_payment_in_eth"}
+    assert {c.feature for c in wb.explain(scam)} >= {"span_days", "avg_payment_in_eth", "emptied"}
+    assert "emptied" not in {c.feature for c in wb.explain(user)}  # it kept most of what it received
+    for who in (scam, user):  # the explanation is what the score sums
+        assert wb.score(who) == pytest.approx(1 - math.exp(-sum(c.contribution for c in wb.explain(who)) / 3))
+
+
+def test_wallet_emptied_needs_everything_sent_on() -> None:
+    wb = WalletBehaviour()
+    mule, keeper, t = "0x" + "5" * 40, "0x" + "6" * 40, 1_600_000_000.0
+    for k, (who, sent) in enumerate(((mule, 99 * 10**16), (keeper, 50 * 10**16))):
+        wb.learn_tx(Tx(hash=f"0x{2 * k:064x}", sender="0x" + "1" * 40, to=who, value=10**18), t)
+        assert "emptied" not in {c.feature for c in wb.explain(who)}  # nothing sent on yet
+        wb.learn_tx(Tx(hash=f"0x{2 * k + 1:064x}", sender=who, to="0x" + "2" * 40, value=sent), t + 86400 * 200)
+    assert [c.feature for c in wb.explain(mule)] == ["emptied"] and wb.explain(keeper) == []
+    assert wb.score(mule) > 0 == wb.score(keeper)
 
 
 def test_wallet_memory_is_bounded() -> None:
