@@ -8,13 +8,15 @@ source (who first sent it ETH). Profiles live in an LRU bounded to ``max_wallets
 each typically, up to ~3 KB at the counterparty cap), so memory is bounded by configuration;
 measured in ``benchmarks/``.
 
-The behaviour score reads shapes that fraud accounts share rather than any address: a busy account
-whose whole activity falls in a short period (scam addresses are used, reported and abandoned),
-many small incoming payments (victims paying), most of what came in sent on (sweeping), and the
-account emptied (what it received all sent on, within 5%: a collection or pass-through account
-keeps nothing; an ordinary wallet rarely ends at zero). The score of an address is read after each
-of its transactions, so a signal that every new account shows (being young) counts only once the
-account is busy (5+ transactions).
+The behaviour score reads shapes that fraud accounts share rather than any address:
+- a busy account whose whole activity falls in a short period (scam addresses are used, reported
+  and abandoned); it counts half when the payments it receives are large;
+- many small incoming payments (victims paying);
+- most of what came in sent on (sweeping);
+- the account emptied: what it received all sent on, within 5% (a collection or pass-through
+  account keeps nothing; an ordinary wallet rarely ends at zero).
+The score of an address is read after each of its transactions, so a signal that every new account
+shows (being young) counts only once the account is busy (5+ transactions).
 """
 
 from __future__ import annotations
@@ -159,11 +161,13 @@ class WalletBehaviour:
         if p is None:
             return 0.0
         total = 0.0
+        small = max(0.0, 1.0 - math.log1p(p.value_in / p.ins) / _LOG101) if p.ins else 0.0
         if p.ins + p.outs >= 5:
             span = max(p.last - p.first, 0.0) / 86400
-            total += max(0.0, 1.0 - math.log1p(span) / _LOG91)
+            burst = max(0.0, 1.0 - math.log1p(span) / _LOG91)
+            total += burst * (0.5 + 0.5 * small) if p.ins else burst
         if p.ins >= 3:
-            total += max(0.0, 1.0 - math.log1p(p.value_in / p.ins) / _LOG101)
+            total += small
         if p.value_in > 0:
             forwarded = p.value_out / p.value_in
             if forwarded > 0.7 and p.n_recv_from >= 2:
@@ -179,16 +183,16 @@ class WalletBehaviour:
         out: list[Contribution] = []
         n = f["ins"] + f["outs"]
         span = f["span_days"]
+        avg_in = f["value_in"] / f["ins"] if f["ins"] else 0.0
+        small = max(0.0, 1.0 - math.log1p(avg_in) / _LOG101) if f["ins"] else 0.0
         if n >= 5:  # a young account is not suspicious for being young: it must also be busy
-            burst = max(0.0, 1.0 - math.log1p(span) / math.log1p(90.0))
+            burst = max(0.0, 1.0 - math.log1p(span) / _LOG91)
+            if f["ins"]:  # half as much when what comes in is large (victims pay small amounts)
+                burst *= 0.5 + 0.5 * small
             if burst > 0:
                 out.append(Contribution("span_days", span, burst, "busy, and all of it within a short period"))
-        if f["ins"] >= 3:
-            avg_in = f["value_in"] / f["ins"]
-            small = max(0.0, 1.0 - math.log1p(avg_in) / math.log1p(100.0))
-            if small > 0:
-                out.append(Contribution("avg_payment_in_eth", avg_in, small,
-                                        "many small incoming payments"))
+        if f["ins"] >= 3 and small > 0:
+            out.append(Contribution("avg_payment_in_eth", avg_in, small, "many small incoming payments"))
         if f["value_in"] > 0 and f["forwarded"] > 0.7 and f["payers"] >= 2:
             out.append(Contribution("forwarded", f["forwarded"], 0.3, "most of what came in was sent on"))
         if f["value_in"] > 0 and f["outs"] and _EMPTIED_LO <= f["forwarded"] <= _EMPTIED_HI:

@@ -400,3 +400,14 @@ def test_top3_in_block_counts_every_transaction_and_says_its_ceiling() -> None:
     assert got["top3_in_block"] == 0.6  # x0, x1, x2 of five exploits
     assert got["top3_in_block_best_possible"] == 0.8  # 3 of block 1's four, and y
     assert got["top3_in_block_among_ordinary"] == 0.8  # y has three ordinary above it
+
+
+def test_wallet_burst_counts_half_when_payments_are_large() -> None:
+    wb = WalletBehaviour()
+    small, large, t = "0x" + "5" * 40, "0x" + "6" * 40, 1_600_000_000.0
+    for who, value in ((small, 10**16), (large, 500 * 10**18)):  # 0.01 ETH vs 500 ETH, 6 in one hour
+        for i in range(6):
+            wb.learn_tx(Tx(hash=f"0x{i:064x}", sender=f"0x{i + 1:040x}", to=who, value=value), t + i * 600)
+    burst = {who: next(c.contribution for c in wb.explain(who) if c.feature == "span_days") for who in (small, large)}
+    assert burst[large] == pytest.approx(burst[small] / 2, rel=0.05)  # small payments: 1 - log1p(0.01)/log1p(100)
+    assert wb.score(small) > wb.score(large)
