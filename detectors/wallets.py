@@ -85,21 +85,26 @@ class WalletBehaviour:
         """The profiles by address (read-only use: reading one does not refresh it in the LRU)."""
         return self._profiles
 
+    def _get(self, address: str, now: float) -> Profile:
+        """The LRU: a new profile at the end, evicting the oldest past the bound; a hit moves to the end."""
+        profiles = self._profiles
+        p = profiles.get(address)
+        if p is None:
+            p = profiles[address] = Profile(now)
+            if len(profiles) > self.max_wallets:
+                profiles.popitem(last=False)
+        else:
+            profiles.move_to_end(address)
+        return p
+
     def learn_tx(self, tx: Tx, now: float) -> None:
         """Update the sender's and the recipient's profiles with ``tx``."""
         value = (tx.value or 0) / WEI
         ok = tx.receipt is None or tx.receipt.status != 0
         cap = self.max_counterparties
         sender, to = tx.sender, tx.to
-        profiles = self._profiles
         if sender is not None:
-            p = profiles.get(sender)  # the LRU: new at the end, evicting the oldest; a hit moves to the end
-            if p is None:
-                p = profiles[sender] = Profile(now)
-                if len(profiles) > self.max_wallets:
-                    profiles.popitem(last=False)
-            else:
-                profiles.move_to_end(sender)
+            p = self._get(sender, now)
             p.outs += 1
             p.last = now
             if not ok:
@@ -113,13 +118,7 @@ class WalletBehaviour:
                 if len(p.sent_to) < cap:
                     p.sent_to.add(to)
         if to is not None and ok:
-            q = profiles.get(to)
-            if q is None:
-                q = profiles[to] = Profile(now)
-                if len(profiles) > self.max_wallets:
-                    profiles.popitem(last=False)
-            else:
-                profiles.move_to_end(to)
+            q = self._get(to, now)
             q.ins += 1
             q.last = now
             q.value_in += value
