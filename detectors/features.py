@@ -98,6 +98,20 @@ LENDING_SELECTORS = frozenset({
     "0xa415bcad",  # borrow(address,uint256,uint256,uint16,address) (Aave)
     "0x573ade81",  # repay(address,uint256,uint256,address) (Aave)
 })
+# liquidations: a liquidator repays a borrower's debt and takes collateral at a discount, often
+# with a flash loan and oracle reads, so it has the shape of a price-manipulation exploit and is
+# the commonest ordinary one (mev-inspect classifies Aave and Compound liquidations as MEV). Only
+# the long-standing public entry points are listed: a new protocol's own liquidate() stays unknown.
+LIQUIDATION_SELECTORS = frozenset({
+    "0x00a718a9",  # liquidationCall(address,address,address,uint256,bool) (Aave v1-v3)
+    "0xf5e3c462",  # liquidateBorrow(address,uint256,address) (Compound cToken; also a lending call)
+    "0xaae40a2a",  # liquidateBorrow(address,address) (Compound cEther)
+    "0x45cf2230",  # bite(bytes32,address) (Maker Cat)
+    "0xed998908",  # bark(bytes32,address,address) (Maker Dog)
+    "0x2f865568",  # liquidate(address) (Liquity)
+    "0x1e8b1c2b",  # batchLiquidateTroves(address[]) (Liquity)
+    "0x653d46e7",  # liquidateTroves(uint256) (Liquity)
+})
 ORACLE_SELECTORS = frozenset({
     "0x41976e09",  # getPrice(address)
     "0x50d25bcd",  # latestAnswer()
@@ -108,11 +122,13 @@ ORACLE_SELECTORS = frozenset({
 })
 NOT_REENTRY = CALLBACK_SELECTORS | TOKEN_FUNCTIONS
 # one lookup per frame: what a selector is (the sets above are disjoint, checked here)
-_MOVE, _BALANCE, _APPROVE, _WRAP, _UNWRAP, _FLASH, _V2_SWAP, _TAKEOVER, _LENDING, _ORACLE, _ALLOWANCE = range(11)
+(_MOVE, _BALANCE, _APPROVE, _WRAP, _UNWRAP, _FLASH, _V2_SWAP, _TAKEOVER, _LENDING, _ORACLE, _ALLOWANCE,
+ _LIQUIDATE) = range(12)
 _KINDS: tuple[tuple[int, frozenset[str]], ...] = (
     (_MOVE, TOKEN_MOVES), (_BALANCE, frozenset({BALANCE_OF})), (_APPROVE, frozenset({APPROVE})),
     (_WRAP, frozenset({WRAP})), (_UNWRAP, frozenset({UNWRAP})), (_FLASH, FLASH_SELECTORS),
-    (_V2_SWAP, frozenset({UNISWAP_V2_SWAP})), (_TAKEOVER, TAKEOVER_SELECTORS), (_LENDING, LENDING_SELECTORS),
+    (_V2_SWAP, frozenset({UNISWAP_V2_SWAP})), (_TAKEOVER, TAKEOVER_SELECTORS),
+    (_LENDING, LENDING_SELECTORS - LIQUIDATION_SELECTORS), (_LIQUIDATE, LIQUIDATION_SELECTORS),
     (_ORACLE, ORACLE_SELECTORS), (_ALLOWANCE, frozenset({ALLOWANCE})),
 )
 _SELECTOR_KIND: dict[str, int] = {sel: code for code, sels in _KINDS for sel in sels}
@@ -133,6 +149,8 @@ FEATURES: tuple[str, ...] = (
     "value_calls", "failed_frames", "max_repeat", "reentries", "calls_into_created", "token_moves",
     "tokens_touched", "balance_checks", "approvals", "eth_to_sender", "flash_calls", "borrow_repay",
     "bare_call_tree", "takeover_calls", "lending_calls", "oracle_reads",
+    # calls of the public liquidation entry points of the large lending protocols
+    "liquidation_calls",
     # calldata words
     "overflow_words",
     # logs
@@ -203,7 +221,7 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float], producer: st
     block's producer, when known (ETH paid to it is counted)."""
     frames = depth_max = delegate = creates = selfdestructs = statics = value_calls = failed = 0
     token_moves = balance_checks = approvals = flash = reentries = into_created = takeover = pulls = 0
-    lending = oracle = allowances = counterfeit = paid_producer = 0
+    lending = oracle = allowances = counterfeit = paid_producer = liquidations = 0
     # a transaction that calls a token function itself is a token's own business (fee tokens
     # swapping their fees have routers call them back); otherwise, the originator's contracts
     # being called as a token by a third party is a counterfeit token at work
@@ -328,6 +346,11 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float], producer: st
                     takeover += 1
             elif code == _LENDING:
                 lending += 1
+            elif code == _LIQUIDATE:
+                if kind == "CALL":  # (a proxy's delegatecall repeats it)
+                    liquidations += 1
+                if sel in LENDING_SELECTORS:
+                    lending += 1
             elif code == _ORACLE:
                 oracle += 1
             elif len(inp) >= 74:  # allowance(owner, spender): whose approvals are read?
@@ -363,6 +386,7 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float], producer: st
     out["third_party_allowances"] = float(allowances)
     out["counterfeit_token_calls"] = float(counterfeit)
     out["lending_calls"] = float(lending)
+    out["liquidation_calls"] = float(liquidations)
     gained, lost = _value_flow(moves, mine)
     out["assets_gained"] = float(gained)
     out["assets_lost"] = float(lost)

@@ -223,3 +223,28 @@ def test_taking_over_a_live_contract_then_taking_its_tokens_is_a_takeover_theft(
     created = CallFrame(type="CREATE", sender=BOT, to=VICTIM, input="0x6080",
                         calls=(CallFrame(type="CALL", sender=BOT, to=VICTIM, input="0xc4d66de8" + word(BOT)),))
     assert features(created)["takeover_calls"] == 0.0
+
+
+def test_a_liquidation_is_counted_once_and_lowers_the_shape_evidence() -> None:
+    # a liquidator's flash loan: borrow, liquidationCall on the lending pool proxy (delegated to
+    # its implementation), collateral back, repay
+    impl = "0x" + "a" * 40
+    call = "0x00a718a9" + word(TOKEN) + word(TOKEN) + word(VICTIM) + word(10**20) + word(0)
+    liquidate = CallFrame(type="CALL", sender=BOT, to=POOL, input=call,
+                          calls=(CallFrame(type="DELEGATECALL", sender=POOL, to=impl, input=call,
+                                           calls=(transfer(TOKEN, POOL, BOT, 11 * 10**19),)),))
+    flash = CallFrame(type="CALL", sender=BOT, to=POOL, input="0x5cffe9de" + word(BOT),
+                      calls=(transfer(TOKEN, POOL, BOT, 10**20), liquidate, transfer(TOKEN, BOT, POOL, 10**20)))
+    liquidation = features(flash)
+    assert liquidation["liquidation_calls"] == 1.0  # the proxy's delegatecall repeats it: once
+    assert liquidation["lending_calls"] == 0.0  # Aave's liquidationCall is not counted as a lending call
+    compound = features(CallFrame(type="CALL", sender=BOT, to=POOL, input="0xf5e3c462" + word(VICTIM) + word(1)
+                                  + word(TOKEN)))
+    assert compound["liquidation_calls"] == 1.0 and compound["lending_calls"] == 1.0  # both, as before
+    rules = load_rules()
+
+    def shape(x: dict[str, float]) -> float:
+        return sum(c.contribution for c in rules.assess(x)[0])
+
+    assert shape(liquidation) == pytest.approx(shape({**liquidation, "liquidation_calls": 0.0}) - 0.8)
+    assert any(c.feature == "liquidation_calls" for c in rules.assess(liquidation)[0])
