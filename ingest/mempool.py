@@ -3,7 +3,10 @@
 :class:`MempoolFollower` reads pending transactions from the node: ``eth_subscribe
 newPendingTransactions`` with full objects where the node gives them, else hashes followed by
 ``eth_getTransactionByHash``; without WS (or if the node refuses the subscription) an HTTP
-pending-transaction filter polled with ``eth_getFilterChanges``.
+pending-transaction filter polled with ``eth_getFilterChanges``. Each time a feed starts (at start,
+and after a lost feed) what the node's pool already holds is read once (``txpool_content``, where
+the node has it), so a transaction that arrived while no feed was up is still scored before it is
+mined.
 
 :class:`PendingTracker` is the pure bookkeeping: it drops duplicates and turns what it is told
 (a pending transaction seen, a block added, time passing) into lifecycle events: seen, included
@@ -249,8 +252,34 @@ class MempoolFollower:
                 log.warning("mempool feed lost (%s); reconnecting in %.1fs", err, delay)
                 await asyncio.sleep(delay)
 
+    async def _in_pool(self) -> list[PendingTx]:
+        """What the node's pool holds now (``txpool_content``'s pending part): a feed reports only
+        transactions that arrive after it starts, so those already waiting, at start or after a
+        lost feed, are read once here. A node without ``txpool_content`` gives nothing here."""
+        try:
+            content = await self.rpc.call("txpool_content")
+        except PermanentRpcError as err:
+            log.info("the node does not list its pool (%s): transactions already pending are seen when mined", err)
+            return []
+        except TransientRpcError as err:
+            log.warning("reading the node's pool failed (%s): transactions already pending are seen when mined", err)
+            return []
+        seen = self._clock()
+        by_sender = content.get("pending") if isinstance(content, dict) else None
+        out = []
+        for by_nonce in (by_sender or {}).values():
+            for raw in (by_nonce or {}).values() if isinstance(by_nonce, dict) else ():
+                ptx = self._to_pending(raw, seen)
+                if ptx is not None:
+                    out.append(await self._with_trace(ptx))
+        if out:
+            log.info("%d transactions already pending in the node's pool", len(out))
+        return out
+
     async def _from_ws(self) -> AsyncIterator[PendingTx]:
         assert self.ws_url is not None
+        for waiting in await self._in_pool():  # read just before subscribing: the gap is one round trip
+            yield waiting
         params: list[Any] = ["newPendingTransactions", True]
         try:
             feed = subscribe(self.ws_url, params)
@@ -277,6 +306,8 @@ class MempoolFollower:
 
     async def _from_filter(self) -> AsyncIterator[PendingTx]:
         filter_id = await self.rpc.call("eth_newPendingTransactionFilter")
+        for waiting in await self._in_pool():  # after the filter exists: nothing falls between the two
+            yield waiting
         while True:
             try:
                 changes = await self.rpc.call("eth_getFilterChanges", [filter_id])

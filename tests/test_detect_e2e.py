@@ -117,6 +117,35 @@ async def test_exploit_shaped_tx_scores_above_all_ordinary_traffic_and_alerts(
     assert (tmp_path / "data" / "detectors.snapshot").exists(), "learned state kept for the next start"
 
 
+async def test_an_exploit_already_pending_when_the_service_starts_alerts_before_inclusion(
+        anvil: Anvil, rpc: RpcClient, tmp_path: Path) -> None:
+    """A feed only reports what arrives after it starts: what the pool already holds is read once
+    (txpool_content), so an exploit sent while the service was down still alerts before a block holds it."""
+    gen, attacker_eoa, attacker, lender = await attack_scene(rpc, seed=7, blocks=4, per_block=10)
+    exploit = await send_exploit(rpc, gen, attacker_eoa, attacker, lender)  # pending, no service yet
+    alerts = tmp_path / "alerts.jsonl"
+    env = dict(os.environ, CHAINSENTRY_INGEST__POLL_INTERVAL="0.1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "chainsentry.cli", "run", "--rpc", anvil.http_url, "--ws", anvil.ws_url, "--api",
+         f"127.0.0.1:{free_port()}", "--data-dir", str(tmp_path / "data"), "--start-block", "0", "--alerts",
+         str(alerts), "--trace-pending"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+
+    def stages() -> set[str]:
+        lines = alerts.read_bytes().splitlines() if alerts.exists() else []
+        return {str(a["stage"]) for a in map(orjson.loads, lines) if a["tx_hash"] == exploit}
+
+    try:
+        await wait_until(lambda: bool(stages()), timeout=40)
+        assert stages() == {"mempool"}, "alerted while still pending, though it was sent before the service started"
+        await rpc.call("evm_mine")
+        await wait_until(lambda: stages() == {"mempool", "block"}, timeout=20)
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=20)
+
+
 async def test_exploit_in_the_mempool_alerts_before_inclusion(anvil: Anvil, rpc: RpcClient, tmp_path: Path) -> None:
     gen, attacker_eoa, attacker, lender = await attack_scene(rpc, seed=6, blocks=12, per_block=25)
     alerts = tmp_path / "alerts.jsonl"
