@@ -41,6 +41,9 @@ from .rpc import PermanentRpcError, RpcClient, RpcError, TransientRpcError, reco
 log = logging.getLogger(__name__)
 
 PendingEvent = PendingSeen | PendingIncluded | PendingReplaced | PendingDropped
+# the most transactions read from the node's pool when a feed starts (a mainnet pool holds
+# thousands; each may be traced with --trace-pending, and the feed starts after)
+POOL_READ_MAX = 1000
 
 
 class PendingTracker:
@@ -266,12 +269,16 @@ class MempoolFollower:
             return []
         seen = self._clock()
         by_sender = content.get("pending") if isinstance(content, dict) else None
+        raws = [raw for by_nonce in (by_sender.values() if isinstance(by_sender, dict) else ())
+                if isinstance(by_nonce, dict) for raw in by_nonce.values()]
+        if len(raws) > POOL_READ_MAX:
+            log.warning("the node's pool holds %d transactions; the first %d are read (the rest are seen when mined)",
+                        len(raws), POOL_READ_MAX)
         out = []
-        for by_nonce in (by_sender or {}).values():
-            for raw in (by_nonce or {}).values() if isinstance(by_nonce, dict) else ():
-                ptx = self._to_pending(raw, seen)
-                if ptx is not None:
-                    out.append(await self._with_trace(ptx))
+        for raw in raws[:POOL_READ_MAX]:
+            ptx = self._to_pending(raw, seen)
+            if ptx is not None:
+                out.append(await self._with_trace(ptx))
         if out:
             log.info("%d transactions already pending in the node's pool", len(out))
         return out

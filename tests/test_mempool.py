@@ -85,6 +85,18 @@ async def test_every_pending_tx_is_seen_then_included(anvil: Anvil, rpc: RpcClie
     assert len(seen_events) == len({e.pending.tx.hash for e in seen_events}), "no duplicates"
 
 
+@pytest.mark.parametrize("transport", ["ws", "http"])
+async def test_what_the_pool_holds_before_the_feed_starts_is_read_once(anvil: Anvil, rpc: RpcClient,
+                                                                       transport: str) -> None:
+    gen = TrafficGenerator(rpc)
+    await gen.setup()
+    waiting = set(await gen.send(12))  # pending before any feed exists
+    watch = Watch(rpc, anvil.ws_url if transport == "ws" else None)
+    await wait_until(lambda: waiting <= watch.seen())
+    await ready(watch, gen)  # and the live feed works after it
+    assert watch.raw == len(watch.seen())  # each read once
+
+
 async def test_replacement_is_reported(anvil: Anvil, rpc: RpcClient) -> None:
     gen = TrafficGenerator(rpc)
     await gen.setup()
