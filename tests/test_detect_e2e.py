@@ -117,6 +117,17 @@ async def test_exploit_shaped_tx_scores_above_all_ordinary_traffic_and_alerts(
     assert (tmp_path / "data" / "detectors.snapshot").exists(), "learned state kept for the next start"
 
 
+def run_with_pending_traces(anvil: Anvil, tmp_path: Path, alerts: Path) -> subprocess.Popen[bytes]:
+    """``chainsentry run`` on the devnet from block 0, mempool followed with call trees."""
+    env = dict(os.environ, CHAINSENTRY_INGEST__POLL_INTERVAL="0.1")
+    return subprocess.Popen(
+        [sys.executable, "-m", "chainsentry.cli", "run", "--rpc", anvil.http_url, "--ws", anvil.ws_url, "--api",
+         f"127.0.0.1:{free_port()}", "--data-dir", str(tmp_path / "data"), "--start-block", "0", "--alerts",
+         str(alerts), "--trace-pending"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+
+
 async def test_an_exploit_already_pending_when_the_service_starts_alerts_before_inclusion(
         anvil: Anvil, rpc: RpcClient, tmp_path: Path) -> None:
     """A feed only reports what arrives after it starts: what the pool already holds is read once
@@ -124,13 +135,7 @@ async def test_an_exploit_already_pending_when_the_service_starts_alerts_before_
     gen, attacker_eoa, attacker, lender = await attack_scene(rpc, seed=7, blocks=4, per_block=10)
     exploit = await send_exploit(rpc, gen, attacker_eoa, attacker, lender)  # pending, no service yet
     alerts = tmp_path / "alerts.jsonl"
-    env = dict(os.environ, CHAINSENTRY_INGEST__POLL_INTERVAL="0.1")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "chainsentry.cli", "run", "--rpc", anvil.http_url, "--ws", anvil.ws_url, "--api",
-         f"127.0.0.1:{free_port()}", "--data-dir", str(tmp_path / "data"), "--start-block", "0", "--alerts",
-         str(alerts), "--trace-pending"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )
+    proc = run_with_pending_traces(anvil, tmp_path, alerts)
 
     def stages() -> set[str]:
         lines = alerts.read_bytes().splitlines() if alerts.exists() else []
@@ -149,13 +154,7 @@ async def test_an_exploit_already_pending_when_the_service_starts_alerts_before_
 async def test_exploit_in_the_mempool_alerts_before_inclusion(anvil: Anvil, rpc: RpcClient, tmp_path: Path) -> None:
     gen, attacker_eoa, attacker, lender = await attack_scene(rpc, seed=6, blocks=12, per_block=25)
     alerts = tmp_path / "alerts.jsonl"
-    env = dict(os.environ, CHAINSENTRY_INGEST__POLL_INTERVAL="0.1")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "chainsentry.cli", "run", "--rpc", anvil.http_url, "--ws", anvil.ws_url, "--api",
-         f"127.0.0.1:{free_port()}", "--data-dir", str(tmp_path / "data"), "--start-block", "0", "--alerts",
-         str(alerts), "--trace-pending"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )
+    proc = run_with_pending_traces(anvil, tmp_path, alerts)
 
     def fired() -> list[dict[str, object]]:
         return [orjson.loads(x) for x in alerts.read_bytes().splitlines()] if alerts.exists() else []
