@@ -4,9 +4,10 @@
 newPendingTransactions`` with full objects where the node gives them, else hashes followed by
 ``eth_getTransactionByHash``; without WS (or if the node refuses the subscription) an HTTP
 pending-transaction filter polled with ``eth_getFilterChanges``. Each time a feed starts (at start,
-and after a lost feed) what the node's pool already holds is read once (``txpool_content``, where
-the node has it), so a transaction that arrived while no feed was up is still scored before it is
-mined.
+and after a lost feed), once the node has confirmed the subscription or created the filter, what its
+pool already holds is read once (``txpool_content``, where the node has it): a transaction that
+arrived while no feed was up is still scored before it is mined, and none falls between the read
+and the feed.
 
 :class:`PendingTracker` is the pure bookkeeping: it drops duplicates and turns what it is told
 (a pending transaction seen, a block added, time passing) into lifecycle events: seen, included
@@ -285,19 +286,21 @@ class MempoolFollower:
 
     async def _from_ws(self) -> AsyncIterator[PendingTx]:
         assert self.ws_url is not None
-        for waiting in await self._in_pool():  # read just before subscribing: the gap is one round trip
-            yield waiting
         params: list[Any] = ["newPendingTransactions", True]
         try:
-            feed = subscribe(self.ws_url, params)
-            first = await anext(feed)
+            feed = subscribe(self.ws_url, params, announce=True)
+            await anext(feed)  # SUBSCRIBED: the node confirmed it
         except PermanentRpcError:
             params = ["newPendingTransactions"]
-            feed = subscribe(self.ws_url, params)
-            first = await anext(feed)
-        item: Any = first
+            feed = subscribe(self.ws_url, params, announce=True)
+            await anext(feed)
         try:
+            # read once the subscription is live (what arrives meanwhile waits in the socket): a
+            # transaction is in the pool read, or in the feed, or both (the tracker drops repeats)
+            for waiting in await self._in_pool():
+                yield waiting
             while True:
+                item = await anext(feed)
                 seen = self._clock()
                 if isinstance(item, dict):
                     ptx = self._to_pending(item, seen)
@@ -306,7 +309,6 @@ class MempoolFollower:
                 elif isinstance(item, str):
                     for ptx in await self._by_hashes([item], seen):
                         yield await self._with_trace(ptx)
-                item = await anext(feed)
         finally:
             with contextlib.suppress(Exception):
                 await feed.aclose()  # type: ignore[attr-defined]

@@ -388,8 +388,13 @@ def _outcome(err: RpcError) -> str:
     return "permanent"
 
 
-async def subscribe(url: str, params: Sequence[Any], *, open_timeout: float = 10.0) -> AsyncIterator[Any]:
-    """``eth_subscribe`` over WebSocket; yields each notification's ``result``.
+SUBSCRIBED = object()  # what subscribe(..., announce=True) yields first, once the node confirmed
+
+
+async def subscribe(url: str, params: Sequence[Any], *, open_timeout: float = 10.0,
+                    announce: bool = False) -> AsyncIterator[Any]:
+    """``eth_subscribe`` over WebSocket; yields each notification's ``result`` (with ``announce``,
+    first :data:`SUBSCRIBED` as soon as the node has confirmed the subscription).
 
     Raises :class:`TransientRpcError` when the connection fails or drops (the caller reconnects)
     and the classified error when the node refuses the subscription.
@@ -401,6 +406,8 @@ async def subscribe(url: str, params: Sequence[Any], *, open_timeout: float = 10
             if reply.get("error") is not None:
                 raise classify_error(reply["error"], method="eth_subscribe", endpoint=url)
             sub_id = reply.get("result")
+            if announce:
+                yield SUBSCRIBED
             async for message in ws:
                 note = orjson.loads(message)
                 p = note.get("params")

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -105,3 +107,21 @@ async def wait_until(pred: Callable[[], bool], timeout: float = 10.0, step: floa
         if loop.time() > end:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(step)
+
+
+def start_service(args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """A long-running chainsentry process, its output to ``log``: a pipe that nobody reads fills at
+    64 KB and then blocks the process on its next log line (its event loop with it)."""
+    with open(log, "wb") as fh:  # the child keeps its own descriptor
+        return subprocess.Popen(args, env=env, stdout=fh, stderr=subprocess.STDOUT)
+
+
+def stop_service(proc: subprocess.Popen[bytes], log: Path, timeout: float = 20) -> None:
+    """Terminate it (kill if it does not stop), and show the end of its log (pytest prints it on failure)."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout)
+    sys.stderr.write(log.read_text(errors="replace")[-6000:] if log.exists() else "")

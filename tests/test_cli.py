@@ -17,7 +17,7 @@ from chainsentry.config import ConfigError, load_settings
 from chainsentry.devnet.anvil import Anvil
 from chainsentry.devnet.traffic import TrafficGenerator, fill_blocks
 from ingest import RpcClient
-from tests.conftest import wait_until
+from tests.conftest import start_service, stop_service, wait_until
 from tests.rpcservers import free_port
 
 
@@ -143,12 +143,10 @@ async def test_run_serves_metrics_health_and_events(anvil: Anvil, rpc: RpcClient
     port = free_port()
     events = tmp_path / "events.jsonl"
     env = dict(os.environ, CHAINSENTRY_INGEST__POLL_INTERVAL="0.1")
-    proc = subprocess.Popen(
+    proc = start_service(
         [sys.executable, "-m", "chainsentry.cli", "run", "--rpc", anvil.http_url, "--ws", anvil.ws_url,
          "--api", f"127.0.0.1:{port}", "--data-dir", str(tmp_path / "data"), "--start-block", "0",
-         "--events-out", str(events)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )
+         "--events-out", str(events)], tmp_path / "service.log", env)
     base = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient() as http:
@@ -175,8 +173,7 @@ async def test_run_serves_metrics_health_and_events(anvil: Anvil, rpc: RpcClient
             assert health["healthy"] and health["last_block"] == 5 and health["lag"] == 0
             metrics = (await http.get(f"{base}/metrics")).text
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        stop_service(proc, tmp_path / "service.log")
     for name in ("chainsentry_ingest_blocks_total 6.0", 'chainsentry_ingest_transactions_total{stage="block"}',
                  'chainsentry_ingest_transactions_total{stage="mempool"}', "chainsentry_ingest_head_lag_blocks 0.0",
                  "chainsentry_ingest_reorgs_total 0.0", 'chainsentry_ingest_rpc_requests_total{method="trace_block"',

@@ -13,7 +13,7 @@ import orjson
 from chainsentry.devnet.anvil import Anvil
 from chainsentry.devnet.traffic import EXECUTOR_RUNTIME, TrafficGenerator, command, executor_calldata, init_code
 from ingest import RpcClient
-from tests.conftest import wait_until
+from tests.conftest import start_service, stop_service, wait_until
 from tests.rpcservers import free_port
 
 
@@ -64,12 +64,10 @@ async def test_exploit_shaped_tx_scores_above_all_ordinary_traffic_and_alerts(
     scores, alerts = tmp_path / "scores.jsonl", tmp_path / "alerts.jsonl"
     env = dict(os.environ, CHAINSENTRY_INGEST__POLL_INTERVAL="0.1")
     api = f"127.0.0.1:{free_port()}"
-    proc = subprocess.Popen(
+    proc = start_service(
         [sys.executable, "-m", "chainsentry.cli", "run", "--rpc", anvil.http_url, "--api", api,
          "--data-dir", str(tmp_path / "data"), "--start-block", "0", "--scores", str(scores), "--alerts",
-         str(alerts), "--no-mempool"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )
+         str(alerts), "--no-mempool"], tmp_path / "service.log", env)
     try:
         for _ in range(30):  # ordinary traffic: transfers, calls, nested relays, deployments
             await gen.send(25)
@@ -100,9 +98,8 @@ async def test_exploit_shaped_tx_scores_above_all_ordinary_traffic_and_alerts(
         assert 'chainsentry_pipeline_latency_seconds_count{stage="block"} ' in metrics
         assert 'chainsentry_detector_score_bucket{detector="shape"' in metrics
     finally:
-        proc.terminate()
-        _out, err = proc.communicate(timeout=20)
-    assert proc.returncode == 0, err.decode()[-2000:]
+        stop_service(proc, tmp_path / "service.log")
+    assert proc.returncode == 0, (tmp_path / "service.log").read_text()[-2000:]
     rows = [orjson.loads(x) for x in scores.read_bytes().splitlines()]
     by_hash = {r["tx_hash"]: r for r in rows}
     assert exploit in by_hash and len(rows) >= 30 * 25
@@ -120,12 +117,10 @@ async def test_exploit_shaped_tx_scores_above_all_ordinary_traffic_and_alerts(
 def run_with_pending_traces(anvil: Anvil, tmp_path: Path, alerts: Path) -> subprocess.Popen[bytes]:
     """``chainsentry run`` on the devnet from block 0, mempool followed with call trees."""
     env = dict(os.environ, CHAINSENTRY_INGEST__POLL_INTERVAL="0.1")
-    return subprocess.Popen(
+    return start_service(
         [sys.executable, "-m", "chainsentry.cli", "run", "--rpc", anvil.http_url, "--ws", anvil.ws_url, "--api",
          f"127.0.0.1:{free_port()}", "--data-dir", str(tmp_path / "data"), "--start-block", "0", "--alerts",
-         str(alerts), "--trace-pending"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )
+         str(alerts), "--trace-pending"], tmp_path / "service.log", env)
 
 
 async def test_an_exploit_already_pending_when_the_service_starts_alerts_before_inclusion(
@@ -147,8 +142,7 @@ async def test_an_exploit_already_pending_when_the_service_starts_alerts_before_
         await rpc.call("evm_mine")
         await wait_until(lambda: stages() == {"mempool", "block"}, timeout=20)
     finally:
-        proc.terminate()
-        proc.communicate(timeout=20)
+        stop_service(proc, tmp_path / "service.log")
 
 
 async def test_exploit_in_the_mempool_alerts_before_inclusion(anvil: Anvil, rpc: RpcClient, tmp_path: Path) -> None:
@@ -169,8 +163,7 @@ async def test_exploit_in_the_mempool_alerts_before_inclusion(anvil: Anvil, rpc:
         await wait_until(lambda: {"mempool", "block"} <= {str(a["stage"]) for a in fired()
                                                         if a["tx_hash"] == exploit}, timeout=20)
     finally:
-        proc.terminate()
-        proc.communicate(timeout=20)
+        stop_service(proc, tmp_path / "service.log")
     mine = [a for a in fired() if a["tx_hash"] == exploit]
     assert len({a["id"] for a in mine}) == 1, "the same event keeps one alert id from mempool to block"
     assert mine[0]["block_number"] is None and mine[1]["block_number"] is not None
