@@ -119,7 +119,9 @@ def _compile_matches(rules: tuple[Rule, ...],
                      present: frozenset[str] | None = None) -> Callable[[Features], list[Rule]]:
     """The rules as one function. With ``present``, for dicts holding exactly those features: a rule
     reading any other cannot hold and is left out, and the features it reads are not looked up."""
-    lines = ["def matches(x):", "    get = x.get", "    out = []"]
+    lines = ["def matches(x):", "    out = []"]
+    if present is None:  # the specialised function indexes x directly
+        lines.insert(1, "    get = x.get")
     for i, rule in enumerate(rules):
         if present is not None and any(feature not in present for feature, _, _ in rule.conditions):
             continue
@@ -140,7 +142,9 @@ def _compile_matches(rules: tuple[Rule, ...],
 def _compile_contributions(evidence: tuple[Evidence, ...], caps: dict[str, float],
                            present: frozenset[str] | None = None) -> Callable[[Features], list[Contribution]]:
     """The evidence terms as one function (``present``: as for :func:`_compile_matches`)."""
-    lines = ["def contributions(x):", "    get = x.get", "    out = []", "    grouped = None"]
+    lines = ["def contributions(x):", "    out = []", "    grouped = None"]
+    if present is None:  # the specialised function indexes x directly
+        lines.insert(1, "    get = x.get")
     for i, e in enumerate(evidence):
         if present is not None and e.feature not in present:
             continue
