@@ -3,14 +3,15 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+EXT_STAMP := $(VENV)/.compiled-stamp$(if $(CHAINSENTRY_NO_EXTENSIONS),-none,)
 NODE_STAMP := node_modules/.installed-stamp
 ANVIL := node_modules/.bin/anvil
 
-.PHONY: install test demo lint bench clean kafka-local prometheus contracts
+.PHONY: install test demo lint bench clean kafka-local prometheus contracts compiled
 
 KAFKA_STAMP := deploy/kafka/libs/.installed-stamp
 
-install: $(STAMP) $(NODE_STAMP)
+install: $(STAMP) $(EXT_STAMP) $(NODE_STAMP)
 
 # Prometheus and promtool from Debian's package (the dashboard and alerting-rule tests use them)
 prometheus:
@@ -24,11 +25,26 @@ $(KAFKA_STAMP): deploy/kafka/pom.xml
 	mvn -q -B -f deploy/kafka/pom.xml dependency:copy-dependencies -DoutputDirectory=libs -DincludeScope=runtime
 	touch $@
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt setup.py
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade "pip==24.3.1"
-	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev]"
+	$(BIN)/pip install --quiet --upgrade "pip==24.3.1" "setuptools==80.9.0"
+	CHAINSENTRY_NO_EXTENSIONS=1 $(BIN)/pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $@
+
+# The hot modules listed in setup.py, compiled with Cython next to their sources, and again
+# whenever one of them changes (an extension module is imported before its .py).
+# CHAINSENTRY_NO_EXTENSIONS=1 removes them: everything runs from the .py files.
+COMPILED := $(shell sed -n 's/^ *"\([a-z]*\/[a-z_]*\.py\)",$$/\1/p' setup.py)
+$(EXT_STAMP): $(STAMP) setup.py $(COMPILED)
+	rm -f $(VENV)/.compiled-stamp*
+ifdef CHAINSENTRY_NO_EXTENSIONS
+	rm -f $(COMPILED:.py=.c) $(COMPILED:.py=.cpython-*.so)
+else
+	$(BIN)/python setup.py --quiet build_ext --inplace --parallel 2
+endif
+	touch $@
+
+compiled: $(EXT_STAMP)
 
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -41,7 +57,7 @@ demo: install
 	CHAINSENTRY_ANVIL=$(CURDIR)/$(ANVIL) $(BIN)/chainsentry demo $(DEMO_ARGS)
 
 lint: install
-	$(BIN)/ruff check ingest detectors alerts chainsentry tests benchmarks
+	$(BIN)/ruff check ingest detectors alerts chainsentry tests benchmarks conftest.py setup.py
 	$(BIN)/mypy ingest detectors alerts chainsentry
 
 bench: install
@@ -61,4 +77,5 @@ kafka-local: install $(KAFKA_STAMP)
 	$(BIN)/python -m chainsentry.devnet.kafka --port $(or $(KAFKA_PORT),9092) --dir $(or $(KAFKA_DIR),.kafka-data)
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache deploy/kafka/libs
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache deploy/kafka/libs build
+	rm -f $(COMPILED:.py=.c) $(COMPILED:.py=.cpython-*.so)

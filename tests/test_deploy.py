@@ -82,3 +82,5 @@ def test_dockerfile_is_multi_stage_non_root_with_a_health_check() -> None:
     user = [x for x in lines if x.startswith("USER ")]
     assert user and not user[-1].split()[1].startswith(("root", "0"))
     assert any(x.startswith("HEALTHCHECK ") for x in lines) and 'ENTRYPOINT ["chainsentry"]' in text
+    copied = {w for x in lines if x.startswith("COPY ") and "--from" not in x for w in x.split()[1:-1]}
+    assert {"pyproject.toml", "setup.py", "constraints.txt", "README.md"} <= copied  # what the build reads
