@@ -37,10 +37,14 @@ UNWRAP = "0x2e1a7d4d"
 # fee-on-transfer tokens sell their fees and token proxies work, not a re-entry of a victim
 TOKEN_FUNCTIONS = frozenset({TRANSFER, TRANSFER_FROM, APPROVE, BALANCE_OF, ALLOWANCE, "0x18160ddd"})
 # flash-loan entry points of the common lenders (ERC-3156, Aave v1/v2/v3, dYdX, Balancer,
-# Uniswap v2 swap with callback data, Uniswap v3 flash, Euler)
+# Uniswap v2 swap with callback data, Uniswap v3 flash, Euler, DODO, Morpho Blue, Sushi BentoBox)
 FLASH_SELECTORS = frozenset({
     "0x5cffe9de", "0xab9c4b5d", "0x42b0b77c", "0x5c38449e", "0xa67a6a45", "0x490e6cbc", "0xa1d48336",
     "0x1b11d0ff", "0xd9d98ce4",
+    "0xd0a494e4",  # flashLoan(uint256,uint256,address,bytes) (DODO pools)
+    "0xe0232b42",  # flashLoan(address,uint256,bytes) (Morpho Blue)
+    "0xf1676d37",  # flashLoan(address,address,address,uint256,bytes) (BentoBox)
+    "0xf483b3da",  # batchFlashLoan(address,address[],address[],uint256[],bytes) (BentoBox)
 })
 UNISWAP_V2_SWAP = "0x022c0d9f"
 # callbacks a protocol makes into its caller by design (swap and flash-loan callbacks, token
@@ -57,6 +61,12 @@ CALLBACK_SELECTORS = frozenset({
     "0x23e30c8b",  # onFlashLoan (ERC-3156)
     "0xf04f2707",  # receiveFlashLoan (Balancer)
     "0x8b418713",  # callFunction (dYdX)
+    "0xeb2021c3",  # DVMFlashLoanCall (DODO)
+    "0x7ed1f1dd",  # DPPFlashLoanCall (DODO)
+    "0xd5b99797",  # DSPFlashLoanCall (DODO)
+    "0x31f57072",  # onMorphoFlashLoan (Morpho Blue)
+    "0xd9d17623",  # onBatchFlashLoan (BentoBox)
+    "0x91dd7346",  # unlockCallback (Uniswap v4)
     "0x2c8958f6",  # algebraSwapCallback
     "0x23a69e75",  # pancakeV3SwapCallback
     "0x0023de29",  # tokensReceived (ERC-777)

@@ -78,6 +78,28 @@ def test_self_calls_and_token_functions_are_not_reentries() -> None:
     assert attack["reentries"] == 1.0
 
 
+@pytest.mark.parametrize(("lender", "entry", "callback"), [
+    ("DODO", "0xd0a494e4", "0x7ed1f1dd"),  # flashLoan(uint256,uint256,address,bytes) -> DPPFlashLoanCall
+    ("Morpho Blue", "0xe0232b42", "0x31f57072"),  # flashLoan(address,uint256,bytes) -> onMorphoFlashLoan
+    ("BentoBox", "0xf1676d37", "0x23e30c8b"),  # flashLoan(...) -> onFlashLoan (ERC-3156's)
+])
+def test_newer_lenders_flash_loans_and_their_callbacks(lender: str, entry: str, callback: str) -> None:
+    # the bot's helper contract borrows; the lender calls the helper back, which uses the tokens
+    # and repays (a callback into the transaction's own contract never counts as a re-entry)
+    def loan(callback_selector: str) -> dict[str, float]:
+        work = CallFrame(type="CALL", sender=OTHER, to=VICTIM, input="0x3ccfd60b")
+        back = CallFrame(type="CALL", sender=POOL, to=OTHER, input=callback_selector + word(OTHER) + word(10**21),
+                         calls=(work, transfer(TOKEN, OTHER, POOL, 10**21)))
+        borrow = CallFrame(type="CALL", sender=OTHER, to=POOL, input=entry + word(10**21) + word(OTHER),
+                           calls=(transfer(TOKEN, POOL, OTHER, 10**21), back))
+        return features(CallFrame(type="CALL", sender=BOT, to=OTHER, input="0x11111111", calls=(borrow,)))
+
+    f = loan(callback)
+    assert f["flash_calls"] == 1.0, lender
+    assert f["reentries"] == 0.0, lender  # the callback is the lender's design
+    assert loan("0x99999999")["reentries"] == 1.0  # called back through anything else: a re-entry
+
+
 def test_overflow_bait_is_read_in_short_abi_calls_only() -> None:
     bait = "0x83f12fec" + word(0x40) + word(2) + word(OTHER) + word(VICTIM) + "8" + "0" * 63
     direct = tx_features(Tx(hash="0x02", sender=EOA, to=TOKEN, value=0, input=bait))
