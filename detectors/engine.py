@@ -24,7 +24,7 @@ from ingest.events import Block, Tx
 
 from .base import Contribution, Finding
 from .features import BlockContext, tx_features
-from .fusion import Fuser, severity_of
+from .fusion import Fuser, round6, severity_of
 from .online import EntityState, HSTDetector
 from .rules import SEVERITIES, RuleSet, ShapeDetector, load_rules
 from .wallets import WalletBehaviour
@@ -69,7 +69,7 @@ class TxScore:
     finding: Finding | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"tx_hash": self.tx_hash, "block_number": self.block_number, "score": round(self.score, 6),
+        return {"tx_hash": self.tx_hash, "block_number": self.block_number, "score": round6(self.score),
                 "detectors": self.detectors, "wallets": self.wallets}
 
 
@@ -177,9 +177,9 @@ class ScoringEngine:
         wallet_score = wallet.score
         for tx, score in zip(txs, out, strict=True):
             if tx.sender is not None:
-                score.wallets[tx.sender] = round(wallet_score(tx.sender), 6)
+                score.wallets[tx.sender] = round6(wallet_score(tx.sender))
             if tx.to is not None and tx.to not in score.wallets:
-                score.wallets[tx.to] = round(wallet_score(tx.to), 6)
+                score.wallets[tx.to] = round6(wallet_score(tx.to))
         if learn:
             for i, tx in enumerate(txs):
                 fi = feats[i]
@@ -233,7 +233,7 @@ class ScoringEngine:
         addresses = [a for a in (tx.sender, tx.to) if a is not None]
         return Finding(
             tx_hash=tx.hash, block_number=score.block_number, block_hash=block.hash if block else None, stage=stage,
-            score=round(score.score, 6), severity=severity, type=kind, detector=detector, title=title,
+            score=round6(score.score), severity=severity, type=kind, detector=detector, title=title,
             description=f"{title}: {reasons}.", addresses=addresses, explanation=score.explanation,
         )
 

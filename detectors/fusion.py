@@ -101,13 +101,13 @@ class Fuser:
         for name, value in raw.items():
             if name in self.evidence:
                 total += self.weights.get(name, 1.0) * value
-                calibrated[name] = round(squash(value, self.scale), 6)
+                calibrated[name] = round6(squash(value, self.scale))
                 continue
             cal = self.calibrators[name]
             if not (warm.get(name, False) and cal.warm):
                 continue  # cold: neither ordinary nor anomalous, just absent
             c = cal.calibrate(value)
-            calibrated[name] = round(c, 6)
+            calibrated[name] = round6(c)
             total += self.weights.get(name, 0.0) * c
         return squash(total, self.scale), calibrated
 
@@ -122,7 +122,7 @@ class Fuser:
             return self.fuse({name: value}, {name: True})
         alone = squash(value, self.scale)
         w = self.weights.get(name, 1.0)
-        return (alone if w == 1.0 else squash(0.0 + w * value, self.scale)), {name: round(alone, 6)}
+        return (alone if w == 1.0 else squash(0.0 + w * value, self.scale)), {name: round6(alone)}
 
     def learn(self, raw: Mapping[str, float], warm: Mapping[str, bool]) -> None:
         for name, value in raw.items():
@@ -145,3 +145,27 @@ def squash(evidence: float, scale: float = 4.0) -> float:
     (0.632, 0.0)
     """
     return 1.0 - math.exp(-evidence / scale) if evidence > 0 else 0.0
+
+
+def round6(x: float, _floor: Any = math.floor, _round: Any = round) -> float:
+    """``round(x, 6)``, the same float (sign of zero included), about 4x faster.
+
+    Every score written out is rounded to 6 decimals, several times a transaction, and ``round``
+    with digits goes through a decimal conversion (~0.4 us). Here: for |x| < 2,000 the integer
+    ``k`` nearest to ``x * 1e6`` is found in floating point, which is exact unless ``x * 1e6`` lies
+    within 1e-6 of a half (a tie or near it: then ``round`` decides); ``k / 1e6`` (both exact)
+    is then the float nearest to the decimal, as ``round`` gives. Zero, results that round to
+    zero (the sign), large values, infinities and NaN go to ``round``.
+
+    >>> round6(0.1234567), round6(2 / 3), round6(-0.0), round6(1e-9)
+    (0.123457, 0.666667, -0.0, 0.0)
+    """
+    if x == 0.0:
+        return x  # either zero, as it is (most wallet scores)
+    y = x * 1e6
+    if -2e9 < y < 2e9:
+        k = _floor(y + 0.5)
+        d = y - k
+        if k != 0 and -0.499999 < d < 0.499999:
+            return float(k / 1e6)
+    return float(_round(x, 6))

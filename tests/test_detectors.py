@@ -5,15 +5,18 @@ from __future__ import annotations
 import math
 import pickle
 import random
+import struct
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from detectors.base import Detector
 from detectors.engine import EngineConfig, ScoringEngine
 from detectors.features import FEATURES, tx_features
-from detectors.fusion import Calibrator, Fuser
+from detectors.fusion import Calibrator, Fuser, round6
 from detectors.online import HSTDetector
 from detectors.rules import RuleError, ShapeDetector, load_rules, parse_rules
 from detectors.snapshot import SnapshotError, load_snapshot, save_snapshot
@@ -411,3 +414,30 @@ def test_wallet_burst_counts_half_when_payments_are_large() -> None:
     burst = {who: next(c.contribution for c in wb.explain(who) if c.feature == "span_days") for who in (small, large)}
     assert burst[large] == pytest.approx(burst[small] / 2, rel=0.05)  # small payments: 1 - log1p(0.01)/log1p(100)
     assert wb.score(small) > wb.score(large)
+
+
+def _bits(x: float) -> bytes:
+    return struct.pack("<d", x)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.one_of(st.floats(), st.floats(-3000, 3000), st.floats(-1e-5, 1e-5),
+                 st.integers(-2 * 10**9, 2 * 10**9).map(lambda k: (k + 0.5) / 1e6),
+                 st.integers(-2 * 10**9, 2 * 10**9).map(lambda k: math.nextafter((k + 0.5) / 1e6, math.inf)),
+                 st.integers(-2 * 10**9, 2 * 10**9).map(lambda k: math.nextafter((k + 0.5) / 1e6, -math.inf))))
+@example(0.0)
+@example(-0.0)
+@example(-1e-9)
+@example(0.0000005)
+@example(-0.0000005)
+@example(2000.0000005)
+@example(math.inf)
+@example(-math.inf)
+@example(math.nan)
+@example(1e300)
+@example(0.1234565)
+@example(2.675)
+def test_round6_is_round_to_6_digits_bit_for_bit(x: float) -> None:
+    # every score written out goes through round6: a file must not depend on which rounding ran
+    expected = round(x, 6)
+    assert _bits(round6(x)) == _bits(expected) or (math.isnan(x) and math.isnan(round6(x)))
