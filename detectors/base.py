@@ -17,15 +17,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+import msgspec
+
 Features = Mapping[str, float]
 
 
-@dataclass(slots=True)
-class Contribution:
+class Contribution(msgspec.Struct, frozen=True, gc=False):
     """One feature's part in a score: its value and how much it added.
 
-    Treat as immutable (not frozen only because a frozen dataclass costs twice as much to build,
-    and every transaction builds several).
+    A msgspec Struct, not a dataclass: every transaction builds several, and a Struct is built in
+    C (~0.1 us against ~0.3 us for a slotted dataclass, 0.6 us for a frozen one).
     """
 
     feature: str

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from ingest.events import Block, Tx
 
 from .base import Contribution, Finding
@@ -55,9 +57,9 @@ class EngineConfig:
     rules_path: str | None = None
 
 
-@dataclass
-class TxScore:
-    """One transaction's scores (the ``--scores`` contract) and what explains them."""
+class TxScore(msgspec.Struct):
+    """One transaction's scores (the ``--scores`` contract) and what explains them (a msgspec
+    Struct: one is built per transaction, in C)."""
 
     tx_hash: str
     block_number: int | None
