@@ -129,6 +129,12 @@ ORACLE_SELECTORS = frozenset({
     "0xfeaf968c",  # latestRoundData()
     "0x9d1b464a",  # currentPrice()
     "0xb3596f07",  # getAssetPrice(address)
+    "0xbb7b8b80",  # get_virtual_price() (Curve LP tokens priced by their pool: read-only re-entry)
+    "0x883bdbfd",  # observe(uint32[]) (Uniswap v3 TWAP)
+    "0x99530b06",  # pricePerShare() (Yearn-style vault shares)
+    "0x77c7b8fc",  # getPricePerFullShare()
+    "0x59e02dd7",  # peek() (Maker medianizer / OSM)
+    "0x57de26a4",  # read()
 })
 NOT_REENTRY = CALLBACK_SELECTORS | TOKEN_FUNCTIONS
 # one lookup per frame: what a selector is (the sets above are disjoint, checked here)

@@ -100,6 +100,26 @@ def test_newer_lenders_flash_loans_and_their_callbacks(lender: str, entry: str, 
     assert loan("0x99999999")["reentries"] == 1.0  # called back through anything else: a re-entry
 
 
+@pytest.mark.parametrize("price_read", ["0xbb7b8b80", "0x883bdbfd", "0x99530b06", "0xfeaf968c"])
+def test_flash_loan_price_read_and_borrow_is_oracle_manipulation(price_read: str) -> None:
+    # borrow in a flash loan, read the price (a Curve pool's virtual price, a Uniswap v3 TWAP, a
+    # vault's share price, Chainlink), borrow against it from a Compound-style market
+    def tree(read: str) -> dict[str, float]:
+        back = CallFrame(type="CALL", sender=POOL, to=BOT, input="0x23e30c8b", calls=(
+            CallFrame(type="STATICCALL", sender=VICTIM, to=OTHER, input=read),
+            CallFrame(type="CALL", sender=BOT, to=VICTIM, input="0xc5ebeaec" + word(10**20)),
+            transfer(TOKEN, BOT, POOL, 10**21)))
+        return features(CallFrame(type="CALL", sender=BOT, to=POOL, input="0x5cffe9de" + word(BOT), calls=(back,)))
+
+    rules = load_rules()
+    f = tree(price_read)
+    assert f["oracle_reads"] == 1.0
+    assert "oracle-manipulation" in [r.name for r in rules.matches(f)]
+    plain = tree("0x18160ddd")  # totalSupply(): not a price
+    assert plain.get("oracle_reads", 0.0) == 0.0
+    assert "oracle-manipulation" not in [r.name for r in rules.matches(plain)]
+
+
 def test_overflow_bait_is_read_in_short_abi_calls_only() -> None:
     bait = "0x83f12fec" + word(0x40) + word(2) + word(OTHER) + word(VICTIM) + "8" + "0" * 63
     direct = tx_features(Tx(hash="0x02", sender=EOA, to=TOKEN, value=0, input=bait))
