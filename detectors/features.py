@@ -107,6 +107,11 @@ LENDING_SELECTORS = frozenset({
     "0x69328dec",  # withdraw(address,uint256,address) (Aave)
     "0xa415bcad",  # borrow(address,uint256,uint256,uint16,address) (Aave)
     "0x573ade81",  # repay(address,uint256,uint256,address) (Aave)
+    "0x617ba037",  # supply(address,uint256,address,uint16) (Aave v3)
+    "0xf2b9fdb8",  # supply(address,uint256) (Compound v3)
+    "0x0ecbcdab",  # borrow(uint256,uint256) (Euler)
+    "0x50d8cd4b",  # borrow(MarketParams,uint256,uint256,address,address) (Morpho Blue)
+    "0x238d6579",  # supplyCollateral(MarketParams,uint256,address,bytes) (Morpho Blue)
 })
 # liquidations: a liquidator repays a borrower's debt and takes collateral at a discount, often
 # with a flash loan and oracle reads, so it has the shape of a price-manipulation exploit and is

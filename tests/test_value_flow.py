@@ -101,13 +101,15 @@ def test_newer_lenders_flash_loans_and_their_callbacks(lender: str, entry: str, 
 
 
 @pytest.mark.parametrize("price_read", ["0xbb7b8b80", "0x883bdbfd", "0x99530b06", "0xfeaf968c"])
-def test_flash_loan_price_read_and_borrow_is_oracle_manipulation(price_read: str) -> None:
+@pytest.mark.parametrize("lending", ["0xc5ebeaec", "0x617ba037", "0x0ecbcdab", "0x50d8cd4b"])
+def test_flash_loan_price_read_and_borrow_is_oracle_manipulation(price_read: str, lending: str) -> None:
     # borrow in a flash loan, read the price (a Curve pool's virtual price, a Uniswap v3 TWAP, a
-    # vault's share price, Chainlink), borrow against it from a Compound-style market
+    # vault's share price, Chainlink), act on a lending market (Compound borrow, Aave v3 supply,
+    # Euler borrow, Morpho Blue borrow)
     def tree(read: str) -> dict[str, float]:
         back = CallFrame(type="CALL", sender=POOL, to=BOT, input="0x23e30c8b", calls=(
             CallFrame(type="STATICCALL", sender=VICTIM, to=OTHER, input=read),
-            CallFrame(type="CALL", sender=BOT, to=VICTIM, input="0xc5ebeaec" + word(10**20)),
+            CallFrame(type="CALL", sender=BOT, to=VICTIM, input=lending + word(10**20)),
             transfer(TOKEN, BOT, POOL, 10**21)))
         return features(CallFrame(type="CALL", sender=BOT, to=POOL, input="0x5cffe9de" + word(BOT), calls=(back,)))
 
