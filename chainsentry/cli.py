@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
+import importlib.metadata
 import logging
 import os
 import signal
@@ -67,6 +69,29 @@ app = typer.Typer(
     help="Streaming anomaly detection for EVM chains.",
 )
 err_console = Console(stderr=True)
+
+COMPILED_MODULES = ("detectors.engine", "detectors.features", "detectors.fusion", "detectors.online",
+                    "detectors.rules", "detectors.wallets", "ingest.mappers", "ingest.replay")
+
+
+def build_info() -> str:
+    """``chainsentry <version>; compiled: <n>/<m> hot modules`` (see setup.py and the README)."""
+    compiled = [m for m in COMPILED_MODULES if not str(importlib.import_module(m).__file__).endswith(".py")]
+    version = importlib.metadata.version("chainsentry")
+    return f"chainsentry {version}; compiled: {len(compiled)}/{len(COMPILED_MODULES)} hot modules"
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(build_info())
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True,
+        help="print the version and whether the hot modules are compiled")] = False) -> None:
+    """Streaming anomaly detection for EVM chains."""
 
 USER_ERRORS = (ConfigError, SourceError, RecorderError, CheckpointError, RpcError, ApiBindError,
                AnvilNotFoundError, MappingError, RuleError, SnapshotError, EvaluationError, StoreError,

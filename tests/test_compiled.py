@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from chainsentry.cli import COMPILED_MODULES, build_info
 from conftest import stale_extensions
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,11 +32,23 @@ def compiled_modules() -> list[str]:
 
 
 def test_the_hot_modules_run_compiled() -> None:
+    assert tuple(compiled_modules()) == COMPILED_MODULES  # what `chainsentry --version` reports on
     if os.environ.get("CHAINSENTRY_NO_EXTENSIONS"):
         pytest.skip("CHAINSENTRY_NO_EXTENSIONS is set: everything runs from the sources")
     for name in compiled_modules():
         module = importlib.import_module(name)
         assert str(module.__file__).endswith(".so"), f"{name} is not compiled: run `make compiled`"
+    n = len(COMPILED_MODULES)
+    assert build_info().endswith(f"compiled: {n}/{n} hot modules")
+
+
+def test_version_says_what_runs_compiled(tmp_path: Path) -> None:
+    src = _sources_only(tmp_path / "src")
+    code = "from chainsentry.cli import main; main()"
+    proc = subprocess.run([sys.executable, "-c", code, "--version"], env={**os.environ, "PYTHONPATH": str(src)},
+                          capture_output=True, text=True, timeout=60, cwd=src)
+    assert proc.returncode == 0, proc.stderr
+    assert re.fullmatch(rf"chainsentry \S+; compiled: 0/{len(COMPILED_MODULES)} hot modules\n", proc.stdout)
 
 
 def test_a_source_changed_after_compiling_is_reported(tmp_path: Path) -> None:
