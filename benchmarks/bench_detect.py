@@ -20,6 +20,7 @@ from pathlib import Path
 import orjson
 from _timing import best
 
+from chainsentry.cli import build_info
 from chainsentry.scoring import batch_gc
 from detectors.engine import EngineConfig, ScoringEngine
 from ingest import FileBlockSource
@@ -51,6 +52,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
+    print(build_info())  # compiled or not: the numbers differ by ~1.5x (benchmarks/README.md)
     attacks = DATA / "attacks-dev.jsonl.gz"
     t_bare = best(lambda: bare(attacks), args.repeat)
     t_full = best(lambda: replay(attacks), args.repeat)
