@@ -148,7 +148,8 @@ def squash(evidence: float, scale: float = 4.0) -> float:
 
 
 def round6(x: float, _floor: Any = math.floor, _round: Any = round) -> float:
-    """``round(x, 6)``, the same float (sign of zero included), about 4x faster.
+    """``round(x, 6)``, the same float (sign of zero included), faster: compiled, ~70 ns for zero
+    and ~220 ns otherwise, against ~430 ns.
 
     Every score written out is rounded to 6 decimals, several times a transaction, and ``round``
     with digits goes through a decimal conversion (~0.4 us). Here: for |x| < 2,000 the integer
