@@ -54,6 +54,8 @@ class KafkaSettings(_Strict):
     snapshot_every: float = Field(5.0, gt=0, description="seconds between partition state checkpoints")
     batch_txs: int = Field(2000, ge=1, description="replay: transactions per message and partition, at most")
     max_message_bytes: int = Field(16 * 1024 * 1024, ge=1024 * 1024)
+    setup_wait: float = Field(120.0, ge=0, description="seconds a role or a Kafka replay waits for an unreachable "
+                              "broker while it sets up before it exits (code 2); a broker lost later is waited for")
 
 
 class TransportSettings(_Strict):

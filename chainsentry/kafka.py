@@ -24,9 +24,9 @@ import base64
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import orjson
@@ -39,8 +39,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from ingest.events import Block, Tx
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SCHEMA_VERSION = 1
+
+SETUP_WAIT = 120.0
+"""Seconds a role or a replay waits for an unreachable broker while it sets up, before it gives up
+with :class:`KafkaSetupError` (once set up, a lost broker is waited for without limit)."""
 
 
 class MessageError(ValueError):
@@ -175,32 +180,61 @@ class KafkaMetrics:
 
 # -- clients -------------------------------------------------------------------------------
 
-def producer(bootstrap: str, max_bytes: int) -> KafkaProducer:
-    return KafkaProducer(bootstrap_servers=bootstrap.split(","), acks="all", enable_idempotence=True,
-                         max_request_size=max_bytes, linger_ms=5, retries=2**31 - 1,
-                         delivery_timeout_ms=300_000, max_block_ms=300_000, request_timeout_ms=30_000,
-                         reconnect_backoff_max_ms=2000)
-
-
-def consumer(bootstrap: str, group: str | None, max_bytes: int, **extra: Any) -> KafkaConsumer:
-    return KafkaConsumer(bootstrap_servers=bootstrap.split(","), group_id=group, enable_auto_commit=False,
-                         auto_offset_reset="earliest", max_partition_fetch_bytes=max_bytes,
-                         fetch_max_bytes=max(max_bytes, 52_428_800), session_timeout_ms=6000,
-                         heartbeat_interval_ms=1000, max_poll_interval_ms=600_000, reconnect_backoff_max_ms=2000,
-                         request_timeout_ms=30_000, **extra)
-
-
-def ensure_topics(bootstrap: str, topics: Topics, partitions: int, max_bytes: int) -> None:
-    """Create the topics if missing; refuse existing ones with another partition count."""
-    admin = None
-    deadline = time.monotonic() + 60
-    while admin is None:
+def _reach(bootstrap: str, what: str, make: Callable[[int], T], wait: float, deadline: float | None = None) -> T:
+    """``make(bootstrap_timeout_ms)`` a client, retrying while the broker cannot be reached, for
+    ``wait`` seconds at most (or until ``deadline``); each attempt waits up to 30 s of it."""
+    deadline = time.monotonic() + wait if deadline is None else deadline
+    while True:
+        left = deadline - time.monotonic()
         try:
-            admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","), request_timeout_ms=10_000)
+            return make(int(1000 * min(30.0, max(1.0, left))))
         except (KafkaError, OSError) as err:
-            if time.monotonic() > deadline:
-                raise KafkaSetupError(f"cannot reach Kafka at {bootstrap}: {err}") from None
+            if time.monotonic() >= deadline:
+                raise KafkaSetupError(f"cannot reach Kafka at {bootstrap} ({what}) for {wait:g} s: {err}") from None
+            log.warning("kafka %s: cannot reach %s yet (%s); retrying", what, bootstrap, err)
+            time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+
+
+def producer(bootstrap: str, max_bytes: int, wait: float = SETUP_WAIT) -> KafkaProducer:
+    return _reach(bootstrap, "producer", lambda ms: KafkaProducer(
+        bootstrap_servers=bootstrap.split(","), bootstrap_timeout_ms=ms, acks="all", enable_idempotence=True,
+        max_request_size=max_bytes, linger_ms=5, retries=2**31 - 1, delivery_timeout_ms=300_000,
+        max_block_ms=300_000, request_timeout_ms=30_000, reconnect_backoff_max_ms=2000), wait)
+
+
+def consumer(bootstrap: str, group: str | None, max_bytes: int, wait: float = SETUP_WAIT,
+             **extra: Any) -> KafkaConsumer:
+    return _reach(bootstrap, "consumer", lambda ms: KafkaConsumer(
+        bootstrap_servers=bootstrap.split(","), bootstrap_timeout_ms=ms, group_id=group, enable_auto_commit=False,
+        auto_offset_reset="earliest", max_partition_fetch_bytes=max_bytes,
+        fetch_max_bytes=max(max_bytes, 52_428_800), session_timeout_ms=6000, heartbeat_interval_ms=1000,
+        max_poll_interval_ms=600_000, reconnect_backoff_max_ms=2000, request_timeout_ms=30_000, **extra), wait)
+
+
+def ensure_topics(bootstrap: str, topics: Topics, partitions: int, max_bytes: int, wait: float = SETUP_WAIT) -> None:
+    """Create the topics if missing; refuse existing ones with another partition count. A broker
+    that cannot be reached, or goes away meanwhile, is retried for ``wait`` seconds."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            described = _ensure_topics_once(bootstrap, topics, partitions, max_bytes, deadline, wait)
+            break
+        except KafkaError as err:
+            if time.monotonic() >= deadline:
+                raise KafkaSetupError(f"cannot reach Kafka at {bootstrap} (topics) for {wait:g} s: {err}") from None
+            log.warning("kafka topics: %s; retrying", err)
             time.sleep(1)
+    for name, (have, want) in described.items():
+        if have is not None and have != want:
+            raise KafkaSetupError(f"topic {name} has {have} partitions; this configuration needs "
+                                  f"{want} (transport.partitions)")
+
+
+def _ensure_topics_once(bootstrap: str, topics: Topics, partitions: int, max_bytes: int,
+                        deadline: float, wait: float) -> dict[str, tuple[int | None, int]]:
+    admin = _reach(bootstrap, "admin", lambda ms: KafkaAdminClient(
+        bootstrap_servers=bootstrap.split(","), bootstrap_timeout_ms=ms, request_timeout_ms=10_000),
+        wait, deadline)
     big = {"max.message.bytes": str(max_bytes)}
     wanted = [
         NewTopic(topics.calls, partitions, 1, topic_configs=big),
@@ -222,11 +256,7 @@ def ensure_topics(bootstrap: str, topics: Topics, partitions: int, max_bytes: in
             time.sleep(0.5)
     finally:
         admin.close()
-    for t in wanted:
-        have = described.get(t.name)
-        if have is not None and have != t.num_partitions:
-            raise KafkaSetupError(f"topic {t.name} has {have} partitions; this configuration needs "
-                                  f"{t.num_partitions} (transport.partitions)")
+    return {t.name: (described.get(t.name), t.num_partitions) for t in wanted}
 
 
 class KafkaTransport:

@@ -49,13 +49,14 @@ def run_detect(settings: Settings, chain_id: int, rules: Path | None, metrics_ad
     """A detector worker until SIGTERM/SIGINT (or ``stop``)."""
     k = settings.transport.kafka
     topics = _topics(settings, chain_id)
-    ensure_topics(k.bootstrap, topics, settings.transport.partitions, k.max_message_bytes)
+    ensure_topics(k.bootstrap, topics, settings.transport.partitions, k.max_message_bytes, k.setup_wait)
     stop = stop or threading.Event()
     _on_signals(stop.set)
     registry = CollectorRegistry()
     worker = DetectWorker(k.bootstrap, topics, _group(settings, chain_id, "detect"), chain_id,
                           engine_config=EngineConfig(rules_path=str(rules) if rules else None),
-                          snapshot_every=k.snapshot_every, max_bytes=k.max_message_bytes, registry=registry)
+                          snapshot_every=k.snapshot_every, max_bytes=k.max_message_bytes, registry=registry,
+                          setup_wait=k.setup_wait)
     _serve_metrics(registry, metrics_addr)
     log.warning("detect worker: %s -> %s (group %s)", topics.calls, topics.findings,
                 _group(settings, chain_id, "detect"))
@@ -79,11 +80,13 @@ async def run_alert(settings: Settings, chain_id: int, webhook: str | None, allo
 
     k = settings.transport.kafka
     topics = _topics(settings, chain_id)
-    await asyncio.to_thread(ensure_topics, k.bootstrap, topics, settings.transport.partitions, k.max_message_bytes)
+    await asyncio.to_thread(ensure_topics, k.bootstrap, topics, settings.transport.partitions,
+                            k.max_message_bytes, k.setup_wait)
     registry = CollectorRegistry()
     delivery = build_delivery(settings, webhook, allow_private, settings.data_dir / "alerts.db", registry)
     worker = await asyncio.to_thread(AlertWorker, k.bootstrap, topics, _group(settings, chain_id, "alert"),
-                                     delivery.lifecycle, max_bytes=k.max_message_bytes, registry=registry)
+                                     delivery.lifecycle, max_bytes=k.max_message_bytes, registry=registry,
+                                     setup_wait=k.setup_wait)
 
     def status() -> dict[str, Any]:
         fresh = time.time() - worker.last_contact < 30
@@ -123,10 +126,11 @@ async def run_ingest(settings: Settings, duration: float | None = None) -> None:
     finally:
         await rpc.aclose()
     topics = _topics(settings, chain_id)
-    await asyncio.to_thread(ensure_topics, k.bootstrap, topics, settings.transport.partitions, k.max_message_bytes)
+    await asyncio.to_thread(ensure_topics, k.bootstrap, topics, settings.transport.partitions,
+                            k.max_message_bytes, k.setup_wait)
     pipeline = LivePipeline(settings)
     sink = KafkaIngestSink(k.bootstrap, topics, settings.transport.partitions, k.max_message_bytes,
-                           KafkaMetrics(pipeline.registry, "ingest"))
+                           KafkaMetrics(pipeline.registry, "ingest"), k.setup_wait)
     pipeline.sinks.append(sink)
     log.warning("ingest worker: chain %d -> %s (%d partitions)", chain_id, topics.calls,
                 settings.transport.partitions)
@@ -140,9 +144,9 @@ def replay_kafka(settings: Settings, chain_id: int, blocks: Iterable[Block], *, 
     finish this input and write what it produced, in chain order."""
     k = settings.transport.kafka
     topics = _topics(settings, chain_id)
-    ensure_topics(k.bootstrap, topics, settings.transport.partitions, k.max_message_bytes)
+    ensure_topics(k.bootstrap, topics, settings.transport.partitions, k.max_message_bytes, k.setup_wait)
     rep = KafkaReplay(k.bootstrap, topics, settings.transport.partitions, batch_txs=k.batch_txs,
-                      max_bytes=k.max_message_bytes)
+                      max_bytes=k.max_message_bytes, setup_wait=k.setup_wait)
     try:
         n_blocks = n_txs = 0
         for block in blocks:

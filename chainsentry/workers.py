@@ -35,6 +35,7 @@ from detectors.snapshot import SnapshotError, load_snapshot_bytes, snapshot_byte
 from ingest.events import Block, BlockAdded, BlockRetracted, ChainEvent, PendingSeen
 
 from .kafka import (
+    SETUP_WAIT,
     KafkaMetrics,
     MessageError,
     Topics,
@@ -80,7 +81,8 @@ class DetectWorker(ConsumerRebalanceListener):  # type: ignore[misc]
 
     def __init__(self, bootstrap: str, topics: Topics, group: str, chain_id: int, *,
                  engine_config: EngineConfig | None = None, snapshot_every: float = 5.0,
-                 max_bytes: int = 16 * 1024 * 1024, registry: CollectorRegistry | None = None) -> None:
+                 max_bytes: int = 16 * 1024 * 1024, registry: CollectorRegistry | None = None,
+                 setup_wait: float = SETUP_WAIT) -> None:
         self.topics = topics
         self.chain_id = chain_id
         self.config = engine_config or EngineConfig()  # deterministic refits: any owner scores alike
@@ -88,9 +90,9 @@ class DetectWorker(ConsumerRebalanceListener):  # type: ignore[misc]
         self.registry = registry or CollectorRegistry()
         self.metrics = KafkaMetrics(self.registry, "detect")
         self.detector_metrics = DetectorMetrics(self.registry)
-        self.producer: KafkaProducer = producer(bootstrap, max_bytes)
-        self.consumer: KafkaConsumer = consumer(bootstrap, group, max_bytes, max_poll_records=20)
-        self._state_reader: KafkaConsumer = consumer(bootstrap, None, max_bytes)
+        self.producer: KafkaProducer = producer(bootstrap, max_bytes, setup_wait)
+        self.consumer: KafkaConsumer = consumer(bootstrap, group, max_bytes, setup_wait, max_poll_records=20)
+        self._state_reader: KafkaConsumer = consumer(bootstrap, None, max_bytes, setup_wait)
         self.engines: dict[int, ScoringEngine] = {}
         self.next_offset: dict[int, int] = {}  # partition -> offset of the next message to process
         self.checkpointed: dict[int, int] = {}
@@ -264,11 +266,11 @@ class KafkaIngestSink:
     """The ingest role's sink: chain events into the calls topic, split by partition."""
 
     def __init__(self, bootstrap: str, topics: Topics, partitions: int, max_bytes: int,
-                 metrics: KafkaMetrics | None = None) -> None:
+                 metrics: KafkaMetrics | None = None, setup_wait: float = SETUP_WAIT) -> None:
         self.topics = topics
         self.partitions = partitions
         self.metrics = metrics
-        self.producer = producer(bootstrap, max_bytes)
+        self.producer = producer(bootstrap, max_bytes, setup_wait)
 
     def _send(self, partition: int, value: bytes) -> None:
         self.producer.send(self.topics.calls, value=value, partition=partition)
@@ -302,13 +304,14 @@ class AlertWorker:
     status change also to the alerts topic. Offsets are committed after the store has the alerts."""
 
     def __init__(self, bootstrap: str, topics: Topics, group: str, lifecycle: AlertLifecycle, *,
-                 max_bytes: int = 16 * 1024 * 1024, registry: CollectorRegistry | None = None) -> None:
+                 max_bytes: int = 16 * 1024 * 1024, registry: CollectorRegistry | None = None,
+                 setup_wait: float = SETUP_WAIT) -> None:
         self.topics = topics
         self.lifecycle = lifecycle
         self.registry = registry or CollectorRegistry()
         self.metrics = KafkaMetrics(self.registry, "alert")
-        self.producer = producer(bootstrap, max_bytes)
-        self.consumer = consumer(bootstrap, group, max_bytes, max_poll_records=100)
+        self.producer = producer(bootstrap, max_bytes, setup_wait)
+        self.consumer = consumer(bootstrap, group, max_bytes, setup_wait, max_poll_records=100)
         self.consumer.subscribe([topics.findings])
         self.alerts_seen = 0
         self.last_contact = time.time()
@@ -376,13 +379,13 @@ class KafkaReplay:
     """Publishes blocks into the calls topic and collects what the detector group makes of them."""
 
     def __init__(self, bootstrap: str, topics: Topics, partitions: int, *, batch_txs: int = 2000,
-                 max_bytes: int = 16 * 1024 * 1024) -> None:
+                 max_bytes: int = 16 * 1024 * 1024, setup_wait: float = SETUP_WAIT) -> None:
         self.topics = topics
         self.partitions = partitions
         self.batch_txs = batch_txs
         self.run_id = uuid.uuid4().hex
-        self.producer = producer(bootstrap, max_bytes)
-        self.collector = consumer(bootstrap, None, max_bytes)
+        self.producer = producer(bootstrap, max_bytes, setup_wait)
+        self.collector = consumer(bootstrap, None, max_bytes, setup_wait)
         tps = [TopicPartition(topics.findings, p) for p in range(partitions)]
         self.collector.assign(tps)
         ends = _retry("end_offsets", lambda: self.collector.end_offsets(tps), None)

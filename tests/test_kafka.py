@@ -148,6 +148,17 @@ def test_kill_9_of_a_detector_worker_mid_stream_loses_and_doubles_nothing(
     assert (tmp_path / "a.jsonl").read_bytes() == in_alerts.read_bytes(), "every alert, once, as in-process"
 
 
+def _published(bootstrap: str, prefix: str) -> int:
+    """Messages in the calls topic of chain 1 under ``prefix`` (0 while it does not exist)."""
+    c = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        parts = c.partitions_for_topic(Topics.of(prefix, 1).calls) or set()
+        tps = [TopicPartition(Topics.of(prefix, 1).calls, p) for p in parts]
+        return sum(c.end_offsets(tps).values()) if tps else 0
+    finally:
+        c.close()
+
+
 def test_broker_down_for_20_s_mid_stream_every_role_recovers_and_nothing_is_lost(
         workers: Workers, kafka: Any, long_stream: tuple[list[str], Path, Path], tmp_path: Path) -> None:
     if kafka.proc is None:
@@ -158,11 +169,16 @@ def test_broker_down_for_20_s_mid_stream_every_role_recovers_and_nothing_is_lost
     alert_proc, alert_log = workers.start("alert", "--data-dir", str(tmp_path / "alert"), "--api", "127.0.0.1:0")
     _assigned_both(workers)
     proc = _replay_kafka(workers, sources, tmp_path)
-    time.sleep(3)
-    kafka.stop()
-    assert proc.poll() is None, "the broker went away mid-stream"
-    time.sleep(20)
-    kafka.start()
+    deadline = time.monotonic() + 120
+    while _published(kafka.bootstrap, workers.prefix) < 2 * PARTITIONS:  # mid-stream: the replay is publishing
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
+        time.sleep(0.2)
+    try:
+        kafka.stop()
+        assert proc.poll() is None, f"the replay ended when the broker went away: {proc.communicate()[1][-3000:]}"
+        time.sleep(20)
+    finally:
+        kafka.start()  # whatever happened, the next tests have their broker
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     assert (tmp_path / "s.jsonl").read_bytes() == in_scores.read_bytes()
@@ -177,6 +193,28 @@ def test_broker_down_for_20_s_mid_stream_every_role_recovers_and_nothing_is_lost
         store.close()
     assert alert_proc.poll() is None, alert_log.read_text()[-3000:]
     assert stored == want, "the alert role stored every alert once"
+
+
+def test_a_replay_started_while_the_broker_is_down_waits_for_it_and_finishes(
+        workers: Workers, kafka: Any, data_dir: Path, tmp_path: Path) -> None:
+    if kafka.proc is None:
+        pytest.skip("KAFKA_BOOTSTRAP_SERVERS points at a broker these tests do not own")
+    source = str(data_dir / "attacks-dev.jsonl.gz")
+    detect, detect_log = workers.start("detect")
+    _assigned_both(workers)
+    try:
+        kafka.stop()
+        proc = _replay_kafka(workers, [source], tmp_path)
+        time.sleep(15)  # the replay sets up against a broker that is not there
+        assert proc.poll() is None, f"the replay gave up: {proc.communicate()[1][-3000:]}"
+    finally:
+        kafka.start()
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert "cannot reach" in err, "the wait was logged"
+    assert orjson.loads(out)["transactions"] == 2887
+    assert (tmp_path / "s.jsonl").read_bytes().count(b"\n") == 2887, "every transaction scored once"
+    assert detect.poll() is None, detect_log.read_text()[-3000:]
 
 
 def test_malformed_and_unknown_version_messages_go_to_the_dead_letter_topic(kafka: Any, data_dir: Path) -> None:
@@ -233,6 +271,12 @@ def test_worker_command_errors_are_one_clear_line(tmp_path: Path) -> None:
     env = dict(os.environ, CHAINSENTRY_KAFKA_BOOTSTRAP="127.0.0.1:1")
     res = _cli("replay", "x.jsonl", "--transport", "kafka", "http://127.0.0.1:1", env=env)
     assert res.returncode == 2 and "record an RPC range first" in res.stderr and "Traceback" not in res.stderr
+    cfg = _config(tmp_path, setup_wait=3)
+    started = time.monotonic()
+    res = _cli("worker", "--role", "detect", "--config", str(cfg), "--kafka-bootstrap", "127.0.0.1:1")
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    assert "chainsentry: error: cannot reach Kafka at 127.0.0.1:1 (admin) for 3 s" in res.stderr
+    assert time.monotonic() - started < 30, "transport.kafka.setup_wait bounds the wait"
 
 
 async def test_live_roles_on_anvil_ingest_detect_alert_catch_an_exploit(
