@@ -32,10 +32,10 @@ $(STAMP): pyproject.toml constraints.txt setup.py
 	touch $@
 
 # The hot modules listed in setup.py, compiled with Cython next to their sources, and again
-# whenever one of them changes (an extension module is imported before its .py).
-# CHAINSENTRY_NO_EXTENSIONS=1 removes them: everything runs from the .py files.
+# whenever one of them (or the .pxd declaring its C types) changes: an extension module is
+# imported before its .py. CHAINSENTRY_NO_EXTENSIONS=1 removes them: everything runs from the .py files.
 COMPILED := $(shell sed -n 's/^ *"\([a-z]*\/[a-z_]*\.py\)",$$/\1/p' setup.py)
-$(EXT_STAMP): $(STAMP) setup.py $(COMPILED)
+$(EXT_STAMP): $(STAMP) setup.py $(COMPILED) $(wildcard $(COMPILED:.py=.pxd))
 	rm -f $(VENV)/.compiled-stamp*
 ifdef CHAINSENTRY_NO_EXTENSIONS
 	rm -f $(COMPILED:.py=.c) $(COMPILED:.py=.cpython-*.so)

@@ -15,12 +15,12 @@ ROOT = Path(__file__).resolve().parent
 
 
 def stale_extensions(root: Path = ROOT) -> list[str]:
-    """Compiled modules older than their source: they would be imported instead of the change."""
+    """Compiled modules older than their source (or its .pxd): they would be imported instead of the change."""
     stale = []
     for so in sorted(root.glob("*/*.cpython-*.so")):
-        py = so.with_name(so.name.split(".", 1)[0] + ".py")
-        if py.exists() and py.stat().st_mtime > so.stat().st_mtime:
-            stale.append(str(py.relative_to(root)))
+        for src in (so.with_name(so.name.split(".", 1)[0] + ext) for ext in (".py", ".pxd")):
+            if src.exists() and src.stat().st_mtime > so.stat().st_mtime:
+                stale.append(str(src.relative_to(root)))
     return stale
 
 

@@ -66,6 +66,18 @@ class Profile:
         """Days since the stream first saw the address (0 for a clock that went back)."""
         return max(0.0, now - self.first) / 86400
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # one pickled form whether the class is compiled (C fields) or not (slots): snapshots
+        # move between the two builds; older snapshots (slot state) load in both as well
+        return _profile, tuple(getattr(self, name) for name in Profile.__slots__)
+
+
+def _profile(*values: Any) -> Profile:
+    p = Profile.__new__(Profile)
+    for name, value in zip(Profile.__slots__, values, strict=True):
+        setattr(p, name, value)
+    return p
+
 
 class WalletBehaviour:
     """Per-address profiles and behaviour scores (see module docstring)."""

@@ -62,6 +62,10 @@ def test_a_source_changed_after_compiling_is_reported(tmp_path: Path) -> None:
     assert stale_extensions(tmp_path) == ["detectors/wallets.py"]
     os.utime(so, (3_000, 3_000))
     assert stale_extensions(tmp_path) == []
+    pxd = pkg / "wallets.pxd"  # the C declarations of a compiled module count as its source too
+    pxd.write_text("")
+    os.utime(pxd, (4_000, 4_000))
+    assert stale_extensions(tmp_path) == ["detectors/wallets.pxd"]
 
 
 def _sources_only(dest: Path) -> Path:

@@ -278,6 +278,29 @@ def test_wallet_memory_is_bounded() -> None:
     assert wb.features(f"0x{1:040x}")["payers"] > 8  # counted past the cap, kept only up to it
 
 
+def test_wallet_profiles_pickle_alike_compiled_or_not_and_from_older_snapshots() -> None:
+    import pickle
+
+    from detectors.wallets import Profile
+
+    wb = WalletBehaviour()
+    a, b = "0x" + "a" * 40, "0x" + "b" * 40
+    wb.learn_tx(Tx(hash="0x" + "1" * 64, sender=a, to=b, value=3 * 10**17, input="0x12345678"), 1_600_000_000.0)
+    p = wb.profiles[b]
+    blob = pickle.dumps(p)
+    assert b"_profile" in blob, "one pickled form for both builds (Profile.__reduce__)"
+    q = pickle.loads(blob)
+    assert [getattr(q, k) for k in Profile.__slots__] == [getattr(p, k) for k in Profile.__slots__]
+
+    # how a profile was pickled before (default slot state): NEWOBJ of the class, BUILD (None, slots)
+    state = pickle.dumps((None, {k: getattr(p, k) for k in Profile.__slots__}), protocol=2)[2:-1]
+    older = b"\x80\x02cdetectors.wallets\nProfile\n)\x81" + state + b"b."
+    old = pickle.loads(older)
+    assert type(old) is Profile and [getattr(old, k) for k in Profile.__slots__] == [
+        getattr(p, k) for k in Profile.__slots__]
+    assert old.funder == a and old.recv_from == {a} and old.value_in == pytest.approx(0.3) and old.ins == 1
+
+
 def _pairs(n: int, seed: int) -> tuple[list[int], list[float]]:
     rng = random.Random(seed)
     y = [1 if rng.random() < 0.2 else 0 for _ in range(n)]

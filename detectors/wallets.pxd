@@ -1,0 +1,29 @@
+# Cython declarations augmenting wallets.py when it is compiled (setup.py): the profile's counters
+# are C fields, read without a dictionary or a slot descriptor. The .py stays the one source and
+# runs as it is when not compiled; both builds give the same floats and pickle alike (Profile's
+# __reduce__), tested in tests/test_compiled.py.
+cimport cython
+
+cdef class Profile:
+    cdef public long long contract_calls_out, failed_out, ins, outs, plain_in, n_recv_from, n_sent_to
+    cdef public double first, last, value_in, value_out
+    cdef public object funder
+    cdef public set recv_from, sent_to
+
+
+cdef class WalletBehaviour:
+    cdef public long long max_wallets, max_counterparties
+    cdef public object _profiles
+
+    @cython.locals(p=Profile)
+    cpdef Profile _get(self, str address, double now)
+
+    @cython.locals(p=Profile, q=Profile, value=double, cap=cython.longlong, ok=bint)
+    cpdef learn_tx(self, object tx, double now)
+
+    @cython.locals(p=Profile, total=double, small=double, span=double, burst=double, forwarded=double)
+    cpdef double score(self, str address)
+
+
+@cython.locals(x=double)
+cpdef double _squash(double x)
