@@ -141,6 +141,31 @@ ORACLE_SELECTORS = frozenset({
     "0x59e02dd7",  # peek() (Maker medianizer / OSM)
     "0x57de26a4",  # read()
 })
+# public no-argument entry points of protocols: keeper and maintenance jobs (vault harvests,
+# rebases, interest accrual), reward claims and payable deposits. Anyone calls them, and they can
+# set off a large call tree (a harvest claims, swaps and redeposits), but such a call is the
+# protocol's own routine, not a contract pre-programmed to attack: bare_call_tree ignores them.
+PUBLIC_NOARG_SELECTORS = frozenset({
+    "0x4641257d",  # harvest()
+    "0xd389800f",  # earn()
+    "0x440368a3",  # tend()
+    "0x322e9f04",  # work() (keeper jobs)
+    "0x4fa5d854",  # doHardWork()
+    "0xf69e2046",  # compound()
+    "0xfdb5a03e",  # reinvest()
+    "0x7d7c2a1c",  # rebalance()
+    "0xaf14052c",  # rebase()
+    "0x18178358",  # poke()
+    "0xa6afed95",  # accrueInterest() (Compound)
+    "0xc2c4c5c1",  # checkpoint() (vote-escrow, gauges)
+    "0x4e71d92d",  # claim()
+    "0x3d18b912",  # getReward() (staking rewards)
+    "0x372500ab",  # claimRewards()
+    "0xe9fad8ee",  # exit() (staking rewards: withdraw and claim)
+    "0x1249c58b",  # mint() (cEther, and free mints)
+    "0x4e4d9fea",  # repayBorrow() (cEther)
+    "0xd0e30db0",  # deposit() (WETH and payable vaults)
+})
 NOT_REENTRY = CALLBACK_SELECTORS | TOKEN_FUNCTIONS
 # one lookup per frame: what a selector is (the sets above are disjoint, checked here)
 (_MOVE, _BALANCE, _APPROVE, _WRAP, _UNWRAP, _FLASH, _V2_SWAP, _TAKEOVER, _LENDING, _ORACLE, _ALLOWANCE,
@@ -416,8 +441,11 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float], producer: st
     if producer is not None and value_calls:
         out["pays_block_producer"] = float(paid_producer)
     # a call with no arguments that sets off a large tree: a contract pre-programmed to attack
+    # (not a protocol's public routine: a harvest, a claim)
     calldata = (len(tx.input) - 2) // 2
-    out["bare_call_tree"] = float(frames) if calldata == 4 and frames > 1 else 0.0
+    out["bare_call_tree"] = (
+        float(frames) if calldata == 4 and frames > 1 and tx.input[:10].lower() not in PUBLIC_NOARG_SELECTORS else 0.0
+    )
 
 
 def _value_flow(moves: list[tuple[str | None, str | None, str | None, int]],

@@ -292,3 +292,21 @@ def test_a_liquidation_is_counted_once_and_lowers_the_shape_evidence() -> None:
 
     assert shape(liquidation) == pytest.approx(shape({**liquidation, "liquidation_calls": 0.0}) - 0.8)
     assert any(c.feature == "liquidation_calls" for c in rules.assess(liquidation)[0])
+
+
+# harvest(), doHardWork(), claim(), getReward()
+@pytest.mark.parametrize("routine", ["0x4641257d", "0x4fa5d854", "0x4e71d92d", "0x3d18b912"])
+def test_a_protocols_public_no_argument_routine_is_not_a_bare_attack_call(routine: str) -> None:
+    # a vault harvest: claim rewards from a gauge, swap them on a pool, redeposit; 40+ frames
+    legs = []
+    for _ in range(10):
+        legs += [transfer(OTHER, POOL, BOT, 10**18), pull(OTHER, POOL, BOT, POOL, 10**18),
+                 transfer(TOKEN, POOL, BOT, 10**18), pull(TOKEN, VICTIM, BOT, VICTIM, 10**18)]
+    rules = load_rules()
+    attack = features(*legs, input="0xbe9a6555")  # start(): the sender's own contract, pre-programmed
+    assert attack["bare_call_tree"] == 41.0
+    assert "attack-contract-bare-call" in [r.name for r in rules.matches(attack)]
+    routine_call = features(*legs, input=routine)
+    assert routine_call["bare_call_tree"] == 0.0 and routine_call["frames"] == 41.0
+    assert not [r.name for r in rules.matches(routine_call) if r.name.startswith("attack-contract")]
+    assert features(*legs, input=routine.upper().replace("0X", "0x"))["bare_call_tree"] == 0.0
