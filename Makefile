@@ -35,6 +35,11 @@ $(STAMP): pyproject.toml constraints.txt setup.py
 # whenever one of them (or the .pxd declaring its C types) changes: an extension module is
 # imported before its .py. CHAINSENTRY_NO_EXTENSIONS=1 removes them: everything runs from the .py files.
 COMPILED := $(shell sed -n 's/^ *"\([a-z]*\/[a-z_]*\.py\)",$$/\1/p' setup.py)
+ifndef CHAINSENTRY_NO_EXTENSIONS
+ifneq ($(words $(wildcard $(COMPILED:.py=.cpython-*.so))),$(words $(COMPILED)))
+.PHONY: $(EXT_STAMP)  # a compiled module is missing (deleted, or a clean): build again
+endif
+endif
 $(EXT_STAMP): $(STAMP) setup.py $(COMPILED) $(wildcard $(COMPILED:.py=.pxd))
 	rm -f $(VENV)/.compiled-stamp*
 ifdef CHAINSENTRY_NO_EXTENSIONS
