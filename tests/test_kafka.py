@@ -5,6 +5,7 @@ a worker killed with SIGKILL, the broker stopped for 20 s, and messages that can
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -131,21 +132,15 @@ def test_replay_through_two_detector_workers_equals_the_in_process_replay(
     assert all(n > 0 for n in owned), f"both workers owned partitions: {owned}"
 
 
-def test_kill_9_of_a_detector_worker_mid_stream_loses_and_doubles_nothing(
-        workers: Workers, long_stream: tuple[list[str], Path, Path], tmp_path: Path) -> None:
-    sources, in_scores, in_alerts = long_stream
-    victim, _ = workers.start("detect")
-    _, survivor_log = workers.start("detect")
-    _assigned_both(workers)
-    proc = _replay_kafka(workers, sources, tmp_path)
-    time.sleep(4)  # the workers are scoring and have checkpointed at least once
-    assert proc.poll() is None, "the replay was still running when the worker was killed"
-    victim.send_signal(signal.SIGKILL)
-    _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err
-    assert "restored at offset" in survivor_log.read_text(), "the survivor restored the dead worker's state"
-    assert (tmp_path / "s.jsonl").read_bytes() == in_scores.read_bytes(), "every score, once, as in-process"
-    assert (tmp_path / "a.jsonl").read_bytes() == in_alerts.read_bytes(), "every alert, once, as in-process"
+def _checkpointed(bootstrap: str, prefix: str, partitions: set[int]) -> bool:
+    """Whether each of ``partitions`` has a checkpoint in the state topic of chain 1 under ``prefix``."""
+    c = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        state = Topics.of(prefix, 1).state
+        ends = c.end_offsets([TopicPartition(state, p) for p in partitions])
+        return bool(partitions) and all(n > 0 for n in ends.values())
+    finally:
+        c.close()
 
 
 def _published(bootstrap: str, prefix: str) -> int:
@@ -157,6 +152,27 @@ def _published(bootstrap: str, prefix: str) -> int:
         return sum(c.end_offsets(tps).values()) if tps else 0
     finally:
         c.close()
+
+
+def test_kill_9_of_a_detector_worker_mid_stream_loses_and_doubles_nothing(
+        workers: Workers, long_stream: tuple[list[str], Path, Path], tmp_path: Path) -> None:
+    sources, in_scores, in_alerts = long_stream
+    victim, victim_log = workers.start("detect")
+    _, survivor_log = workers.start("detect")
+    _assigned_both(workers)
+    proc = _replay_kafka(workers, sources, tmp_path)
+    owned = {int(p) for p in re.findall(r"partition (\d+) assigned", victim_log.read_text())}
+    deadline = time.monotonic() + 120
+    while not _checkpointed(workers.bootstrap, workers.prefix, owned):  # the victim is scoring and has saved
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
+        time.sleep(0.2)
+    assert proc.poll() is None, "the replay was still running when the worker was killed"
+    victim.send_signal(signal.SIGKILL)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert "restored at offset" in survivor_log.read_text(), "the survivor restored the dead worker's state"
+    assert (tmp_path / "s.jsonl").read_bytes() == in_scores.read_bytes(), "every score, once, as in-process"
+    assert (tmp_path / "a.jsonl").read_bytes() == in_alerts.read_bytes(), "every alert, once, as in-process"
 
 
 def test_broker_down_for_20_s_mid_stream_every_role_recovers_and_nothing_is_lost(
