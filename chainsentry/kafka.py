@@ -220,6 +220,8 @@ def ensure_topics(bootstrap: str, topics: Topics, partitions: int, max_bytes: in
             described = _ensure_topics_once(bootstrap, topics, partitions, max_bytes, deadline, wait)
             break
         except KafkaError as err:
+            if not err.retriable:  # the broker answered, and said no: waiting would not change it
+                raise KafkaSetupError(f"Kafka at {bootstrap} refused the topics: {err}") from None
             if time.monotonic() >= deadline:
                 raise KafkaSetupError(f"cannot reach Kafka at {bootstrap} (topics) for {wait:g} s: {err}") from None
             log.warning("kafka topics: %s; retrying", err)

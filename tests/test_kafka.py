@@ -23,7 +23,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka.structs import TopicPartition
 
 from alerts.store import AlertStore
-from chainsentry.kafka import Topics, encode_blocks, encode_control, ensure_topics
+from chainsentry.kafka import KafkaSetupError, Topics, encode_blocks, encode_control, ensure_topics
 from chainsentry.workers import DetectWorker
 from ingest.replay import FileBlockSource
 
@@ -108,7 +108,7 @@ def _replay_kafka(w: Workers, sources: list[str], out: Path) -> subprocess.Popen
 
 def _assigned_both(w: Workers) -> None:
     for _, log in w.procs:
-        w.wait_log(log, "assigned")
+        w.wait_log(log, "assigned; state")  # the worker's own line, once it owns a partition
 
 
 def test_replay_through_two_detector_workers_equals_the_in_process_replay(
@@ -132,13 +132,19 @@ def test_replay_through_two_detector_workers_equals_the_in_process_replay(
     assert all(n > 0 for n in owned), f"both workers owned partitions: {owned}"
 
 
-def _checkpointed(bootstrap: str, prefix: str, partitions: set[int]) -> bool:
-    """Whether each of ``partitions`` has a checkpoint in the state topic of chain 1 under ``prefix``."""
-    c = KafkaConsumer(bootstrap_servers=bootstrap)
+def _wait_checkpointed(w: Workers, log: Path, proc: subprocess.Popen[str], timeout: float = 120) -> None:
+    """Until each partition the worker logging to ``log`` owns has a checkpoint in the state topic
+    (while the replay ``proc`` runs)."""
+    c = KafkaConsumer(bootstrap_servers=w.bootstrap)
+    state = Topics.of(w.prefix, 1).state
+    deadline = time.monotonic() + timeout
     try:
-        state = Topics.of(prefix, 1).state
-        ends = c.end_offsets([TopicPartition(state, p) for p in partitions])
-        return bool(partitions) and all(n > 0 for n in ends.values())
+        while True:
+            owned = {int(p) for p in re.findall(r"partition (\d+) assigned; state", log.read_text())}
+            if owned and all(n > 0 for n in c.end_offsets([TopicPartition(state, p) for p in owned]).values()):
+                return
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
+            time.sleep(0.2)
     finally:
         c.close()
 
@@ -161,11 +167,7 @@ def test_kill_9_of_a_detector_worker_mid_stream_loses_and_doubles_nothing(
     _, survivor_log = workers.start("detect")
     _assigned_both(workers)
     proc = _replay_kafka(workers, sources, tmp_path)
-    owned = {int(p) for p in re.findall(r"partition (\d+) assigned", victim_log.read_text())}
-    deadline = time.monotonic() + 120
-    while not _checkpointed(workers.bootstrap, workers.prefix, owned):  # the victim is scoring and has saved
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
-        time.sleep(0.2)
+    _wait_checkpointed(workers, victim_log, proc)  # the victim is scoring and has saved its state
     assert proc.poll() is None, "the replay was still running when the worker was killed"
     victim.send_signal(signal.SIGKILL)
     _, err = proc.communicate(timeout=300)
@@ -231,6 +233,13 @@ def test_a_replay_started_while_the_broker_is_down_waits_for_it_and_finishes(
     assert orjson.loads(out)["transactions"] == 2887
     assert (tmp_path / "s.jsonl").read_bytes().count(b"\n") == 2887, "every transaction scored once"
     assert detect.poll() is None, detect_log.read_text()[-3000:]
+
+
+def test_topics_the_broker_refuses_are_one_clear_error_at_once(kafka: Any) -> None:
+    started = time.monotonic()
+    with pytest.raises(KafkaSetupError, match=f"Kafka at {kafka.bootstrap} refused the topics: .*Partitions"):
+        ensure_topics(kafka.bootstrap, Topics.of(f"t{uuid.uuid4().hex[:8]}", 1), 0, 16 * 1024 * 1024)
+    assert time.monotonic() - started < 30, "an answer that will not change is not waited on"
 
 
 def test_malformed_and_unknown_version_messages_go_to_the_dead_letter_topic(kafka: Any, data_dir: Path) -> None:
