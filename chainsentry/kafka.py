@@ -182,12 +182,13 @@ class KafkaMetrics:
 
 def _reach(bootstrap: str, what: str, make: Callable[[int], T], wait: float, deadline: float | None = None) -> T:
     """``make(bootstrap_timeout_ms)`` a client, retrying while the broker cannot be reached, for
-    ``wait`` seconds at most (or until ``deadline``); each attempt waits up to 30 s of it."""
+    ``wait`` seconds at most (or until ``deadline``); each attempt waits up to 10 s of it, so a
+    long wait is logged every 10 s."""
     deadline = time.monotonic() + wait if deadline is None else deadline
     while True:
         left = deadline - time.monotonic()
         try:
-            return make(int(1000 * min(30.0, max(1.0, left))))
+            return make(int(1000 * min(10.0, max(1.0, left))))
         except (KafkaError, OSError) as err:
             if time.monotonic() >= deadline:
                 raise KafkaSetupError(f"cannot reach Kafka at {bootstrap} ({what}) for {wait:g} s: {err}") from None

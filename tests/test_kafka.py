@@ -108,7 +108,8 @@ def _replay_kafka(w: Workers, sources: list[str], out: Path) -> subprocess.Popen
 
 def _assigned_both(w: Workers) -> None:
     for _, log in w.procs:
-        w.wait_log(log, "assigned; state")  # the worker's own line, once it owns a partition
+        # a detect worker's own line once it owns a partition; the alert role consumes findings
+        w.wait_log(log, "assigned; state" if log.name.startswith("detect") else "Setting newly assigned")
 
 
 def test_replay_through_two_detector_workers_equals_the_in_process_replay(
@@ -223,7 +224,7 @@ def test_a_replay_started_while_the_broker_is_down_waits_for_it_and_finishes(
     try:
         kafka.stop()
         proc = _replay_kafka(workers, [source], tmp_path)
-        time.sleep(15)  # the replay sets up against a broker that is not there
+        time.sleep(20)  # the replay sets up against a broker that is not there (attempts of 10 s)
         assert proc.poll() is None, f"the replay gave up: {proc.communicate()[1][-3000:]}"
     finally:
         kafka.start()
