@@ -1,7 +1,7 @@
 # Cython declarations augmenting wallets.py when it is compiled (setup.py): the profile's counters
 # are C fields, read without a dictionary or a slot descriptor. The .py stays the one source and
-# runs as it is when not compiled; both builds give the same floats and pickle alike (Profile's
-# __reduce__), tested in tests/test_compiled.py.
+# runs as it is when not compiled; both builds give the same floats (tests/test_compiled.py) and
+# pickle alike (Profile's __reduce__; tests/test_detectors.py).
 cimport cython
 
 cdef class Profile:
@@ -25,5 +25,4 @@ cdef class WalletBehaviour:
     cpdef double score(self, str address)
 
 
-@cython.locals(x=double)
 cpdef double _squash(double x)

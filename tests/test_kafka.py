@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -133,32 +133,21 @@ def test_replay_through_two_detector_workers_equals_the_in_process_replay(
     assert all(n > 0 for n in owned), f"both workers owned partitions: {owned}"
 
 
-def _wait_checkpointed(w: Workers, log: Path, proc: subprocess.Popen[str], timeout: float = 120) -> None:
-    """Until each partition the worker logging to ``log`` owns has a checkpoint in the state topic
-    (while the replay ``proc`` runs)."""
+def _wait_while_replaying(w: Workers, proc: subprocess.Popen[str], ready: Callable[[KafkaConsumer], bool],
+                          timeout: float = 120) -> None:
+    """Until ``ready(consumer)`` holds (polled with one consumer), while the replay ``proc`` runs."""
     c = KafkaConsumer(bootstrap_servers=w.bootstrap)
-    state = Topics.of(w.prefix, 1).state
     deadline = time.monotonic() + timeout
     try:
-        while True:
-            owned = {int(p) for p in re.findall(r"partition (\d+) assigned; state", log.read_text())}
-            if owned and all(n > 0 for n in c.end_offsets([TopicPartition(state, p) for p in owned]).values()):
-                return
+        while not ready(c):
             assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
             time.sleep(0.2)
     finally:
         c.close()
 
 
-def _published(bootstrap: str, prefix: str) -> int:
-    """Messages in the calls topic of chain 1 under ``prefix`` (0 while it does not exist)."""
-    c = KafkaConsumer(bootstrap_servers=bootstrap)
-    try:
-        parts = c.partitions_for_topic(Topics.of(prefix, 1).calls) or set()
-        tps = [TopicPartition(Topics.of(prefix, 1).calls, p) for p in parts]
-        return sum(c.end_offsets(tps).values()) if tps else 0
-    finally:
-        c.close()
+def _ends(c: KafkaConsumer, topic: str, partitions: Iterable[int]) -> list[int]:
+    return list(c.end_offsets([TopicPartition(topic, p) for p in partitions]).values())
 
 
 def test_kill_9_of_a_detector_worker_mid_stream_loses_and_doubles_nothing(
@@ -168,7 +157,13 @@ def test_kill_9_of_a_detector_worker_mid_stream_loses_and_doubles_nothing(
     _, survivor_log = workers.start("detect")
     _assigned_both(workers)
     proc = _replay_kafka(workers, sources, tmp_path)
-    _wait_checkpointed(workers, victim_log, proc)  # the victim is scoring and has saved its state
+    state = Topics.of(workers.prefix, 1).state
+
+    def victim_saved(c: KafkaConsumer) -> bool:  # each partition the victim owns has a checkpoint
+        owned = {int(p) for p in re.findall(r"partition (\d+) assigned; state", victim_log.read_text())}
+        return bool(owned) and all(n > 0 for n in _ends(c, state, owned))
+
+    _wait_while_replaying(workers, proc, victim_saved)  # the victim is scoring and has saved its state
     assert proc.poll() is None, "the replay was still running when the worker was killed"
     victim.send_signal(signal.SIGKILL)
     _, err = proc.communicate(timeout=300)
@@ -188,10 +183,9 @@ def test_broker_down_for_20_s_mid_stream_every_role_recovers_and_nothing_is_lost
     alert_proc, alert_log = workers.start("alert", "--data-dir", str(tmp_path / "alert"), "--api", "127.0.0.1:0")
     _assigned_both(workers)
     proc = _replay_kafka(workers, sources, tmp_path)
-    deadline = time.monotonic() + 120
-    while _published(kafka.bootstrap, workers.prefix) < 2 * PARTITIONS:  # mid-stream: the replay is publishing
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
-        time.sleep(0.2)
+    calls = Topics.of(workers.prefix, 1).calls  # created by the workers, with PARTITIONS partitions
+    # mid-stream: the replay is publishing
+    _wait_while_replaying(workers, proc, lambda c: sum(_ends(c, calls, range(PARTITIONS))) >= 2 * PARTITIONS)
     try:
         kafka.stop()
         assert proc.poll() is None, f"the replay ended when the broker went away: {proc.communicate()[1][-3000:]}"
