@@ -147,16 +147,17 @@ class ScoringEngine:
             if traced:
                 pyod_scores = dict(zip(traced, pyod.score_many([feats[i] for i in traced]), strict=True))
         out: list[TxScore] = []
-        raws: list[dict[str, float]] = []
+        raws: list[dict[str, float] | None] = []
         for i, tx in enumerate(txs):
             f = feats[i]
             explained, matched = assess(f)  # evidence terms, and the named rules that hold
             shape = 0.0
             for c in explained:
                 shape += c.contribution
-            raw = {"shape": shape}
             hx = scaled[i]
+            raw = None  # what the calibrated models learn: only for transactions with a call tree
             if hx is not None:
+                raw = {"shape": shape}
                 if hst_warm:
                     raw["hst"] = hst.score_scaled(hx)
                 if i in pyod_scores:
@@ -169,7 +170,8 @@ class ScoringEngine:
                 strong, fused = self._alerting_rules(fused, matched)
             raws.append(raw)
             score = TxScore(tx.hash, tx.block_number if number is None else number, fused, calibrated, {},
-                            explained[:5], [r.name for r in matched] if matched else [])
+                            explained if len(explained) <= 5 else explained[:5],
+                            [r.name for r in matched] if matched else [])
             out.append(score)
             if (strong or fused >= threshold) and tx.to not in self.allowlist:
                 score.finding = self._finding(score, tx, strong or [], stage, block)
@@ -191,7 +193,7 @@ class ScoringEngine:
                 hx = scaled[i]
                 if hx is None:
                     continue  # nothing to calibrate: the shape evidence is not calibrated
-                fuser.learn(raws[i], traced_warm)
+                fuser.learn(raws[i], traced_warm)  # type: ignore[arg-type]  # set wherever hx is
                 hst.learn_scaled(hx)
                 pyod.learn_one(feats[i])
         self.scored += len(txs)

@@ -515,7 +515,7 @@ class BlockContext:
     __slots__ = ("median_gas_price", "producer")
 
     def __init__(self, txs: Iterable[Tx], producer: str | None = None) -> None:
-        prices = [p for p in (t.gas_price for t in txs) if p]
+        prices = [t.gas_price for t in txs if t.gas_price]
         if len(prices) > 1:
             prices.sort()
         self.median_gas_price = prices[len(prices) // 2] if prices else None

@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any
-
-from river import anomaly
 
 from ingest.events import Tx
 
@@ -50,6 +48,10 @@ class HSTDetector:
         self._seen = 0
 
     def _new(self) -> Any:
+        # imported here: river's package imports scipy.stats (~1.4 s), which the commands that build
+        # no engine (--help, evaluate, record, the ingest and alert workers) should not wait for
+        from river import anomaly
+
         limits: dict[Hashable, tuple[float, float]] = {name: (0.0, hi) for name, hi in HST_FEATURES}
         return anomaly.HalfSpaceTrees(n_trees=self.n_trees, height=self.height, window_size=self.window_size,
                                       limits=limits, seed=self.seed)
@@ -95,15 +97,25 @@ class HSTDetector:
         self._seen = int(state["seen"])
 
 
+def _counter() -> list[int]:
+    return [0]
+
+
+def _contract() -> list[Any]:  # see EntityState.contracts
+    return [0, {}, set(), 0, 0.0, 0.0]
+
+
 class _LRU(OrderedDict[str, Any]):
     def __init__(self, limit: int = 0) -> None:  # a default: pickle rebuilds it empty, then restores
         super().__init__()
         self.limit = limit
 
-    def touch(self, key: str, default: Any) -> Any:
+    def touch(self, key: str, default: Callable[[], Any] | None, new: Any = None) -> Any:
+        """The value at ``key``, now the most recent; if absent, ``default()`` (or ``new``) is stored
+        first, evicting the least recent past the limit."""
         value = self.get(key)
         if value is None:
-            value = default()
+            value = default() if default is not None else new
             self[key] = value
             if len(self) > self.limit:
                 self.popitem(last=False)
@@ -158,17 +170,17 @@ class EntityState:
         self.seen += 1
         if tx.sender is not None:  # contracts it created, top-level or inside its call tree
             if tx.to is None and tx.receipt is not None and tx.receipt.contract_address is not None:
-                self.created.touch(tx.receipt.contract_address, lambda: [tx.sender, now])
+                self.created.touch(tx.receipt.contract_address, None, [tx.sender, now])
             if tx.trace is not None and (tx.to is None or (frames or 0) > 1) and creates != 0:
                 for f in tx.trace.walk():
                     if f.type in ("CREATE", "CREATE2") and f.to is not None and f.error is None:
-                        self.created.touch(f.to, lambda: [tx.sender, now])
+                        self.created.touch(f.to, None, [tx.sender, now])
         if tx.sender is not None:
-            self.senders.touch(tx.sender, lambda: [0])[0] += 1
+            self.senders.touch(tx.sender, _counter)[0] += 1
         to = tx.to
         if to is not None and len(tx.input) >= 10:
             sel = tx.input[:10]
-            c = self.contracts.touch(to, lambda: [0, {}, set(), 0, 0.0, 0.0])
+            c = self.contracts.touch(to, _contract)
             c[0] += 1
             if tx.trace is not None:  # running mean and variance of the tree size this contract sees
                 v = math.log1p(float(len(tx.trace.walk()) if frames is None else frames))
@@ -180,7 +192,7 @@ class EntityState:
                 c[1][sel] = c[1].get(sel, 0) + 1
             if tx.sender is not None and len(c[2]) < self.max_callers_per_contract:
                 c[2].add(tx.sender)
-            self.selectors.touch(sel, lambda: [0])[0] += 1
+            self.selectors.touch(sel, _counter)[0] += 1
 
     def state(self) -> dict[str, Any]:
         return {"contracts": self.contracts, "senders": self.senders, "selectors": self.selectors,

@@ -211,3 +211,14 @@ def test_demo_runs_on_a_fresh_devnet(tmp_path: Path, anvil_binary: str) -> None:
     alerts = (tmp_path / "alerts.jsonl").read_bytes().splitlines()
     assert len(alerts) <= 1, f"background traffic raises (almost) no alert: {alerts[:2]}"
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_commands_that_build_no_engine_do_not_load_the_models_libraries() -> None:
+    """``--help``, ``evaluate``, ``record`` and the ingest and alert workers start without river and
+    scipy (~1.4 s of imports here); a replay loads them when it builds its engine."""
+    probe = ("import sys, chainsentry.cli; print(sorted(m for m in ('river', 'scipy', 'sklearn', 'pyod') "
+             "if m in sys.modules)); from detectors.engine import ScoringEngine; ScoringEngine(); "
+             "print('river' in sys.modules)")
+    res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["[]", "True"]
