@@ -212,6 +212,10 @@ FEATURES: tuple[str, ...] = (
     # and how many such holders had their whole balance (as just read with balanceOf) pulled: a drainer;
     # allowances that third parties granted, read (who approved what: looking for funds to pull)
     "third_party_pulls", "drained_holders", "third_party_allowances",
+    # third-party pulls made by a contract with calldata the sender wrote: the whole transferFrom
+    # call, word for word, inside the transaction's input (an arbitrary-call flaw: a router or
+    # proxy executes whatever call it is handed, with the approvals users gave it)
+    "injected_pulls",
     # the originator's own contract called as a token (transfer/transferFrom/approve) by a third
     # party, when the transaction itself did not call a token function: a counterfeit token fed
     # to a victim that trusts whatever token address it is given
@@ -267,7 +271,7 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float], producer: st
     block's producer, when known (ETH paid to it is counted)."""
     frames = depth_max = delegate = creates = selfdestructs = statics = value_calls = failed = 0
     token_moves = balance_checks = approvals = flash = reentries = into_created = takeover = pulls = 0
-    lending = oracle = allowances = counterfeit = paid_producer = liquidations = 0
+    lending = oracle = allowances = counterfeit = paid_producer = liquidations = injected = 0
     # a transaction that calls a token function itself is a token's own business (fee tokens
     # swapping their fees have routers call them back); otherwise, the originator's contracts
     # being called as a token by a third party is a counterfeit token at work
@@ -359,6 +363,8 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float], producer: st
                         pass
                     if src not in mine and src != f.sender and src != dest:
                         pulls += 1
+                        if d > 0 and inp[2:] in frame.input:
+                            injected += 1
                         read = balances_read.get((to, src))
                         if read is not None and read[2:].lstrip("0") == amount.lstrip("0") and read[2:].strip("0"):
                             drained.add(src)
@@ -430,6 +436,7 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float], producer: st
     out["third_party_pulls"] = float(pulls)
     out["drained_holders"] = float(len(drained))
     out["third_party_allowances"] = float(allowances)
+    out["injected_pulls"] = float(injected)
     out["counterfeit_token_calls"] = float(counterfeit)
     out["lending_calls"] = float(lending)
     out["liquidation_calls"] = float(liquidations)

@@ -18,9 +18,14 @@ import orjson
 
 from .engine import EngineConfig, ScoringEngine
 from .features import FEATURES
+from .online import HST_FEATURES
+from .window import WINDOW_FEATURES
 
 FORMAT = "chainsentry-detectors"
 VERSION = 2  # 2: the pyod window keeps raw feature rows
+# the features the learned models read (the tree model's and the pyod window's, in order): a
+# snapshot is refused when these differ; features only the rules read can come and go
+MODEL_FEATURES = {"hst": [name for name, _ in HST_FEATURES], "window": list(WINDOW_FEATURES)}
 
 
 class Stateful(Protocol):
@@ -43,7 +48,7 @@ class SnapshotError(ValueError):
 
 def snapshot_bytes(engine: Stateful) -> bytes:
     """The snapshot as bytes (a file's content, or a Kafka state message)."""
-    header = {"format": FORMAT, "version": VERSION, "features": list(FEATURES),
+    header = {"format": FORMAT, "version": VERSION, "features": list(FEATURES), "model_features": MODEL_FEATURES,
               "config": dataclasses.asdict(engine.config), "scored": engine.scored}
     return orjson.dumps(header) + b"\n" + pickle.dumps(engine.state(), protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -91,8 +96,14 @@ def _check_header(line: bytes, path: str) -> dict[str, object]:
         raise SnapshotError(f"{path} is not a chainsentry detector snapshot")
     if header.get("version") != VERSION:
         raise SnapshotError(f"{path} is snapshot version {header.get('version')}; this build reads version {VERSION}")
-    if header.get("features") != list(FEATURES):
-        raise SnapshotError(f"{path} was written with another feature set; it cannot be used with this build")
+    model = header.get("model_features")
+    if model is None:  # written before model_features were recorded: its models read the same names?
+        names = header.get("features")
+        compatible = isinstance(names, list) and all(n in names for v in MODEL_FEATURES.values() for n in v)
+    else:
+        compatible = model == MODEL_FEATURES
+    if not compatible:
+        raise SnapshotError(f"{path} was written with models of other features; it cannot be used with this build")
     return header
 
 

@@ -9,6 +9,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -237,6 +238,31 @@ def test_incompatible_snapshots_are_refused(tmp_path: Path) -> None:
     (tmp_path / "cut.bin").write_bytes(header + b"\n" + body[:20])
     with pytest.raises(SnapshotError, match="damaged"):
         load_snapshot(engine, tmp_path / "cut.bin")
+
+
+def test_a_snapshot_survives_new_rule_features_but_not_other_model_features(tmp_path: Path) -> None:
+    """A feature only the rules read (added by a newer build, or gone) leaves the learned models
+    valid; a change to what the tree model or the pyod window reads does not."""
+    engine = ScoringEngine()
+    save_snapshot(engine, tmp_path / "s.bin")
+    header, _, body = (tmp_path / "s.bin").read_bytes().partition(b"\n")
+    h = orjson.loads(header)
+    assert h["model_features"]["window"][0] == "frames"
+    # written before model features were recorded, by a build that had one rule feature fewer
+    older = {k: v for k, v in h.items() if k != "model_features"}
+    older["features"] = [f for f in h["features"] if f != "injected_pulls"]
+    (tmp_path / "older.bin").write_bytes(orjson.dumps(older) + b"\n" + body)
+    load_snapshot(ScoringEngine(), tmp_path / "older.bin")
+    # the same, when that build lacked a feature the pyod window reads
+    older["features"] = [f for f in h["features"] if f != "borrow_repay"]
+    (tmp_path / "older2.bin").write_bytes(orjson.dumps(older) + b"\n" + body)
+    with pytest.raises(SnapshotError, match="models of other features"):
+        load_snapshot(ScoringEngine(), tmp_path / "older2.bin")
+    # a newer header whose window reads other features
+    h["model_features"]["window"] = [*h["model_features"]["window"], "liquidation_calls"]
+    (tmp_path / "newer.bin").write_bytes(orjson.dumps(h) + b"\n" + body)
+    with pytest.raises(SnapshotError, match="models of other features"):
+        load_snapshot(ScoringEngine(), tmp_path / "newer.bin")
 
 
 def test_wallet_collection_account_scores_above_an_ordinary_one() -> None:

@@ -178,6 +178,30 @@ def test_a_router_checking_its_own_or_the_senders_allowance_is_ordinary() -> Non
     assert "approval-exploit" not in [r.name for r in load_rules().matches(f)]
 
 
+def test_a_pull_of_someone_elses_tokens_written_into_the_calldata_is_an_arbitrary_call_drain() -> None:
+    # the sender hands a router (BOT, public: users approved it) a call to execute; the call is a
+    # transferFrom of a user's (VICTIM's) tokens to the sender, and the router makes it as given
+    injected = "23b872dd" + word(VICTIM) + word(EOA) + word(10**22)
+    calldata = "0x4f1ef286" + word(TOKEN) + word(64) + word(100) + injected + "0" * 56
+    f = features(pull(TOKEN, BOT, VICTIM, EOA, 10**22), input=calldata)
+    assert (f["third_party_pulls"], f["injected_pulls"], f["free_gain"]) == (1.0, 1.0, 1.0)
+    rules = load_rules()
+    assert "arbitrary-call-drain" in [r.name for r in rules.matches(f)]
+    assert "injected_pulls" in [c.feature for c in rules.contributions(f)]
+    # the same pull built by the contract from its own arguments (calldata holds only the amount)
+    built = features(pull(TOKEN, BOT, VICTIM, EOA, 10**22), input="0x12345678" + word(10**22))
+    assert (built["third_party_pulls"], built["injected_pulls"]) == (1.0, 0.0)
+    # the sender pulling an approval it was given, from the token itself: no contract executes it
+    root = CallFrame(type="CALL", sender=EOA, to=TOKEN, input="0x" + injected)
+    direct = tx_features(Tx(hash="0x03", sender=EOA, to=TOKEN, value=0, input=root.input, trace=root))
+    assert direct["injected_pulls"] == 0.0
+    # a token proxy repeating the call to its implementation (a delegatecall) is not another pull
+    proxied = CallFrame(type="CALL", sender=EOA, to=TOKEN, input="0x" + injected,
+                        calls=(CallFrame(type="DELEGATECALL", sender=TOKEN, to=OTHER, input="0x" + injected),))
+    direct = tx_features(Tx(hash="0x04", sender=EOA, to=TOKEN, value=0, input=proxied.input, trace=proxied))
+    assert direct["injected_pulls"] == 0.0
+
+
 def test_the_senders_contract_passed_off_as_a_token_is_a_counterfeit() -> None:
     # the attack contract (BOT) hands a victim its own address as "the token"; the victim calls
     # transferFrom and approve on it, and the counterfeit pays out the real token in the hook
