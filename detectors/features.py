@@ -212,9 +212,9 @@ FEATURES: tuple[str, ...] = (
     # and how many such holders had their whole balance (as just read with balanceOf) pulled: a drainer;
     # allowances that third parties granted, read (who approved what: looking for funds to pull)
     "third_party_pulls", "drained_holders", "third_party_allowances",
-    # third-party pulls made by a contract with calldata the sender wrote: the whole transferFrom
-    # call, word for word, inside the transaction's input (an arbitrary-call flaw: a router or
-    # proxy executes whatever call it is handed, with the approvals users gave it)
+    # third-party pulls made by a contract, to someone else, with calldata the sender wrote: the
+    # whole transferFrom call, word for word, inside the transaction's input (an arbitrary-call
+    # flaw: a router or proxy executes whatever call it is handed, with the approvals users gave it)
     "injected_pulls",
     # the originator's own contract called as a token (transfer/transferFrom/approve) by a third
     # party, when the transaction itself did not call a token function: a counterfeit token fed
@@ -363,8 +363,8 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float], producer: st
                         pass
                     if src not in mine and src != f.sender and src != dest:
                         pulls += 1
-                        if d > 0 and inp[2:] in frame.input:
-                            injected += 1
+                        if d > 0 and dest != f.sender and inp[2:] in frame.input:
+                            injected += 1  # (a contract pulling for itself, as a Safe collecting a payment, is not)
                         read = balances_read.get((to, src))
                         if read is not None and read[2:].lstrip("0") == amount.lstrip("0") and read[2:].strip("0"):
                             drained.add(src)

@@ -19,6 +19,7 @@ import orjson
 import pytest
 import yaml
 
+from chainsentry.devnet.scenarios import ATTACKS
 from tests.conftest import IN_CI, ROOT
 from tests.rpcservers import free_port
 
@@ -104,7 +105,7 @@ def test_demo_catches_every_attack_and_every_dashboard_query_returns_data(
         deadline = time.monotonic() + 150
         attacks_file = out / "attacks.jsonl"
         while time.monotonic() < deadline:
-            if attacks_file.exists() and attacks_file.read_bytes().count(b"\n") >= 5:
+            if attacks_file.exists() and attacks_file.read_bytes().count(b"\n") >= len(ATTACKS):
                 break
             assert demo.poll() is None, demo.communicate()[1][-3000:]
             time.sleep(1)
@@ -134,7 +135,7 @@ def test_demo_catches_every_attack_and_every_dashboard_query_returns_data(
                 p.kill()
     attacks = [orjson.loads(x) for x in (out / "attacks.jsonl").read_bytes().splitlines()]
     alerts = [orjson.loads(x) for x in (out / "alerts.jsonl").read_bytes().splitlines()]
-    assert {a["scenario"] for a in attacks} == {"reentrancy", "oracle", "phishing", "takeover", "mixer"}
+    assert {a["scenario"] for a in attacks} == set(ATTACKS)
     by_tx: dict[str, set[str]] = {}
     for a in alerts:
         by_tx.setdefault(a["tx_hash"], set()).add(a["stage"])

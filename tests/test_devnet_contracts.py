@@ -28,10 +28,16 @@ async def test_every_attack_succeeds_and_moves_value(anvil_factory: Any) -> None
         await dev.send(30)
         bank_before = int(await rpc.call("eth_getBalance", [w.bank, "latest"]), 16)
         treasury_before = int(await rpc.call("eth_getBalance", [w.treasury, "latest"]), 16)
+        def usd(holder: str) -> Any:
+            return rpc.call("eth_call", [{"to": w.usd, "data": dev.abi.call("Token", "balanceOf", holder)}, "latest"])
+
         for scenario in ATTACKS:
+            before = int(await usd(dev.attackers[1]), 16)
             attack = await dev.attack(scenario)
             receipts = await dev._mined(attack.tx_hashes)
             assert all(r["status"] == "0x1" for r in receipts), scenario
+            if scenario == "arbitrary-call":  # a user's USD, taken through the router, is the attacker's
+                assert int(await usd(dev.attackers[1]), 16) > before + 1_000 * 10**18
         victims_left = [int(await rpc.call("eth_call", [{"to": w.usd, "data": dev.abi.call("Token", "balanceOf", v)},
                                                         "latest"]), 16) for v in w.victims]
         assert victims_left == [0] * len(w.victims), "the approval phishing swept every victim"

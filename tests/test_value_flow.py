@@ -191,6 +191,11 @@ def test_a_pull_of_someone_elses_tokens_written_into_the_calldata_is_an_arbitrar
     # the same pull built by the contract from its own arguments (calldata holds only the amount)
     built = features(pull(TOKEN, BOT, VICTIM, EOA, 10**22), input="0x12345678" + word(10**22))
     assert (built["third_party_pulls"], built["injected_pulls"]) == (1.0, 0.0)
+    # a wallet contract (a Safe) collecting a payment approved to it, on its owner's orders: it
+    # pulls for itself, not for the sender
+    own = "23b872dd" + word(VICTIM) + word(BOT) + word(10**22)
+    collected = features(pull(TOKEN, BOT, VICTIM, BOT, 10**22), input="0x6a761202" + word(TOKEN) + own + "0" * 56)
+    assert (collected["third_party_pulls"], collected["injected_pulls"]) == (1.0, 0.0)
     # the sender pulling an approval it was given, from the token itself: no contract executes it
     root = CallFrame(type="CALL", sender=EOA, to=TOKEN, input="0x" + injected)
     direct = tx_features(Tx(hash="0x03", sender=EOA, to=TOKEN, value=0, input=root.input, trace=root))

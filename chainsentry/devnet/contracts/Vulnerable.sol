@@ -60,3 +60,16 @@ contract Mixer {
         emit Withdrawal(to, commitment);
     }
 }
+
+/// A router that makes any call it is handed, with the approvals its users gave it (meant for
+/// moving a user's own tokens): an arbitrary-call flaw, as in the Socket, LI.FI and Dexible exploits.
+contract Router {
+    event Executed(address indexed caller, address indexed target, bytes4 selector);
+
+    function execute(address target, bytes calldata data) external returns (bytes memory) {
+        (bool ok, bytes memory out) = target.call(data);
+        require(ok, "call");
+        emit Executed(msg.sender, target, bytes4(data));
+        return out;
+    }
+}
