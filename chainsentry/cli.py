@@ -565,12 +565,15 @@ def evaluate_cmd(
     labels: Annotated[Path, typer.Option("--labels", help="labels CSV (tx_hash,label or address,label)")],
     alerts: Annotated[Path | None, typer.Option("--alerts", help="alerts JSONL from replay --alerts")] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="write a PNG: PR curve and score timeline")] = None,
+    details: Annotated[int | None, typer.Option(
+        "--details", min=0, help="also list every labelled positive (score, rank, rank in block, alerted, "
+                                 "the labels' other columns) and the N highest-scored ordinary items")] = None,
 ) -> None:
     """Measure detection against labels; prints the metrics as JSON.
 
     Example: chainsentry evaluate --scores scores.jsonl --labels ../shared/data/attacks-dev.labels.csv --plot pr.png
     """
-    typer.echo(orjson.dumps(evaluate(scores, labels, alerts, plot), option=orjson.OPT_INDENT_2).decode())
+    typer.echo(orjson.dumps(evaluate(scores, labels, alerts, plot, details), option=orjson.OPT_INDENT_2).decode())
 
 
 @app.command()
@@ -584,7 +587,7 @@ def demo(
     attack_every: Annotated[float, typer.Option("--attack-every", help="seconds between attacks")] = 20.0,
     first_attack: Annotated[float, typer.Option("--first-attack", help="seconds before the first attack")] = 30.0,
     attacks: Annotated[str | None, typer.Option(
-        "--attacks", help="comma-separated scenarios (default all: reentrancy,oracle,phishing,takeover,mixer)")] = None,
+        "--attacks", help="comma-separated scenarios (default all: reentrancy,oracle,phishing,takeover,mixer,arbitrary-call)")] = None,
     verbose: VerboseOpt = 0,
 ) -> None:
     """Start a local anvil devnet with a DeFi world, its users' traffic and real exploits at intervals,

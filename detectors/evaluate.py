@@ -88,8 +88,9 @@ def recall_at_fpr(labels: Sequence[int], scores: Sequence[float], fpr: float) ->
     return sum(1 for s in pos if s > threshold) / len(pos)
 
 
-def read_labels(path: str | Path) -> tuple[str, dict[str, int]]:
-    """('tx' or 'account', {key: label}) from a labels CSV."""
+def read_labels(path: str | Path, extra: dict[str, dict[str, str]] | None = None) -> tuple[str, dict[str, int]]:
+    """('tx' or 'account', {key: label}) from a labels CSV; ``extra``, if given, receives each
+    key's other columns (an incident's name and date, say)."""
     try:
         with open(path, newline="") as fh:
             reader = csv.DictReader(fh)
@@ -97,7 +98,15 @@ def read_labels(path: str | Path) -> tuple[str, dict[str, int]]:
             key = "tx_hash" if "tx_hash" in fields else "address" if "address" in fields else None
             if key is None or "label" not in fields:
                 raise EvaluationError(f"{path}: expected columns tx_hash,label or address,label")
-            labels = {row[key].lower(): int(row["label"]) for row in reader}
+            labels = {}
+            for lineno, row in enumerate(reader, 2):
+                k = (row[key] or "").lower()
+                try:
+                    labels[k] = int(row["label"])
+                except (TypeError, ValueError):
+                    raise EvaluationError(f"{path}:{lineno}: label {row['label']!r} is not 0 or 1") from None
+                if extra is not None:
+                    extra[k] = {c: v for c, v in row.items() if c not in (key, "label") and c is not None and v}
     except OSError as err:
         raise EvaluationError(f"cannot read labels {path}: {err.strerror}") from None
     return ("tx" if key == "tx_hash" else "account"), labels
@@ -177,6 +186,50 @@ def evaluate_accounts(scores: list[dict[str, Any]], labels: dict[str, int]) -> d
     }
 
 
+def details(scores: list[dict[str, Any]], labels: dict[str, int], kind: str, top: int,
+            extra: dict[str, dict[str, str]] | None = None,
+            alerts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Where each labelled item landed, and the ``top`` highest-scored ordinary items: every
+    positive with its score, its rank among all scored items (1 = highest; ties share the best
+    rank), for transactions its rank in its block and whether it alerted, with the label file's
+    other columns; then the ordinary items that outrank the most positives (the false alarms to
+    read first)."""
+    extra = extra or {}
+    if kind == "tx":
+        items = [(s["tx_hash"], float(s["score"]), s.get("block_number")) for s in scores if s["tx_hash"] in labels]
+    else:
+        best: dict[str, float] = {}
+        for s in scores:
+            for address, value in (s.get("wallets") or {}).items():
+                if address in labels and value > best.get(address, -1.0):
+                    best[address] = value
+        items = [(a, best.get(a, 0.0), None) for a in labels]
+    ordered = sorted((x for _, x, _ in items), reverse=True)
+    rank = {}
+    for i, x in enumerate(ordered, 1):
+        rank.setdefault(x, i)
+    in_block: dict[Any, list[float]] = defaultdict(list)
+    for _, x, b in items:
+        in_block[b].append(x)
+    alerted = ({a["tx_hash"] for a in alerts if a.get("tx_hash") and a.get("status") != "retracted"}
+               if alerts is not None else None)
+    name = "tx_hash" if kind == "tx" else "address"
+
+    def row(key: str, x: float, b: Any) -> dict[str, Any]:
+        r: dict[str, Any] = {name: key, "score": x, "rank": rank[x]}
+        if kind == "tx":
+            r["block_number"] = b
+            r["rank_in_block"] = 1 + sum(1 for o in in_block[b] if o > x)
+            if alerted is not None:
+                r["alerted"] = key in alerted
+        r.update(extra.get(key, {}))
+        return r
+
+    by_score = sorted(items, key=lambda t: (-t[1], t[0]))
+    return {"positives": [row(*t) for t in by_score if labels[t[0]]],
+            "top_ordinary": [row(*t) for t in by_score if not labels[t[0]]][:top]}
+
+
 def plot(scores: list[dict[str, Any]], labels: dict[str, int], kind: str, path: str | Path) -> None:
     """Precision-recall curve and score timeline (labelled items marked), as a PNG."""
     import matplotlib
@@ -232,11 +285,15 @@ def plot(scores: list[dict[str, Any]], labels: dict[str, int], kind: str, path: 
 
 
 def evaluate(scores_path: str | Path, labels_path: str | Path, alerts_path: str | Path | None = None,
-             plot_path: str | Path | None = None) -> dict[str, Any]:
-    kind, labels = read_labels(labels_path)
+             plot_path: str | Path | None = None, details_top: int | None = None) -> dict[str, Any]:
+    """The metrics; with ``details_top``, also :func:`details` (that many ordinary items)."""
+    extra: dict[str, dict[str, str]] = {}
+    kind, labels = read_labels(labels_path, extra)
     scores = list(read_jsonl(scores_path))
     alerts = list(read_jsonl(alerts_path)) if alerts_path else None
     result = evaluate_transactions(scores, labels, alerts) if kind == "tx" else evaluate_accounts(scores, labels)
+    if details_top is not None:
+        result["details"] = details(scores, labels, kind, details_top, extra, alerts)
     if plot_path is not None:
         plot(scores, labels, kind, plot_path)
         result["plot"] = str(plot_path)

@@ -55,6 +55,14 @@ def test_replay_scores_are_byte_identical_and_evaluate_reads_them(data_dir: Path
     assert 0.5 < metrics["roc_auc"] <= 1 and 0 < metrics["average_precision"] <= 1
     assert set(metrics["alerts"]) == {"alerted_transactions", "precision", "recall", "false_alerts_per_1000"}
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    res = run_cli("evaluate", "--scores", str(tmp_path / "scores-a.jsonl"), "--labels",
+                  str(data_dir / "attacks-dev.labels.csv"), "--alerts", str(tmp_path / "alerts-a.jsonl"),
+                  "--details", "5")
+    assert res.returncode == 0, res.stderr
+    details = orjson.loads(res.stdout)["details"]
+    assert len(details["positives"]) == 46 and len(details["top_ordinary"]) == 5
+    assert all(p["incident"] and p["date"] for p in details["positives"])  # the labels file's other columns
+    assert sum(p["alerted"] for p in details["positives"]) == round(metrics["alerts"]["recall"] * 46)
     nobody = tmp_path / "nobody.csv"
     nobody.write_text("address,label\n0x" + "ee" * 20 + ",1\n0x" + "dd" * 20 + ",0\n")
     res = run_cli("evaluate", "--scores", str(tmp_path / "scores-a.jsonl"), "--labels", str(nobody))

@@ -454,6 +454,31 @@ def test_top3_in_block_counts_every_transaction_and_says_its_ceiling() -> None:
     assert got["top3_in_block_among_ordinary"] == 0.8  # y has three ordinary above it
 
 
+def test_evaluate_details_say_where_each_exploit_landed_and_which_ordinary_outrank_them(tmp_path: Path) -> None:
+    from detectors.evaluate import EvaluationError, evaluate
+
+    rows = [("x0", 0.9, 1), ("o0", 0.8, 1), ("o1", 0.8, 2), ("x1", 0.7, 2), ("o2", 0.1, 2), ("x2", 0.05, 1)]
+    (tmp_path / "s.jsonl").write_bytes(b"".join(orjson.dumps({"tx_hash": h, "score": x, "block_number": b,
+                                                              "detectors": {}, "wallets": {}}) + b"\n"
+                                                for h, x, b in rows))
+    (tmp_path / "a.jsonl").write_bytes(orjson.dumps({"tx_hash": "x0", "status": "firing"}) + b"\n"
+                                       + orjson.dumps({"tx_hash": "o0", "status": "firing"}) + b"\n")
+    (tmp_path / "l.csv").write_text("tx_hash,label,incident\nx0,1,Alpha\nx1,1,Beta\nx2,1,\no0,0,\no1,0,\no2,0,\n")
+    got = evaluate(tmp_path / "s.jsonl", tmp_path / "l.csv", tmp_path / "a.jsonl", details_top=2)["details"]
+    assert got["positives"] == [
+        {"tx_hash": "x0", "score": 0.9, "rank": 1, "block_number": 1, "rank_in_block": 1, "alerted": True,
+         "incident": "Alpha"},
+        {"tx_hash": "x1", "score": 0.7, "rank": 4, "block_number": 2, "rank_in_block": 2, "alerted": False,
+         "incident": "Beta"},
+        {"tx_hash": "x2", "score": 0.05, "rank": 6, "block_number": 1, "rank_in_block": 3, "alerted": False},
+    ]
+    # the two ordinary transactions tied at 0.8 share rank 2; the third is left out (top 2)
+    assert [(r["tx_hash"], r["rank"], r["alerted"]) for r in got["top_ordinary"]] == [("o0", 2, True), ("o1", 2, False)]
+    (tmp_path / "bad.csv").write_text("tx_hash,label\nx0,yes\n")
+    with pytest.raises(EvaluationError, match="bad.csv:2: label 'yes' is not 0 or 1"):
+        evaluate(tmp_path / "s.jsonl", tmp_path / "bad.csv")
+
+
 def test_wallet_burst_counts_half_when_payments_are_large() -> None:
     wb = WalletBehaviour()
     small, large, t = "0x" + "5" * 40, "0x" + "6" * 40, 1_600_000_000.0
