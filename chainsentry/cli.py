@@ -587,7 +587,8 @@ def demo(
     attack_every: Annotated[float, typer.Option("--attack-every", help="seconds between attacks")] = 20.0,
     first_attack: Annotated[float, typer.Option("--first-attack", help="seconds before the first attack")] = 30.0,
     attacks: Annotated[str | None, typer.Option(
-        "--attacks", help="comma-separated scenarios (default all: reentrancy,oracle,phishing,takeover,mixer,arbitrary-call)")] = None,
+        "--attacks", help="comma-separated scenarios (default all: reentrancy,oracle,phishing,takeover,mixer,"
+                          "arbitrary-call)")] = None,
     verbose: VerboseOpt = 0,
 ) -> None:
     """Start a local anvil devnet with a DeFi world, its users' traffic and real exploits at intervals,

@@ -155,7 +155,7 @@ class ScoringEngine:
             for c in explained:
                 shape += c.contribution
             hx = scaled[i]
-            raw = None  # what the calibrated models learn: only for transactions with a call tree
+            raw: dict[str, float] | None = None  # what the calibrated models learn (call trees only)
             if hx is not None:
                 raw = {"shape": shape}
                 if hst_warm:

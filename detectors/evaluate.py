@@ -205,7 +205,7 @@ def details(scores: list[dict[str, Any]], labels: dict[str, int], kind: str, top
                     best[address] = value
         items = [(a, best.get(a, 0.0), None) for a in labels]
     ordered = sorted((x for _, x, _ in items), reverse=True)
-    rank = {}
+    rank: dict[float, int] = {}
     for i, x in enumerate(ordered, 1):
         rank.setdefault(x, i)
     in_block: dict[Any, list[float]] = defaultdict(list)

@@ -475,7 +475,7 @@ def test_evaluate_details_say_where_each_exploit_landed_and_which_ordinary_outra
     # the two ordinary transactions tied at 0.8 share rank 2; the third is left out (top 2)
     assert [(r["tx_hash"], r["rank"], r["alerted"]) for r in got["top_ordinary"]] == [("o0", 2, True), ("o1", 2, False)]
     (tmp_path / "bad.csv").write_text("tx_hash,label\nx0,yes\n")
-    with pytest.raises(EvaluationError, match="bad.csv:2: label 'yes' is not 0 or 1"):
+    with pytest.raises(EvaluationError, match=r"bad\.csv:2: label 'yes' is not 0 or 1"):
         evaluate(tmp_path / "s.jsonl", tmp_path / "bad.csv")
 
 
