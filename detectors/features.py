@@ -363,7 +363,8 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float], producer: st
                         pass
                     if src not in mine and src != f.sender and src != dest:
                         pulls += 1
-                        if d > 0 and dest != f.sender and inp[2:] in frame.input:
+                        # the selector and its three words (a router may append data of its own)
+                        if d > 0 and dest != f.sender and inp[2:202] in frame.input:
                             injected += 1  # (a contract pulling for itself, as a Safe collecting a payment, is not)
                         read = balances_read.get((to, src))
                         if read is not None and read[2:].lstrip("0") == amount.lstrip("0") and read[2:].strip("0"):

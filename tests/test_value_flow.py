@@ -188,6 +188,9 @@ def test_a_pull_of_someone_elses_tokens_written_into_the_calldata_is_an_arbitrar
     rules = load_rules()
     assert "arbitrary-call-drain" in [r.name for r in rules.matches(f)]
     assert "injected_pulls" in [c.feature for c in rules.contributions(f)]
+    # the same, when the router appends data of its own to the call it makes
+    tagged = CallFrame(type="CALL", sender=BOT, to=TOKEN, input="0x" + injected + "c0ffee" * 4)
+    assert features(tagged, input=calldata)["injected_pulls"] == 1.0
     # the same pull built by the contract from its own arguments (calldata holds only the amount)
     built = features(pull(TOKEN, BOT, VICTIM, EOA, 10**22), input="0x12345678" + word(10**22))
     assert (built["third_party_pulls"], built["injected_pulls"]) == (1.0, 0.0)
