@@ -157,7 +157,7 @@ def evaluate_transactions(scores: list[dict[str, Any]], labels: dict[str, int],
         "top3_in_block_among_ordinary": round(sum(top3_ordinary) / len(top3_ordinary), 4),
     }
     if alerts is not None:
-        alerted = {a["tx_hash"] for a in alerts if a.get("tx_hash") and a.get("status") != "retracted"}
+        alerted = _alerted(alerts)
         tp = sum(1 for h, lab in labels.items() if lab and h in alerted)
         fp = sum(1 for h in alerted if labels.get(h) == 0)
         ordinary = len(y) - sum(y)
@@ -170,12 +170,23 @@ def evaluate_transactions(scores: list[dict[str, Any]], labels: dict[str, int],
     return out
 
 
-def evaluate_accounts(scores: list[dict[str, Any]], labels: dict[str, int]) -> dict[str, Any]:
+def _best_wallet_scores(scores: list[dict[str, Any]], labels: dict[str, int]) -> dict[str, float]:
+    """Each labelled address's highest behaviour score in the replay (addresses never seen: absent)."""
     best: dict[str, float] = {}
     for s in scores:
         for address, value in (s.get("wallets") or {}).items():
             if address in labels and value > best.get(address, -1.0):
                 best[address] = value
+    return best
+
+
+def _alerted(alerts: list[dict[str, Any]]) -> set[str]:
+    """The transactions with an alert that was not retracted."""
+    return {a["tx_hash"] for a in alerts if a.get("tx_hash") and a.get("status") != "retracted"}
+
+
+def evaluate_accounts(scores: list[dict[str, Any]], labels: dict[str, int]) -> dict[str, Any]:
+    best = _best_wallet_scores(scores, labels)
     if not best:
         raise EvaluationError("no scored address has a label: wrong labels file?")
     y = [labels[a] for a in labels]
@@ -198,11 +209,7 @@ def details(scores: list[dict[str, Any]], labels: dict[str, int], kind: str, top
     if kind == "tx":
         items = [(s["tx_hash"], float(s["score"]), s.get("block_number")) for s in scores if s["tx_hash"] in labels]
     else:
-        best: dict[str, float] = {}
-        for s in scores:
-            for address, value in (s.get("wallets") or {}).items():
-                if address in labels and value > best.get(address, -1.0):
-                    best[address] = value
+        best = _best_wallet_scores(scores, labels)
         items = [(a, best.get(a, 0.0), None) for a in labels]
     ordered = sorted((x for _, x, _ in items), reverse=True)
     rank: dict[float, int] = {}
@@ -211,8 +218,7 @@ def details(scores: list[dict[str, Any]], labels: dict[str, int], kind: str, top
     in_block: dict[Any, list[float]] = defaultdict(list)
     for _, x, b in items:
         in_block[b].append(x)
-    alerted = ({a["tx_hash"] for a in alerts if a.get("tx_hash") and a.get("status") != "retracted"}
-               if alerts is not None else None)
+    alerted = _alerted(alerts) if alerts is not None else None
     name = "tx_hash" if kind == "tx" else "address"
 
     def row(key: str, x: float, b: Any) -> dict[str, Any]:
@@ -241,11 +247,7 @@ def plot(scores: list[dict[str, Any]], labels: dict[str, int], kind: str, path: 
     if kind == "tx":
         pts = [(float(s["score"]), labels.get(s["tx_hash"], 0)) for s in scores if s["tx_hash"] in labels]
     else:
-        best: dict[str, float] = {}
-        for s in scores:
-            for a, v in (s.get("wallets") or {}).items():
-                if a in labels:
-                    best[a] = max(v, best.get(a, 0.0))
+        best = _best_wallet_scores(scores, labels)
         pts = [(best.get(a, 0.0), lab) for a, lab in labels.items()]
     pos = sum(lab for _, lab in pts)
     ordered = sorted(pts, key=lambda p: -p[0])
