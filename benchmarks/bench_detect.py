@@ -22,7 +22,7 @@ from _timing import best
 
 from chainsentry.cli import build_info
 from chainsentry.scoring import batch_gc
-from detectors.engine import EngineConfig, ScoringEngine
+from detectors.engine import EngineConfig, ScoringEngine, encode_scores
 from ingest import FileBlockSource
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -40,9 +40,9 @@ def replay(path: Path, config: EngineConfig | None = None) -> tuple[int, Scoring
     n = 0
     with batch_gc():  # as the replay command runs
         for block in FileBlockSource([path]):
-            for s in engine.score_block(block):
-                orjson.dumps(s.to_json())
-                n += 1
+            scores = engine.score_block(block)
+            encode_scores(scores)  # the --scores lines, as the Scorer writes them
+            n += len(scores)
     return n, engine
 
 

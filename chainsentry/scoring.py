@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from alerts.lifecycle import AlertLifecycle
 from alerts.model import alert_from_finding
-from detectors.engine import ScoringEngine, TxScore
+from detectors.engine import ScoringEngine, TxScore, encode_scores
 from ingest import Block, BlockAdded, BlockRetracted, ChainEvent, PendingSeen
 
 from .sharding import ShardedEngine
@@ -92,7 +92,7 @@ class Scorer:
              seen_at: float | None = None) -> None:
         self.transactions += len(scores)
         if self._scores is not None and write_scores:
-            self._scores.write(b"".join(orjson.dumps(s.to_json()) + b"\n" for s in scores))
+            self._scores.write(encode_scores(scores))
             if self.flush:
                 self._scores.flush()
         for s in scores:

@@ -75,6 +75,30 @@ class TxScore(msgspec.Struct):
                 "detectors": self.detectors, "wallets": self.wallets}
 
 
+class _ScoreLine(msgspec.Struct, gc=False):
+    """A line of the ``--scores`` file: the fields of :meth:`TxScore.to_json`, in its order."""
+
+    tx_hash: str
+    block_number: int | None
+    score: float
+    detectors: dict[str, float]
+    wallets: dict[str, float]
+
+
+_encode_lines = msgspec.json.Encoder().encode_lines
+
+
+def encode_scores(scores: Sequence[TxScore]) -> bytes:
+    """The ``--scores`` lines of ``scores``: ``orjson.dumps(s.to_json()) + b"\\n"`` for each, in one
+    encoder call (the same bytes: both write a float as its shortest round-trip form).
+
+    >>> encode_scores([TxScore("0xab", 7, 0.1234567, {"shape": 0.5}, {"0x1": 0.0}, [], [])])
+    b'{"tx_hash":"0xab","block_number":7,"score":0.123457,"detectors":{"shape":0.5},"wallets":{"0x1":0.0}}\\n'
+    """
+    return _encode_lines([_ScoreLine(s.tx_hash, s.block_number, round6(s.score), s.detectors, s.wallets)
+                          for s in scores])
+
+
 class ScoringEngine:
     """See the module docstring."""
 

@@ -15,7 +15,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from detectors.base import Detector
-from detectors.engine import EngineConfig, ScoringEngine
+from detectors.engine import EngineConfig, ScoringEngine, encode_scores
 from detectors.features import FEATURES, tx_features
 from detectors.fusion import Calibrator, Fuser, round6
 from detectors.online import HSTDetector
@@ -205,6 +205,11 @@ def test_engine_scores_in_range_and_explains(data_dir: Path) -> None:
     threshold = engine.config.alert_threshold
     assert min(s.score for s in found) >= threshold > max(s.score for s in scores if s.finding is None)
     assert all(s.finding is not None and s.finding.score == round(s.score, 6) for s in found)
+    # the --scores lines: one encoder call gives what orjson gives for each score's to_json()
+    assert encode_scores(scores) == b"".join(orjson.dumps(s.to_json()) + b"\n" for s in scores)
+    lines = encode_scores(scores).splitlines()
+    assert len(lines) == 2887 and orjson.loads(lines[0])["tx_hash"] == scores[0].tx_hash
+    assert encode_scores([]) == b""
 
 
 def test_snapshot_resume_gives_the_same_scores_as_one_run(data_dir: Path, tmp_path: Path) -> None:
