@@ -172,6 +172,9 @@ class ScoringEngine:
                 pyod_scores = dict(zip(traced, pyod.score_many([feats[i] for i in traced]), strict=True))
         out: list[TxScore] = []
         raws: list[dict[str, float] | None] = []
+        wallets: list[dict[str, float]] = []  # each score's, filled once the batch is learned
+        found: list[bool] = []
+        learn_tx = wallet.learn_tx
         for i, tx in enumerate(txs):
             f = feats[i]
             explained, matched = assess(f)  # evidence terms, and the named rules that hold
@@ -193,26 +196,33 @@ class ScoringEngine:
             if matched:
                 strong, fused = self._alerting_rules(fused, matched)
             raws.append(raw)
-            score = TxScore(tx.hash, tx.block_number if number is None else number, fused, calibrated, {},
+            w: dict[str, float] = {}
+            wallets.append(w)
+            score = TxScore(tx.hash, tx.block_number if number is None else number, fused, calibrated, w,
                             explained if len(explained) <= 5 else explained[:5],
                             [r.name for r in matched] if matched else [])
             out.append(score)
-            if (strong or fused >= threshold) and tx.to not in self.allowlist:
+            alerting = bool(strong or fused >= threshold) and tx.to not in self.allowlist
+            if alerting:
                 score.finding = self._finding(score, tx, strong or [], stage, block)
+            found.append(alerting)
             if learn:
-                wallet.learn_tx(tx, now)
+                learn_tx(tx, now)
         # wallets: read after the whole batch is learned, for each address involved
         wallet_score = wallet.score
-        for tx, score in zip(txs, out, strict=True):
-            if tx.sender is not None:
-                score.wallets[tx.sender] = round6(wallet_score(tx.sender))
-            if tx.to is not None and tx.to not in score.wallets:
-                score.wallets[tx.to] = round6(wallet_score(tx.to))
+        for i, tx in enumerate(txs):
+            w = wallets[i]
+            sender, to = tx.sender, tx.to
+            if sender is not None:
+                w[sender] = round6(wallet_score(sender))
+            if to is not None and to not in w:
+                w[to] = round6(wallet_score(to))
         if learn:
+            entities_learn = entities.learn
             for i, tx in enumerate(txs):
                 fi = feats[i]
-                entities.learn(tx, fi.get("frames"), now, fi.get("creates"))
-                if out[i].finding is not None:
+                entities_learn(tx, fi.get("frames"), now, fi.get("creates"))
+                if found[i]:
                     continue  # keep anomalies out of what the models learn
                 hx = scaled[i]
                 if hx is None:

@@ -778,6 +778,7 @@ class _RawBlock(msgspec.Struct, gc=False):
 
 
 _decode_raw_block = msgspec.json.Decoder(_RawBlock).decode
+_astuple = msgspec.structs.astuple  # a raw struct's fields as a tuple, in declaration order
 
 
 def map_block_line(line: bytes, report: Reporter) -> Block:
@@ -794,7 +795,7 @@ def map_block_line(line: bytes, report: Reporter) -> Block:
 
 
 def _frame_typed(raw: _RawFrame, _int: Any = int, _frame: Any = CallFrame) -> Any:
-    sender, to, value, inp, gas, used = raw.sender, raw.to, raw.value, raw.input, raw.gas, raw.gasUsed
+    kind, sender, to, value, inp, gas, used, output, error, calls = _astuple(raw)  # _RawFrame's order
     if (
         len(sender) != 42
         or (to is not None and len(to) != 42)
@@ -804,10 +805,8 @@ def _frame_typed(raw: _RawFrame, _int: Any = int, _frame: Any = CallFrame) -> An
         or (used is not None and used[:2] != "0x")
     ):
         raise ValueError
-    kind = raw.type
     if kind not in FRAME_TYPES:
         kind = kind.upper()
-    calls = raw.calls
     return _frame(
         kind,
         sender.lower(),
@@ -816,18 +815,17 @@ def _frame_typed(raw: _RawFrame, _int: Any = int, _frame: Any = CallFrame) -> An
         inp,
         _int(gas, 16) if gas is not None else None,
         _int(used, 16) if used is not None else None,
-        raw.output,
-        raw.error,
+        output,
+        error,
         tuple([_frame_typed(c) for c in calls]) if calls else (),
     )
 
 
 def _receipt_typed(raw: _RawReceipt) -> Receipt:
-    logs = raw.logs
+    tx_hash, status, gas_used, cumulative, price, created, typ, logs = _astuple(raw)  # _RawReceipt's order
     return Receipt(
-        _h32(raw.transactionHash) or "", _hexq(raw.status), _hexq(raw.gasUsed), _hexq(raw.cumulativeGasUsed),
-        _hexq(raw.effectiveGasPrice), _addr(raw.contractAddress), _hexq(raw.type),
-        tuple([_log_typed(lg) for lg in logs]) if logs else (),
+        _h32(tx_hash) or "", _hexq(status), _hexq(gas_used), _hexq(cumulative), _hexq(price), _addr(created),
+        _hexq(typ), tuple([_log_typed(lg) for lg in logs]) if logs else (),
     )
 
 
@@ -840,7 +838,7 @@ def _log_typed(raw: _RawLog) -> Log:
 
 
 def _tx_typed(raw: _RawTx, receipt: Receipt | None, trace: CallFrame | None, _int: Any = int, _tx: Any = Tx) -> Any:
-    h, sender, to, inp, block_hash = raw.hash, raw.sender, raw.to, raw.input, raw.blockHash
+    h, sender, to, inp, block_hash, *q, blobs = _astuple(raw)  # every field, in _RawTx's order
     if (
         len(h) != 66
         or h[1] != "x"
@@ -848,11 +846,9 @@ def _tx_typed(raw: _RawTx, receipt: Receipt | None, trace: CallFrame | None, _in
         or (to is not None and len(to) != 42)
         or (inp is not None and inp[:2] != "0x")
         or (block_hash is not None and len(block_hash) != 66)
-        or raw.blobVersionedHashes is not None
+        or blobs is not None
     ):
         raise ValueError
-    q = (raw.value, raw.nonce, raw.gas, raw.type, raw.gasPrice, raw.maxFeePerGas, raw.maxPriorityFeePerGas,
-         raw.maxFeePerBlobGas, raw.chainId, raw.blockNumber, raw.transactionIndex)
     for v in q:
         if v is not None and v[:2] != "0x":
             raise ValueError
@@ -867,21 +863,31 @@ def _tx_typed(raw: _RawTx, receipt: Receipt | None, trace: CallFrame | None, _in
 
 
 def _block_typed(raw: _RawBlock) -> Block:
-    number = _hexq(raw.number)
+    # every field at once, in _RawBlock's order (one C call, not one attribute lookup each)
+    number, h, parent, timestamp, miner, gas_limit, gas_used, base_fee, transactions, receipts_, traces_ = (
+        _astuple(raw))
+    number = _hexq(number)
     if number is None:
         raise ValueError
     receipts: dict[str, Receipt] = {}
-    for r in raw.receipts or ():
-        rec = _receipt_typed(r)
-        receipts[rec.tx_hash] = rec
+    if receipts_:
+        for r in receipts_:
+            rec = _receipt_typed(r)
+            receipts[rec.tx_hash] = rec
     traces: dict[str, CallFrame] = {}
-    for t in raw.traces or ():
-        traces[t.txHash.lower()] = _frame_typed(t.result)
+    if traces_:
+        for t in traces_:
+            traces[t.txHash.lower()] = _frame_typed(t.result)
+        if len(traces) != len(traces_):
+            raise ValueError  # traces without hashes are joined by position in the checked path
     txs = []
-    for rtx in raw.transactions or ():
-        key = rtx.hash.lower()
-        txs.append(_tx_typed(rtx, receipts.get(key), traces.get(key)))
-    if len(traces) != len(raw.traces or ()):
-        raise ValueError  # traces without hashes are joined by position in the checked path
-    return Block(number, _h32(raw.hash), _h32(raw.parentHash), _hexq(raw.timestamp), _addr(raw.miner),
-                 _hexq(raw.gasLimit), _hexq(raw.gasUsed), _hexq(raw.baseFeePerGas), tuple(txs))
+    if transactions:
+        if receipts or traces:
+            for rtx in transactions:
+                key = rtx.hash.lower()
+                txs.append(_tx_typed(rtx, receipts.get(key), traces.get(key)))
+        else:
+            for rtx in transactions:
+                txs.append(_tx_typed(rtx, None, None))
+    return Block(number, _h32(h), _h32(parent), _hexq(timestamp), _addr(miner), _hexq(gas_limit), _hexq(gas_used),
+                 _hexq(base_fee), tuple(txs))
