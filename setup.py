@@ -21,6 +21,7 @@ COMPILED = [
     "detectors/wallets.py",
     "ingest/mappers.py",
     "ingest/replay.py",
+    "chainsentry/scoring.py",
 ]
 
 

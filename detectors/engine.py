@@ -24,7 +24,7 @@ import msgspec
 
 from ingest.events import Block, Tx
 
-from .base import Contribution, Finding
+from .base import Contribution, Finding, dict_get
 from .features import BlockContext, tx_features
 from .fusion import Fuser, round6, severity_of
 from .online import EntityState, HSTDetector
@@ -156,7 +156,7 @@ class ScoringEngine:
             f = tx_features(tx, ctx)
             entities.observe(tx, f, now)
             if warm_stream and tx.sender is not None:  # the sender's wallet profile, if it has one
-                profile = profiles.get(tx.sender)
+                profile = dict_get(profiles, tx.sender)
                 if profile is not None:
                     f["sender_age_days"] = profile.age_days(now)
                     funder = profile.funder

@@ -23,7 +23,7 @@ from typing import Any
 
 from ingest.events import Tx
 
-from .base import Contribution, Features
+from .base import Contribution, Features, dict_get, move_to_end
 
 # features HST sees, each log1p-scaled into [0, limit]
 HST_FEATURES: tuple[tuple[str, float], ...] = (
@@ -113,14 +113,14 @@ class _LRU(OrderedDict[str, Any]):
     def touch(self, key: str, default: Callable[[], Any] | None, new: Any = None) -> Any:
         """The value at ``key``, now the most recent; if absent, ``default()`` (or ``new``) is stored
         first, evicting the least recent past the limit."""
-        value = self.get(key)
+        value = dict_get(self, key)
         if value is None:
             value = default() if default is not None else new
             self[key] = value
             if len(self) > self.limit:
                 self.popitem(last=False)
         else:
-            self.move_to_end(key)
+            move_to_end(self, key)
         return value
 
 
@@ -142,14 +142,14 @@ class EntityState:
     def observe(self, tx: Tx, x: dict[str, float], now: float = 0.0) -> None:
         """Add novelty features for ``tx`` to ``x`` (from what was learned before it)."""
         to = tx.to
-        born = self.created.get(to) if to is not None else None
+        born = dict_get(self.created, to) if to is not None else None
         if born is not None:  # a contract whose creation this stream saw
             x["to_created_by_sender"] = 1.0 if born[0] == tx.sender else 0.0
             x["to_age_hours"] = max(0.0, now - born[1]) / 3600
         if self.seen < 200:
             return  # cold: everything is new at the start of a stream
         if to is not None and len(tx.input) >= 10:
-            c = self.contracts.get(to)
+            c = dict_get(self.contracts, to)
             x["contract_calls_before"] = float(c[0]) if c else 0.0
             x["contract_callers_before"] = float(len(c[2])) if c else 0.0
             frames = x.get("frames")
@@ -158,10 +158,10 @@ class EntityState:
                 x["frames_z_on_contract"] = (math.log1p(frames) - c[4]) / max(std, 0.25)
             sel = tx.input[:10]
             x["selector_new_on_contract"] = 1.0 if c and c[0] >= 20 and sel not in c[1] else 0.0
-            s = self.selectors.get(sel)
+            s = dict_get(self.selectors, sel)
             x["selector_seen_before"] = float(s[0]) if s else 0.0
         if tx.sender is not None:
-            s = self.senders.get(tx.sender)
+            s = dict_get(self.senders, tx.sender)
             x["sender_txs_before"] = float(s[0]) if s else 0.0
 
     def learn(self, tx: Tx, frames: float | None = None, now: float = 0.0, creates: float | None = None) -> None:

@@ -27,7 +27,7 @@ from typing import Any
 
 from ingest.events import Tx
 
-from .base import Contribution
+from .base import Contribution, dict_get, move_to_end
 
 WEI = 10**18
 _LOG91 = math.log1p(90.0)
@@ -100,13 +100,13 @@ class WalletBehaviour:
     def _get(self, address: str, now: float) -> Profile:
         """The LRU: a new profile at the end, evicting the oldest past the bound; a hit moves to the end."""
         profiles = self._profiles
-        p = profiles.get(address)
+        p = dict_get(profiles, address)
         if p is None:
             p = profiles[address] = Profile(now)
             if len(profiles) > self.max_wallets:
                 profiles.popitem(last=False)
         else:
-            profiles.move_to_end(address)
+            move_to_end(profiles, address)
         return p
 
     def learn_tx(self, tx: Tx, now: float) -> None:
@@ -168,7 +168,7 @@ class WalletBehaviour:
 
     def score(self, address: str) -> float:
         """Behaviour score in [0, 1] for ``address`` from its profile so far (as :meth:`explain` sums)."""
-        p = self._profiles.get(address)
+        p = dict_get(self._profiles, address)
         if p is None:
             return 0.0
         total = 0.0
