@@ -151,7 +151,6 @@ class ScoringEngine:
         scaled: list[dict[str, float] | None] = []
         warm_stream = entities.seen >= 200
         profiles = wallet.profiles
-        fuse_evidence = fuser.fuse_evidence
         for tx in txs:
             f = tx_features(tx, ctx)
             entities.observe(tx, f, now)
@@ -174,7 +173,6 @@ class ScoringEngine:
         raws: list[dict[str, float] | None] = []
         wallets: list[dict[str, float]] = []  # each score's, filled once the batch is learned
         found: list[bool] = []
-        learn_tx = wallet.learn_tx
         for i, tx in enumerate(txs):
             f = feats[i]
             explained, matched = assess(f)  # evidence terms, and the named rules that hold
@@ -191,7 +189,7 @@ class ScoringEngine:
                     raw["pyod"] = pyod_scores[i]
                 fused, calibrated = fuser.fuse(raw, traced_warm)
             else:  # the shape evidence alone (what fuse() gives for it, without its loop)
-                fused, calibrated = fuse_evidence("shape", shape)
+                fused, calibrated = fuser.fuse_evidence("shape", shape)
             strong = None
             if matched:
                 strong, fused = self._alerting_rules(fused, matched)
@@ -207,21 +205,19 @@ class ScoringEngine:
                 score.finding = self._finding(score, tx, strong or [], stage, block)
             found.append(alerting)
             if learn:
-                learn_tx(tx, now)
+                wallet.learn_tx(tx, now)
         # wallets: read after the whole batch is learned, for each address involved
-        wallet_score = wallet.score
         for i, tx in enumerate(txs):
             w = wallets[i]
             sender, to = tx.sender, tx.to
             if sender is not None:
-                w[sender] = round6(wallet_score(sender))
+                w[sender] = round6(wallet.score(sender))
             if to is not None and to not in w:
-                w[to] = round6(wallet_score(to))
+                w[to] = round6(wallet.score(to))
         if learn:
-            entities_learn = entities.learn
             for i, tx in enumerate(txs):
                 fi = feats[i]
-                entities_learn(tx, fi.get("frames"), now, fi.get("creates"))
+                entities.learn(tx, fi.get("frames"), now, fi.get("creates"))
                 if found[i]:
                     continue  # keep anomalies out of what the models learn
                 hx = scaled[i]

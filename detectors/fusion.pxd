@@ -1,0 +1,11 @@
+# Cython declarations augmenting fusion.py when it is compiled (setup.py): what the engine calls
+# for every transaction is called through C (detectors/engine.pxd). The .py stays the one source.
+
+cdef class Fuser:
+    cdef public dict weights, calibrators
+    cdef public object evidence, scale
+
+    cpdef tuple fuse_evidence(self, str name, double value)
+
+
+cpdef double round6(double x, object _floor=*, object _round=*)
