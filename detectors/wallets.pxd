@@ -21,7 +21,8 @@ cdef class WalletBehaviour:
     @cython.locals(p=Profile, q=Profile, value=double, cap=cython.longlong, ok=bint)
     cpdef learn_tx(self, object tx, double now)
 
-    @cython.locals(p=Profile, total=double, small=double, span=double, burst=double, forwarded=double)
+    @cython.locals(p=Profile, total=double, small=double, span=double, burst=double, forwarded=double,
+                   log101=double, log91=double, lo=double, hi=double)
     cpdef double score(self, str address)
 
 

@@ -172,10 +172,11 @@ class WalletBehaviour:
         if p is None:
             return 0.0
         total = 0.0
-        small = max(0.0, 1.0 - math.log1p(p.value_in / p.ins) / _LOG101) if p.ins else 0.0
+        log101, log91, lo, hi = _LOG101, _LOG91, _EMPTIED_LO, _EMPTIED_HI  # C doubles when compiled
+        small = max(0.0, 1.0 - math.log1p(p.value_in / p.ins) / log101) if p.ins else 0.0
         if p.ins + p.outs >= 5:
             span = max(p.last - p.first, 0.0) / 86400
-            burst = max(0.0, 1.0 - math.log1p(span) / _LOG91)
+            burst = max(0.0, 1.0 - math.log1p(span) / log91)
             total += burst * (0.5 + 0.5 * small) if p.ins else burst
         if p.ins >= 3:
             total += small
@@ -183,7 +184,7 @@ class WalletBehaviour:
             forwarded = p.value_out / p.value_in
             if forwarded > 0.7 and p.n_recv_from >= 2:
                 total += 0.3
-            if p.outs and _EMPTIED_LO <= forwarded <= _EMPTIED_HI:
+            if p.outs and lo <= forwarded <= hi:
                 total += 0.5
         return _squash(total)
 
