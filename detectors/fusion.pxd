@@ -1,3 +1,5 @@
+cimport cython
+
 # Cython declarations augmenting fusion.py when it is compiled (setup.py): what the engine calls
 # for every transaction is called through C (detectors/engine.pxd). The .py stays the one source.
 
@@ -8,4 +10,5 @@ cdef class Fuser:
     cpdef tuple fuse_evidence(self, str name, double value)
 
 
-cpdef double round6(double x, object _floor=*, object _round=*)
+@cython.locals(y=double, t=double, i=cython.longlong, k=double, d=double)
+cpdef double round6(double x, object _round=*)

@@ -147,7 +147,7 @@ def squash(evidence: float, scale: float = 4.0) -> float:
     return 1.0 - math.exp(-evidence / scale) if evidence > 0 else 0.0
 
 
-def round6(x: float, _floor: Any = math.floor, _round: Any = round) -> float:
+def round6(x: float, _round: Any = round) -> float:
     """``round(x, 6)``, the same float (sign of zero included), faster: compiled, ~70 ns for zero
     and ~220 ns otherwise, against ~430 ns.
 
@@ -165,7 +165,9 @@ def round6(x: float, _floor: Any = math.floor, _round: Any = round) -> float:
         return x  # either zero, as it is (most wallet scores)
     y = x * 1e6
     if -2e9 < y < 2e9:
-        k = _floor(y + 0.5)
+        t = y + 0.5
+        i = int(t)  # toward zero
+        k = float(i) if i <= t else float(i - 1)  # floor(t), exact here (C integers when compiled)
         d = y - k
         if k != 0 and -0.499999 < d < 0.499999:
             return float(k / 1e6)
