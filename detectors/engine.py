@@ -205,7 +205,7 @@ class ScoringEngine:
                 score.finding = self._finding(score, tx, strong or [], stage, block)
             found.append(alerting)
             if learn:
-                wallet.learn_tx(tx, now)
+                wallet.learn_tx(tx, now, f.get("value_eth", 0.0))  # the features' value, not divided again
         # wallets: read after the whole batch is learned, for each address involved
         for i, tx in enumerate(txs):
             w = wallets[i]

@@ -8,3 +8,6 @@ cdef class EntityState:
 
     cpdef observe(self, object tx, dict x, object now=*)
     cpdef learn(self, object tx, object frames=*, object now=*, object creates=*)
+
+
+cpdef object _touch(object lru, object key, object default, object new=*)

@@ -113,15 +113,20 @@ class _LRU(OrderedDict[str, Any]):
     def touch(self, key: str, default: Callable[[], Any] | None, new: Any = None) -> Any:
         """The value at ``key``, now the most recent; if absent, ``default()`` (or ``new``) is stored
         first, evicting the least recent past the limit."""
-        value = dict_get(self, key)
-        if value is None:
-            value = default() if default is not None else new
-            self[key] = value
-            if len(self) > self.limit:
-                self.popitem(last=False)
-        else:
-            move_to_end(self, key)
-        return value
+        return _touch(self, key, default, new)
+
+
+def _touch(lru: _LRU, key: str, default: Callable[[], Any] | None, new: Any = None) -> Any:
+    """``lru.touch(key, default, new)``: a function, which the compiled module calls through C."""
+    value = dict_get(lru, key)
+    if value is None:
+        value = default() if default is not None else new
+        lru[key] = value
+        if len(lru) > lru.limit:
+            lru.popitem(last=False)
+    else:
+        move_to_end(lru, key)
+    return value
 
 
 class EntityState:
@@ -170,17 +175,17 @@ class EntityState:
         self.seen += 1
         if tx.sender is not None:  # contracts it created, top-level or inside its call tree
             if tx.to is None and tx.receipt is not None and tx.receipt.contract_address is not None:
-                self.created.touch(tx.receipt.contract_address, None, [tx.sender, now])
+                _touch(self.created, tx.receipt.contract_address, None, [tx.sender, now])
             if tx.trace is not None and (tx.to is None or (frames or 0) > 1) and creates != 0:
                 for f in tx.trace.walk():
                     if f.type in ("CREATE", "CREATE2") and f.to is not None and f.error is None:
-                        self.created.touch(f.to, None, [tx.sender, now])
+                        _touch(self.created, f.to, None, [tx.sender, now])
         if tx.sender is not None:
-            self.senders.touch(tx.sender, _counter)[0] += 1
+            _touch(self.senders, tx.sender, _counter)[0] += 1
         to = tx.to
         if to is not None and len(tx.input) >= 10:
             sel = tx.input[:10]
-            c = self.contracts.touch(to, _contract)
+            c = _touch(self.contracts, to, _contract)
             c[0] += 1
             if tx.trace is not None:  # running mean and variance of the tree size this contract sees
                 v = math.log1p(float(len(tx.trace.walk()) if frames is None else frames))
@@ -192,7 +197,7 @@ class EntityState:
                 c[1][sel] = c[1].get(sel, 0) + 1
             if tx.sender is not None and len(c[2]) < self.max_callers_per_contract:
                 c[2].add(tx.sender)
-            self.selectors.touch(sel, _counter)[0] += 1
+            _touch(self.selectors, sel, _counter)[0] += 1
 
     def state(self) -> dict[str, Any]:
         return {"contracts": self.contracts, "senders": self.senders, "selectors": self.selectors,

@@ -19,7 +19,7 @@ cdef class WalletBehaviour:
     cpdef Profile _get(self, str address, double now)
 
     @cython.locals(p=Profile, q=Profile, value=double, cap=cython.longlong, ok=bint)
-    cpdef learn_tx(self, object tx, double now)
+    cpdef learn_tx(self, object tx, double now, object value_eth=*)
 
     @cython.locals(p=Profile, total=double, small=double, span=double, burst=double, forwarded=double,
                    log101=double, log91=double, lo=double, hi=double)

@@ -109,9 +109,10 @@ class WalletBehaviour:
             move_to_end(profiles, address)
         return p
 
-    def learn_tx(self, tx: Tx, now: float) -> None:
-        """Update the sender's and the recipient's profiles with ``tx``."""
-        value = (tx.value or 0) / WEI
+    def learn_tx(self, tx: Tx, now: float, value_eth: float | None = None) -> None:
+        """Update the sender's and the recipient's profiles with ``tx`` (``value_eth``: its value in
+        ETH, when already computed)."""
+        value = value_eth if value_eth is not None else (tx.value or 0) / WEI
         ok = tx.receipt is None or tx.receipt.status != 0
         cap = self.max_counterparties
         sender, to = tx.sender, tx.to
