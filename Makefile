@@ -73,6 +73,8 @@ bench: install
 	$(BIN)/python benchmarks/bench_alerts.py
 	$(BIN)/python benchmarks/bench_kafka.py
 	CHAINSENTRY_ANVIL=$(CURDIR)/$(ANVIL) $(BIN)/python benchmarks/bench_latency.py
+	@if command -v valgrind >/dev/null; then $(BIN)/python benchmarks/bench_instructions.py --parts; \
+	 else echo "bench_instructions.py: valgrind is not installed (apt-get install valgrind): skipped"; fi
 
 # recompile the devnet's Solidity contracts (solc from npm) into the committed artifacts
 contracts: $(NODE_STAMP)
