@@ -58,11 +58,10 @@ class HSTDetector:
 
     @staticmethod
     def _x(x: Features) -> dict[str, float]:
-        log1p = math.log1p
         out = {}
         for name, hi in HST_FEATURES:
             v = x.get(name)
-            out[name] = min(hi, log1p(v)) if v is not None and v > 0 else 0.0
+            out[name] = min(hi, math.log1p(v)) if v is not None and v > 0 else 0.0
         return out
 
     @property

@@ -2,6 +2,7 @@
 # are C fields, read without a dictionary or a slot descriptor. The .py stays the one source and
 # runs as it is when not compiled; both builds give the same floats (tests/test_compiled.py) and
 # pickle alike (Profile's __reduce__; tests/test_detectors.py).
+from libc cimport math  # the .py's math.log1p and math.exp are C's (the same libm, same values)
 cimport cython
 
 cdef class Profile:
