@@ -40,11 +40,13 @@ ifneq ($(words $(wildcard $(COMPILED:.py=.cpython-*.so))),$(words $(COMPILED)))
 .PHONY: $(EXT_STAMP)  # a compiled module is missing (deleted, or a clean): build again
 endif
 endif
-$(EXT_STAMP): $(STAMP) setup.py $(COMPILED) $(wildcard $(COMPILED:.py=.pxd))
+$(EXT_STAMP): $(STAMP) setup.py $(COMPILED) $(wildcard */*.pxd)
 	rm -f $(VENV)/.compiled-stamp*
 ifdef CHAINSENTRY_NO_EXTENSIONS
 	rm -f $(COMPILED:.py=.c) $(COMPILED:.py=.cpython-*.so)
 else
+	@# a changed .pxd can change any module that cimports it, which Cython's own check may miss
+	$(if $(filter %.pxd,$?),rm -f $(COMPILED:.py=.c))
 	$(BIN)/python setup.py --quiet build_ext --inplace --parallel 2
 endif
 	touch $@

@@ -15,13 +15,15 @@ ROOT = Path(__file__).resolve().parent
 
 
 def stale_extensions(root: Path = ROOT) -> list[str]:
-    """Compiled modules older than their source (or its .pxd): they would be imported instead of the change."""
+    """Compiled modules older than their source or a .pxd of their package (a module can cimport
+    any of them): they would be imported instead of the change."""
     stale = []
     for so in sorted(root.glob("*/*.cpython-*.so")):
-        for src in (so.with_name(so.name.split(".", 1)[0] + ext) for ext in (".py", ".pxd")):
+        sources = [so.with_name(so.name.split(".", 1)[0] + ".py"), *sorted(so.parent.glob("*.pxd"))]
+        for src in sources:
             if src.exists() and src.stat().st_mtime > so.stat().st_mtime:
                 stale.append(str(src.relative_to(root)))
-    return stale
+    return sorted(set(stale))
 
 
 def pytest_configure(config: pytest.Config) -> None:

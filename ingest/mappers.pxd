@@ -2,8 +2,9 @@
 # helpers are called as C functions within the module (no Python call per field). The .py stays
 # the one source and runs as it is when not compiled; both builds map every line alike
 # (tests/test_compiled.py).
+from ingest cimport _hex  # hexint and lower in C (ingest/_hex.py is the Python they stand for)
 
-cpdef object _hexq(object v, object _int=*)
+cpdef object _hexq(object v)
 cpdef object _fixed(object v, Py_ssize_t length)
 cpdef object _addr(object v)
 cpdef object _h32(object v)

@@ -21,6 +21,7 @@ from typing import Any
 import msgspec
 import orjson
 
+from . import _hex  # C's own (ingest/_hex.pxd) when compiled
 from .events import Block, CallFrame, Log, Receipt, Tx
 
 JsonDict = Mapping[str, Any]
@@ -536,13 +537,13 @@ def map_block(raw: JsonDict, report: Reporter) -> Block:
         return _block_checked(raw, report)  # finds and reports exactly what is wrong
 
 
-def _hexq(v: Any, _int: Any = int) -> int | None:
+def _hexq(v: Any) -> int | None:
     """A well-formed hex quantity or None; anything else raises (to leave the fast path)."""
     if v is None:
         return None
     if v[:2] != "0x" or len(v) > 66:
         raise ValueError
-    return _int(v, 16) if len(v) > 2 else 0
+    return _hex.hexint(v) if len(v) > 2 else 0
 
 
 def _fixed(v: Any, length: int) -> str | None:
@@ -551,7 +552,7 @@ def _fixed(v: Any, length: int) -> str | None:
         return None
     if len(v) != length or v[:2] != "0x":
         raise ValueError
-    return str(v.lower())
+    return _hex.lower(v)
 
 
 def _addr(v: Any) -> str | None:
@@ -809,12 +810,12 @@ def _frame_typed(raw: _RawFrame, _int: Any = int, _frame: Any = CallFrame) -> An
         kind = kind.upper()
     return _frame(
         kind,
-        sender.lower(),
-        to.lower() if to is not None else None,
-        _int(value, 16) if value is not None else None,
+        _hex.lower(sender),
+        _hex.lower(to) if to is not None else None,
+        _hex.hexint(value) if value is not None else None,
         inp,
-        _int(gas, 16) if gas is not None else None,
-        _int(used, 16) if used is not None else None,
+        _hex.hexint(gas) if gas is not None else None,
+        _hex.hexint(used) if used is not None else None,
         output,
         error,
         tuple([_frame_typed(c) for c in calls]) if calls else (),
@@ -853,12 +854,13 @@ def _tx_typed(raw: _RawTx, receipt: Receipt | None, trace: CallFrame | None, _in
         if v is not None and v[:2] != "0x":
             raise ValueError
     value, nonce, gas, typ, gas_price, max_fee, max_prio, max_blob, chain_id, number, index = [
-        _int(v, 16) if v is not None else None for v in q
+        _hex.hexint(v) if v is not None else None for v in q
     ]
     return _tx(
-        h.lower(), sender.lower() if sender is not None else None, to.lower() if to is not None else None, value,
+        _hex.lower(h), _hex.lower(sender) if sender is not None else None,
+        _hex.lower(to) if to is not None else None, value,
         inp if inp is not None else "0x", nonce, gas, typ, gas_price, max_fee, max_prio, max_blob, (), chain_id,
-        number, block_hash.lower() if block_hash is not None else None, index, receipt, trace,
+        number, _hex.lower(block_hash) if block_hash is not None else None, index, receipt, trace,
     )
 
 
@@ -877,14 +879,14 @@ def _block_typed(raw: _RawBlock) -> Block:
     traces: dict[str, CallFrame] = {}
     if traces_:
         for t in traces_:
-            traces[t.txHash.lower()] = _frame_typed(t.result)
+            traces[_hex.lower(t.txHash)] = _frame_typed(t.result)
         if len(traces) != len(traces_):
             raise ValueError  # traces without hashes are joined by position in the checked path
     txs = []
     if transactions:
         if receipts or traces:
             for rtx in transactions:
-                key = rtx.hash.lower()
+                key = _hex.lower(rtx.hash)
                 txs.append(_tx_typed(rtx, receipts.get(key), traces.get(key)))
         else:
             for rtx in transactions:

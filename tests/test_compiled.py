@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chainsentry.cli import COMPILED_MODULES, build_info
 from conftest import stale_extensions
@@ -66,6 +68,11 @@ def test_a_source_changed_after_compiling_is_reported(tmp_path: Path) -> None:
     pxd.write_text("")
     os.utime(pxd, (4_000, 4_000))
     assert stale_extensions(tmp_path) == ["detectors/wallets.pxd"]
+    os.utime(so, (5_000, 5_000))
+    shared = pkg / "_helpers.pxd"  # declarations another module of the package cimports count too
+    shared.write_text("")
+    os.utime(shared, (6_000, 6_000))
+    assert stale_extensions(tmp_path) == ["detectors/_helpers.pxd"]
 
 
 def _sources_only(dest: Path) -> Path:
@@ -122,3 +129,48 @@ def test_compiled_and_sources_give_the_same_scores_and_snapshots(tmp_path: Path,
     assert lines["attacks-alerts"] >= 30, lines
     for name in out["compiled"]:
         assert out["compiled"][name] == out["sources"][name], f"{name} differs between compiled and sources"
+
+
+_HEXISH = st.text(alphabet="0123456789abcdefABCDEFxX_ +-g\u00e9\u0130", max_size=24)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.one_of(_HEXISH, _HEXISH.map(lambda s: "0x" + s), st.integers(0, 2**70).map(hex),
+                 st.integers(0, 2**70).map(lambda n: hex(n).upper().replace("0X", "0x"))))
+def test_the_mappers_hex_helpers_are_int_and_lower(s: str) -> None:
+    """Compiled, the mappers read hex quantities and lower-case addresses with C code of their own
+    (ingest/_hex.pxd): for any string it must give what int(s, 16) and s.lower() give, or fail alike."""
+    from ingest.mappers import _fixed, _hexq
+
+    try:
+        expected: object = (int(s, 16) if len(s) > 2 else 0) if s[:2] == "0x" and len(s) <= 66 else ValueError
+    except ValueError:
+        expected = ValueError
+    try:
+        got: object = _hexq(s)
+    except ValueError:
+        got = ValueError
+    assert got == expected and type(got) is type(expected)
+    padded = "0x" + (s + "aB" * 20)[:40]
+    assert _fixed(padded, 42) == padded.lower()
+
+
+def test_the_typed_fast_path_reads_every_data_line(data_dir: Path) -> None:
+    """A line the typed decoder cannot take is read again by the checked path: the same block, at
+    about twice the cost. So the same output proves nothing about speed; this does. Every line of
+    the data files (wallets-dev: its first 20,000) maps on the fast path."""
+    import gzip
+
+    from ingest.mappers import _block_typed, _decode_raw_block
+
+    n = 0
+    for name, limit in (("attacks-dev.jsonl.gz", None), ("mainnet-17173049-17173050.jsonl", None),
+                        ("wallets-dev.jsonl.gz", 20_000)):
+        path = data_dir / name
+        with (gzip.open(path, "rb") if name.endswith(".gz") else open(path, "rb")) as fh:
+            for i, line in enumerate(fh):
+                if limit is not None and i == limit:
+                    break
+                _block_typed(_decode_raw_block(line))  # raises where the slow path would take over
+                n += 1
+    assert n == 13 + 2 + 20_000
