@@ -100,6 +100,17 @@ def data_dir() -> Path:
     return DATA
 
 
+def complete_lines(path: Path) -> list[bytes]:
+    """The newline-terminated lines of a JSONL file another process is appending to (none if it does
+    not exist yet): a line being written can be read half-way (a write is copied into the file a
+    page at a time), so a reader that polls, as a user tailing the file would, skips the last line
+    until its newline is there."""
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    return data[: data.rfind(b"\n") + 1].splitlines()
+
+
 async def wait_until(pred: Callable[[], bool], timeout: float = 10.0, step: float = 0.05) -> None:
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout

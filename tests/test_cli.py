@@ -17,7 +17,7 @@ from chainsentry.config import ConfigError, load_settings
 from chainsentry.devnet.anvil import Anvil
 from chainsentry.devnet.traffic import TrafficGenerator, fill_blocks
 from ingest import RpcClient
-from tests.conftest import start_service, stop_service, wait_until
+from tests.conftest import complete_lines, start_service, stop_service, wait_until
 from tests.rpcservers import free_port
 
 
@@ -173,7 +173,7 @@ async def test_run_serves_metrics_health_and_events(anvil: Anvil, rpc: RpcClient
             await wait_until(lambda: events.exists() and sum(1 for _ in events.open()) > 0, timeout=20)
 
             def included() -> set[str]:
-                rows = [orjson.loads(x) for x in events.read_bytes().splitlines()]
+                rows = [orjson.loads(x) for x in complete_lines(events)]
                 return {r["tx_hash"] for r in rows if r["type"] == "pending_included"}
 
             await wait_until(lambda: sent <= included(), timeout=20)

@@ -13,7 +13,7 @@ import orjson
 from chainsentry.devnet.anvil import Anvil
 from chainsentry.devnet.traffic import EXECUTOR_RUNTIME, TrafficGenerator, command, executor_calldata, init_code
 from ingest import RpcClient
-from tests.conftest import start_service, stop_service, wait_until
+from tests.conftest import complete_lines, start_service, stop_service, wait_until
 from tests.rpcservers import free_port
 
 
@@ -81,9 +81,7 @@ async def test_exploit_shaped_tx_scores_above_all_ordinary_traffic_and_alerts(
         head = int(await rpc.call("eth_blockNumber"), 16)
 
         def scored_to_head() -> bool:
-            if not scores.exists():
-                return False
-            lines = scores.read_bytes().splitlines()
+            lines = complete_lines(scores)
             return bool(lines) and orjson.loads(lines[-1])["block_number"] == head
 
         await wait_until(scored_to_head, timeout=60)
@@ -133,7 +131,7 @@ async def test_an_exploit_already_pending_when_the_service_starts_alerts_before_
     proc = run_with_pending_traces(anvil, tmp_path, alerts)
 
     def stages() -> set[str]:
-        lines = alerts.read_bytes().splitlines() if alerts.exists() else []
+        lines = complete_lines(alerts)
         return {str(a["stage"]) for a in map(orjson.loads, lines) if a["tx_hash"] == exploit}
 
     try:
@@ -151,7 +149,7 @@ async def test_exploit_in_the_mempool_alerts_before_inclusion(anvil: Anvil, rpc:
     proc = run_with_pending_traces(anvil, tmp_path, alerts)
 
     def fired() -> list[dict[str, object]]:
-        return [orjson.loads(x) for x in alerts.read_bytes().splitlines()] if alerts.exists() else []
+        return [orjson.loads(x) for x in complete_lines(alerts)]
 
     try:
         await asyncio.sleep(3)  # the service connects and subscribes to the mempool

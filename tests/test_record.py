@@ -14,7 +14,7 @@ import orjson
 from chainsentry.devnet.anvil import Anvil
 from chainsentry.devnet.traffic import TrafficGenerator
 from ingest import BlockFetcher, BlockRecorder, FileBlockSource, RpcClient, rpc_blocks
-from tests.conftest import wait_until
+from tests.conftest import complete_lines, wait_until
 
 
 def cli(*args: str) -> list[str]:
@@ -116,7 +116,7 @@ async def test_mempool_out_records_pending_transactions_with_first_seen(
                                 str(out), "--mempool-out", str(mem), "--duration", "20"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     def recorded() -> set[str]:
-        lines = mem.read_bytes().splitlines() if mem.exists() else []
+        lines = complete_lines(mem)
         return {orjson.loads(x)["tx"]["hash"] for x in lines}
 
     try:
