@@ -109,14 +109,11 @@ class _LRU(OrderedDict[str, Any]):
         super().__init__()
         self.limit = limit
 
-    def touch(self, key: str, default: Callable[[], Any] | None, new: Any = None) -> Any:
-        """The value at ``key``, now the most recent; if absent, ``default()`` (or ``new``) is stored
-        first, evicting the least recent past the limit."""
-        return _touch(self, key, default, new)
-
 
 def _touch(lru: _LRU, key: str, default: Callable[[], Any] | None, new: Any = None) -> Any:
-    """``lru.touch(key, default, new)``: a function, which the compiled module calls through C."""
+    """The value at ``key`` of ``lru``, now the most recent; if absent, ``default()`` (or ``new``)
+    is stored first, evicting the least recent past the limit. (A function, not a method: the
+    compiled module calls it through C.)"""
     value = dict_get(lru, key)
     if value is None:
         value = default() if default is not None else new

@@ -795,7 +795,7 @@ def map_block_line(line: bytes, report: Reporter) -> Block:
         return map_block(orjson.loads(line), report)
 
 
-def _frame_typed(raw: _RawFrame, _int: Any = int, _frame: Any = CallFrame) -> Any:
+def _frame_typed(raw: _RawFrame, _frame: Any = CallFrame) -> Any:
     kind, sender, to, value, inp, gas, used, output, error, calls = _astuple(raw)  # _RawFrame's order
     if (
         len(sender) != 42
@@ -838,7 +838,7 @@ def _log_typed(raw: _RawLog) -> Log:
                _hexq(raw.logIndex), bool(raw.removed))
 
 
-def _tx_typed(raw: _RawTx, receipt: Receipt | None, trace: CallFrame | None, _int: Any = int, _tx: Any = Tx) -> Any:
+def _tx_typed(raw: _RawTx, receipt: Receipt | None, trace: CallFrame | None, _tx: Any = Tx) -> Any:
     h, sender, to, inp, block_hash, *q, blobs = _astuple(raw)  # every field, in _RawTx's order
     if (
         len(h) != 66
