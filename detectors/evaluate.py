@@ -144,8 +144,8 @@ def evaluate_transactions(scores: list[dict[str, Any]], labels: dict[str, int],
             ordinary_in[b].append(s)
     # top 3 of its block among all its transactions (the data README's metric; where several
     # exploits share a block, at most 3 of them can be), and among the ordinary ones only
-    top3 = [sum(1 for o in by_block[b] if o > s) < 3 for lab, s, b in rows if lab]
-    top3_ordinary = [sum(1 for o in ordinary_in[b] if o > s) < 3 for lab, s, b in rows if lab]
+    top3 = [_top3_chance(s, by_block[b], True) for lab, s, b in rows if lab]
+    top3_ordinary = [_top3_chance(s, ordinary_in[b], False) for lab, s, b in rows if lab]
     top3_ceiling = sum(min(3, n) for n in labelled_in.values()) / max(1, sum(labelled_in.values()))
     out: dict[str, Any] = {
         "kind": "transactions", "transactions": len(rows), "labelled": sum(y),
@@ -168,6 +168,26 @@ def evaluate_transactions(scores: list[dict[str, Any]], labels: dict[str, int],
             "false_alerts_per_1000": round(1000 * fp / ordinary, 3) if ordinary else None,
         }
     return out
+
+
+def _top3_chance(score: float, others: list[float], includes_self: bool) -> float:
+    """The chance that a transaction scoring ``score`` ranks in the top 3 of ``others`` (its
+    block's scores, itself included when ``includes_self``) when tied scores are ordered at random:
+    1 or 0 without ties; with ties, the share of the tied places that fall within the top 3. (A
+    constant scorer puts every exploit in the top 3 when ties count in its favour.)
+
+    >>> _top3_chance(0.5, [0.9, 0.5, 0.5, 0.5, 0.1], True), _top3_chance(0.5, [0.9, 0.8, 0.7, 0.5], True)
+    (0.666667, 0.0)
+    """
+    above = tied = 0
+    for o in others:
+        if o > score:
+            above += 1
+        elif o == score:
+            tied += 1
+    if includes_self:
+        tied -= 1
+    return round(max(0, min(tied + 1, 3 - above)) / (tied + 1), 6)
 
 
 def _best_wallet_scores(scores: list[dict[str, Any]], labels: dict[str, int]) -> dict[str, float]:

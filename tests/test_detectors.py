@@ -459,6 +459,22 @@ def test_top3_in_block_counts_every_transaction_and_says_its_ceiling() -> None:
     assert got["top3_in_block_among_ordinary"] == 0.8  # y has three ordinary above it
 
 
+def test_top3_in_block_orders_tied_scores_at_random_not_in_the_exploits_favour() -> None:
+    from detectors.evaluate import evaluate_transactions
+
+    # a constant scorer: every transaction of the block ties
+    flat = [{"tx_hash": f"o{i}", "score": 0.0, "block_number": 1} for i in range(9)]
+    flat.append({"tx_hash": "x", "score": 0.0, "block_number": 1})
+    labels = {s["tx_hash"]: int(s["tx_hash"] == "x") for s in flat}
+    got = evaluate_transactions(flat, labels)
+    assert got["top3_in_block"] == 0.3 and got["top3_in_block_among_ordinary"] == 0.3  # 3 places of 10
+    # one transaction above, the exploit tied with three ordinary: 2 of the 4 tied places are in the top 3
+    tied = [{"tx_hash": "o0", "score": 0.9, "block_number": 1}]
+    tied += [{"tx_hash": f"o{i}", "score": 0.5, "block_number": 1} for i in range(1, 4)]
+    tied += [{"tx_hash": "x", "score": 0.5, "block_number": 1}]
+    assert evaluate_transactions(tied, labels)["top3_in_block"] == 0.5
+
+
 def test_evaluate_details_say_where_each_exploit_landed_and_which_ordinary_outrank_them(tmp_path: Path) -> None:
     from detectors.evaluate import EvaluationError, evaluate
 
