@@ -141,6 +141,26 @@ ORACLE_SELECTORS = frozenset({
     "0x59e02dd7",  # peek() (Maker medianizer / OSM)
     "0x57de26a4",  # read()
 })
+# governance: votes, proposals, their execution, and voting power delegated (Compound Governor
+# Alpha/Bravo, OpenZeppelin Governor, Aave v2 governance, Beanstalk's commit). Ordinary on their
+# own; inside a flash loan they are the flash-loan governance attack (borrowed voting power)
+GOVERNANCE_SELECTORS = frozenset({
+    "0x56781388",  # castVote(uint256,uint8)
+    "0x15373e3d",  # castVote(uint256,bool) (Governor Alpha)
+    "0x7b3c71d3",  # castVoteWithReason(uint256,uint8,string)
+    "0x3bccf4fd",  # castVoteBySig(uint256,uint8,uint8,bytes32,bytes32)
+    "0x5f398a14",  # castVoteWithReasonAndParams(uint256,uint8,string,bytes)
+    "0xda95691a",  # propose(address[],uint256[],string[],bytes[],string) (Governor Bravo)
+    "0x7d5e81e2",  # propose(address[],uint256[],bytes[],string) (OpenZeppelin Governor)
+    "0xfe0d94c1",  # execute(uint256) (Governor Bravo)
+    "0xddf0b009",  # queue(uint256)
+    "0x2656227d",  # execute(address[],uint256[],bytes[],bytes32) (OpenZeppelin Governor)
+    "0x160cbed7",  # queue(address[],uint256[],bytes[],bytes32)
+    "0x5c19a95c",  # delegate(address) (voting power)
+    "0xc9d27afe",  # vote(uint256,bool)
+    "0x612c56fa",  # submitVote(uint256,bool) (Aave v2)
+    "0x73015684",  # emergencyCommit(uint32) (Beanstalk)
+})
 # public no-argument entry points of protocols: keeper and maintenance jobs (vault harvests,
 # rebases, interest accrual), reward claims and payable deposits. Anyone calls them, and they can
 # set off a large call tree (a harvest claims, swaps and redeposits), but such a call is the
@@ -169,13 +189,13 @@ PUBLIC_NOARG_SELECTORS = frozenset({
 NOT_REENTRY = CALLBACK_SELECTORS | TOKEN_FUNCTIONS
 # one lookup per frame: what a selector is (the sets above are disjoint, checked here)
 (_MOVE, _BALANCE, _APPROVE, _WRAP, _UNWRAP, _FLASH, _V2_SWAP, _TAKEOVER, _LENDING, _ORACLE, _ALLOWANCE,
- _LIQUIDATE) = range(12)
+ _LIQUIDATE, _GOVERN) = range(13)
 _KINDS: tuple[tuple[int, frozenset[str]], ...] = (
     (_MOVE, TOKEN_MOVES), (_BALANCE, frozenset({BALANCE_OF})), (_APPROVE, frozenset({APPROVE})),
     (_WRAP, frozenset({WRAP})), (_UNWRAP, frozenset({UNWRAP})), (_FLASH, FLASH_SELECTORS),
     (_V2_SWAP, frozenset({UNISWAP_V2_SWAP})), (_TAKEOVER, TAKEOVER_SELECTORS),
     (_LENDING, LENDING_SELECTORS - LIQUIDATION_SELECTORS), (_LIQUIDATE, LIQUIDATION_SELECTORS),
-    (_ORACLE, ORACLE_SELECTORS), (_ALLOWANCE, frozenset({ALLOWANCE})),
+    (_ORACLE, ORACLE_SELECTORS), (_ALLOWANCE, frozenset({ALLOWANCE})), (_GOVERN, GOVERNANCE_SELECTORS),
 )
 _SELECTOR_KIND: dict[str, int] = {sel: code for code, sels in _KINDS for sel in sels}
 assert len(_SELECTOR_KIND) == sum(len(sels) for _, sels in _KINDS), "selector sets overlap"
@@ -197,6 +217,8 @@ FEATURES: tuple[str, ...] = (
     "bare_call_tree", "takeover_calls", "lending_calls", "oracle_reads",
     # calls of the public liquidation entry points of the large lending protocols
     "liquidation_calls",
+    # governance calls (votes, proposals, execution, delegation) made in the transaction
+    "governance_calls",
     # calldata words
     "overflow_words",
     # logs
@@ -271,7 +293,7 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float], producer: st
     block's producer, when known (ETH paid to it is counted)."""
     frames = depth_max = delegate = creates = selfdestructs = statics = value_calls = failed = 0
     token_moves = balance_checks = approvals = flash = reentries = into_created = takeover = pulls = 0
-    lending = oracle = allowances = counterfeit = paid_producer = liquidations = injected = 0
+    lending = oracle = allowances = counterfeit = paid_producer = liquidations = injected = governance = 0
     # a transaction that calls a token function itself is a token's own business (fee tokens
     # swapping their fees have routers call them back); otherwise, the originator's contracts
     # being called as a token by a third party is a counterfeit token at work
@@ -406,6 +428,9 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float], producer: st
                     lending += 1
             elif code == _ORACLE:
                 oracle += 1
+            elif code == _GOVERN:
+                if kind == "CALL":  # (a proxy's delegatecall repeats it)
+                    governance += 1
             elif len(inp) >= 74:  # allowance(owner, spender): whose approvals are read?
                 owner = "0x" + inp[34:74]
                 if owner not in mine and owner != f.sender:
@@ -441,6 +466,7 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float], producer: st
     out["counterfeit_token_calls"] = float(counterfeit)
     out["lending_calls"] = float(lending)
     out["liquidation_calls"] = float(liquidations)
+    out["governance_calls"] = float(governance)
     gained, lost = _value_flow(moves, mine)
     out["assets_gained"] = float(gained)
     out["assets_lost"] = float(lost)

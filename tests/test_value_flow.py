@@ -342,3 +342,42 @@ def test_a_protocols_public_no_argument_routine_is_not_a_bare_attack_call(routin
     assert routine_call["bare_call_tree"] == 0.0 and routine_call["frames"] == 41.0
     assert not [r.name for r in rules.matches(routine_call) if r.name.startswith("attack-contract")]
     assert features(*legs, input=routine.upper().replace("0X", "0x"))["bare_call_tree"] == 0.0
+
+
+def test_governance_inside_a_flash_loan_is_an_attack_and_an_ordinary_vote_is_not() -> None:
+    from detectors.engine import ScoringEngine
+    from ingest import Block
+
+    gov = "0x" + "9" * 40
+    # borrowed voting power: flash-borrow the governance token, delegate it, vote and execute, repay
+    delegate = CallFrame(type="CALL", sender=BOT, to=TOKEN, input="0x5c19a95c" + word(BOT))
+    vote = CallFrame(type="CALL", sender=BOT, to=gov, input="0x56781388" + word(7) + word(1))
+    execute = CallFrame(type="CALL", sender=BOT, to=gov, input="0xfe0d94c1" + word(7),
+                        calls=(transfer(OTHER, gov, BOT, 10**24),))
+    callback = CallFrame(type="CALL", sender=POOL, to=BOT, input="0x920f5c84",
+                         calls=(delegate, vote, execute, transfer(TOKEN, BOT, POOL, 10**24)))
+    flash = CallFrame(type="CALL", sender=BOT, to=POOL, input="0xab9c4b5d" + word(BOT),
+                      calls=(transfer(TOKEN, POOL, BOT, 10**24), callback))
+    attack = features(flash)
+    assert attack["governance_calls"] == 3.0 and attack["flash_calls"] == 1.0
+    rules = load_rules()
+    assert "flash-loan-governance" in [r.name for r in rules.matches(attack)]
+    # a holder voting with tokens it holds, and a flash loan that votes on nothing: no such rule
+    ordinary_vote = features(vote)
+    assert ordinary_vote["governance_calls"] == 1.0
+    assert "flash-loan-governance" not in [r.name for r in rules.matches(ordinary_vote)]
+    plain_flash = features(CallFrame(type="CALL", sender=BOT, to=POOL, input="0xab9c4b5d" + word(BOT),
+                                     calls=(transfer(TOKEN, POOL, BOT, 10**24),
+                                            transfer(TOKEN, BOT, POOL, 10**24))))
+    assert "flash-loan-governance" not in [r.name for r in rules.matches(plain_flash)]
+
+    # the engine alerts on it, even on a cold stream, critical, and says why
+    root = CallFrame(type="CALL", sender=EOA, to=BOT, input="0x12345678", calls=(flash,))
+    tx = Tx(hash="0x" + "ab" * 32, sender=EOA, to=BOT, value=0, input="0x12345678", trace=root)
+    voter = Tx(hash="0x" + "cd" * 32, sender=OTHER, to=gov, value=0, input=vote.input,
+               trace=CallFrame(type="CALL", sender=OTHER, to=gov, input=vote.input))
+    scores = ScoringEngine().score_block(Block(number=1, hash="0x" + "ee" * 32, timestamp=1, transactions=(tx, voter)))
+    bad, good = scores
+    assert bad.finding is not None and bad.finding.severity == "critical"
+    assert bad.finding.detector == "rules/flash-loan-governance"
+    assert good.finding is None and good.score < bad.score
