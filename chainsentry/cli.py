@@ -569,12 +569,17 @@ def evaluate_cmd(
     details: Annotated[int | None, typer.Option(
         "--details", min=0, help="also list every labelled positive (score, rank, rank in block, alerted, "
                                  "the labels' other columns) and the N highest-scored ordinary items")] = None,
+    bootstrap: Annotated[int, typer.Option(
+        "--bootstrap", min=0, help="95% confidence intervals from N stratified bootstrap resamples (0: none)")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="random seed of the bootstrap")] = 0,
 ) -> None:
     """Measure detection against labels; prints the metrics as JSON.
 
     Example: chainsentry evaluate --scores scores.jsonl --labels ../shared/data/attacks-dev.labels.csv --plot pr.png
+    --bootstrap 1000
     """
-    typer.echo(orjson.dumps(evaluate(scores, labels, alerts, plot, details), option=orjson.OPT_INDENT_2).decode())
+    typer.echo(orjson.dumps(evaluate(scores, labels, alerts, plot, details, bootstrap, seed),
+                            option=orjson.OPT_INDENT_2).decode())
 
 
 @app.command()

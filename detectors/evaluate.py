@@ -127,7 +127,8 @@ def read_jsonl(path: str | Path) -> Iterable[dict[str, Any]]:
 
 
 def evaluate_transactions(scores: list[dict[str, Any]], labels: dict[str, int],
-                          alerts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+                          alerts: list[dict[str, Any]] | None = None, resamples: int = 0,
+                          seed: int = 0) -> dict[str, Any]:
     rows = [(labels[s["tx_hash"]], float(s["score"]), s.get("block_number")) for s in scores if s["tx_hash"] in labels]
     if not rows:
         raise EvaluationError("no scored transaction has a label: wrong labels file?")
@@ -156,6 +157,9 @@ def evaluate_transactions(scores: list[dict[str, Any]], labels: dict[str, int],
         "top3_in_block_best_possible": round(top3_ceiling, 4),
         "top3_in_block_among_ordinary": round(sum(top3_ordinary) / len(top3_ordinary), 4),
     }
+    if resamples:
+        out["confidence_95"] = bootstrap(y, x, _TX_METRICS, resamples, seed,
+                                         {"top3_in_block": top3, "top3_in_block_among_ordinary": top3_ordinary})
     if alerts is not None:
         alerted = _alerted(alerts)
         tp = sum(1 for h, lab in labels.items() if lab and h in alerted)
@@ -167,6 +171,48 @@ def evaluate_transactions(scores: list[dict[str, Any]], labels: dict[str, int],
             "recall": round(tp / sum(y), 4),
             "false_alerts_per_1000": round(1000 * fp / ordinary, 3) if ordinary else None,
         }
+    return out
+
+
+def bootstrap(labels: Sequence[int], scores: Sequence[float], metrics: dict[str, Any], resamples: int,
+              seed: int = 0, per_positive: dict[str, Sequence[float]] | None = None) -> dict[str, Any]:
+    """95% confidence intervals of ``metrics`` (name -> function of (labels, scores)) by a
+    stratified bootstrap: each resample draws as many labelled and as many ordinary items as there
+    are, with replacement, so every resample has both classes in the same numbers; the interval
+    is the 2.5th and 97.5th percentiles of the resampled values. ``per_positive``: metrics that
+    are a mean over the labelled items of a value each has (the top-3 share), resampled with them.
+    Deterministic for a seed.
+
+    With 46 exploits, one exploit moves recall by 0.022: a difference between two configurations
+    smaller than the interval is not evidence that either is better.
+
+    >>> ci = bootstrap([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9], {"roc_auc": roc_auc}, 200)
+    >>> ci["roc_auc"], ci["resamples"]
+    ([1.0, 1.0], 200)
+    """
+    import random
+
+    if resamples < 1:
+        raise EvaluationError("bootstrap needs at least one resample")
+    rng = random.Random(seed)
+    pos = [s for s, lab in zip(scores, labels, strict=True) if lab]
+    neg = [s for s, lab in zip(scores, labels, strict=True) if not lab]
+    if not pos or not neg:
+        raise EvaluationError("bootstrap needs both labelled and ordinary items")
+    n_pos, n_neg = len(pos), len(neg)
+    y = [1] * n_pos + [0] * n_neg
+    values: dict[str, list[float]] = {name: [] for name in (*metrics, *(per_positive or {}))}
+    for _ in range(resamples):
+        pick = [rng.randrange(n_pos) for _ in range(n_pos)]
+        x = [pos[i] for i in pick] + [neg[rng.randrange(n_neg)] for _ in range(n_neg)]
+        for name, fn in metrics.items():
+            values[name].append(fn(y, x))
+        for name, per in (per_positive or {}).items():
+            values[name].append(sum(per[i] for i in pick) / n_pos)
+    out: dict[str, Any] = {"method": "stratified bootstrap, percentile", "resamples": resamples, "seed": seed}
+    for name, vals in values.items():
+        vals.sort()
+        out[name] = [round(vals[int(0.025 * (resamples - 1))], 4), round(vals[int(round(0.975 * (resamples - 1)))], 4)]
     return out
 
 
@@ -205,16 +251,28 @@ def _alerted(alerts: list[dict[str, Any]]) -> set[str]:
     return {a["tx_hash"] for a in alerts if a.get("tx_hash") and a.get("status") != "retracted"}
 
 
-def evaluate_accounts(scores: list[dict[str, Any]], labels: dict[str, int]) -> dict[str, Any]:
+def evaluate_accounts(scores: list[dict[str, Any]], labels: dict[str, int], resamples: int = 0,
+                      seed: int = 0) -> dict[str, Any]:
     best = _best_wallet_scores(scores, labels)
     if not best:
         raise EvaluationError("no scored address has a label: wrong labels file?")
     y = [labels[a] for a in labels]
     x = [best.get(a, 0.0) for a in labels]
-    return {
+    out: dict[str, Any] = {
         "kind": "accounts", "accounts": len(labels), "seen": len(best), "labelled": sum(y),
         "roc_auc": round(roc_auc(y, x), 4), "recall_at_5pct_fpr": round(recall_at_fpr(y, x, 0.05), 4),
     }
+    if resamples:
+        out["confidence_95"] = bootstrap(y, x, _ACCOUNT_METRICS, resamples, seed)
+    return out
+
+
+_TX_METRICS: dict[str, Any] = {
+    "roc_auc": roc_auc, "average_precision": average_precision,
+    "recall_at_1pct_fpr": lambda y, x: recall_at_fpr(y, x, 0.01),
+    "recall_at_0.1pct_fpr": lambda y, x: recall_at_fpr(y, x, 0.001),
+}
+_ACCOUNT_METRICS: dict[str, Any] = {"roc_auc": roc_auc, "recall_at_5pct_fpr": lambda y, x: recall_at_fpr(y, x, 0.05)}
 
 
 def details(scores: list[dict[str, Any]], labels: dict[str, int], kind: str, top: int,
@@ -307,13 +365,16 @@ def plot(scores: list[dict[str, Any]], labels: dict[str, int], kind: str, path: 
 
 
 def evaluate(scores_path: str | Path, labels_path: str | Path, alerts_path: str | Path | None = None,
-             plot_path: str | Path | None = None, details_top: int | None = None) -> dict[str, Any]:
-    """The metrics; with ``details_top``, also :func:`details` (that many ordinary items)."""
+             plot_path: str | Path | None = None, details_top: int | None = None, resamples: int = 0,
+             seed: int = 0) -> dict[str, Any]:
+    """The metrics; with ``details_top``, also :func:`details` (that many ordinary items); with
+    ``resamples``, 95% confidence intervals (:func:`bootstrap`)."""
     extra: dict[str, dict[str, str]] = {}
     kind, labels = read_labels(labels_path, extra)
     scores = list(read_jsonl(scores_path))
     alerts = list(read_jsonl(alerts_path)) if alerts_path else None
-    result = evaluate_transactions(scores, labels, alerts) if kind == "tx" else evaluate_accounts(scores, labels)
+    result = (evaluate_transactions(scores, labels, alerts, resamples, seed) if kind == "tx"
+              else evaluate_accounts(scores, labels, resamples, seed))
     if details_top is not None:
         result["details"] = details(scores, labels, kind, details_top, extra, alerts)
     if plot_path is not None:

@@ -57,8 +57,11 @@ def test_replay_scores_are_byte_identical_and_evaluate_reads_them(data_dir: Path
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     res = run_cli("evaluate", "--scores", str(tmp_path / "scores-a.jsonl"), "--labels",
                   str(data_dir / "attacks-dev.labels.csv"), "--alerts", str(tmp_path / "alerts-a.jsonl"),
-                  "--details", "5")
+                  "--details", "5", "--bootstrap", "100", "--seed", "7")
     assert res.returncode == 0, res.stderr
+    ci = orjson.loads(res.stdout)["confidence_95"]
+    assert ci["resamples"] == 100 and ci["seed"] == 7
+    assert ci["average_precision"][0] <= metrics["average_precision"] <= ci["average_precision"][1]
     details = orjson.loads(res.stdout)["details"]
     assert len(details["positives"]) == 46 and len(details["top_ordinary"]) == 5
     assert all(p["incident"] and p["date"] for p in details["positives"])  # the labels file's other columns

@@ -354,6 +354,37 @@ def test_metrics_match_scikit_learn(seed: int) -> None:
     assert recall_at_fpr(y, x, 0.05) == sum(1 for s, lab in zip(x, y, strict=True) if lab and s > thr) / sum(y)
 
 
+def test_bootstrap_intervals_are_stratified_seeded_and_narrow_with_more_data(tmp_path: Path) -> None:
+    from detectors.evaluate import bootstrap, evaluate, roc_auc
+
+    y, x = _pairs(300, 3)
+    seen: list[tuple[int, int]] = []
+
+    def counting(yy: list[int], xx: list[float]) -> float:
+        seen.append((len(xx), sum(yy)))
+        return roc_auc(yy, xx)
+
+    ci = bootstrap(y, x, {"roc_auc": counting}, 300, seed=1)
+    assert set(seen) == {(300, sum(y))}, "every resample keeps both classes' sizes"
+    lo, hi = ci["roc_auc"]
+    assert 0.0 <= lo < roc_auc(y, x) < hi <= 1.0
+    assert bootstrap(y, x, {"roc_auc": roc_auc}, 300, seed=1)["roc_auc"] == [lo, hi], "seeded"
+    assert bootstrap(y, x, {"roc_auc": roc_auc}, 300, seed=2)["roc_auc"] != [lo, hi]
+    lo4, hi4 = bootstrap(y * 4, x * 4, {"roc_auc": roc_auc}, 300, seed=1)["roc_auc"]
+    assert hi4 - lo4 < 0.7 * (hi - lo), "four times the data: about half the width"
+    # through evaluate(), as `chainsentry evaluate --bootstrap` prints it
+    import orjson
+
+    (tmp_path / "s.jsonl").write_bytes(b"".join(
+        orjson.dumps({"tx_hash": f"t{i}", "score": v, "block_number": i // 10, "detectors": {}, "wallets": {}}) + b"\n"
+        for i, v in enumerate(x)))
+    (tmp_path / "l.csv").write_text("tx_hash,label\n" + "".join(f"t{i},{lab}\n" for i, lab in enumerate(y)))
+    got = evaluate(tmp_path / "s.jsonl", tmp_path / "l.csv", resamples=200)
+    for name in ("roc_auc", "average_precision", "recall_at_0.1pct_fpr", "top3_in_block"):
+        assert got["confidence_95"][name][0] <= got[name] <= got["confidence_95"][name][1], name
+    assert "confidence_95" not in evaluate(tmp_path / "s.jsonl", tmp_path / "l.csv")
+
+
 def _json(rows: list[dict[str, Any]]) -> list[str]:
     import orjson
 
