@@ -20,6 +20,8 @@ from collections.abc import Iterable
 
 from ingest.events import Block, CallFrame, Tx
 
+from . import initializers
+
 WEI = 10**18
 
 # 4-byte selectors of the token functions every ERC20/721 shares
@@ -74,8 +76,9 @@ CALLBACK_SELECTORS = frozenset({
     "0xf23a6e61",  # onERC1155Received
     "0xbc197c81",  # onERC1155BatchReceived
 })
-# initialisation and ownership functions that an outsider should not call on a live contract
-TAKEOVER_SELECTORS = frozenset({
+# initialisation and ownership functions that an outsider should not call on a live contract:
+# these, and every init/initialize/initialise signature enumerated by .initializers
+TAKEOVER_SELECTORS = initializers.load() | frozenset({
     "0xe46dcfeb",  # initWallet(address[],uint256,uint256)
     "0x8129fc1c",  # initialize()
     "0xc4d66de8",  # initialize(address)

@@ -381,3 +381,35 @@ def test_governance_inside_a_flash_loan_is_an_attack_and_an_ordinary_vote_is_not
     assert bad.finding is not None and bad.finding.severity == "critical"
     assert bad.finding.detector == "rules/flash-loan-governance"
     assert good.finding is None and good.score < bad.score
+
+
+def test_the_initialiser_dictionary_is_what_its_generator_makes_and_spots_any_initialiser() -> None:
+    from importlib import resources
+
+    from detectors import initializers
+    from detectors.features import TAKEOVER_SELECTORS
+
+    stored = resources.files("detectors").joinpath(initializers.FILE).read_bytes()
+    assert stored == initializers.build(), "rules/initializers.bin is stale: python -m detectors.initializers"
+    known = initializers.load()
+    assert len(known) == len(stored) // 4 > 30_000 and known <= TAKEOVER_SELECTORS
+    # signatures nobody listed by hand: a vesting contract's init, a wide initialiser of addresses
+    for sig in ("init(uint256,uint256[],uint256[],address)", "initialize(address,address,address,uint256,uint256)",
+                "initialise(string,string,uint8)"):
+        from eth_utils import keccak
+
+        assert "0x" + keccak(text=sig)[:4].hex() in known, sig
+    assert "0xa9059cbb" not in known and "0x095ea7b3" not in known  # transfer, approve
+
+    # re-initialising a live vesting contract through its proxy is a takeover; the proxy's
+    # delegatecall that repeats the call is not counted again
+    init = "0x84304ad7" + word(1) + word(128) + word(160) + word(BOT) + word(0) + word(0)
+    take = CallFrame(type="CALL", sender=BOT, to=VICTIM, input=init,
+                     calls=(CallFrame(type="DELEGATECALL", sender=VICTIM, to=OTHER, input=init),))
+    assert features(take)["takeover_calls"] == 1.0
+    assert "access-control-takeover" in [r.name for r in load_rules().matches(features(take))]
+    # a factory cloning a contract and initialising the clone in the same transaction is no takeover
+    clone = CallFrame(type="CALL", sender=POOL, to=BOT, input="0xfb90b320",
+                      calls=(CallFrame(type="CREATE", sender=BOT, to=VICTIM, input="0x3d602d80"),
+                             CallFrame(type="CALL", sender=BOT, to=VICTIM, input="0x19ab453c" + word(POOL))))
+    assert features(clone)["takeover_calls"] == 0.0
