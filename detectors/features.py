@@ -95,6 +95,15 @@ TAKEOVER_SELECTORS = initializers.load() | frozenset({
     "0x4f1ef286",  # upgradeToAndCall(address,bytes)
     "0x704b6c02",  # setAdmin(address)
 })
+# how a multisig or a timelock executes what its owners decided: a takeover call the root contract
+# makes under one of these is the contract's administration at work (a Safe's owners handing over
+# ownership, a timelock's queued upgrade), not an outsider's takeover
+ADMIN_EXEC_SELECTORS = frozenset({
+    "0x6a761202",  # execTransaction(address,uint256,bytes,uint8,uint256,uint256,uint256,address,address,bytes) (Safe)
+    "0x0825f38f",  # executeTransaction(address,uint256,string,bytes,uint256) (Compound Timelock)
+    "0x134008d3",  # execute(address,uint256,bytes,bytes32,bytes32) (OpenZeppelin TimelockController)
+    "0xe38335e5",  # executeBatch(address[],uint256[],bytes[],bytes32,bytes32) (OpenZeppelin TimelockController)
+})
 # lending-market actions (Compound-style cTokens, Aave pools) and price-oracle reads: borrowing
 # against a price read inside the same transaction is the shape of oracle manipulation
 LENDING_SELECTORS = frozenset({
@@ -301,6 +310,7 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float], producer: st
     # swapping their fees have routers call them back); otherwise, the originator's contracts
     # being called as a token by a third party is a counterfeit token at work
     fake_watch = len(tx.input) >= 10 and tx.input[:10] not in TOKEN_FUNCTIONS
+    admin_root = tx.input[:10].lower() in ADMIN_EXEC_SELECTORS  # a multisig or timelock executing
     eth_to_sender = 0
     balances_read: dict[tuple[str | None, str], str] = {}  # (token, holder) -> balanceOf output just read
     drained: set[str] = set()  # third parties whose whole balance, just read, was pulled with transferFrom
@@ -420,7 +430,8 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float], producer: st
                 if len(inp) > 330 and inp[266:330] != _ZERO_WORD:  # a swap with callback data: a flash swap
                     flash += 1
             elif code == _TAKEOVER:
-                if kind == "CALL" and to not in created:  # (a proxy's delegatecall repeats it)
+                # (a proxy's delegatecall repeats it; what a multisig or timelock executes is administration)
+                if kind == "CALL" and to not in created and not (admin_root and f.sender == root_to):
                     takeover += 1
             elif code == _LENDING:
                 lending += 1

@@ -292,7 +292,7 @@ def test_taking_over_a_live_contract_then_taking_its_tokens_is_a_takeover_theft(
     assert theft["takeover_calls"] == 1.0 and theft["free_gain"] == 1.0
     names = [r.name for r in rules.matches(theft)]
     assert "takeover-theft" in names and "access-control-takeover" in names
-    # the same owner call without taking anything is only a (medium) suspicious takeover
+    # the same owner call without taking anything is only a suspicious takeover (no theft)
     alone = features(take)
     assert [r.name for r in rules.matches(alone)] == ["access-control-takeover"]
     # a contract initialised in the transaction that created it is no takeover
@@ -413,3 +413,24 @@ def test_the_initialiser_dictionary_is_what_its_generator_makes_and_spots_any_in
                       calls=(CallFrame(type="CREATE", sender=BOT, to=VICTIM, input="0x3d602d80"),
                              CallFrame(type="CALL", sender=BOT, to=VICTIM, input="0x19ab453c" + word(POOL))))
     assert features(clone)["takeover_calls"] == 0.0
+
+
+def test_a_multisig_or_timelock_handing_over_ownership_is_administration_not_a_takeover() -> None:
+    safe, target = POOL, VICTIM
+    handover = CallFrame(type="CALL", sender=safe, to=target, input="0xf2fde38b" + word(OTHER))  # transferOwnership
+    exec_tx = "0x6a761202" + word(target) + word(0) * 9  # execTransaction(...) on the Safe
+    root = CallFrame(type="CALL", sender=EOA, to=safe, input=exec_tx, calls=(handover,))
+    by_safe = tx_features(Tx(hash="0x01", sender=EOA, to=safe, value=0, input=exec_tx, trace=root))
+    assert by_safe["takeover_calls"] == 0.0
+    # the same call made by anyone's contract, or by an account directly, is counted
+    assert features(handover)["takeover_calls"] == 1.0
+    direct = CallFrame(type="CALL", sender=EOA, to=target, input=handover.input)
+    alone = tx_features(Tx(hash="0x02", sender=EOA, to=target, value=0, input=handover.input, trace=direct))
+    assert alone["takeover_calls"] == 1.0
+    assert "access-control-takeover" in [r.name for r in load_rules().matches(alone)]
+    # a Safe executing a call into a contract that then re-initialises a third party is not exempt
+    relay = CallFrame(type="CALL", sender=safe, to=BOT, input="0x12345678",
+                      calls=(CallFrame(type="CALL", sender=BOT, to=target, input="0xc4d66de8" + word(BOT)),))
+    via = tx_features(Tx(hash="0x03", sender=EOA, to=safe, value=0, input=exec_tx,
+                         trace=CallFrame(type="CALL", sender=EOA, to=safe, input=exec_tx, calls=(relay,))))
+    assert via["takeover_calls"] == 1.0
