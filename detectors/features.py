@@ -95,6 +95,11 @@ TAKEOVER_SELECTORS = initializers.load() | frozenset({
     "0x4f1ef286",  # upgradeToAndCall(address,bytes)
     "0x704b6c02",  # setAdmin(address)
 })
+# the precompiled contracts (ecrecover, sha256, ripemd160, identity, modexp, the pairing curve ops,
+# blake2f, the KZG point evaluation): Vyper copies memory through the identity precompile (0x04),
+# so its input is whatever bytes were copied, a token transfer's calldata included. Such a call is
+# not a call of the function its first 4 bytes name
+PRECOMPILES = frozenset(f"0x{i:040x}" for i in range(1, 11))
 # how a multisig or a timelock executes what its owners decided: a takeover call the root contract
 # makes under one of these is the contract's administration at work (a Safe's owners handing over
 # ownership, a timelock's queued upgrade), not an outsider's takeover
@@ -359,7 +364,7 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float], producer: st
         if to in created and d > 0 and kind != "CREATE" and kind != "CREATE2":
             into_created += 1
         inp = f.input
-        if len(inp) < 10:
+        if len(inp) < 10 or to in PRECOMPILES:  # (a precompile's input is data, not a function call)
             sel = None
         else:
             sel = inp[:10]

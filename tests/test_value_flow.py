@@ -434,3 +434,14 @@ def test_a_multisig_or_timelock_handing_over_ownership_is_administration_not_a_t
     via = tx_features(Tx(hash="0x03", sender=EOA, to=safe, value=0, input=exec_tx,
                          trace=CallFrame(type="CALL", sender=EOA, to=safe, input=exec_tx, calls=(relay,))))
     assert via["takeover_calls"] == 1.0
+
+
+def test_memory_copied_through_the_identity_precompile_is_not_a_token_call() -> None:
+    # a Vyper pool copies a transfer's calldata through the identity precompile (0x04), then makes it
+    identity = "0x" + "0" * 39 + "4"
+    data = "0xa9059cbb" + word(EOA) + word(10**18)
+    copies = [CallFrame(type="CALL", sender=POOL, to=identity, input=data) for _ in range(5)]
+    pay = CallFrame(type="CALL", sender=BOT, to=POOL, input="0x3df02124" + word(0) + word(1) + word(10) + word(9),
+                    calls=(*copies, transfer(TOKEN, POOL, EOA, 10**18)))
+    f = features(pay)
+    assert f["token_moves"] == 1.0 and f["tokens_touched"] == 1.0 and f["max_repeat"] == 1.0
