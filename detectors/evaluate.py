@@ -212,7 +212,7 @@ def bootstrap(labels: Sequence[int], scores: Sequence[float], metrics: dict[str,
     out: dict[str, Any] = {"method": "stratified bootstrap, percentile", "resamples": resamples, "seed": seed}
     for name, vals in values.items():
         vals.sort()
-        out[name] = [round(vals[int(0.025 * (resamples - 1))], 4), round(vals[int(round(0.975 * (resamples - 1)))], 4)]
+        out[name] = [round(vals[int(0.025 * (resamples - 1))], 4), round(vals[round(0.975 * (resamples - 1))], 4)]
     return out
 
 

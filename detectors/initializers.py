@@ -49,9 +49,9 @@ def signatures() -> Iterator[str]:
 
 def build() -> bytes:
     """The file's content: the selectors, sorted, 4 bytes each (keccak-256 of each signature)."""
-    from eth_utils import keccak
+    from eth_hash.auto import keccak
 
-    return b"".join(sorted({keccak(text=sig)[:4] for sig in signatures()}))
+    return b"".join(sorted({keccak(sig.encode())[:4] for sig in signatures()}))
 
 
 def load() -> frozenset[str]:
