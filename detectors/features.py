@@ -236,6 +236,9 @@ FEATURES: tuple[str, ...] = (
     "liquidation_calls",
     # governance calls (votes, proposals, execution, delegation) made in the transaction
     "governance_calls",
+    # price reads (ORACLE_SELECTORS) of a contract whose own call is still on the stack, by a third
+    # party: read-only re-entrancy (a pool's virtual price read while it is mid-withdrawal)
+    "reentrant_price_reads",
     # calldata words
     "overflow_words",
     # logs
@@ -311,6 +314,7 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float], producer: st
     frames = depth_max = delegate = creates = selfdestructs = statics = value_calls = failed = 0
     token_moves = balance_checks = approvals = flash = reentries = into_created = takeover = pulls = 0
     lending = oracle = allowances = counterfeit = paid_producer = liquidations = injected = governance = 0
+    stale_reads = 0
     # a transaction that calls a token function itself is a token's own business (fee tokens
     # swapping their fees have routers call them back); otherwise, the originator's contracts
     # being called as a token by a third party is a counterfeit token at work
@@ -447,6 +451,8 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float], producer: st
                     lending += 1
             elif code == _ORACLE:
                 oracle += 1
+                if to in path and to != f.sender:  # a price read of a contract still mid-call
+                    stale_reads += 1
             elif code == _GOVERN:
                 if kind == "CALL":  # (a proxy's delegatecall repeats it)
                     governance += 1
@@ -491,6 +497,7 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float], producer: st
     out["assets_lost"] = float(lost)
     out["free_gain"] = float(gained) if gained and not lost else 0.0
     out["oracle_reads"] = float(oracle)
+    out["reentrant_price_reads"] = float(stale_reads)
     if producer is not None and value_calls:
         out["pays_block_producer"] = float(paid_producer)
     # a call with no arguments that sets off a large tree: a contract pre-programmed to attack

@@ -445,3 +445,25 @@ def test_memory_copied_through_the_identity_precompile_is_not_a_token_call() -> 
                     calls=(*copies, transfer(TOKEN, POOL, EOA, 10**18)))
     f = features(pay)
     assert f["token_moves"] == 1.0 and f["tokens_touched"] == 1.0 and f["max_repeat"] == 1.0
+
+
+def test_a_price_read_of_a_pool_still_mid_withdrawal_is_read_only_reentrancy() -> None:
+    # the pool pays ETH out of remove_liquidity before its state is settled; the attacker's receive()
+    # borrows from a lender that prices the pool's LP token with the pool's own get_virtual_price
+    price = CallFrame(type="STATICCALL", sender=VICTIM, to=POOL, input="0xbb7b8b80")
+    borrow = CallFrame(type="CALL", sender=BOT, to=VICTIM, input="0xc5ebeaec" + word(10**24), calls=(price,))
+    receive = CallFrame(type="CALL", sender=POOL, to=BOT, input="0x", value=10**20, calls=(borrow,))
+    withdraw = CallFrame(type="CALL", sender=BOT, to=POOL, input="0x5b36389c" + word(10**20) + word(0) + word(0),
+                         calls=(receive,))
+    attack = features(withdraw)
+    assert attack["reentrant_price_reads"] == 1.0 and attack["oracle_reads"] == 1.0
+    rules = load_rules()
+    assert "read-only-reentrancy" in [r.name for r in rules.matches(attack)]
+    # the same price read once the withdrawal has returned, or the pool reading its own price: none
+    after = features(CallFrame(type="CALL", sender=BOT, to=POOL, input=withdraw.input,
+                               calls=(CallFrame(type="CALL", sender=POOL, to=BOT, input="0x", value=10**20),)),
+                     CallFrame(type="CALL", sender=BOT, to=VICTIM, input=borrow.input, calls=(price,)))
+    own = features(CallFrame(type="CALL", sender=BOT, to=POOL, input=withdraw.input,
+                             calls=(CallFrame(type="STATICCALL", sender=POOL, to=POOL, input="0xbb7b8b80"),)))
+    assert after["reentrant_price_reads"] == 0.0 and own["reentrant_price_reads"] == 0.0
+    assert after["oracle_reads"] == 1.0
