@@ -11,7 +11,9 @@
   called the contract before (up to 32): a public router is called by many, an attack contract by
   its owner; and a running mean and variance (Welford) of the call-tree size each contract sees,
   so a contract suddenly called with a far larger tree than usual stands out (z-score, once the
-  contract has 20 traced calls).
+  contract has 20 traced calls). Who created each contract, when the stream saw it: its deployer
+  calling its initialiser or ownership function directly is set-up, and is taken off
+  ``takeover_calls``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 from ingest.events import Tx
 
 from .base import Contribution, Features, dict_get, move_to_end
+from .features import TAKEOVER_SELECTORS
 
 # features HST sees, each log1p-scaled into [0, limit]
 HST_FEATURES: tuple[tuple[str, float], ...] = (
@@ -145,8 +148,12 @@ class EntityState:
         to = tx.to
         born = dict_get(self.created, to) if to is not None else None
         if born is not None:  # a contract whose creation this stream saw
-            x["to_created_by_sender"] = 1.0 if born[0] == tx.sender else 0.0
+            own = born[0] == tx.sender
+            x["to_created_by_sender"] = 1.0 if own else 0.0
             x["to_age_hours"] = max(0.0, now - born[1]) / 3600
+            if own and x.get("takeover_calls") and tx.input[:10].lower() in TAKEOVER_SELECTORS:
+                # its deployer initialising it, or handing its ownership on: set-up, not a takeover
+                x["takeover_calls"] -= 1.0
         if self.seen < 200:
             return  # cold: everything is new at the start of a stream
         if to is not None and len(tx.input) >= 10:

@@ -567,3 +567,33 @@ def test_round6_is_round_to_6_digits_bit_for_bit(x: float) -> None:
     # every score written out goes through round6: a file must not depend on which rounding ran
     expected = round(x, 6)
     assert _bits(round6(x)) == _bits(expected) or (math.isnan(x) and math.isnan(round6(x)))
+
+
+def test_a_deployer_initialising_its_own_contract_is_set_up_but_anyone_else_doing_it_is_a_takeover() -> None:
+    from detectors.features import tx_features
+    from detectors.online import EntityState
+    from detectors.rules import load_rules
+    from ingest import Receipt
+
+    deployer, outsider, proxy = "0x" + "d" * 40, "0x" + "e" * 40, "0x" + "f" * 40
+    state = EntityState()
+    deploy = Tx(hash="0x" + "1" * 64, sender=deployer, to=None, input="0x6080",
+                receipt=Receipt(tx_hash="0x" + "1" * 64, status=1, contract_address=proxy))
+    state.learn(deploy, None, now=1000.0)
+    init = "0xc4d66de8" + deployer[2:].rjust(64, "0")  # initialize(address)
+
+    def call(sender: str) -> dict[str, float]:
+        root = CallFrame(type="CALL", sender=sender, to=proxy, input=init,
+                         calls=(CallFrame(type="DELEGATECALL", sender=proxy, to="0x" + "a" * 40, input=init),))
+        tx = Tx(hash="0x" + "2" * 64, sender=sender, to=proxy, input=init, trace=root)
+        f = tx_features(tx)
+        assert f["takeover_calls"] == 1.0  # the trace alone cannot tell
+        state.observe(tx, f, now=1060.0)
+        return f
+
+    own, theirs = call(deployer), call(outsider)
+    rules = load_rules()
+    assert own["to_created_by_sender"] == 1.0 and own["takeover_calls"] == 0.0
+    assert "access-control-takeover" not in [r.name for r in rules.matches(own)]
+    assert theirs["to_created_by_sender"] == 0.0 and theirs["takeover_calls"] == 1.0
+    assert "access-control-takeover" in [r.name for r in rules.matches(theirs)]
