@@ -333,10 +333,10 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float], producer: st
     received_from: dict[tuple[str | None, str], int] = {}  # (token, counterparty) -> times tokens came in
     borrow_repay = 0
     moves: list[tuple[str | None, str | None, str | None, int]] = []  # (asset, from, to, amount); ETH is None
-    # iterative DFS with the stack of (frame, depth, callers on the path)
-    stack: list[tuple[CallFrame, int, frozenset[str | None]]] = [(frame, 0, frozenset((sender,)))]
+    # iterative DFS with the stack of (frame, depth, callers on the path, the caller's selector)
+    stack: list[tuple[CallFrame, int, frozenset[str | None], str | None]] = [(frame, 0, frozenset((sender,)), None)]
     while stack:
-        f, d, path = stack.pop()
+        f, d, path, caller_sel = stack.pop()
         frames += 1
         if d > depth_max:
             depth_max = d
@@ -442,6 +442,8 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float], producer: st
                 # (a proxy's delegatecall repeats it; what a multisig or timelock executes is administration)
                 if kind == "CALL" and to not in created and not (admin_root and f.sender == root_to):
                     takeover += 1
+                elif kind == "DELEGATECALL" and sel != caller_sel and f.sender not in created:
+                    takeover += 1  # a contract made to run a foreign initialiser on its own storage
             elif code == _LENDING:
                 lending += 1
             elif code == _LIQUIDATE:
@@ -463,7 +465,7 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float], producer: st
         if f.calls:
             child_path = path | {to} if kind != "DELEGATECALL" else path
             for c in reversed(f.calls):
-                stack.append((c, d + 1, child_path))
+                stack.append((c, d + 1, child_path, sel))
     out["frames"] = float(frames)
     out["depth"] = float(depth_max)
     out["contracts"] = float(len(contracts))

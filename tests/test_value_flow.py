@@ -467,3 +467,20 @@ def test_a_price_read_of_a_pool_still_mid_withdrawal_is_read_only_reentrancy() -
                              calls=(CallFrame(type="STATICCALL", sender=POOL, to=POOL, input="0xbb7b8b80"),)))
     assert after["reentrant_price_reads"] == 0.0 and own["reentrant_price_reads"] == 0.0
     assert after["oracle_reads"] == 1.0
+
+
+def test_a_contract_made_to_delegatecall_a_foreign_initialiser_is_taken_over() -> None:
+    # Furucombo's shape: a proxy that delegatecalls whatever handler it is given is handed a
+    # contract's initialize(address,bytes), which then runs on the proxy's own storage
+    init = "0xd1f57894" + word(BOT) + word(64) + word(0)  # initialize(address,bytes)
+    batch = CallFrame(type="CALL", sender=BOT, to=VICTIM, input="0x21f6d2e7" + word(OTHER),
+                      calls=(CallFrame(type="DELEGATECALL", sender=VICTIM, to=OTHER, input=init),))
+    assert features(batch)["takeover_calls"] == 1.0
+    # a proxy forwarding the initialiser it was called with (one takeover, not two), and a proxy
+    # created in the transaction initialising itself through its implementation (none)
+    forward = CallFrame(type="CALL", sender=BOT, to=VICTIM, input=init,
+                        calls=(CallFrame(type="DELEGATECALL", sender=VICTIM, to=OTHER, input=init),))
+    assert features(forward)["takeover_calls"] == 1.0
+    setup = CallFrame(type="CREATE", sender=BOT, to=VICTIM, input="0x6080",
+                      calls=(CallFrame(type="DELEGATECALL", sender=VICTIM, to=OTHER, input=init),))
+    assert features(setup)["takeover_calls"] == 0.0
