@@ -32,3 +32,8 @@ cdef inline str lower(str s):
         if (65 <= c <= 90) or c > 127:  # A-Z, or not ASCII
             return s.lower()
     return s
+
+
+cdef inline bint has0x(str v):
+    """v[:2] == "0x", without making the slice."""
+    return len(v) >= 2 and v[0] == u'0' and v[1] == u'x'

@@ -5,6 +5,7 @@
 from ingest cimport _hex  # hexint and lower in C (ingest/_hex.py is the Python they stand for)
 
 cpdef object _hexq(object v)
+cpdef object _q(object v)
 cpdef object _fixed(object v, Py_ssize_t length)
 cpdef object _addr(object v)
 cpdef object _h32(object v)

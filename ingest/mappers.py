@@ -541,7 +541,7 @@ def _hexq(v: Any) -> int | None:
     """A well-formed hex quantity or None; anything else raises (to leave the fast path)."""
     if v is None:
         return None
-    if v[:2] != "0x" or len(v) > 66:
+    if not _hex.has0x(v) or len(v) > 66:
         raise ValueError
     return _hex.hexint(v) if len(v) > 2 else 0
 
@@ -550,7 +550,7 @@ def _fixed(v: Any, length: int) -> str | None:
     """A well-formed 0x string of ``length`` characters, lower-cased, or None; else raises."""
     if v is None:
         return None
-    if len(v) != length or v[:2] != "0x":
+    if len(v) != length or not _hex.has0x(v):
         raise ValueError
     return _hex.lower(v)
 
@@ -800,10 +800,10 @@ def _frame_typed(raw: _RawFrame, _frame: Any = CallFrame) -> Any:
     if (
         len(sender) != 42
         or (to is not None and len(to) != 42)
-        or inp[:2] != "0x"
-        or (value is not None and value[:2] != "0x")
-        or (gas is not None and gas[:2] != "0x")
-        or (used is not None and used[:2] != "0x")
+        or not _hex.has0x(inp)
+        or (value is not None and not _hex.has0x(value))
+        or (gas is not None and not _hex.has0x(gas))
+        or (used is not None and not _hex.has0x(used))
     ):
         raise ValueError
     if kind not in FRAME_TYPES:
@@ -832,35 +832,40 @@ def _receipt_typed(raw: _RawReceipt) -> Receipt:
 
 def _log_typed(raw: _RawLog) -> Log:
     data = raw.data
-    if data[:2] != "0x":
+    if not _hex.has0x(data):
         raise ValueError
     return Log(_addr(raw.address) or "", tuple([_h32(t) or "" for t in raw.topics or ()]), data,
                _hexq(raw.logIndex), bool(raw.removed))
 
 
+def _q(v: Any) -> int | None:
+    """A transaction's hex quantity (``0x`` and hex digits) or None; anything else raises."""
+    if v is None:
+        return None
+    if not _hex.has0x(v):
+        raise ValueError
+    return _hex.hexint(v)
+
+
 def _tx_typed(raw: _RawTx, receipt: Receipt | None, trace: CallFrame | None, _tx: Any = Tx) -> Any:
-    h, sender, to, inp, block_hash, *q, blobs = _astuple(raw)  # every field, in _RawTx's order
+    (h, sender, to, inp, block_hash, value, nonce, gas, typ, gas_price, max_fee, max_prio, max_blob, chain_id,
+     number, index, blobs) = _astuple(raw)  # every field, in _RawTx's order
     if (
         len(h) != 66
         or h[1] != "x"
         or (sender is not None and len(sender) != 42)
         or (to is not None and len(to) != 42)
-        or (inp is not None and inp[:2] != "0x")
+        or (inp is not None and not _hex.has0x(inp))
         or (block_hash is not None and len(block_hash) != 66)
         or blobs is not None
     ):
         raise ValueError
-    for v in q:
-        if v is not None and v[:2] != "0x":
-            raise ValueError
-    value, nonce, gas, typ, gas_price, max_fee, max_prio, max_blob, chain_id, number, index = [
-        _hex.hexint(v) if v is not None else None for v in q
-    ]
     return _tx(
         _hex.lower(h), _hex.lower(sender) if sender is not None else None,
-        _hex.lower(to) if to is not None else None, value,
-        inp if inp is not None else "0x", nonce, gas, typ, gas_price, max_fee, max_prio, max_blob, (), chain_id,
-        number, _hex.lower(block_hash) if block_hash is not None else None, index, receipt, trace,
+        _hex.lower(to) if to is not None else None, _q(value),
+        inp if inp is not None else "0x", _q(nonce), _q(gas), _q(typ), _q(gas_price), _q(max_fee), _q(max_prio),
+        _q(max_blob), (), _q(chain_id), _q(number), _hex.lower(block_hash) if block_hash is not None else None,
+        _q(index), receipt, trace,
     )
 
 

@@ -140,7 +140,7 @@ _HEXISH = st.text(alphabet="0123456789abcdefABCDEFxX_ +-g\u00e9\u0130", max_size
 def test_the_mappers_hex_helpers_are_int_and_lower(s: str) -> None:
     """Compiled, the mappers read hex quantities and lower-case addresses with C code of their own
     (ingest/_hex.pxd): for any string it must give what int(s, 16) and s.lower() give, or fail alike."""
-    from ingest.mappers import _fixed, _hexq
+    from ingest.mappers import _fixed, _hexq, _q
 
     try:
         expected: object = (int(s, 16) if len(s) > 2 else 0) if s[:2] == "0x" and len(s) <= 66 else ValueError
@@ -148,6 +148,15 @@ def test_the_mappers_hex_helpers_are_int_and_lower(s: str) -> None:
         expected = ValueError
     try:
         got: object = _hexq(s)
+    except ValueError:
+        got = ValueError
+    assert got == expected and type(got) is type(expected)
+    try:  # a transaction's quantity: the same, but "0x" alone and any length go to int()
+        expected = int(s, 16) if s[:2] == "0x" else ValueError
+    except ValueError:
+        expected = ValueError
+    try:
+        got = _q(s)
     except ValueError:
         got = ValueError
     assert got == expected and type(got) is type(expected)
