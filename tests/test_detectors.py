@@ -569,6 +569,19 @@ def test_round6_is_round_to_6_digits_bit_for_bit(x: float) -> None:
     assert _bits(round6(x)) == _bits(expected) or (math.isnan(x) and math.isnan(round6(x)))
 
 
+@settings(max_examples=3000, deadline=None)
+@given(st.one_of(st.integers(0, 2**256 - 1), st.integers(0, 10**6).map(lambda k: k * 10**13),
+                 st.integers(0, 2**60), st.integers(2**53 - 5, 2**53 + 5)))
+@example(10**18 + 1)
+@example(2**256 - 1)
+@example(123456789012345678901)
+def test_value_in_eth_is_wei_divided_by_10_18_bit_for_bit(wei: int) -> None:
+    from detectors.features import tx_features
+
+    got = tx_features(Tx(hash="0x01", sender="0xa", to="0xb", value=wei, input="0x"))["value_eth"]
+    assert _bits(got) == _bits(wei / 10**18)
+
+
 def test_a_deployer_initialising_its_own_contract_is_set_up_but_anyone_else_doing_it_is_a_takeover() -> None:
     from detectors.features import tx_features
     from detectors.online import EntityState
