@@ -77,15 +77,9 @@ CALLBACK_SELECTORS = frozenset({
     "0xbc197c81",  # onERC1155BatchReceived
 })
 # initialisation and ownership functions that an outsider should not call on a live contract:
-# these, and every init/initialize/initialise signature enumerated by .initializers
+# every init/initialize/initialise signature enumerated by .initializers, and these
 TAKEOVER_SELECTORS = initializers.load() | frozenset({
     "0xe46dcfeb",  # initWallet(address[],uint256,uint256)
-    "0x8129fc1c",  # initialize()
-    "0xc4d66de8",  # initialize(address)
-    "0x485cc955",  # initialize(address,address)
-    "0xc0c53b8b",  # initialize(address,address,address)
-    "0xcd6dc687",  # initialize(address,uint256)
-    "0x1794bb3c",  # initialize(address,address,uint256)
     "0xa6f9dae1",  # changeOwner(address)
     "0x8f283970",  # changeAdmin(address)
     "0xcbf0b0c0",  # kill(address)

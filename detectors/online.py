@@ -151,7 +151,7 @@ class EntityState:
             own = born[0] == tx.sender
             x["to_created_by_sender"] = 1.0 if own else 0.0
             x["to_age_hours"] = max(0.0, now - born[1]) / 3600
-            if own and x.get("takeover_calls") and tx.input[:10].lower() in TAKEOVER_SELECTORS:
+            if own and x.get("takeover_calls") and tx.input[:10] in TAKEOVER_SELECTORS:  # as the trace counted it
                 # its deployer initialising it, or handing its ownership on: set-up, not a takeover
                 x["takeover_calls"] -= 1.0
         if self.seen < 200:

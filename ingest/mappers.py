@@ -839,7 +839,9 @@ def _log_typed(raw: _RawLog) -> Log:
 
 
 def _q(v: Any) -> int | None:
-    """A transaction's hex quantity (``0x`` and hex digits) or None; anything else raises."""
+    """A transaction's hex quantity (``0x`` and hex digits) or None; anything else raises. Unlike
+    :func:`_hexq`, a bare ``0x`` raises too (the checked path then reads it as 0) and the length is
+    not bounded, as this path read them before it had its own helper."""
     if v is None:
         return None
     if not _hex.has0x(v):
