@@ -252,6 +252,11 @@ FEATURES: tuple[str, ...] = (
     # whole transferFrom call, word for word, inside the transaction's input (an arbitrary-call
     # flaw: a router or proxy executes whatever call it is handed, with the approvals users gave it)
     "injected_pulls",
+    # third parties whose tokens a contract outside the originator's side pulled (transferFrom, with
+    # the approvals they gave that contract) and who received nothing in the transaction: a
+    # contract made to spend its users' approvals for someone else (a swap, an order fill, a
+    # deposit pays its holder; a drain through an arbitrary call or an unchecked `from` does not)
+    "unpaid_pulls",
     # the originator's own contract called as a token (transfer/transferFrom/approve) by a third
     # party, when the transaction itself did not call a token function: a counterfeit token fed
     # to a victim that trusts whatever token address it is given
@@ -309,6 +314,7 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float], producer: st
     token_moves = balance_checks = approvals = flash = reentries = into_created = takeover = pulls = 0
     lending = oracle = allowances = counterfeit = paid_producer = liquidations = injected = governance = 0
     stale_reads = 0
+    foreign_pulled: set[str] = set()  # third parties whose tokens a contract outside the originator pulled
     # a transaction that calls a token function itself is a token's own business (fee tokens
     # swapping their fees have routers call them back); otherwise, the originator's contracts
     # being called as a token by a third party is a counterfeit token at work
@@ -395,12 +401,16 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float], producer: st
                     dest = "0x" + inp[98:138]
                     amount = inp[138:202]
                 if ok and len(amount) == 64:  # a call that went through (a proxy's delegatecall repeats it)
-                    try:  # noqa: SIM105 (a with-block costs more per frame)
-                        moves.append((to, src, dest, int(amount, 16)))
+                    try:
+                        amt = int(amount, 16)
                     except ValueError:
-                        pass
+                        amt = 0
+                    else:
+                        moves.append((to, src, dest, amt))
                     if src not in mine and src != f.sender and src != dest:
                         pulls += 1
+                        if amt and f.sender not in mine:
+                            foreign_pulled.add(src)
                         # the selector and its three words (a router may append data of its own)
                         if d > 0 and dest != f.sender and inp[2:202] in frame.input:
                             injected += 1  # (a contract pulling for itself, as a Safe collecting a payment, is not)
@@ -488,6 +498,9 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float], producer: st
     out["lending_calls"] = float(lending)
     out["liquidation_calls"] = float(liquidations)
     out["governance_calls"] = float(governance)
+    if foreign_pulled:  # ... and who received nothing at all in the transaction: pulls with nothing in return
+        foreign_pulled.difference_update([dest for _, _, dest, amount in moves if amount])
+    out["unpaid_pulls"] = float(len(foreign_pulled))
     gained, lost = _value_flow(moves, mine)
     out["assets_gained"] = float(gained)
     out["assets_lost"] = float(lost)

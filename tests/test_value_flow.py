@@ -210,6 +210,43 @@ def test_a_pull_of_someone_elses_tokens_written_into_the_calldata_is_an_arbitrar
     assert direct["injected_pulls"] == 0.0
 
 
+def test_a_third_partys_tokens_pulled_by_a_foreign_contract_for_nothing_is_an_unpaid_pull() -> None:
+    # a router (POOL, which users approved) is handed a fake pool (BOT, the sender's) and pulls a
+    # user's (VICTIM's) tokens to it in its swap callback: the call is not in the calldata word for
+    # word, and the user gets nothing back
+    callback = CallFrame(type="CALL", sender=BOT, to=POOL, input="0xfa461e33" + word(1) + word(2),
+                         calls=(pull(TOKEN, POOL, VICTIM, BOT, 10**21),))
+    swap = CallFrame(type="CALL", sender=POOL, to=BOT, input="0x128acb08" + word(BOT), calls=(callback,))
+    drain = features(CallFrame(type="CALL", sender=BOT, to=POOL, input="0x2646478b" + word(BOT), calls=(swap,)))
+    assert (drain["third_party_pulls"], drain["injected_pulls"], drain["unpaid_pulls"]) == (1.0, 0.0, 1.0)
+    rules = load_rules()
+    assert "unpaid-pull" in [r.name for r in rules.matches(drain)]
+    assert "unpaid_pulls" in [c.feature for c in rules.contributions(drain)]
+    # holders are counted once each, however many of their tokens are pulled
+    many = features(*(pull(t, POOL, h, BOT, 5) for t in (TOKEN, OTHER) for h in (VICTIM, WETH)))
+    assert many["unpaid_pulls"] == 2.0
+
+
+def test_pulls_that_pay_the_holder_or_are_the_originators_own_are_not_unpaid() -> None:
+    rules = load_rules()
+    # an order fill: the exchange (POOL) pulls the maker's (VICTIM's) tokens to the taker, and the
+    # taker's tokens go to the maker
+    fill = features(pull(TOKEN, POOL, VICTIM, BOT, 100), pull(OTHER, POOL, BOT, VICTIM, 50))
+    # a relayed payment in ETH: the holder is paid in ETH for the tokens pulled
+    paid_eth = features(pull(TOKEN, POOL, VICTIM, BOT, 100), CallFrame(type="CALL", sender=BOT, to=VICTIM, value=7))
+    # the sender's own contract (BOT) collecting a payment someone approved to it
+    collected = features(pull(TOKEN, BOT, VICTIM, BOT, 100))
+    # a pull of zero tokens moves nothing
+    empty = features(pull(TOKEN, POOL, VICTIM, BOT, 0))
+    # a pull that failed moved nothing either
+    failed = features(CallFrame(type="CALL", sender=POOL, to=TOKEN, error="execution reverted",
+                                input="0x23b872dd" + word(VICTIM) + word(BOT) + word(100)))
+    for f in (fill, paid_eth, collected, empty, failed):
+        assert f["unpaid_pulls"] == 0.0
+        assert "unpaid-pull" not in [r.name for r in rules.matches(f)]
+    assert fill["third_party_pulls"] == 1.0 and collected["third_party_pulls"] == 1.0
+
+
 def test_the_senders_contract_passed_off_as_a_token_is_a_counterfeit() -> None:
     # the attack contract (BOT) hands a victim its own address as "the token"; the victim calls
     # transferFrom and approve on it, and the counterfeit pays out the real token in the hook
