@@ -76,6 +76,24 @@ CALLBACK_SELECTORS = frozenset({
     "0xf23a6e61",  # onERC1155Received
     "0xbc197c81",  # onERC1155BatchReceived
 })
+# the swap and flash-loan callbacks above (not the token hooks, which tokens make on transfers),
+# and the functions whose callee calls its caller back with one of them: a pool's swap or mint, a
+# lender's flash loan, Uniswap v4's unlock. A callback that does not come from one of these, into a
+# contract that is not itself waiting on the call stack, is forged: a contract's callback called
+# directly to make it pay (ParaSwap's and MEV bots' uniswapV3SwapCallback, uniswapV2Call)
+TOKEN_HOOKS = frozenset({"0x0023de29", "0x150b7a02", "0xf23a6e61", "0xbc197c81"})
+CALLBACK_PROVIDERS = FLASH_SELECTORS | frozenset({
+    UNISWAP_V2_SWAP,
+    "0x128acb08",  # swap(address,bool,int256,uint160,bytes) (Uniswap v3 and its forks)
+    "0x3c8a7d8d",  # mint(address,int24,int24,uint128,bytes) (Uniswap v3)
+    "0x48c89491",  # unlock(bytes) (Uniswap v4)
+})
+# a Uniswap v2 pair's reserves skimmed or re-synced to its balances: a token's balance moved
+# under its pair (burnt from it, donated to it) and the pair made to account for it
+RESERVE_SELECTORS = frozenset({
+    "0xbc25cf77",  # skim(address)
+    "0xfff6cae9",  # sync()
+})
 # initialisation and ownership functions that an outsider should not call on a live contract:
 # every init/initialize/initialise signature enumerated by .initializers, and these
 TAKEOVER_SELECTORS = initializers.load() | frozenset({
@@ -200,13 +218,14 @@ PUBLIC_NOARG_SELECTORS = frozenset({
 NOT_REENTRY = CALLBACK_SELECTORS | TOKEN_FUNCTIONS
 # one lookup per frame: what a selector is (the sets above are disjoint, checked here)
 (_MOVE, _BALANCE, _APPROVE, _WRAP, _UNWRAP, _FLASH, _V2_SWAP, _TAKEOVER, _LENDING, _ORACLE, _ALLOWANCE,
- _LIQUIDATE, _GOVERN) = range(13)
+ _LIQUIDATE, _GOVERN, _CALLBACK, _RESERVE) = range(15)
 _KINDS: tuple[tuple[int, frozenset[str]], ...] = (
     (_MOVE, TOKEN_MOVES), (_BALANCE, frozenset({BALANCE_OF})), (_APPROVE, frozenset({APPROVE})),
     (_WRAP, frozenset({WRAP})), (_UNWRAP, frozenset({UNWRAP})), (_FLASH, FLASH_SELECTORS),
     (_V2_SWAP, frozenset({UNISWAP_V2_SWAP})), (_TAKEOVER, TAKEOVER_SELECTORS),
     (_LENDING, LENDING_SELECTORS - LIQUIDATION_SELECTORS), (_LIQUIDATE, LIQUIDATION_SELECTORS),
     (_ORACLE, ORACLE_SELECTORS), (_ALLOWANCE, frozenset({ALLOWANCE})), (_GOVERN, GOVERNANCE_SELECTORS),
+    (_CALLBACK, CALLBACK_SELECTORS - TOKEN_HOOKS - FLASH_SELECTORS), (_RESERVE, RESERVE_SELECTORS),
 )
 _SELECTOR_KIND: dict[str, int] = {sel: code for code, sels in _KINDS for sel in sels}
 assert len(_SELECTOR_KIND) == sum(len(sels) for _, sels in _KINDS), "selector sets overlap"
@@ -257,6 +276,21 @@ FEATURES: tuple[str, ...] = (
     # contract made to spend its users' approvals for someone else (a swap, an order fill, a
     # deposit pays its holder; a drain through an arbitrary call or an unchecked `from` does not)
     "unpaid_pulls",
+    # swap and flash-loan callbacks called directly: not by the pool or lender that was just called
+    # with a swap or a loan, nor into a contract waiting on the stack for one (a contract's callback
+    # forged to make it pay)
+    "forged_callbacks",
+    # allowances granted to the originator's side (approve with a nonzero amount) by a contract
+    # outside it: a contract made to approve its holdings to whoever asks
+    "granted_approvals",
+    # Uniswap v2 pairs skimmed or synced (reserves re-read from balances moved under them)
+    "reserve_syncs",
+    # the originator's contract called by a third party with a function of its own (no token
+    # function, standard callback or hook; not a pool's or lender's callback, not from inside a
+    # token's transfer) whose address was an argument of the call that third party was making, when
+    # the transaction does not start with a token function: a victim calling code whose address it
+    # was handed (a fake vault, market, pool or owner)
+    "foreign_callins",
     # the originator's own contract called as a token (transfer/transferFrom/approve) by a third
     # party, when the transaction itself did not call a token function: a counterfeit token fed
     # to a victim that trusts whatever token address it is given
@@ -314,6 +348,7 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float], producer: st
     token_moves = balance_checks = approvals = flash = reentries = into_created = takeover = pulls = 0
     lending = oracle = allowances = counterfeit = paid_producer = liquidations = injected = governance = 0
     stale_reads = 0
+    forged = granted = reserve_syncs = callins = 0
     foreign_pulled: set[str] = set()  # third parties whose tokens a contract outside the originator pulled
     # a transaction that calls a token function itself is a token's own business (fee tokens
     # swapping their fees have routers call them back); otherwise, the originator's contracts
@@ -333,10 +368,11 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float], producer: st
     received_from: dict[tuple[str | None, str], int] = {}  # (token, counterparty) -> times tokens came in
     borrow_repay = 0
     moves: list[tuple[str | None, str | None, str | None, int]] = []  # (asset, from, to, amount); ETH is None
-    # iterative DFS with the stack of (frame, depth, callers on the path, the caller's selector)
-    stack: list[tuple[CallFrame, int, frozenset[str | None], str | None]] = [(frame, 0, frozenset((sender,)), None)]
+    # iterative DFS with the stack of (frame, depth, callers on the path, the caller's selector and input)
+    stack: list[tuple[CallFrame, int, frozenset[str | None], str | None, str]] = [
+        (frame, 0, frozenset((sender,)), None, "")]
     while stack:
-        f, d, path, caller_sel = stack.pop()
+        f, d, path, caller_sel, caller_input = stack.pop()
         frames += 1
         if d > depth_max:
             depth_max = d
@@ -383,9 +419,13 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float], producer: st
                     and sel not in NOT_REENTRY):
                 reentries += 1
             code = _SELECTOR_KIND.get(sel)
-            if (fake_watch and code in (_MOVE, _APPROVE) and kind == "CALL" and to in mine and to != sender
-                    and f.sender not in mine):
-                counterfeit += 1  # the originator's contract called as a token by a third party
+            if fake_watch and kind == "CALL" and to in mine and to != sender and f.sender not in mine and d > 0:
+                if code == _MOVE or code == _APPROVE:
+                    counterfeit += 1  # the originator's contract called as a token by a third party
+                elif (sel not in CALLBACK_SELECTORS and sel not in TOKEN_FUNCTIONS
+                      and caller_sel not in CALLBACK_PROVIDERS and caller_sel not in TOKEN_FUNCTIONS
+                      and to is not None and to[2:] in caller_input):
+                    callins += 1  # ... or with a function of its own, by a contract handed its address
             if code is None:
                 pass
             elif code == _MOVE:
@@ -428,6 +468,10 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float], producer: st
                     balances_read[(to, "0x" + inp[34:74])] = f.output
             elif code == _APPROVE:
                 approvals += 1
+                # approve(spender, amount): a contract outside the originator's side granting it an allowance
+                if (ok and f.sender not in mine and len(inp) >= 138 and "0x" + inp[34:74] in mine
+                        and inp[74:138] != _ZERO_WORD):
+                    granted += 1
             elif code == _WRAP:
                 if ok and v:
                     moves.append((to, to, f.sender, v))  # wrapped tokens minted for the ETH sent
@@ -462,6 +506,14 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float], producer: st
             elif code == _GOVERN:
                 if kind == "CALL":  # (a proxy's delegatecall repeats it)
                     governance += 1
+            elif code == _CALLBACK:
+                # called by the sender itself, or neither from a swap or flash loan nor into a contract
+                # waiting on the stack for it
+                if kind == "CALL" and (d == 0 or (to not in path and caller_sel not in CALLBACK_PROVIDERS)):
+                    forged += 1
+            elif code == _RESERVE:
+                if kind == "CALL":
+                    reserve_syncs += 1
             elif len(inp) >= 74:  # allowance(owner, spender): whose approvals are read?
                 owner = "0x" + inp[34:74]
                 if owner not in mine and owner != f.sender:
@@ -469,7 +521,7 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float], producer: st
         if f.calls:
             child_path = path | {to} if kind != "DELEGATECALL" else path
             for c in reversed(f.calls):
-                stack.append((c, d + 1, child_path, sel))
+                stack.append((c, d + 1, child_path, sel, inp))
     out["frames"] = float(frames)
     out["depth"] = float(depth_max)
     out["contracts"] = float(len(contracts))
@@ -501,6 +553,10 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float], producer: st
     if foreign_pulled:  # ... and who received nothing at all in the transaction: pulls with nothing in return
         foreign_pulled.difference_update([dest for _, _, dest, amount in moves if amount])
     out["unpaid_pulls"] = float(len(foreign_pulled))
+    out["forged_callbacks"] = float(forged)
+    out["granted_approvals"] = float(granted)
+    out["reserve_syncs"] = float(reserve_syncs)
+    out["foreign_callins"] = float(callins)
     gained, lost = _value_flow(moves, mine)
     out["assets_gained"] = float(gained)
     out["assets_lost"] = float(lost)

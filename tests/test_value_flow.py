@@ -247,6 +247,88 @@ def test_pulls_that_pay_the_holder_or_are_the_originators_own_are_not_unpaid() -
     assert fill["third_party_pulls"] == 1.0 and collected["third_party_pulls"] == 1.0
 
 
+V3_CALLBACK, V3_SWAP, V2_SWAP, V2_CALLBACK = "0xfa461e33", "0x128acb08", "0x022c0d9f", "0x10d1e85c"
+
+
+def test_a_swap_callback_called_directly_is_forged() -> None:
+    # the sender's contract (BOT) calls a router's (POOL's) uniswapV3SwapCallback itself, with data
+    # naming a user (VICTIM) as the payer: the router pays from the user's approval
+    forged = CallFrame(type="CALL", sender=BOT, to=POOL, input=V3_CALLBACK + word(10**21) + word(0) + word(VICTIM),
+                       calls=(pull(TOKEN, POOL, VICTIM, BOT, 10**21),))
+    f = features(forged)
+    assert (f["forged_callbacks"], f["unpaid_pulls"]) == (1.0, 1.0)
+    rules = load_rules()
+    assert "forged-callback" in [r.name for r in rules.matches(f)]
+    assert "forged_callbacks" in [c.feature for c in rules.contributions(f)]
+    # the sender calling a callback from its own account
+    root = CallFrame(type="CALL", sender=EOA, to=POOL, input=V3_CALLBACK + word(1) + word(0))
+    direct = tx_features(Tx(hash="0x05", sender=EOA, to=POOL, value=0, input=root.input, trace=root))
+    assert direct["forged_callbacks"] == 1.0
+
+
+def test_callbacks_made_by_the_pool_or_lender_called_are_not_forged() -> None:
+    # a pool's swap calls back the contract that called it (BOT, waiting on the stack)
+    callback = CallFrame(type="CALL", sender=POOL, to=BOT, input=V3_CALLBACK + word(5) + word(0),
+                         calls=(transfer(TOKEN, BOT, POOL, 5),))
+    swap = CallFrame(type="CALL", sender=BOT, to=POOL, input=V3_SWAP + word(BOT), calls=(callback,))
+    # a v2 flash swap paying another of the caller's contracts (OTHER, not on the stack): the pair,
+    # called with swap, calls it back
+    flash = CallFrame(type="CALL", sender=BOT, to=POOL, input=V2_SWAP + word(0) + word(9) + word(OTHER) + word(128),
+                      calls=(CallFrame(type="CALL", sender=POOL, to=OTHER, input=V2_CALLBACK + word(BOT)),))
+    # a token hook: an ERC-777 token telling a recipient it was paid
+    hook = CallFrame(type="CALL", sender=BOT, to=OTHER, input="0x0023de29" + word(BOT) * 4)
+    for f in (features(swap), features(flash), features(hook)):
+        assert f["forged_callbacks"] == 0.0
+        assert "forged-callback" not in [r.name for r in load_rules().matches(f)]
+
+
+def test_allowances_granted_to_the_sender_by_a_third_party_contract() -> None:
+    # a victim contract with a public approve function made to approve its tokens to the sender's contract
+    grant = CallFrame(type="CALL", sender=BOT, to=VICTIM, input="0xdeadbeef" + word(TOKEN),
+                      calls=(CallFrame(type="CALL", sender=VICTIM, to=TOKEN, input="0x095ea7b3" + word(BOT) + word(2**256 - 1)),))
+    f = features(grant)
+    assert f["granted_approvals"] == 1.0
+    assert "granted_approvals" in [c.feature for c in load_rules().contributions(f)]
+    # an allowance revoked (zero), and the sender's contract approving a pool: nothing granted to it
+    revoke = CallFrame(type="CALL", sender=BOT, to=VICTIM, input="0xdeadbeef",
+                       calls=(CallFrame(type="CALL", sender=VICTIM, to=TOKEN, input="0x095ea7b3" + word(BOT) + word(0)),))
+    own = CallFrame(type="CALL", sender=BOT, to=TOKEN, input="0x095ea7b3" + word(POOL) + word(10**18))
+    assert features(revoke)["granted_approvals"] == 0.0 and features(own)["granted_approvals"] == 0.0
+
+
+def test_a_pairs_reserves_skimmed_or_synced() -> None:
+    burn = transfer(TOKEN, BOT, POOL, 10**20)
+    sync = CallFrame(type="CALL", sender=BOT, to=POOL, input="0xfff6cae9")
+    skim = CallFrame(type="CALL", sender=BOT, to=POOL, input="0xbc25cf77" + word(BOT))
+    f = features(burn, sync, skim)
+    assert f["reserve_syncs"] == 2.0
+    assert "reserve_syncs" in [c.feature for c in load_rules().contributions(f)]
+    assert features(burn)["reserve_syncs"] == 0.0
+
+
+def test_a_victim_calling_the_contract_it_was_handed_is_a_foreign_callin() -> None:
+    # the sender's contract (BOT) deposits into a vault (VICTIM) naming itself as the payer; the vault
+    # calls BOT's own function to collect, and BOT pays nothing (Visor's shape)
+    collect = CallFrame(type="CALL", sender=VICTIM, to=BOT, input="0x2e88fb97" + word(TOKEN) + word(VICTIM) + word(10**21))
+    deposit = CallFrame(type="CALL", sender=BOT, to=VICTIM, input="0xd3f7e1c6" + word(10**21) + word(BOT), calls=(collect,))
+    f = features(deposit)
+    assert f["foreign_callins"] == 1.0
+    assert "foreign_callins" in [c.feature for c in load_rules().contributions(f)]
+    # a vault's own manager calling it back (its address not handed over in the call)
+    managed = CallFrame(type="CALL", sender=BOT, to=VICTIM, input="0x1bee801e" + word(POOL),
+                        calls=(CallFrame(type="CALL", sender=VICTIM, to=BOT, input="0x10acd06d" + word(TOKEN)),))
+    # a lender's loan calling back the borrower (BOT) with a callback of its own name
+    loan = CallFrame(type="CALL", sender=BOT, to=VICTIM, input="0x490e6cbc" + word(BOT) + word(1) + word(0) + word(128),
+                     calls=(CallFrame(type="CALL", sender=VICTIM, to=BOT, input="0xc3924ed6" + word(1)),))
+    # a fee token selling its fees through the router the sender called (inside its transferFrom)
+    fee = CallFrame(type="CALL", sender=BOT, to=TOKEN, input="0x23b872dd" + word(EOA) + word(POOL) + word(9) + word(BOT),
+                    calls=(CallFrame(type="CALL", sender=TOKEN, to=BOT, input="0x791ac947" + word(1)),))
+    for g in (features(managed), features(loan), features(fee)):
+        assert g["foreign_callins"] == 0.0
+    # a transaction that starts with a token function is that token's own business
+    assert features(deposit, input="0xa9059cbb" + word(VICTIM) + word(1))["foreign_callins"] == 0.0
+
+
 def test_the_senders_contract_passed_off_as_a_token_is_a_counterfeit() -> None:
     # the attack contract (BOT) hands a victim its own address as "the token"; the victim calls
     # transferFrom and approve on it, and the counterfeit pays out the real token in the hook
