@@ -420,7 +420,7 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float], producer: st
                 reentries += 1
             code = _SELECTOR_KIND.get(sel)
             if fake_watch and kind == "CALL" and to in mine and to != sender and f.sender not in mine and d > 0:
-                if code == _MOVE or code == _APPROVE:
+                if code in (_MOVE, _APPROVE):
                     counterfeit += 1  # the originator's contract called as a token by a third party
                 elif (sel not in CALLBACK_SELECTORS and sel not in TOKEN_FUNCTIONS
                       and caller_sel not in CALLBACK_PROVIDERS and caller_sel not in TOKEN_FUNCTIONS

@@ -284,8 +284,8 @@ def test_callbacks_made_by_the_pool_or_lender_called_are_not_forged() -> None:
 
 def test_allowances_granted_to_the_sender_by_a_third_party_contract() -> None:
     # a victim contract with a public approve function made to approve its tokens to the sender's contract
-    grant = CallFrame(type="CALL", sender=BOT, to=VICTIM, input="0xdeadbeef" + word(TOKEN),
-                      calls=(CallFrame(type="CALL", sender=VICTIM, to=TOKEN, input="0x095ea7b3" + word(BOT) + word(2**256 - 1)),))
+    unlimited = CallFrame(type="CALL", sender=VICTIM, to=TOKEN, input="0x095ea7b3" + word(BOT) + word(2**256 - 1))
+    grant = CallFrame(type="CALL", sender=BOT, to=VICTIM, input="0xdeadbeef" + word(TOKEN), calls=(unlimited,))
     f = features(grant)
     assert f["granted_approvals"] == 1.0
     assert "granted_approvals" in [c.feature for c in load_rules().contributions(f)]
