@@ -290,8 +290,8 @@ def test_allowances_granted_to_the_sender_by_a_third_party_contract() -> None:
     assert f["granted_approvals"] == 1.0
     assert "granted_approvals" in [c.feature for c in load_rules().contributions(f)]
     # an allowance revoked (zero), and the sender's contract approving a pool: nothing granted to it
-    revoke = CallFrame(type="CALL", sender=BOT, to=VICTIM, input="0xdeadbeef",
-                       calls=(CallFrame(type="CALL", sender=VICTIM, to=TOKEN, input="0x095ea7b3" + word(BOT) + word(0)),))
+    zero = CallFrame(type="CALL", sender=VICTIM, to=TOKEN, input="0x095ea7b3" + word(BOT) + word(0))
+    revoke = CallFrame(type="CALL", sender=BOT, to=VICTIM, input="0xdeadbeef", calls=(zero,))
     own = CallFrame(type="CALL", sender=BOT, to=TOKEN, input="0x095ea7b3" + word(POOL) + word(10**18))
     assert features(revoke)["granted_approvals"] == 0.0 and features(own)["granted_approvals"] == 0.0
 
@@ -309,8 +309,10 @@ def test_a_pairs_reserves_skimmed_or_synced() -> None:
 def test_a_victim_calling_the_contract_it_was_handed_is_a_foreign_callin() -> None:
     # the sender's contract (BOT) deposits into a vault (VICTIM) naming itself as the payer; the vault
     # calls BOT's own function to collect, and BOT pays nothing (Visor's shape)
-    collect = CallFrame(type="CALL", sender=VICTIM, to=BOT, input="0x2e88fb97" + word(TOKEN) + word(VICTIM) + word(10**21))
-    deposit = CallFrame(type="CALL", sender=BOT, to=VICTIM, input="0xd3f7e1c6" + word(10**21) + word(BOT), calls=(collect,))
+    collect = CallFrame(type="CALL", sender=VICTIM, to=BOT,
+                        input="0x2e88fb97" + word(TOKEN) + word(VICTIM) + word(10**21))
+    deposit = CallFrame(type="CALL", sender=BOT, to=VICTIM, input="0xd3f7e1c6" + word(10**21) + word(BOT),
+                        calls=(collect,))
     f = features(deposit)
     assert f["foreign_callins"] == 1.0
     assert "foreign_callins" in [c.feature for c in load_rules().contributions(f)]
@@ -321,7 +323,8 @@ def test_a_victim_calling_the_contract_it_was_handed_is_a_foreign_callin() -> No
     loan = CallFrame(type="CALL", sender=BOT, to=VICTIM, input="0x490e6cbc" + word(BOT) + word(1) + word(0) + word(128),
                      calls=(CallFrame(type="CALL", sender=VICTIM, to=BOT, input="0xc3924ed6" + word(1)),))
     # a fee token selling its fees through the router the sender called (inside its transferFrom)
-    fee = CallFrame(type="CALL", sender=BOT, to=TOKEN, input="0x23b872dd" + word(EOA) + word(POOL) + word(9) + word(BOT),
+    fee = CallFrame(type="CALL", sender=BOT, to=TOKEN,
+                    input="0x23b872dd" + word(EOA) + word(POOL) + word(9) + word(BOT),
                     calls=(CallFrame(type="CALL", sender=TOKEN, to=BOT, input="0x791ac947" + word(1)),))
     for g in (features(managed), features(loan), features(fee)):
         assert g["foreign_callins"] == 0.0
