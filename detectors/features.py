@@ -88,6 +88,16 @@ CALLBACK_PROVIDERS = FLASH_SELECTORS | frozenset({
     "0x3c8a7d8d",  # mint(address,int24,int24,uint128,bytes) (Uniswap v3)
     "0x48c89491",  # unlock(bytes) (Uniswap v4)
 })
+# share-vault entry and exit points (ERC-4626, and deposit(uint256) of older vaults): with the
+# lending markets' mint/redeem, where a donation (tokens sent outright, not deposited) inflates the
+# price of a share
+VAULT_SELECTORS = frozenset({
+    "0x6e553f65",  # deposit(uint256,address)
+    "0x94bf804d",  # mint(uint256,address)
+    "0xba087652",  # redeem(uint256,address,address)
+    "0xb460af94",  # withdraw(uint256,address,address)
+    "0xb6b55f25",  # deposit(uint256)
+})
 # a Uniswap v2 pair's reserves skimmed or re-synced to its balances: a token's balance moved
 # under its pair (burnt from it, donated to it) and the pair made to account for it
 RESERVE_SELECTORS = frozenset({
@@ -189,6 +199,14 @@ GOVERNANCE_SELECTORS = frozenset({
     "0xc9d27afe",  # vote(uint256,bool)
     "0x612c56fa",  # submitVote(uint256,bool) (Aave v2)
     "0x73015684",  # emergencyCommit(uint32) (Beanstalk)
+    "0xed081329",  # vote(address[]) (DSChief: Maker-style governance)
+    "0xa69beaba",  # vote(bytes32) (DSChief)
+    "0x3c278bd5",  # lift(address) (DSChief: the voted spell made the authority)
+})
+# ... of which these carry out what was decided: a vote, a proposal or voting power taken and a
+# decision executed in one transaction is governance without its delay (a takeover by votes)
+GOVERNANCE_EXEC_SELECTORS = frozenset({
+    "0xfe0d94c1", "0xddf0b009", "0x2656227d", "0x160cbed7", "0x73015684", "0x3c278bd5",
 })
 # public no-argument entry points of protocols: keeper and maintenance jobs (vault harvests,
 # rebases, interest accrual), reward claims and payable deposits. Anyone calls them, and they can
@@ -218,7 +236,7 @@ PUBLIC_NOARG_SELECTORS = frozenset({
 NOT_REENTRY = CALLBACK_SELECTORS | TOKEN_FUNCTIONS
 # one lookup per frame: what a selector is (the sets above are disjoint, checked here)
 (_MOVE, _BALANCE, _APPROVE, _WRAP, _UNWRAP, _FLASH, _V2_SWAP, _TAKEOVER, _LENDING, _ORACLE, _ALLOWANCE,
- _LIQUIDATE, _GOVERN, _CALLBACK, _RESERVE) = range(15)
+ _LIQUIDATE, _GOVERN, _CALLBACK, _RESERVE, _VAULT) = range(16)
 _KINDS: tuple[tuple[int, frozenset[str]], ...] = (
     (_MOVE, TOKEN_MOVES), (_BALANCE, frozenset({BALANCE_OF})), (_APPROVE, frozenset({APPROVE})),
     (_WRAP, frozenset({WRAP})), (_UNWRAP, frozenset({UNWRAP})), (_FLASH, FLASH_SELECTORS),
@@ -226,6 +244,7 @@ _KINDS: tuple[tuple[int, frozenset[str]], ...] = (
     (_LENDING, LENDING_SELECTORS - LIQUIDATION_SELECTORS), (_LIQUIDATE, LIQUIDATION_SELECTORS),
     (_ORACLE, ORACLE_SELECTORS), (_ALLOWANCE, frozenset({ALLOWANCE})), (_GOVERN, GOVERNANCE_SELECTORS),
     (_CALLBACK, CALLBACK_SELECTORS - TOKEN_HOOKS - FLASH_SELECTORS), (_RESERVE, RESERVE_SELECTORS),
+    (_VAULT, VAULT_SELECTORS),
 )
 _SELECTOR_KIND: dict[str, int] = {sel: code for code, sels in _KINDS for sel in sels}
 assert len(_SELECTOR_KIND) == sum(len(sels) for _, sels in _KINDS), "selector sets overlap"
@@ -249,6 +268,8 @@ FEATURES: tuple[str, ...] = (
     "liquidation_calls",
     # governance calls (votes, proposals, execution, delegation) made in the transaction
     "governance_calls",
+    # governance voted (or proposed, or voting power delegated) and executed in one transaction
+    "vote_and_execute",
     # price reads (ORACLE_SELECTORS) of a contract whose own call is still on the stack, by a third
     # party: read-only re-entrancy (a pool's virtual price read while it is mid-withdrawal)
     "reentrant_price_reads",
@@ -285,6 +306,10 @@ FEATURES: tuple[str, ...] = (
     "granted_approvals",
     # Uniswap v2 pairs skimmed or synced (reserves re-read from balances moved under them)
     "reserve_syncs",
+    # lending markets and share vaults that the originator's contracts both entered or left (mint,
+    # redeem, deposit, withdraw, borrow) and sent tokens to outright with transfer: a donation
+    # inflating the price of a share (empty-market and vault-inflation attacks)
+    "vault_donations",
     # the originator's contract called by a third party with a function of its own (no token
     # function, standard callback or hook; not a pool's or lender's callback, not from inside a
     # token's transfer) whose address was an argument of the call that third party was making, when
@@ -348,7 +373,9 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float], producer: st
     token_moves = balance_checks = approvals = flash = reentries = into_created = takeover = pulls = 0
     lending = oracle = allowances = counterfeit = paid_producer = liquidations = injected = governance = 0
     stale_reads = 0
-    forged = granted = reserve_syncs = callins = 0
+    forged = granted = reserve_syncs = callins = gov_exec = 0
+    sent_out: set[str] = set()  # who the originator's contracts sent tokens to with transfer
+    entered: set[str | None] = set()  # lending markets and vaults the originator's contracts called
     foreign_pulled: set[str] = set()  # third parties whose tokens a contract outside the originator pulled
     # a transaction that calls a token function itself is a token's own business (fee tokens
     # swapping their fees have routers call them back); otherwise, the originator's contracts
@@ -436,6 +463,8 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float], producer: st
                     dest = "0x" + inp[34:74]
                     src = f.sender
                     amount = inp[74:138]
+                    if ok and src in mine:
+                        sent_out.add(dest)
                 else:
                     src = "0x" + inp[34:74]
                     dest = "0x" + inp[98:138]
@@ -494,11 +523,16 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float], producer: st
                     takeover += 1  # a contract made to run a foreign initialiser on its own storage
             elif code == _LENDING:
                 lending += 1
+                if ok and f.sender in mine:
+                    entered.add(to)
             elif code == _LIQUIDATE:
                 if kind == "CALL":  # (a proxy's delegatecall repeats it)
                     liquidations += 1
                 if sel in LENDING_SELECTORS:
                     lending += 1
+            elif code == _VAULT:
+                if ok and f.sender in mine:
+                    entered.add(to)
             elif code == _ORACLE:
                 oracle += 1
                 if to in path and to != f.sender:  # a price read of a contract still mid-call
@@ -506,6 +540,8 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float], producer: st
             elif code == _GOVERN:
                 if kind == "CALL":  # (a proxy's delegatecall repeats it)
                     governance += 1
+                    if sel in GOVERNANCE_EXEC_SELECTORS:
+                        gov_exec += 1
             elif code == _CALLBACK:
                 # called by the sender itself, or neither from a swap or flash loan nor into a contract
                 # waiting on the stack for it
@@ -557,6 +593,8 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float], producer: st
     out["granted_approvals"] = float(granted)
     out["reserve_syncs"] = float(reserve_syncs)
     out["foreign_callins"] = float(callins)
+    out["vote_and_execute"] = 1.0 if gov_exec and governance > gov_exec else 0.0
+    out["vault_donations"] = float(len(sent_out.intersection(entered))) if sent_out and entered else 0.0
     gained, lost = _value_flow(moves, mine)
     out["assets_gained"] = float(gained)
     out["assets_lost"] = float(lost)

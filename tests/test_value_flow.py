@@ -505,6 +505,42 @@ def test_governance_inside_a_flash_loan_is_an_attack_and_an_ordinary_vote_is_not
     assert good.finding is None and good.score < bad.score
 
 
+def test_voting_and_executing_in_one_transaction_is_governance_without_its_delay() -> None:
+    chief, spell = "0x" + "9" * 40, "0x" + "8" * 40
+    rules = load_rules()
+    # DSChief: lock tokens, vote for the sender's spell, lift it to authority, have it executed
+    vote = CallFrame(type="CALL", sender=BOT, to=chief, input="0xed081329" + word(32) + word(1) + word(spell))
+    lift = CallFrame(type="CALL", sender=BOT, to=chief, input="0x3c278bd5" + word(spell))
+    taken = features(vote, lift)
+    assert (taken["governance_calls"], taken["vote_and_execute"]) == (2.0, 1.0)
+    assert "governance-in-one-transaction" in [r.name for r in rules.matches(taken)]
+    # a proposal queued and executed by a keeper, and a vote on its own: no decision taken and executed
+    keeper = features(CallFrame(type="CALL", sender=BOT, to=chief, input="0xddf0b009" + word(7)),
+                      CallFrame(type="CALL", sender=BOT, to=chief, input="0xfe0d94c1" + word(6)))
+    for f in (keeper, features(vote)):
+        assert f["vote_and_execute"] == 0.0
+        assert "governance-in-one-transaction" not in [r.name for r in rules.matches(f)]
+
+
+def test_tokens_donated_to_a_market_the_sender_also_uses_inflate_its_share_price() -> None:
+    market = "0x" + "9" * 40
+    rules = load_rules()
+    # mint a few shares of an empty market, send it tokens outright, borrow against the inflated shares
+    mint = CallFrame(type="CALL", sender=BOT, to=market, input="0xa0712d68" + word(1),
+                     calls=(pull(TOKEN, market, BOT, market, 1),))
+    donate = transfer(TOKEN, BOT, market, 10**24)
+    borrow = CallFrame(type="CALL", sender=BOT, to=market, input="0xc5ebeaec" + word(10**23))
+    f = features(mint, donate, borrow)
+    assert f["vault_donations"] == 1.0
+    assert "vault_donations" in [c.feature for c in rules.contributions(f)]
+    # an ERC-4626 vault deposited into (the vault pulls the tokens), and a Uniswap v2 pair paid by a
+    # transfer before its swap: no donation to a market the sender uses
+    vault = features(CallFrame(type="CALL", sender=BOT, to=market, input="0x6e553f65" + word(10**20) + word(BOT),
+                               calls=(pull(TOKEN, market, BOT, market, 10**20),)))
+    pair = features(transfer(TOKEN, BOT, POOL, 10**20), CallFrame(type="CALL", sender=BOT, to=POOL, input="0x022c0d9f"))
+    assert vault["vault_donations"] == 0.0 and pair["vault_donations"] == 0.0
+
+
 def test_the_initialiser_dictionary_is_what_its_generator_makes_and_spots_any_initialiser() -> None:
     from importlib import resources
 
