@@ -98,6 +98,14 @@ VAULT_SELECTORS = frozenset({
     "0xb460af94",  # withdraw(uint256,address,address)
     "0xb6b55f25",  # deposit(uint256)
 })
+# NFT transfers (ERC-721 and ERC-1155 safe transfers; an ERC-721 transferFrom reads as a token
+# move): what a holder whose tokens were pulled may have been paid with (an accepted NFT bid)
+NFT_TRANSFER_SELECTORS = frozenset({
+    "0x42842e0e",  # safeTransferFrom(address,address,uint256)
+    "0xb88d4fde",  # safeTransferFrom(address,address,uint256,bytes)
+    "0xf242432a",  # safeTransferFrom(address,address,uint256,uint256,bytes) (ERC-1155)
+    "0x2eb2c2d6",  # safeBatchTransferFrom(address,address,uint256[],uint256[],bytes) (ERC-1155)
+})
 # a Uniswap v2 pair's reserves skimmed or re-synced to its balances: a token's balance moved
 # under its pair (burnt from it, donated to it) and the pair made to account for it
 RESERVE_SELECTORS = frozenset({
@@ -236,7 +244,7 @@ PUBLIC_NOARG_SELECTORS = frozenset({
 NOT_REENTRY = CALLBACK_SELECTORS | TOKEN_FUNCTIONS
 # one lookup per frame: what a selector is (the sets above are disjoint, checked here)
 (_MOVE, _BALANCE, _APPROVE, _WRAP, _UNWRAP, _FLASH, _V2_SWAP, _TAKEOVER, _LENDING, _ORACLE, _ALLOWANCE,
- _LIQUIDATE, _GOVERN, _CALLBACK, _RESERVE, _VAULT) = range(16)
+ _LIQUIDATE, _GOVERN, _CALLBACK, _RESERVE, _VAULT, _NFT) = range(17)
 _KINDS: tuple[tuple[int, frozenset[str]], ...] = (
     (_MOVE, TOKEN_MOVES), (_BALANCE, frozenset({BALANCE_OF})), (_APPROVE, frozenset({APPROVE})),
     (_WRAP, frozenset({WRAP})), (_UNWRAP, frozenset({UNWRAP})), (_FLASH, FLASH_SELECTORS),
@@ -244,7 +252,7 @@ _KINDS: tuple[tuple[int, frozenset[str]], ...] = (
     (_LENDING, LENDING_SELECTORS - LIQUIDATION_SELECTORS), (_LIQUIDATE, LIQUIDATION_SELECTORS),
     (_ORACLE, ORACLE_SELECTORS), (_ALLOWANCE, frozenset({ALLOWANCE})), (_GOVERN, GOVERNANCE_SELECTORS),
     (_CALLBACK, CALLBACK_SELECTORS - TOKEN_HOOKS - FLASH_SELECTORS), (_RESERVE, RESERVE_SELECTORS),
-    (_VAULT, VAULT_SELECTORS),
+    (_VAULT, VAULT_SELECTORS), (_NFT, NFT_TRANSFER_SELECTORS),
 )
 _SELECTOR_KIND: dict[str, int] = {sel: code for code, sels in _KINDS for sel in sels}
 assert len(_SELECTOR_KIND) == sum(len(sels) for _, sels in _KINDS), "selector sets overlap"
@@ -293,9 +301,11 @@ FEATURES: tuple[str, ...] = (
     # flaw: a router or proxy executes whatever call it is handed, with the approvals users gave it)
     "injected_pulls",
     # third parties whose tokens a contract outside the originator's side pulled (transferFrom, with
-    # the approvals they gave that contract) and who received nothing in the transaction: a
-    # contract made to spend its users' approvals for someone else (a swap, an order fill, a
-    # deposit pays its holder; a drain through an arbitrary call or an unchecked `from` does not)
+    # the approvals they gave that contract) to someone other than itself, and who received nothing
+    # (no token, ETH or NFT) in the transaction: a contract made to spend its users' approvals for
+    # someone else (a swap, an order fill, an accepted bid pays the holder; a contract pulling to
+    # itself is a deposit, paid in shares minted out of sight; a drain through an arbitrary call or
+    # an unchecked `from` pays nothing)
     "unpaid_pulls",
     # swap and flash-loan callbacks called directly: not by the pool or lender that was just called
     # with a swap or a loan, nor into a contract waiting on the stack for one (a contract's callback
@@ -377,6 +387,7 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float], producer: st
     sent_out: set[str] = set()  # who the originator's contracts sent tokens to with transfer
     entered: set[str | None] = set()  # lending markets and vaults the originator's contracts called
     foreign_pulled: set[str] = set()  # third parties whose tokens a contract outside the originator pulled
+    nft_to: list[str] = []  # recipients of NFTs
     # a transaction that calls a token function itself is a token's own business (fee tokens
     # swapping their fees have routers call them back); otherwise, the originator's contracts
     # being called as a token by a third party is a counterfeit token at work
@@ -478,7 +489,7 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float], producer: st
                         moves.append((to, src, dest, amt))
                     if src not in mine and src != f.sender and src != dest:
                         pulls += 1
-                        if amt and f.sender not in mine:
+                        if amt and f.sender not in mine and dest != f.sender:  # (a deposit pulls to itself)
                             foreign_pulled.add(src)
                         # the selector and its three words (a router may append data of its own)
                         if d > 0 and dest != f.sender and inp[2:202] in frame.input:
@@ -533,6 +544,9 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float], producer: st
             elif code == _VAULT:
                 if ok and f.sender in mine:
                     entered.add(to)
+            elif code == _NFT:
+                if ok and len(inp) >= 138:
+                    nft_to.append("0x" + inp[98:138])
             elif code == _ORACLE:
                 oracle += 1
                 if to in path and to != f.sender:  # a price read of a contract still mid-call
@@ -588,6 +602,7 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float], producer: st
     out["governance_calls"] = float(governance)
     if foreign_pulled:  # ... and who received nothing at all in the transaction: pulls with nothing in return
         foreign_pulled.difference_update([dest for _, _, dest, amount in moves if amount])
+        foreign_pulled.difference_update(nft_to)
     out["unpaid_pulls"] = float(len(foreign_pulled))
     out["forged_callbacks"] = float(forged)
     out["granted_approvals"] = float(granted)

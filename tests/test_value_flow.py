@@ -241,7 +241,15 @@ def test_pulls_that_pay_the_holder_or_are_the_originators_own_are_not_unpaid() -
     # a pull that failed moved nothing either
     failed = features(CallFrame(type="CALL", sender=POOL, to=TOKEN, error="execution reverted",
                                 input="0x23b872dd" + word(VICTIM) + word(BOT) + word(100)))
-    for f in (fill, paid_eth, collected, empty, failed):
+    # an accepted NFT bid: the exchange's proxy pulls the bidder's WETH to the seller (the sender),
+    # and the bidder gets the NFT by a safe transfer
+    nft = CallFrame(type="CALL", sender=POOL, to=OTHER,
+                    input="0xf242432a" + word(EOA) + word(VICTIM) + word(7) + word(1) + word(160) + word(0))
+    bid = features(pull(WETH, POOL, VICTIM, EOA, 10**18), nft)
+    # a relayed deposit: the vault pulls the holder's tokens to itself (the shares it mints for the
+    # holder move no token)
+    deposit = features(pull(TOKEN, POOL, VICTIM, POOL, 100))
+    for f in (fill, paid_eth, collected, empty, failed, bid, deposit):
         assert f["unpaid_pulls"] == 0.0
         assert "unpaid-pull" not in [r.name for r in rules.matches(f)]
     assert fill["third_party_pulls"] == 1.0 and collected["third_party_pulls"] == 1.0
