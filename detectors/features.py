@@ -406,7 +406,9 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float], producer: st
     received_from: dict[tuple[str | None, str], int] = {}  # (token, counterparty) -> times tokens came in
     borrow_repay = 0
     moves: list[tuple[str | None, str | None, str | None, int]] = []  # (asset, from, to, amount); ETH is None
-    # iterative DFS with the stack of (frame, depth, callers on the path, the caller's selector and input)
+    # iterative DFS with the stack of (frame, depth, callers on the path, the selector and input of
+    # the call the calling contract was given: through a proxy's or library's delegatecall, the call
+    # into the contract whose context it runs in)
     stack: list[tuple[CallFrame, int, frozenset[str | None], str | None, str]] = [
         (frame, 0, frozenset((sender,)), None, "")]
     while stack:
@@ -569,9 +571,12 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float], producer: st
                 if owner not in mine and owner != f.sender:
                     allowances += 1
         if f.calls:
-            child_path = path | {to} if kind != "DELEGATECALL" else path
+            if kind == "DELEGATECALL":  # code run in the caller's context: its calls are the caller's,
+                child_path, child_sel, child_input = path, caller_sel, caller_input  # made in the call it was given
+            else:
+                child_path, child_sel, child_input = path | {to}, sel, inp
             for c in reversed(f.calls):
-                stack.append((c, d + 1, child_path, sel, inp))
+                stack.append((c, d + 1, child_path, child_sel, child_input))
     out["frames"] = float(frames)
     out["depth"] = float(depth_max)
     out["contracts"] = float(len(contracts))
