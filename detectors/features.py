@@ -67,6 +67,10 @@ CALLBACK_SELECTORS = frozenset({
     "0x7ed1f1dd",  # DPPFlashLoanCall (DODO)
     "0xd5b99797",  # DSPFlashLoanCall (DODO)
     "0x31f57072",  # onMorphoFlashLoan (Morpho Blue)
+    "0x2075be03",  # onMorphoSupply (Morpho Blue: supply, repay, collateral and liquidation callbacks)
+    "0x05b4591c",  # onMorphoRepay
+    "0xb1022fdf",  # onMorphoSupplyCollateral
+    "0xcf7ea196",  # onMorphoLiquidate
     "0xd9d17623",  # onBatchFlashLoan (BentoBox)
     "0x91dd7346",  # unlockCallback (Uniswap v4)
     "0x2c8958f6",  # algebraSwapCallback
@@ -87,6 +91,8 @@ CALLBACK_PROVIDERS = FLASH_SELECTORS | frozenset({
     "0x128acb08",  # swap(address,bool,int256,uint160,bytes) (Uniswap v3 and its forks)
     "0x3c8a7d8d",  # mint(address,int24,int24,uint128,bytes) (Uniswap v3)
     "0x48c89491",  # unlock(bytes) (Uniswap v4)
+    # Morpho Blue's supply, repay, supplyCollateral and liquidate (with callback data)
+    "0xa99aad89", "0x20b76e81", "0x238d6579", "0xd8eabcb8",
 })
 # share-vault entry and exit points (ERC-4626, and deposit(uint256) of older vaults): with the
 # lending markets' mint/redeem, where a donation (tokens sent outright, not deposited) inflates the
