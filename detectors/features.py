@@ -131,6 +131,10 @@ TAKEOVER_SELECTORS = initializers.load() | frozenset({
     "0x4f1ef286",  # upgradeToAndCall(address,bytes)
     "0x704b6c02",  # setAdmin(address)
 })
+# functions named as internal (a leading underscore: _mint, _burn, _transfer, _setOwner, ...) that a
+# contract exposes by mistake, enumerated by .initializers: anyone may mint, burn, move or take
+# (one 4-byte collision with an initialiser is left to the takeover list)
+EXPOSED_INTERNAL_SELECTORS = initializers.load(initializers.EXPOSED_INTERNALS) - TAKEOVER_SELECTORS
 # the precompiled contracts (ecrecover, sha256, ripemd160, identity, modexp, the pairing curve ops,
 # blake2f, the KZG point evaluation): Vyper copies memory through the identity precompile (0x04),
 # so its input is whatever bytes were copied, a token transfer's calldata included. Such a call is
@@ -250,7 +254,7 @@ PUBLIC_NOARG_SELECTORS = frozenset({
 NOT_REENTRY = CALLBACK_SELECTORS | TOKEN_FUNCTIONS
 # one lookup per frame: what a selector is (the sets above are disjoint, checked here)
 (_MOVE, _BALANCE, _APPROVE, _WRAP, _UNWRAP, _FLASH, _V2_SWAP, _TAKEOVER, _LENDING, _ORACLE, _ALLOWANCE,
- _LIQUIDATE, _GOVERN, _CALLBACK, _RESERVE, _VAULT, _NFT) = range(17)
+ _LIQUIDATE, _GOVERN, _CALLBACK, _RESERVE, _VAULT, _NFT, _INTERNAL) = range(18)
 _KINDS: tuple[tuple[int, frozenset[str]], ...] = (
     (_MOVE, TOKEN_MOVES), (_BALANCE, frozenset({BALANCE_OF})), (_APPROVE, frozenset({APPROVE})),
     (_WRAP, frozenset({WRAP})), (_UNWRAP, frozenset({UNWRAP})), (_FLASH, FLASH_SELECTORS),
@@ -258,7 +262,7 @@ _KINDS: tuple[tuple[int, frozenset[str]], ...] = (
     (_LENDING, LENDING_SELECTORS - LIQUIDATION_SELECTORS), (_LIQUIDATE, LIQUIDATION_SELECTORS),
     (_ORACLE, ORACLE_SELECTORS), (_ALLOWANCE, frozenset({ALLOWANCE})), (_GOVERN, GOVERNANCE_SELECTORS),
     (_CALLBACK, CALLBACK_SELECTORS - TOKEN_HOOKS - FLASH_SELECTORS), (_RESERVE, RESERVE_SELECTORS),
-    (_VAULT, VAULT_SELECTORS), (_NFT, NFT_TRANSFER_SELECTORS),
+    (_VAULT, VAULT_SELECTORS), (_NFT, NFT_TRANSFER_SELECTORS), (_INTERNAL, EXPOSED_INTERNAL_SELECTORS),
 )
 _SELECTOR_KIND: dict[str, int] = {sel: code for code, sels in _KINDS for sel in sels}
 assert len(_SELECTOR_KIND) == sum(len(sels) for _, sels in _KINDS), "selector sets overlap"
@@ -282,6 +286,8 @@ FEATURES: tuple[str, ...] = (
     "liquidation_calls",
     # governance calls (votes, proposals, execution, delegation) made in the transaction
     "governance_calls",
+    # functions named as internal (_mint, _burn, _transfer, _setOwner, ...) called on a live contract
+    "internal_calls",
     # governance voted (or proposed, or voting power delegated) and executed in one transaction
     "vote_and_execute",
     # price reads (ORACLE_SELECTORS) of a contract whose own call is still on the stack, by a third
@@ -389,7 +395,7 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float], producer: st
     token_moves = balance_checks = approvals = flash = reentries = into_created = takeover = pulls = 0
     lending = oracle = allowances = counterfeit = paid_producer = liquidations = injected = governance = 0
     stale_reads = 0
-    forged = granted = reserve_syncs = callins = gov_exec = 0
+    forged = granted = reserve_syncs = callins = gov_exec = internal = 0
     sent_out: set[str] = set()  # who the originator's contracts sent tokens to with transfer
     entered: set[str | None] = set()  # lending markets and vaults the originator's contracts called
     foreign_pulled: set[str] = set()  # third parties whose tokens a contract outside the originator pulled
@@ -552,6 +558,10 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float], producer: st
             elif code == _VAULT:
                 if ok and f.sender in mine:
                     entered.add(to)
+            elif code == _INTERNAL:
+                # (a proxy's delegatecall repeats it; what a multisig or timelock executes is administration)
+                if kind == "CALL" and to not in created and not (admin_root and f.sender == root_to):
+                    internal += 1
             elif code == _NFT:
                 if ok and len(inp) >= 138:
                     nft_to.append("0x" + inp[98:138])
@@ -619,6 +629,7 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float], producer: st
     out["granted_approvals"] = float(granted)
     out["reserve_syncs"] = float(reserve_syncs)
     out["foreign_callins"] = float(callins)
+    out["internal_calls"] = float(internal)
     out["vote_and_execute"] = 1.0 if gov_exec and governance > gov_exec else 0.0
     out["vault_donations"] = float(len(sent_out.intersection(entered))) if sent_out and entered else 0.0
     gained, lost = _value_flow(moves, mine)

@@ -587,6 +587,48 @@ def test_the_initialiser_dictionary_is_what_its_generator_makes_and_spots_any_in
     assert features(clone)["takeover_calls"] == 0.0
 
 
+def test_functions_named_as_internal_called_from_outside_are_an_access_control_flaw() -> None:
+    from importlib import resources
+
+    from eth_utils import keccak
+
+    from detectors import initializers
+    from detectors.features import EXPOSED_INTERNAL_SELECTORS
+
+    family = initializers.EXPOSED_INTERNALS
+    stored = resources.files("detectors").joinpath(family.file).read_bytes()
+    assert stored == initializers.build(family), "rules/internals.bin is stale: python -m detectors.initializers"
+    known = initializers.load(family)
+    assert len(known) == len(stored) // 4 > 30_000
+    assert EXPOSED_INTERNAL_SELECTORS.issubset(known)
+    for sig in ("_burn(address,address,uint256)", "_mint(address,uint256)", "_transfer(address,address,uint256)",
+                "_setOwner(address)", "_approve(address,address,uint256)"):
+        assert "0x" + keccak(text=sig)[:4].hex() in EXPOSED_INTERNAL_SELECTORS, sig
+    for sig in ("transfer(address,uint256)", "burn(uint256)", "mint(address,uint256)", "_setPendingAdmin(address)"):
+        assert "0x" + keccak(text=sig)[:4].hex() not in known, sig  # (Compound's public admin functions)
+
+    burn = "0x" + keccak(text="_burn(address,address,uint256)")[:4].hex() + word(VICTIM) + word(VICTIM) + word(7)
+    exposed = CallFrame(type="CALL", sender=BOT, to=TOKEN, input=burn,
+                        calls=(CallFrame(type="DELEGATECALL", sender=TOKEN, to=OTHER, input=burn),))
+    f = features(exposed)
+    assert f["internal_calls"] == 1.0  # (the proxy's delegatecall is not counted again)
+    rules = load_rules()
+    assert "exposed-internal-function" in [r.name for r in rules.matches(f)]
+    assert "internal_calls" in [c.feature for c in rules.contributions(f)]
+    # the sender calling it from its own account, as Sandbox's attacker did
+    direct = CallFrame(type="CALL", sender=EOA, to=TOKEN, input=burn)
+    alone = tx_features(Tx(hash="0x06", sender=EOA, to=TOKEN, value=0, input=burn, trace=direct))
+    assert alone["internal_calls"] == 1.0
+    # what a Safe's owners execute is administration; a contract created here is set up, not attacked
+    exec_tx = "0x6a761202" + word(TOKEN) + word(0) * 9
+    root = CallFrame(type="CALL", sender=EOA, to=POOL, input=exec_tx,
+                     calls=(CallFrame(type="CALL", sender=POOL, to=TOKEN, input=burn),))
+    by_safe = tx_features(Tx(hash="0x07", sender=EOA, to=POOL, value=0, input=exec_tx, trace=root))
+    created = features(CallFrame(type="CREATE", sender=BOT, to=VICTIM, input="0x6080"),
+                       CallFrame(type="CALL", sender=BOT, to=VICTIM, input=burn))
+    assert by_safe["internal_calls"] == 0.0 and created["internal_calls"] == 0.0
+
+
 def test_a_multisig_or_timelock_handing_over_ownership_is_administration_not_a_takeover() -> None:
     safe, target = POOL, VICTIM
     handover = CallFrame(type="CALL", sender=safe, to=target, input="0xf2fde38b" + word(OTHER))  # transferOwnership
