@@ -471,7 +471,7 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float], producer: st
                     and sel not in NOT_REENTRY):
                 reentries += 1
             code = _SELECTOR_KIND.get(sel)
-            if fake_watch and kind == "CALL" and to in mine and to != sender and f.sender not in mine and d > 0:
+            if fake_watch and to in mine and d > 0 and kind == "CALL" and to != sender and f.sender not in mine:
                 if code in (_MOVE, _APPROVE):
                     counterfeit += 1  # the originator's contract called as a token by a third party
                 elif (sel not in CALLBACK_SELECTORS and sel not in TOKEN_FUNCTIONS
