@@ -540,11 +540,15 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float], producer: st
             elif code == _V2_SWAP:
                 if len(inp) > 330 and inp[266:330] != _ZERO_WORD:  # a swap with callback data: a flash swap
                     flash += 1
-            elif code == _TAKEOVER:
-                # (a proxy's delegatecall repeats it; what a multisig or timelock executes is administration)
+            elif code in (_TAKEOVER, _INTERNAL):
+                # a live contract's initialiser, ownership or internal-named function called (a proxy's
+                # delegatecall repeats it; what a multisig or timelock executes is administration)
                 if kind == "CALL" and to not in created and not (admin_root and f.sender == root_to):
-                    takeover += 1
-                elif kind == "DELEGATECALL" and sel != caller_sel and f.sender not in created:
+                    if code == _TAKEOVER:
+                        takeover += 1
+                    else:
+                        internal += 1
+                elif code == _TAKEOVER and kind == "DELEGATECALL" and sel != caller_sel and f.sender not in created:
                     takeover += 1  # a contract made to run a foreign initialiser on its own storage
             elif code == _LENDING:
                 lending += 1
@@ -558,10 +562,6 @@ def trace_features(tx: Tx, frame: CallFrame, out: dict[str, float], producer: st
             elif code == _VAULT:
                 if ok and f.sender in mine:
                     entered.add(to)
-            elif code == _INTERNAL:
-                # (a proxy's delegatecall repeats it; what a multisig or timelock executes is administration)
-                if kind == "CALL" and to not in created and not (admin_root and f.sender == root_to):
-                    internal += 1
             elif code == _NFT:
                 if ok and len(inp) >= 138:
                     nft_to.append("0x" + inp[98:138])
