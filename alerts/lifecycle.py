@@ -3,7 +3,10 @@
 Every status change is stored (the id stays the same) and queued for every subscription, so a
 subscriber hears of an alert once per status: ``firing``, then ``confirmed`` or ``retracted``.
 A mempool-stage alert keeps its id when its transaction is mined (the block-stage alert updates
-the same row).
+the same row). A retracted alert whose transaction is mined again in another block (the usual
+fate of a transaction after a reorg) fires again with the new block: its ``remined`` count grows,
+and each of its deliveries from then on carries that count in its delivery key (``firing#1``),
+so subscribers that deduplicate on ``Idempotency-Key`` hear it too.
 """
 
 from __future__ import annotations
@@ -53,16 +56,23 @@ class AlertLifecycle:
         if not self.store.upsert(alert):
             return False
         self._broadcast(alert)
+        remined = int(alert.get("remined") or 0)
+        key = f"{alert['status']}#{remined}" if remined else alert["status"]
         for sub in self.subscriptions:
             if sub.matches(alert):
                 body = render(sub, alert)
                 if body is not None:
-                    self.store.enqueue(alert, sub.name, sub.url, body)
+                    self.store.enqueue(alert, sub.name, sub.url, body, key=key)
         return True
 
     def fire(self, alert: dict[str, Any]) -> bool:
         """A new alert (or the block stage of a mempool alert); False if nothing changed."""
         existing = self.store.get(alert["id"])
+        if existing is not None and existing["status"] == "retracted" and _remined(existing, alert):
+            alert = dict(alert, status="firing", remined=int(existing.get("remined") or 0) + 1)
+            log.warning("alert %s fires again: its transaction was mined again in block %s",
+                        alert["id"], alert.get("block_number"))
+            return self._publish(alert)
         if existing is not None and existing["status"] in ("confirmed", "retracted"):
             return False  # a later status wins over a repeated firing (redelivery, replay overlap)
         if existing is not None and existing.get("stage") == alert.get("stage"):
@@ -120,3 +130,9 @@ class AlertLifecycle:
                 retracted.append(alert)
                 log.warning("alert %s retracted: block %s left the canonical chain", alert["id"], block_hash)
         return retracted
+
+
+def _remined(retracted: dict[str, Any], alert: dict[str, Any]) -> bool:
+    """Whether ``alert`` is its retracted transaction mined again (in another block), rather than
+    a redelivery of the firing that was retracted."""
+    return alert.get("stage") == "block" and alert.get("block_hash") not in (None, retracted.get("block_hash"))

@@ -35,6 +35,7 @@ class Alert:
     explanation: list[dict[str, Any]]
     labels: list[dict[str, Any]] = field(default_factory=list)
     created_at: str = ""
+    remined: int = 0  # times the transaction was mined again in another block after a reorg retracted it
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

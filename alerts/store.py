@@ -249,14 +249,17 @@ class AlertStore:
 
     # -- outbox ----------------------------------------------------------------------------
 
-    def enqueue(self, alert: dict[str, Any], subscription: str, url: str, body: bytes | None = None) -> bool:
+    def enqueue(self, alert: dict[str, Any], subscription: str, url: str, body: bytes | None = None,
+                key: str | None = None) -> bool:
         """Queue ``alert`` (at its current status) for ``subscription``, as ``body`` (default: the alert
-        JSON); False if already queued."""
+        JSON); False if already queued. ``key`` (default: the status) names the delivery: one per
+        alert, key and subscription."""
         with self._lock:
             cur = self._db.execute(
                 "INSERT OR IGNORE INTO outbox (alert_id, alert_status, subscription, url, body, state, next_ts, "
                 "created_ts) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
-                (alert["id"], alert["status"], subscription, url, body if body is not None else orjson.dumps(alert),
+                (alert["id"], key or alert["status"], subscription, url,
+                 body if body is not None else orjson.dumps(alert),
                  time.time(), time.time()),
             )
             return cur.rowcount == 1

@@ -57,6 +57,7 @@ from .config import ConfigError, Settings, load_settings
 from .delivery import build_delivery
 from .devnet.anvil import AnvilNotFoundError
 from .kafka import KafkaSetupError
+from .outfiles import OutputPathError, check_writable
 from .scoring import DetectSink, Scorer, batch_gc
 from .sharding import ShardedEngine
 
@@ -95,7 +96,7 @@ def _root(version: Annotated[bool, typer.Option(
 
 USER_ERRORS = (ConfigError, SourceError, RecorderError, CheckpointError, RpcError, ApiBindError,
                AnvilNotFoundError, MappingError, RuleError, SnapshotError, EvaluationError, StoreError,
-               WebhookConfigError, KafkaSetupError, KafkaError, ValueError)
+               WebhookConfigError, KafkaSetupError, KafkaError, OutputPathError, ValueError)
 
 RpcOpt = Annotated[
     list[str] | None, typer.Option("--rpc", help="HTTP JSON-RPC URL (repeat or comma-separate for failover)")
@@ -135,6 +136,11 @@ def _rpc_list(values: list[str] | None) -> list[str] | None:
     return [u.strip() for v in values for u in v.split(",") if u.strip()]
 
 
+def _check_outputs(**paths: Path | None) -> None:
+    for name, path in paths.items():
+        check_writable(path, "--" + name.replace("_", "-"))
+
+
 def _settings(config: Path | None, **overrides: Any) -> Settings:
     return load_settings(config, overrides=overrides)
 
@@ -172,6 +178,7 @@ def run(
     from .pipeline import JsonlEventSink, LivePipeline  # FastAPI and uvicorn load only for `run`
 
     _logging(verbose)
+    _check_outputs(events_out=events_out, scores=scores, alerts=alerts)
     settings = _settings(
         config, rpc=_rpc_list(rpc), ws=ws, api=api, data_dir=data_dir,
         ingest={"traces": _traces(traces), "confirmations": confirmations, "start_block": start_block,
@@ -259,6 +266,7 @@ def replay(
     detect); with --scores/--alerts it waits until the group has scored the whole input.
     """
     _logging(verbose)
+    _check_outputs(scores=scores, alerts=alerts, snapshot_out=snapshot_out)
     settings = _settings(config, ingest={"traces": _traces(traces)},
                          transport=_transport_overrides(transport, kafka_bootstrap, partitions, topic_prefix))
     if settings.transport.kind == "kafka":
@@ -485,6 +493,7 @@ def record(
         raise SourceError("--to needs --from")
     if first is not None and last is not None and last < first:
         raise SourceError(f"--to {last} is below --from {first}")
+    _check_outputs(out=out, mempool_out=mempool_out)
     settings = _settings(config, rpc=_rpc_list(rpc), ws=ws,
                          ingest={"traces": _traces(traces), "confirmations": confirmations})
     if not settings.rpc:
@@ -578,6 +587,7 @@ def evaluate_cmd(
     Example: chainsentry evaluate --scores scores.jsonl --labels ../shared/data/attacks-dev.labels.csv --plot pr.png
     --bootstrap 1000
     """
+    _check_outputs(plot=plot)
     typer.echo(orjson.dumps(evaluate(scores, labels, alerts, plot, details, bootstrap, seed),
                             option=orjson.OPT_INDENT_2).decode())
 

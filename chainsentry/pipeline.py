@@ -40,6 +40,7 @@ from ingest import (
 from .api import create_app
 from .build import bind_socket, make_rpc
 from .config import Settings
+from .outfiles import cut_partial_line
 from .transport import InProcessTransport
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ class JsonlEventSink:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        cut_partial_line(self.path)
         self._fh = open(self.path, "ab")  # noqa: SIM115 - closed in close()
         self._enc = msgspec.json.Encoder()
 

@@ -18,6 +18,7 @@ from alerts.model import alert_from_finding
 from detectors.engine import ScoringEngine, TxScore, encode_scores
 from ingest import Block, BlockAdded, BlockRetracted, ChainEvent, PendingSeen
 
+from .outfiles import cut_partial_line
 from .sharding import ShardedEngine
 
 log = logging.getLogger(__name__)
@@ -68,8 +69,9 @@ class Scorer:
         self.on_alert = on_alert
         self.engine = engine
         self.chain_id = chain_id
-        self._scores: IO[bytes] | None = _open(scores_path)
-        self._alerts: IO[bytes] | None = _open(alerts_path)
+        # live output survives restarts (appended); a replay's is its whole result (replaced)
+        self._scores: IO[bytes] | None = _open(scores_path, append=flush)
+        self._alerts: IO[bytes] | None = _open(alerts_path, append=flush)
         self.metrics = DetectorMetrics(registry) if registry is not None else None
         self.transactions = 0
         self.findings = 0
@@ -125,11 +127,13 @@ class Scorer:
                 fh.close()
 
 
-def _open(path: Path | None) -> IO[bytes] | None:
+def _open(path: Path | None, append: bool) -> IO[bytes] | None:
     if path is None:
         return None
     path.parent.mkdir(parents=True, exist_ok=True)
-    return open(path, "wb", buffering=1 << 20)  # a replay writes ~60 bytes a transaction
+    if append:
+        cut_partial_line(path)
+    return open(path, "ab" if append else "wb", buffering=1 << 20)  # a replay writes ~60 bytes a transaction
 
 
 class DetectSink:

@@ -8,9 +8,13 @@ step, that the tracked tip is still the node's block at that height (a same-heig
 as anvil's ``anvil_reorg``, changes no height). On a mismatch it walks back to the common
 ancestor, emitting :class:`BlockRetracted` newest first, then emits the new canonical blocks.
 
-Checkpointing: with ``auto_commit`` the checkpoint is saved when the consumer asks for the next
-event, i.e. after it has processed the previous one; a pipeline that hands events on through a
-queue turns ``auto_commit`` off and calls :meth:`BlockFollower.commit` when the event is done.
+Checkpointing: the checkpoint names the last block whose processing completed, never one that
+was only fetched or queued. The follower keeps a second tracker, the committed chain, that
+:meth:`BlockFollower.commit` advances one event at a time (a block pushed, a retraction popped),
+and saves only that. With ``auto_commit`` an event is committed when the consumer asks for the
+next one, i.e. after it has processed it; a pipeline that hands events on through a queue turns
+``auto_commit`` off and calls :meth:`BlockFollower.commit` with each event once it is done, in
+the order the events were emitted.
 """
 
 from __future__ import annotations
@@ -65,7 +69,8 @@ class BlockFollower:
         self.poll_interval = poll_interval
         self.ws_url = ws_url
         self.metrics = metrics or IngestMetrics()
-        self.tracker = ChainTracker(depth=tracker_depth)
+        self.tracker = ChainTracker(depth=tracker_depth)  # what has been emitted
+        self.committed = ChainTracker(depth=tracker_depth)  # what the consumer has finished
         self.auto_commit = auto_commit
         self.stop_at = stop_at
         self._on_mapping_error = on_mapping_error
@@ -78,9 +83,13 @@ class BlockFollower:
 
     # -- checkpoint ------------------------------------------------------------------------
 
-    def commit(self, event: FollowerEvent | None = None) -> None:
-        """Persist the follower's place: everything emitted so far has been processed."""
-        self.checkpoint.save(self.tracker.blocks())
+    def commit(self, event: FollowerEvent) -> None:
+        """Persist that ``event``, and every event emitted before it, has been processed."""
+        if isinstance(event, BlockAdded):
+            self.committed.push(_tracked(event.block))
+        elif self.committed.last is not None and self.committed.last.number == event.number:
+            self.committed.pop()
+        self.checkpoint.save(self.committed.blocks())
 
     def _report(self, err: MappingError) -> None:
         self.metrics.mapping_error(err)
@@ -94,6 +103,7 @@ class BlockFollower:
         """Canonical-chain events, forever (or up to ``stop_at``)."""
         for tb in self.checkpoint.load():
             self.tracker.push(tb)
+            self.committed.push(tb)
         if self.tracker.last is not None:
             self.next_number = self.tracker.last.number + 1
             log.info("resuming after block %d from the checkpoint", self.tracker.last.number)
@@ -213,9 +223,7 @@ class BlockFollower:
         return self.tracker.extends(TrackedBlock(block.number, block.hash or "", block.parent_hash))
 
     def _push(self, block: Block) -> None:
-        self.tracker.push(
-            TrackedBlock(block.number, block.hash or "", block.parent_hash, tuple(t.hash for t in block.transactions))
-        )
+        self.tracker.push(_tracked(block))
         self.next_number = block.number + 1
         self.metrics.blocks.inc()
         self.metrics.transactions.labels("block").inc(len(block.transactions))
@@ -244,3 +252,7 @@ class BlockFollower:
             log.error("reorg deeper than the %d tracked blocks; resuming from block %d", self.tracker.depth, lowest)
             self.next_number = lowest
         log.warning("reorg: retracted %d block(s); resuming at block %s", retracted, self.next_number)
+
+
+def _tracked(block: Block) -> TrackedBlock:
+    return TrackedBlock(block.number, block.hash or "", block.parent_hash, tuple(t.hash for t in block.transactions))

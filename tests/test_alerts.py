@@ -481,3 +481,36 @@ def test_a_mempool_alert_becomes_the_block_alert_once_mined(tmp_path: Path) -> N
     life.fire(other | {"addresses": ["0x" + "b" * 40]})
     life.fire(alert(8) | {"addresses": ["0x" + "b" * 40]})
     assert [a["id"] for a in life.block_retracted(alert(8)["block_hash"])] == ["cs-0008"], "and a reorg retracts it"
+
+
+async def test_a_retracted_alert_whose_transaction_is_mined_again_fires_again_for_every_subscriber(
+    tmp_path: Path,
+) -> None:
+    from alerts.channels import Subscription, render
+    from alerts.lifecycle import AlertLifecycle
+
+    store = AlertStore(tmp_path / "r.db")
+    rx = Receiver().start()
+    pager = Subscription("pager", "pagerduty", "https://events.pagerduty.com/v2/enqueue", routing_key="k")
+    life = AlertLifecycle(store, [Subscription("s", "webhook", rx.url)], confirmations=3)
+    first = alert(5)
+    assert life.fire(first)
+    assert [a["id"] for a in life.block_retracted(first["block_hash"])] == ["cs-0005"]
+    assert not life.fire(first), "a redelivery of the retracted firing changes nothing"
+    remined = first | {"block_number": 6, "block_hash": "0x" + "e" * 64}
+    assert life.fire(remined), "the transaction mined again in another block fires again"
+    stored = store.get("cs-0005")
+    assert stored is not None and stored["status"] == "firing" and stored["block_hash"] == remined["block_hash"]
+    assert orjson.loads(render(pager, stored) or b"{}")["event_action"] == "trigger", "the incident reopens"
+    assert [a["id"] for a in life.block_added(6 + 3)] == ["cs-0005"], "and it is confirmed in its new block"
+    worker = DeliveryWorker(store, SECRET, policy=FAST, seed=1)
+    try:
+        await worker.drain()
+    finally:
+        rx.stop()
+        await worker.aclose()
+    heard = {k: (a["status"], a["block_hash"]) for k, a in rx.acted.items()}
+    assert heard == {"cs-0005:firing": ("firing", first["block_hash"]),
+                     "cs-0005:retracted": ("retracted", first["block_hash"]),
+                     "cs-0005:firing#1": ("firing", remined["block_hash"]),
+                     "cs-0005:confirmed#1": ("confirmed", remined["block_hash"])}

@@ -43,7 +43,7 @@ def test_replay_scores_are_byte_identical_and_evaluate_reads_them(data_dir: Path
     alerts = [orjson.loads(x) for x in outs[0][1].splitlines()]
     assert alerts and {"id", "status", "stage", "chain_id", "block_number", "block_hash", "tx_hash", "severity",
                        "type", "score", "detector", "title", "description", "addresses", "explanation", "labels",
-                       "created_at"} == set(alerts[0])
+                       "created_at", "remined"} == set(alerts[0])
     assert len({a["id"] for a in alerts}) == len(alerts)
     plot = tmp_path / "pr.png"
     res = run_cli("evaluate", "--scores", str(tmp_path / "scores-a.jsonl"), "--labels",

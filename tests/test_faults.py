@@ -5,16 +5,23 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
 from chainsentry.devnet.anvil import Anvil
 from chainsentry.devnet.traffic import TrafficGenerator, fill_blocks
 from ingest import BlockAdded, BlockFetcher, BlockFollower, IngestMetrics, RetryPolicy, RpcClient
-from tests.conftest import wait_until
-from tests.rpcservers import RpcProxy
+from tests.conftest import complete_lines, start_service, stop_service, wait_until
+from tests.rpcservers import RpcProxy, free_port
 from tests.test_follower import Collector
 
 
@@ -114,3 +121,54 @@ async def test_node_down_then_up_reconnects_and_fills_the_gap(anvil: Anvil, rpc:
         await client.aclose()
     numbers = [e.block.number for e in col.events if isinstance(e, BlockAdded)]
     assert numbers == list(range(11)), "no gap and no duplicate across the outage"
+
+
+def _processed(events_out: Path) -> list[int]:
+    """Block numbers the service handed to its sinks (``--events-out``), in order, over all its runs."""
+    return [orjson.loads(line)["block"]["number"] for line in complete_lines(events_out)
+            if line.startswith(b'{"type":"block_added"')]
+
+
+async def test_kill_9_during_catch_up_then_restart_processes_every_block(
+    anvil: Anvil, rpc: RpcClient, tmp_path: Path
+) -> None:
+    """The checkpoint never runs ahead of processing: a kill -9 while a backlog is queued loses no block.
+
+    The first run's ``--events-out`` is a pipe read slowly, so processing lags fetching as it does
+    on a busy chain, and a backlog of fetched blocks waits in the queue when the process is killed.
+    """
+    last = 2000
+    await rpc.call("anvil_mine", [hex(last)])
+    data, pipe, events = tmp_path / "data", tmp_path / "events.pipe", tmp_path / "events.jsonl"
+    os.mkfifo(pipe)
+    args = [sys.executable, "-m", "chainsentry.cli", "run", "--rpc", anvil.http_url, "--api",
+            f"127.0.0.1:{free_port()}", "--data-dir", str(data), "--start-block", "0", "--no-mempool"]
+    log = tmp_path / "run.log"
+    proc = start_service([*args, "--events-out", str(pipe)], log)
+    first_run: list[int] = []
+
+    def read_slowly() -> None:
+        with open(pipe, "rb") as fh:
+            for line in fh:
+                first_run.append(orjson.loads(line)["block"]["number"])
+                time.sleep(0.002)
+
+    reader = threading.Thread(target=read_slowly, daemon=True)
+    reader.start()
+    try:
+        await wait_until(lambda: len(first_run) >= 300, timeout=60)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    reader.join(timeout=30)  # what the sink wrote before the kill is still in the pipe
+    assert first_run and first_run[-1] < last, "killed during catch-up"
+    saved = orjson.loads((data / "checkpoint-31337.json").read_bytes())["blocks"]
+    assert saved[-1]["number"] <= first_run[-1], "the checkpoint names a block whose processing completed"
+    proc = start_service([*args, "--events-out", str(events)], log)
+    try:
+        await wait_until(lambda: (_processed(events) or [0])[-1] == last, timeout=120)
+    finally:
+        stop_service(proc, log)
+    numbers = first_run + _processed(events)
+    assert set(numbers) == set(range(last + 1)), "no block missing"
+    assert len(numbers) - (last + 1) <= 1, "at most the block in hand at the kill comes twice"

@@ -178,3 +178,66 @@ async def test_rollback_to_a_shorter_chain_is_retracted_when_the_chain_regrows(r
         (8, old[8]), (7, old[7]), (6, old[6])
     ]
     assert [e.block.number for e in col.events[-2:]] == [6, 7]  # type: ignore[union-attr]
+
+
+async def test_the_checkpoint_names_the_last_processed_block_not_the_last_fetched(
+    rpc: RpcClient, tmp_path: Path
+) -> None:
+    """A pipeline queues events ahead of processing: committing the first must not save the queued rest."""
+    await rpc.call("anvil_mine", [hex(60)])
+    ckpt = JsonCheckpoint(tmp_path / "ckpt.json", chain_id=31337)
+    follower = BlockFollower(BlockFetcher(rpc, traces="off"), start=0, checkpoint=ckpt, batch_size=20,
+                             poll_interval=0.05, auto_commit=False)
+    queue: asyncio.Queue[BlockAdded | BlockRetracted] = asyncio.Queue()
+
+    async def produce() -> None:
+        async for ev in follower.events():
+            await queue.put(ev)
+
+    task = asyncio.create_task(produce())
+    try:
+        await wait_until(lambda: queue.qsize() >= 40)
+        done = [await queue.get() for _ in range(3)]
+        for ev in done:
+            follower.commit(ev)
+        assert [b.number for b in ckpt.load()] == [0, 1, 2], "only what was processed"
+        await wait_until(lambda: follower.tracker.last is not None and follower.tracker.last.number == 60)
+        while not queue.empty():
+            follower.commit(queue.get_nowait())
+        assert ckpt.load()[-1].number == 60
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_the_committed_chain_follows_a_reorg_in_processing_order(rpc: RpcClient, tmp_path: Path) -> None:
+    """A reorg the follower saw while the consumer is behind: the checkpoint moves with what the
+    consumer has done (old blocks, their retraction, the new blocks), never to blocks it has not seen."""
+    await rpc.call("anvil_mine", [hex(8)])
+    ckpt = JsonCheckpoint(tmp_path / "ckpt.json", chain_id=31337)
+    follower = BlockFollower(BlockFetcher(rpc, traces="off"), start=0, checkpoint=ckpt, poll_interval=0.05,
+                             auto_commit=False)
+    events: list[BlockAdded | BlockRetracted] = []
+
+    async def produce() -> None:
+        async for ev in follower.events():
+            events.append(ev)
+
+    task = asyncio.create_task(produce())
+    try:
+        await wait_until(lambda: len(events) == 9)
+        old = await canonical(rpc, 8)
+        await rpc.call("anvil_reorg", [3, []])
+        new = await canonical(rpc, 8)
+        await wait_until(lambda: len(events) == 9 + 3 + 3)
+        for ev in events[:10]:  # blocks 0-8 and the retraction of 8
+            follower.commit(ev)
+        assert [(b.number, b.hash) for b in ckpt.load()][-2:] == [(6, old[6]), (7, old[7])]
+        for ev in events[10:]:
+            follower.commit(ev)
+        assert [(b.number, b.hash) for b in ckpt.load()][-3:] == [(n, new[n]) for n in (6, 7, 8)]
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
