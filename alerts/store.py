@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -264,10 +264,13 @@ class AlertStore:
             )
             return cur.rowcount == 1
 
-    def due(self, now: float, limit: int = 100) -> list[OutboxItem]:
+    def due(self, now: float, limit: int = 100, exclude: Collection[str] = ()) -> list[OutboxItem]:
+        """Pending items due at ``now``, oldest first, leaving out the subscriptions in ``exclude``."""
+        skip = list(exclude)
         rows = self._db.execute(
             "SELECT seq, alert_id, alert_status, subscription, url, body, attempts FROM outbox "
-            "WHERE state = 'pending' AND next_ts <= ? ORDER BY next_ts, seq LIMIT ?", (now, limit)).fetchall()
+            f"WHERE state = 'pending' AND next_ts <= ? AND subscription NOT IN ({','.join('?' * len(skip))}) "
+            "ORDER BY next_ts, seq LIMIT ?", (now, *skip, limit)).fetchall()
         return [OutboxItem(*r) for r in rows]
 
     def next_due(self) -> float | None:

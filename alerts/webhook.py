@@ -6,11 +6,17 @@ Each POST carries the alert JSON and the headers of ARCHITECTURE.md:
 (alert id + status). Delivery is at least once: 2xx marks the item delivered; timeouts, refused
 connections, 429 (honouring ``Retry-After``) and 5xx are retried with exponential backoff and
 jitter; other 4xx and the attempt limit send it to the dead letters. The secret is never logged.
+
+Each attempt is bounded as a whole (connect, send, answer: ``DeliveryPolicy.timeout``), and of
+the receiver's answer only the status, ``Retry-After`` and at most ``MAX_RESPONSE_BYTES`` are
+read. Each subscription is delivered in its own lane: a receiver that hangs or trickles its answer
+holds only its own lane, never another subscription's deliveries.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import ipaddress
@@ -28,6 +34,8 @@ from .store import AlertStore, OutboxItem
 from .subscriptions import SubscriptionBook
 
 log = logging.getLogger(__name__)
+
+MAX_RESPONSE_BYTES = 64 * 1024  # of a receiver's answer body, read only so the connection can be reused
 
 
 class WebhookConfigError(ValueError):
@@ -103,7 +111,7 @@ class DeliveryWorker:
         self.policy = policy or DeliveryPolicy()
         self._rng = random.Random(seed)
         self._http = httpx.AsyncClient(timeout=httpx.Timeout(self.policy.timeout),
-                                       limits=httpx.Limits(max_connections=max(concurrency, 1)))
+                                       limits=httpx.Limits(max_connections=None, max_keepalive_connections=32))
         self.outcomes: dict[str, int] = {}
         self._on_outcome = on_outcome
         self._batch_ok: list[int] = []
@@ -144,24 +152,24 @@ class DeliveryWorker:
         attempt = item.attempts + 1
         retry_after: float | None = None
         try:
-            resp = await self._http.post(item.url, content=item.body, headers=headers)
-        except httpx.TimeoutException:
+            status, retry_header = await asyncio.wait_for(self._post(item, headers), self.policy.timeout)
+        except (TimeoutError, httpx.TimeoutException):
             error, outcome = "timeout", "timeout"
         except httpx.TransportError as err:
             error, outcome = f"connection failed: {type(err).__name__}", "connection_error"
         else:
-            if 200 <= resp.status_code < 300:
+            if 200 <= status < 300:
                 self._batch_ok.append(item.seq)
                 self._count("delivered")
                 return
-            error = f"HTTP {resp.status_code}"
-            if resp.status_code == 429:
+            error = f"HTTP {status}"
+            if status == 429:
                 outcome = "rate_limited"
                 try:
-                    retry_after = min(float(resp.headers.get("retry-after", "")), self.policy.retry_after_max)
+                    retry_after = min(float(retry_header or ""), self.policy.retry_after_max)
                 except ValueError:
                     retry_after = None
-            elif resp.status_code >= 500:
+            elif status >= 500:
                 outcome = "server_error"
             else:
                 self._batch_dead.append((item.seq, error))
@@ -177,6 +185,16 @@ class DeliveryWorker:
         delay = retry_after if retry_after is not None else self._delay(attempt)
         self._batch_retry.append((item.seq, time.time() + delay, error))
         self._count(outcome)
+
+    async def _post(self, item: OutboxItem, headers: dict[str, str]) -> tuple[int, str | None]:
+        """POST ``item``; the answer's status and ``Retry-After`` (its body: at most a small prefix)."""
+        async with self._http.stream("POST", item.url, content=item.body, headers=headers) as resp:
+            read = 0
+            async for chunk in resp.aiter_raw():
+                read += len(chunk)
+                if read > MAX_RESPONSE_BYTES:
+                    break  # the connection is closed rather than drained
+            return resp.status_code, resp.headers.get("retry-after")
 
     def _admit(self, items: list[OutboxItem]) -> list[OutboxItem]:
         """Apply each subscription's rate limit (a token bucket): items over it are pushed back to
@@ -211,27 +229,66 @@ class DeliveryWorker:
         return admitted
 
     async def drain(self, *, max_wait: float | None = None) -> None:
-        """Deliver until nothing is pending (every item delivered or dead-lettered)."""
+        """Deliver until nothing is pending (every item delivered or dead-lettered), or ``max_wait``
+        seconds have passed (deliveries still in flight are then abandoned: they stay pending)."""
         started = time.monotonic()
-        while True:
-            items = self._admit(self.store.due(time.time(), limit=max(100, 4 * self.concurrency)))
-            for start in range(0, len(items), self.concurrency):
-                await asyncio.gather(*(self.deliver_one(i) for i in items[start : start + self.concurrency]))
-            self._settle()
-            nxt = self.store.next_due()
-            if nxt is None:
-                return
-            pause = min(1.0, max(0.01, nxt - time.time())) if not items else 0.0
-            if max_wait is not None:
-                remaining = max_wait - (time.monotonic() - started)
-                if remaining <= 0:
+        lanes: dict[str, asyncio.Task[None]] = {}
+        try:
+            while True:
+                self._launch(lanes)
+                nxt = self.store.next_due()
+                if nxt is None and not lanes:
                     return
-                pause = min(pause, remaining)
-            if pause:
-                await asyncio.sleep(pause)
+                pause = 1.0 if nxt is None else min(1.0, max(0.05 if lanes else 0.01, nxt - time.time()))
+                if max_wait is not None:
+                    remaining = max_wait - (time.monotonic() - started)
+                    if remaining <= 0:
+                        return
+                    pause = min(pause, remaining)
+                await self._wait(lanes, pause)
+        finally:
+            await self._stop(lanes)
 
     async def run(self) -> None:
         """Deliver forever (the live service), polling the outbox."""
-        while True:
-            await self.drain(max_wait=1.0)
-            await asyncio.sleep(0.2)
+        lanes: dict[str, asyncio.Task[None]] = {}
+        try:
+            while True:
+                self._launch(lanes)
+                await self._wait(lanes, 0.2)
+        finally:
+            await self._stop(lanes)
+
+    def _launch(self, lanes: dict[str, asyncio.Task[None]]) -> None:
+        """Start a lane for each subscription with due items that has none running."""
+        items = self._admit(self.store.due(time.time(), limit=max(100, 4 * self.concurrency), exclude=lanes.keys()))
+        groups: dict[str, list[OutboxItem]] = {}
+        for item in items:
+            groups.setdefault(item.subscription, []).append(item)
+        for name, group in groups.items():
+            lanes[name] = asyncio.create_task(self._lane(group), name=f"deliver:{name}")
+
+    async def _lane(self, items: list[OutboxItem]) -> None:
+        """One subscription's due items, in order, ``concurrency`` at a time."""
+        for start in range(0, len(items), self.concurrency):
+            await asyncio.gather(*(self.deliver_one(i) for i in items[start : start + self.concurrency]))
+
+    async def _wait(self, lanes: dict[str, asyncio.Task[None]], pause: float) -> None:
+        """Wait until a lane ends or ``pause`` passes; record the outcomes so far."""
+        if lanes:
+            await asyncio.wait(lanes.values(), timeout=pause, return_when=asyncio.FIRST_COMPLETED)
+        else:
+            await asyncio.sleep(pause)
+        for name, task in list(lanes.items()):
+            if task.done():
+                del lanes[name]
+                task.result()  # a bug in a lane is raised, not swallowed
+        self._settle()
+
+    async def _stop(self, lanes: dict[str, asyncio.Task[None]]) -> None:
+        for task in lanes.values():
+            task.cancel()
+        for task in lanes.values():
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._settle()

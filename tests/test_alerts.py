@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -514,3 +519,106 @@ async def test_a_retracted_alert_whose_transaction_is_mined_again_fires_again_fo
                      "cs-0005:retracted": ("retracted", first["block_hash"]),
                      "cs-0005:firing#1": ("firing", remined["block_hash"]),
                      "cs-0005:confirmed#1": ("confirmed", remined["block_hash"])}
+
+
+class RawReceiver:
+    """A hostile receiver on loopback, raw sockets: reads the request, then answers with ``answer``."""
+
+    def __init__(self, answer: Callable[[socket.socket], None]) -> None:
+        self.answer = answer
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.requests = 0
+        self.sent = 0  # bytes of answer written before the client went away
+        self._stop = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}/hook"
+
+    def _serve(self) -> None:
+        self.sock.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return  # closed by stop()
+            threading.Thread(target=self._one, args=(conn,), daemon=True).start()
+
+    def _one(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(5)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
+            while len(body) < length:
+                body += conn.recv(65536)
+            self.requests += 1
+            with contextlib.suppress(OSError):
+                self.answer(conn)
+
+    def trickle(self, conn: socket.socket) -> None:
+        """Headers at once, then one byte of body every 0.5 s (for at most 30 s)."""
+        conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n")
+        for _ in range(60):
+            if self._stop.wait(0.5):
+                return
+            conn.sendall(b"x")
+            self.sent += 1
+
+    def huge(self, conn: socket.socket) -> None:
+        """200 with a 1 GB body, written as fast as the client reads it."""
+        conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 1073741824\r\n\r\n")
+        chunk = b"x" * 65536
+        for _ in range(1 << 14):
+            conn.sendall(chunk)
+            self.sent += len(chunk)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.sock.close()
+
+
+async def test_a_trickling_receiver_holds_only_its_own_deliveries(tmp_path: Path) -> None:
+    """A receiver that sends its headers and then a byte every 0.5 s: each attempt is bounded as a
+    whole, and a healthy subscription gets every alert meanwhile."""
+    store = AlertStore(tmp_path / "s.db")
+    slow = RawReceiver(lambda c: slow.trickle(c))
+    rx = Receiver().start()
+    for i in range(10):
+        store.upsert(alert(i))
+        store.enqueue(alert(i), "slow", slow.url)
+        store.enqueue(alert(i), "healthy", rx.url)
+    worker = DeliveryWorker(store, SECRET, policy=DeliveryPolicy(attempts=50, backoff=0.05, timeout=1.0), seed=1,
+                            concurrency=4)
+    try:
+        await worker.drain(max_wait=4.0)
+    finally:
+        await worker.aclose()
+        slow.stop()
+        rx.stop()
+    assert len(rx.acted) == 10, "the healthy subscription is not held up by the slow one"
+    rows = store._db.execute("SELECT subscription, state, attempts, last_error FROM outbox").fetchall()
+    slow_rows = [r for r in rows if r[0] == "slow"]
+    assert all(state == "pending" for _, state, _, _ in slow_rows), "nothing is lost: the slow ones wait"
+    assert any(attempts >= 1 and error == "timeout" for _, _, attempts, error in slow_rows)
+    assert worker.outcomes.get("timeout", 0) >= 4
+
+
+async def test_a_huge_answer_is_not_read_whole(tmp_path: Path) -> None:
+    store = AlertStore(tmp_path / "h.db")
+    huge = RawReceiver(lambda c: huge.huge(c))
+    store.upsert(alert(1))
+    store.enqueue(alert(1), "huge", huge.url)
+    worker = DeliveryWorker(store, SECRET, policy=FAST, seed=1)
+    try:
+        await worker.drain(max_wait=10.0)
+    finally:
+        await worker.aclose()
+        huge.stop()
+    assert store.outbox_counts()["delivered"] == 1, "a 2xx is a delivery, whatever its body"
+    assert huge.sent < 16 * 2**20, f"the client stopped reading: {huge.sent} bytes sent"
