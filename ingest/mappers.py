@@ -15,16 +15,19 @@ receipt or trace is left off its transaction, a transaction without a usable has
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import msgspec
-import orjson
 
 from . import _hex  # C's own (ingest/_hex.pxd) when compiled
+from .deepjson import loads as loads_any_depth
 from .events import Block, CallFrame, Log, Receipt, Tx
 
 JsonDict = Mapping[str, Any]
+
+log = logging.getLogger(__name__)
 
 
 class MappingError(ValueError):
@@ -148,17 +151,29 @@ def _list(value: object, field: str) -> list[Any]:
 FRAME_TYPES = frozenset({"CALL", "DELEGATECALL", "STATICCALL", "CALLCODE", "CREATE", "CREATE2", "SELFDESTRUCT"})
 
 
-def frame_from_calltracer(raw: JsonDict) -> CallFrame:
-    """A callTracer frame (with its nested ``calls``) as a :class:`CallFrame`."""
+MAX_FRAME_DEPTH = 100
+"""The deepest call frame kept in place (the root is depth 0). Call trees are attacker-controlled
+(a self-recursive contract nests up to the EVM's 1,024 levels) while ordinary ones stay far
+shallower; deeper frames are kept, in call order, as children of their ancestor at depth
+``MAX_FRAME_DEPTH - 1``, and the flattening is reported. Everything downstream (encoders, stores,
+detectors) then sees trees of bounded depth."""
+
+
+def frame_from_calltracer(raw: JsonDict, report: Reporter | None = None) -> CallFrame:
+    """A callTracer frame (with its nested ``calls``) as a :class:`CallFrame`, depth-capped.
+
+    ``report`` hears of a flattened tree (default: a warning in the log).
+    """
     try:
         frame: CallFrame = _frame_fast(raw)
         return frame
     except (AttributeError, TypeError, ValueError, KeyError, IndexError):
-        return _frame_checked(raw)  # raises a MappingError naming the field
+        return _frame_checked(raw, report)  # raises a MappingError naming the field
 
 
-def _frame_fast(raw: Any, _int: Any = int, _frame: Any = CallFrame) -> Any:
-    """The common case without per-field checks; any surprise falls back to the checked path."""
+def _frame_fast(raw: Any, depth: int = 0, _int: Any = int, _frame: Any = CallFrame) -> Any:
+    """The common case without per-field checks; any surprise (or a tree deeper than
+    ``MAX_FRAME_DEPTH``) falls back to the checked path."""
     get = raw.get
     sender = get("from")
     to = get("to")
@@ -174,6 +189,7 @@ def _frame_fast(raw: Any, _int: Any = int, _frame: Any = CallFrame) -> Any:
         or (value is not None and value[:2] != "0x")
         or (gas is not None and gas[:2] != "0x")
         or (used is not None and used[:2] != "0x")
+        or (calls and depth >= MAX_FRAME_DEPTH)
     ):
         raise ValueError
     output = get("output")
@@ -193,21 +209,54 @@ def _frame_fast(raw: Any, _int: Any = int, _frame: Any = CallFrame) -> Any:
         _int(used, 16) if used is not None else None,
         output,
         error,
-        tuple([_frame_fast(c) for c in calls]) if calls else (),
+        tuple([_frame_fast(c, depth + 1) for c in calls]) if calls else (),
     )
 
 
-def _frame_checked(raw: JsonDict) -> CallFrame:
-    if type(raw) is not dict:
-        raise MappingError("trace", raw, "call frame is not an object")
+def _frame_checked(raw: JsonDict, report: Reporter | None = None) -> CallFrame:
+    """Every field checked, the tree walked with an explicit stack and capped at ``MAX_FRAME_DEPTH``."""
+    nodes: list[tuple[JsonDict, int]] = []  # (raw frame, index of its parent), in call order
+    stack: list[tuple[Any, int, int]] = [(raw, -1, 0)]  # (raw frame, parent index, depth)
+    flattened = deepest = 0
+    while stack:
+        r, parent, depth = stack.pop()
+        if type(r) is not dict:
+            raise MappingError("trace", r, "call frame is not an object")
+        index = len(nodes)
+        nodes.append((r, parent))
+        children = _list(r.get("calls"), "trace.calls")
+        if depth < MAX_FRAME_DEPTH:
+            stack.extend((c, index, depth + 1) for c in reversed(children))
+        else:  # too deep: its calls go beside it, under its parent
+            flattened += len(children)
+            deepest = max(deepest, depth + 1)
+            stack.extend((c, parent, depth) for c in reversed(children))
+    built: list[list[CallFrame]] = [[] for _ in nodes]
+    for index in range(len(nodes) - 1, -1, -1):  # children before their parents
+        r, parent = nodes[index]
+        frame = _frame_fields(r, tuple(reversed(built[index])))
+        if parent < 0:
+            root = frame
+        else:
+            built[parent].append(frame)
+    if flattened:
+        err = MappingError("trace.calls", f"{flattened} frames", f"call tree deeper than {MAX_FRAME_DEPTH} "
+                           f"frames: the frames below depth {MAX_FRAME_DEPTH} were kept under their ancestor "
+                           f"at depth {MAX_FRAME_DEPTH - 1}")
+        if report is not None:
+            report(err)
+        else:
+            log.warning("%s", err)
+    return root
+
+
+def _frame_fields(raw: JsonDict, calls: tuple[CallFrame, ...]) -> CallFrame:
     kind = raw.get("type")
     if type(kind) is not str:
         raise MappingError("trace.type", kind, "missing or not a string")
-    kind = kind.upper()
-    children = raw.get("calls")
     get = raw.get
     return CallFrame(
-        type=kind,
+        type=kind.upper(),
         sender=address(get("from"), "trace.from") or "",
         to=address(get("to"), "trace.to"),
         value=quantity(get("value"), "trace.value"),
@@ -216,7 +265,7 @@ def _frame_checked(raw: JsonDict) -> CallFrame:
         gas_used=quantity(get("gasUsed"), "trace.gasUsed"),
         output=_opt_str(get("output"), "trace.output"),
         error=_opt_str(get("error"), "trace.error"),
-        calls=tuple(frame_from_calltracer(c) for c in _list(children, "trace.calls")) if children else (),
+        calls=calls,
     )
 
 
@@ -640,12 +689,13 @@ def _block_checked(raw: JsonDict, report: Reporter) -> Block:
     positional: list[CallFrame | None] = []
     for i, t in enumerate(traces_raw):
         tx_hash = t.get("txHash") if type(t) is dict else None
+        where = tx_hash if isinstance(tx_hash, str) else f"#{i}"
         try:
             if type(t) is not dict or "result" not in t:
                 raise MappingError("traces", t, "trace entry without a result")
-            frame = frame_from_calltracer(t["result"])
+            frame = frame_from_calltracer(t["result"], lambda e, w=where: report(e.with_context(block=number, tx=w)))
         except MappingError as err:
-            report(err.with_context(block=number, tx=tx_hash if isinstance(tx_hash, str) else f"#{i}"))
+            report(err.with_context(block=number, tx=where))
             positional.append(None)
             continue
         positional.append(frame)
@@ -791,11 +841,11 @@ def map_block_line(line: bytes, report: Reporter) -> Block:
     try:
         block: Block = _block_typed(_decode_raw_block(line))
         return block
-    except (msgspec.DecodeError, AttributeError, TypeError, ValueError, KeyError, IndexError):
-        return map_block(orjson.loads(line), report)
+    except (msgspec.DecodeError, AttributeError, TypeError, ValueError, KeyError, IndexError, RecursionError):
+        return map_block(loads_any_depth(line), report)  # a call tree too deep for the fast path, say
 
 
-def _frame_typed(raw: _RawFrame, _frame: Any = CallFrame) -> Any:
+def _frame_typed(raw: _RawFrame, depth: int = 0, _frame: Any = CallFrame) -> Any:
     kind, sender, to, value, inp, gas, used, output, error, calls = _astuple(raw)  # _RawFrame's order
     if (
         len(sender) != 42
@@ -804,6 +854,7 @@ def _frame_typed(raw: _RawFrame, _frame: Any = CallFrame) -> Any:
         or (value is not None and not _hex.has0x(value))
         or (gas is not None and not _hex.has0x(gas))
         or (used is not None and not _hex.has0x(used))
+        or (calls and depth >= MAX_FRAME_DEPTH)
     ):
         raise ValueError
     if kind not in FRAME_TYPES:
@@ -818,7 +869,7 @@ def _frame_typed(raw: _RawFrame, _frame: Any = CallFrame) -> Any:
         _hex.hexint(used) if used is not None else None,
         output,
         error,
-        tuple([_frame_typed(c) for c in calls]) if calls else (),
+        tuple([_frame_typed(c, depth + 1) for c in calls]) if calls else (),
     )
 
 

@@ -27,6 +27,8 @@ import httpx
 import orjson
 import websockets
 
+from . import deepjson
+
 log = logging.getLogger(__name__)
 
 
@@ -201,7 +203,7 @@ class RpcClient:
         if status >= 500:
             raise TransientRpcError(f"HTTP {status}", method=label, endpoint=url)
         try:
-            payload = orjson.loads(resp.content)
+            payload = deepjson.loads(resp.content)
         except orjson.JSONDecodeError:
             if status >= 400:
                 raise PermanentRpcError(f"HTTP {status}", method=label, endpoint=url) from None
