@@ -34,8 +34,7 @@ def deep_block_line(levels: int) -> bytes:
     """A block-JSONL line whose one transaction's call tree nests ``levels`` frames below its root,
     the deepest moving 1 ETH (built as text: the structure itself is too deep for a JSON encoder)."""
     tx_hash, block_hash = "0x" + "ab" * 32, "0x" + "cd" * 32
-    frame = '{"type":"CALL","from":"%s","to":"%s","value":"0x0","input":"0x","gas":"0x1000","gasUsed":"0x10"' % (
-        SELF, SELF)
+    frame = f'{{"type":"CALL","from":"{SELF}","to":"{SELF}","value":"0x0","input":"0x","gas":"0x1000","gasUsed":"0x10"'
     last = frame.replace('"value":"0x0"', '"value":"0xde0b6b3a7640000"').replace(f'"to":"{SELF}"',
                                                                                 '"to":"0x' + "77" * 20 + '"')
     tree = (frame + ',"calls":[') * levels + last + "}" + "]}" * levels
