@@ -142,7 +142,9 @@ class LivePipeline:
         head = f.head if f else None
         contact = f.last_contact if f else None
         stale_after = 30.0 + 3 * self.settings.ingest.poll_interval
-        healthy = contact is not None and now - contact < stale_after
+        # a node that answers its head but not usable blocks is as bad as no node: blocks wait
+        failing = f is not None and f.failures >= 3
+        healthy = contact is not None and now - contact < stale_after and not failing
         last = self.stats.last_block
         return {
             "healthy": healthy,
@@ -157,6 +159,7 @@ class LivePipeline:
             "transactions": self.stats.txs,
             "node_contact_age_s": round(now - contact, 3) if contact is not None else None,
             "traces": self.fetcher.trace_mode,
+            "ingest_error": f.last_error if f is not None else None,
             "uptime_s": round(now - self.stats.started, 1),
         }
 
@@ -165,10 +168,11 @@ class LivePipeline:
         def show(v: object) -> str:
             return "-" if v is None else str(v)
 
+        health = "ok" if s["healthy"] else f"NODE FAILING: {s['ingest_error'] or 'unreachable'}"
         return (
             f"head {show(s['head'])} | block {show(s['last_block'])}"
             f" | lag {show(s['lag'])} | {s['tx_per_s']:.1f} tx/s | pending {s['pending']}"
-            f" | reorgs {s['reorgs']} | {'ok' if s['healthy'] else 'NODE UNREACHABLE'}"
+            f" | reorgs {s['reorgs']} | {health}"
         )
 
     # -- tasks -----------------------------------------------------------------------------

@@ -52,9 +52,14 @@ class BlockFetcher:
         return _int(await self.rpc.call("eth_blockNumber"), "eth_blockNumber")
 
     async def header(self, number: int) -> dict[str, Any] | None:
-        """The block at ``number`` without transactions (for reorg checks), or None."""
+        """The block at ``number`` without transactions (for reorg checks), or None.
+
+        Raises :class:`MalformedResponseError` (retried) for an answer that is not that block."""
         result = await self.rpc.call("eth_getBlockByNumber", [hex(number), False])
-        return result if isinstance(result, dict) else None
+        if result is None:
+            return None
+        check_block(number, result)
+        return result  # type: ignore[no-any-return]
 
     async def fetch(self, numbers: Sequence[int]) -> list[dict[str, Any]]:
         """The blocks at ``numbers``, in order, each with ``receipts`` and ``traces`` as configured.
@@ -111,17 +116,18 @@ class BlockFetcher:
         )
         blocks = [b for part in parts for b in part]
         for n, block in zip(numbers, blocks, strict=True):
-            if not isinstance(block, dict):
+            if block is None:
                 raise BlockNotFoundError(f"no block {n} at the node", method="eth_getBlockByNumber")
+            check_block(n, block)
         return blocks
 
     async def _traces(self, numbers: list[int]) -> list[list[dict[str, Any]]]:
         if self.trace_mode == "parity":
             results = await self.rpc.batch([("trace_block", [hex(n)]) for n in numbers])
-            return [frames_from_parity(flat or []) for flat in results]
+            return [frames_from_parity(flat if isinstance(flat, list) else []) for flat in results]
         opts = {"tracer": "callTracer"}
         results = await self.rpc.batch([("debug_traceBlockByNumber", [hex(n), opts]) for n in numbers])
-        return [r or [] for r in results]
+        return [r or [] for r in results]  # anything but a list is reported by the mapper
 
     async def _receipts_per_tx(self, blocks: list[dict[str, Any]]) -> None:
         with_txs = [b for b in blocks if b.get("transactions")]
@@ -145,6 +151,30 @@ class BlockFetcher:
             return
         log.warning("traces: the node offers neither trace_block nor debug_traceBlockByNumber; traces off")
         self.trace_mode = "off"
+
+
+def check_block(number: int, block: object) -> None:
+    """Refuse an ``eth_getBlockByNumber`` answer that is not block ``number``: another number, or
+    a hash or parent hash that is not 32 bytes of hex. Such an answer is retried, never used: a
+    wrong number would put a block in another's place, a bad hash would look like a reorg."""
+    def bad(what: str) -> MalformedResponseError:
+        return MalformedResponseError(f"asked for block {number}, the node answered {what}",
+                                      method="eth_getBlockByNumber")
+
+    if not isinstance(block, dict):
+        raise bad(f"{block!r:.60}")
+    if block.get("number") != hex(number):
+        got = block.get("number")
+        if not (isinstance(got, str) and got.startswith("0x") and _is_hex(got[2:]) and int(got, 16) == number):
+            raise bad(f"block number {got!r:.70}")
+    for key in ("hash", "parentHash"):
+        value = block.get(key)
+        if not (isinstance(value, str) and len(value) == 66 and value.startswith("0x") and _is_hex(value[2:])):
+            raise bad(f"{key} {value!r:.70}")
+
+
+def _is_hex(text: str) -> bool:
+    return bool(text) and all(c in "0123456789abcdefABCDEF" for c in text)
 
 
 def _int(value: object, what: str) -> int:

@@ -31,7 +31,7 @@ from .events import Block, BlockAdded, BlockRetracted
 from .fetch import BlockFetcher, BlockNotFoundError
 from .mappers import MappingError, map_block
 from .metrics import IngestMetrics
-from .rpc import RpcError, TransientRpcError, reconnect_delay, subscribe
+from .rpc import MalformedResponseError, RpcError, TransientRpcError, reconnect_delay, subscribe
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,7 @@ class BlockFollower:
         auto_commit: bool = True,
         on_mapping_error: Callable[[MappingError], None] | None = None,
         stop_at: int | None = None,
+        retry_cap: float = 30.0,
     ) -> None:
         if confirmations < 0:
             raise ValueError("confirmations must be >= 0")
@@ -73,10 +74,13 @@ class BlockFollower:
         self.committed = ChainTracker(depth=tracker_depth)  # what the consumer has finished
         self.auto_commit = auto_commit
         self.stop_at = stop_at
+        self.retry_cap = retry_cap  # the longest wait between failed steps (backoff doubles up to it)
         self._on_mapping_error = on_mapping_error
         self.head: int | None = None
         self.reorgs = 0
         self.last_contact: float | None = None  # wall-clock time of the last successful head poll
+        self.failures = 0  # consecutive steps that failed (node down, or answers refused)
+        self.last_error: str | None = None  # why the last step failed, while it keeps failing
         self.next_number: int | None = None
         self._wake = asyncio.Event()
         self._ws_healthy = False
@@ -108,7 +112,6 @@ class BlockFollower:
             self.next_number = self.tracker.last.number + 1
             log.info("resuming after block %d from the checkpoint", self.tracker.last.number)
         ws_task = asyncio.create_task(self._watch_heads()) if self.ws_url else None
-        failures = 0
         try:
             while True:
                 try:
@@ -116,12 +119,16 @@ class BlockFollower:
                         yield event
                         if self.auto_commit:
                             self.commit(event)
-                    failures = 0
+                    self.failures, self.last_error = 0, None
                 except TransientRpcError as err:
-                    failures += 1
-                    self.metrics.reconnects.labels("blocks").inc()
-                    delay = reconnect_delay(failures)
-                    log.warning("node unavailable (%s); retrying in %.1fs", err, delay)
+                    self.failures += 1
+                    self.last_error = str(err)
+                    if isinstance(err, MalformedResponseError):
+                        self.metrics.unusable_answers.labels(err.method or "unknown").inc()
+                    else:
+                        self.metrics.reconnects.labels("blocks").inc()
+                    delay = reconnect_delay(self.failures, self.retry_cap)
+                    log.warning("node unavailable or its answer unusable (%s); retrying in %.1fs", err, delay)
                     await asyncio.sleep(delay)
                     continue
                 if self.stop_at is not None and self.next_number is not None and self.next_number > self.stop_at:
@@ -197,7 +204,7 @@ class BlockFollower:
                         block = map_block(raw, self._report)
                     except MappingError as err:
                         self._report(err)
-                        raise TransientRpcError(
+                        raise MalformedResponseError(
                             f"unusable block answer: {err}", method="eth_getBlockByNumber"
                         ) from None
                     if not self._extends(block):

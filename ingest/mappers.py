@@ -303,67 +303,95 @@ def frames_from_parity(traces: Iterable[JsonDict]) -> list[dict[str, Any]]:
     """Convert ``trace_block`` (parity/OpenEthereum flat traces) to callTracer results.
 
     Returns ``[{"txHash": h, "result": frame}]`` in transaction order, the same shape
-    ``debug_traceBlockByNumber`` with callTracer returns; block reward traces are dropped.
+    ``debug_traceBlockByNumber`` with callTracer returns; block reward traces are dropped. A
+    transaction whose traces cannot be assembled (an unknown trace type, a call before its
+    parent) gets ``{"txHash": h, "error": why}`` instead, and an entry that is not a trace at all
+    ``{"error": why}``: the block mapper reports both, and the rest of the block is kept.
     """
     roots: dict[str, dict[str, Any]] = {}
     order: list[str] = []
+    broken: dict[str, str] = {}
+    unusable: list[dict[str, Any]] = []
     # traceAddress [] is the root, [i] the i-th child of the root, [i, j] its j-th child ...
     nodes: dict[tuple[str, tuple[int, ...]], dict[str, Any]] = {}
     for t in traces:
+        if type(t) is not dict:
+            unusable.append({"error": f"a trace entry that is not an object: {t!r:.60}"})
+            continue
         kind = t.get("type")
         tx_hash = t.get("transactionHash")
         if kind == "reward" or tx_hash is None:
             continue
-        action = t.get("action") or {}
-        result = t.get("result") or {}
-        if kind == "call":
-            call_type = str(action.get("callType", "call")).upper()
-            frame: dict[str, Any] = {
-                "type": call_type,
-                "from": action.get("from"),
-                "to": action.get("to"),
-                "value": action.get("value"),
-                "input": action.get("input", "0x"),
-                "gas": action.get("gas"),
-                "gasUsed": result.get("gasUsed"),
-                "output": result.get("output"),
-            }
-        elif kind == "create":
-            create_kind = "CREATE2" if action.get("creationMethod") == "create2" else "CREATE"
-            frame = {
-                "type": create_kind,
-                "from": action.get("from"),
-                "to": result.get("address"),
-                "value": action.get("value"),
-                "input": action.get("init", "0x"),
-                "gas": action.get("gas"),
-                "gasUsed": result.get("gasUsed"),
-                "output": result.get("code"),
-            }
-        elif kind in ("suicide", "selfdestruct"):
-            frame = {
-                "type": "SELFDESTRUCT",
-                "from": action.get("address"),
-                "to": action.get("refundAddress"),
-                "value": action.get("balance"),
-                "input": "0x",
-            }
-        else:
-            raise MappingError("trace.type", kind, "unknown parity trace type", tx=tx_hash)
-        frame = {k: v for k, v in frame.items() if v is not None or k == "to"}
-        if t.get("error") is not None:
-            frame["error"] = _PARITY_ERRORS.get(t["error"], str(t["error"]).lower())
-        path = tuple(t.get("traceAddress") or ())
-        nodes[(tx_hash, path)] = frame
+        if type(tx_hash) is not str:
+            unusable.append({"error": f"a trace entry with transactionHash {tx_hash!r:.60}"})
+            continue
+        if tx_hash in broken:
+            continue
+        try:
+            frame = _parity_frame(t)
+            path = tuple(t.get("traceAddress") or ())
+        except (MappingError, AttributeError, TypeError) as err:
+            broken[tx_hash] = err.reason if isinstance(err, MappingError) else f"malformed trace ({err})"
+            continue
         if not path:
+            if tx_hash not in roots:
+                order.append(tx_hash)
             roots[tx_hash] = frame
-            order.append(tx_hash)
         else:
             parent = nodes.get((tx_hash, path[:-1]))
             if parent is None:
-                raise MappingError("trace.traceAddress", list(path), "child before its parent", tx=tx_hash)
+                broken[tx_hash] = f"call {list(path)} before its parent"
+                continue
             parent.setdefault("calls", []).append(frame)
-    return [{"txHash": h, "result": roots[h]} for h in order]
+        nodes[(tx_hash, path)] = frame
+    out: list[dict[str, Any]] = []
+    for h in order:
+        out.append({"txHash": h, "error": broken[h]} if h in broken else {"txHash": h, "result": roots[h]})
+    out.extend({"txHash": h, "error": why} for h, why in broken.items() if h not in roots)
+    return out + unusable
+
+
+def _parity_frame(t: JsonDict) -> dict[str, Any]:
+    """One parity trace as a callTracer frame (without its ``calls``)."""
+    kind = t.get("type")
+    action = t.get("action") or {}
+    result = t.get("result") or {}
+    if kind == "call":
+        frame: dict[str, Any] = {
+            "type": str(action.get("callType", "call")).upper(),
+            "from": action.get("from"),
+            "to": action.get("to"),
+            "value": action.get("value"),
+            "input": action.get("input", "0x"),
+            "gas": action.get("gas"),
+            "gasUsed": result.get("gasUsed"),
+            "output": result.get("output"),
+        }
+    elif kind == "create":
+        frame = {
+            "type": "CREATE2" if action.get("creationMethod") == "create2" else "CREATE",
+            "from": action.get("from"),
+            "to": result.get("address"),
+            "value": action.get("value"),
+            "input": action.get("init", "0x"),
+            "gas": action.get("gas"),
+            "gasUsed": result.get("gasUsed"),
+            "output": result.get("code"),
+        }
+    elif kind in ("suicide", "selfdestruct"):
+        frame = {
+            "type": "SELFDESTRUCT",
+            "from": action.get("address"),
+            "to": action.get("refundAddress"),
+            "value": action.get("balance"),
+            "input": "0x",
+        }
+    else:
+        raise MappingError("trace.type", kind, "unknown parity trace type")
+    frame = {k: v for k, v in frame.items() if v is not None or k == "to"}
+    if t.get("error") is not None:
+        frame["error"] = _PARITY_ERRORS.get(t["error"], str(t["error"]).lower())
+    return frame
 
 
 # --- logs and receipts -------------------------------------------------------------------------
@@ -692,8 +720,9 @@ def _block_checked(raw: JsonDict, report: Reporter) -> Block:
         where = tx_hash if isinstance(tx_hash, str) else f"#{i}"
         try:
             if type(t) is not dict or "result" not in t:
-                raise MappingError("traces", t, "trace entry without a result")
-            frame = frame_from_calltracer(t["result"], lambda e, w=where: report(e.with_context(block=number, tx=w)))
+                why = t.get("error") if type(t) is dict and type(t.get("error")) is str else "without a result"
+                raise MappingError("traces", t, f"trace entry {why}")
+            frame = frame_from_calltracer(t["result"], _in(report, number, where))
         except MappingError as err:
             report(err.with_context(block=number, tx=where))
             positional.append(None)
@@ -724,6 +753,11 @@ def _block_checked(raw: JsonDict, report: Reporter) -> Block:
             if tx is not None:
                 txs.append(tx)
     return Block(number=number, transactions=tuple(txs), **header)
+
+
+def _in(report: Reporter, block: int, tx: str) -> Reporter:
+    """``report`` with the block and transaction an error was found in."""
+    return lambda err: report(err.with_context(block=block, tx=tx))
 
 
 def block_to_rpc(block: Block) -> dict[str, Any]:

@@ -57,6 +57,11 @@ class IngestMetrics:
         self.pending_tracked = Gauge(
             "ingest_pending_tracked", "Pending transactions currently followed", namespace=NS, registry=r
         )
+        self.unusable_answers = Counter(
+            "ingest_unusable_answers", "Node answers refused as inconsistent with the request (a block of "
+            "another number, a malformed hash), by method; the request is retried", ["method"],
+            namespace=NS, registry=r,
+        )
         self.reconnects = Counter(
             "ingest_reconnects", "Reconnections after a lost node connection, by stream", ["stream"],
             namespace=NS, registry=r,

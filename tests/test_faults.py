@@ -172,3 +172,103 @@ async def test_kill_9_during_catch_up_then_restart_processes_every_block(
     numbers = first_run + _processed(events)
     assert set(numbers) == set(range(last + 1)), "no block missing"
     assert len(numbers) - (last + 1) <= 1, "at most the block in hand at the kill comes twice"
+
+
+BLOCK = 5
+_HASH = "0x" + "ee" * 32
+BAD_BLOCKS: dict[str, Any] = {
+    "another number": lambda b: dict(b, number="0x2"),
+    "2**256-1": lambda b: dict(b, number=hex(2**256 - 1)),
+    "a negative number": lambda b: dict(b, number="-0x5"),
+    "no number": lambda b: {k: v for k, v in b.items() if k != "number"},
+    "a malformed hash": lambda b: dict(b, hash="0x1234"),
+    "no hash": lambda b: {k: v for k, v in b.items() if k != "hash"},
+    "a string": lambda b: "block five",
+}
+
+
+@pytest.mark.parametrize("bad", list(BAD_BLOCKS))
+async def test_a_node_answering_another_block_is_refused_retried_and_unhealthy_meanwhile(
+    anvil: Anvil, rpc: RpcClient, bad: str
+) -> None:
+    """Block 5 (full, or its header in the reorg check) answered wrongly: never used, retried with
+    backoff, counted, and the follower says why while it lasts; the chain is then followed exactly."""
+    await rpc.call("anvil_mine", [hex(8)])
+    canon = {n: h for n, h in (await _hashes(rpc, 8)).items()}
+    left = {"answers": 4}
+
+    def mangle(request: Any, response: Any) -> Any:
+        response = copy.deepcopy(response)
+        for q, a in _answers(request, response):
+            if q["method"] == "eth_getBlockByNumber" and q["params"][0] == hex(BLOCK) and left["answers"] > 0:
+                left["answers"] -= 1
+                a["result"] = BAD_BLOCKS[bad](a["result"])
+        return response
+
+    metrics = IngestMetrics(CollectorRegistry())
+    with RpcProxy(anvil.http_url) as proxy:
+        proxy.mangle = mangle
+        client = RpcClient([proxy.url], retry=RetryPolicy(attempts=1, backoff=0.01))
+        follower = BlockFollower(BlockFetcher(client, traces="off"), start=0, poll_interval=0.05, metrics=metrics,
+                                 retry_cap=0.1)
+        col = Collector(follower)
+        try:
+            await wait_until(lambda: follower.failures >= 3)
+            assert follower.last_error is not None and f"asked for block {BLOCK}" in follower.last_error
+            assert all(e.block.number < BLOCK for e in col.events), "nothing at or after it"  # type: ignore[union-attr]
+            await wait_until(lambda: col.tip() is not None and col.tip()[0] == 8)  # type: ignore[index]
+        finally:
+            await col.stop()
+            await client.aclose()
+    assert [(e.block.number, e.block.hash) for e in col.events] == sorted(canon.items()), "exact, no retraction"  # type: ignore[union-attr]
+    assert follower.failures == 0 and follower.last_error is None
+    assert metrics.registry.get_sample_value("chainsentry_ingest_unusable_answers_total",
+                                             {"method": "eth_getBlockByNumber"}) == 4
+
+
+async def _hashes(rpc: RpcClient, upto: int) -> dict[int, str]:
+    headers = await rpc.batch([("eth_getBlockByNumber", [hex(n), False]) for n in range(upto + 1)])
+    return {int(h["number"], 16): h["hash"] for h in headers}
+
+
+async def test_parity_traces_of_an_unknown_type_out_of_order_or_not_objects_lose_only_that_trace(
+    anvil: Anvil, rpc: RpcClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    gen = TrafficGenerator(rpc)
+    await gen.setup()
+    await fill_blocks(rpc, gen, 3, 4)
+    head = int(await rpc.call("eth_blockNumber"), 16)
+    spoiled: dict[str, str] = {}
+
+    def mangle(request: Any, response: Any) -> Any:
+        response = copy.deepcopy(response)
+        for q, a in _answers(request, response):
+            if q["method"] == "trace_block" and q["params"][0] == hex(head):
+                roots = [t for t in a["result"] if t.get("traceAddress") == []]
+                roots[0]["type"] = "teleport"  # unknown type
+                spoiled["unknown"] = roots[0]["transactionHash"]
+                child = dict(roots[1], traceAddress=[3, 1])  # a call before its parent
+                a["result"].append(child)
+                spoiled["orphan"] = roots[1]["transactionHash"]
+                a["result"].append("not a trace")
+        return response
+
+    metrics = IngestMetrics(CollectorRegistry())
+    with RpcProxy(anvil.http_url) as proxy:
+        proxy.mangle = mangle
+        client = RpcClient([proxy.url], retry=RetryPolicy(attempts=1, backoff=0.01))
+        caplog.set_level(logging.WARNING)
+        col = Collector(BlockFollower(BlockFetcher(client, traces="parity"), start=0, poll_interval=0.05,
+                                      metrics=metrics))
+        try:
+            await wait_until(lambda: col.tip() is not None and col.tip()[0] == head)  # type: ignore[index]
+        finally:
+            await col.stop()
+            await client.aclose()
+    last = col.events[-1].block  # type: ignore[union-attr]
+    traced = {t.hash: t.trace is not None for t in last.transactions}
+    assert len(traced) == 4 and not traced[spoiled["unknown"]] and not traced[spoiled["orphan"]]
+    assert sum(traced.values()) == 2, "the block's other traces are kept"
+    assert "unknown parity trace type" in caplog.text and "before its parent" in caplog.text
+    assert "not an object" in caplog.text
+    assert metrics.registry.get_sample_value("chainsentry_ingest_malformed_fields_total", {"kind": "transaction"}) == 3
