@@ -25,6 +25,7 @@ import typer
 from kafka.errors import KafkaError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
+from typer._click.exceptions import NoArgsIsHelpError, UsageError  # typer's own click, as it raises them
 
 from alerts.store import StoreError
 from alerts.webhook import WebhookConfigError
@@ -266,6 +267,8 @@ def replay(
     detect); with --scores/--alerts it waits until the group has scored the whole input.
     """
     _logging(verbose)
+    if first is not None and last is not None and last < first:
+        raise SourceError(f"--to {last} is below --from {first}")
     _check_outputs(scores=scores, alerts=alerts, snapshot_out=snapshot_out)
     settings = _settings(config, ingest={"traces": _traces(traces)},
                          transport=_transport_overrides(transport, kafka_bootstrap, partitions, topic_prefix))
@@ -297,7 +300,13 @@ def replay(
                                       scorer))
     else:
         source = FileBlockSource(sources, first=first, last=last, on_error=on_error)
-        stats = _replay_files(source, show, scorer)
+        try:
+            stats = _replay_files(source, show, scorer)
+        except SourceError as err:  # a file breaks midway: what came before it is scored and kept
+            scorer.close()
+            kept = f", written to {scores}" if scores is not None else ""
+            raise SourceError(f"{err}; the {source.stats.blocks} blocks before it ({source.stats.transactions} "
+                              f"transactions) were replayed{kept}") from None
     scorer.close()
     if snapshot_out is not None:
         save_snapshot(scorer.engine, snapshot_out)
@@ -508,6 +517,11 @@ async def _record(
 ) -> dict[str, Any]:
     metrics = IngestMetrics()
     rpc = make_rpc(settings, metrics)
+    try:  # a node that cannot be reached fails here, within the client's retries, as `run` does
+        await rpc.call("eth_chainId")
+    except RpcError:
+        await rpc.aclose()
+        raise
     recorder = BlockRecorder(out, fsync=fsync)
     resumed = recorder.last
     if resumed is not None and first is not None and resumed.number < first - 1:
@@ -656,7 +670,18 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
 
 def main() -> None:
     try:
-        app()
+        code = app(standalone_mode=False)  # click's own handling would box usage errors and eat EOFError
+    except NoArgsIsHelpError as err:
+        if err.ctx is not None:
+            typer.echo(err.ctx.get_help())
+        sys.exit(2)
+    except UsageError as err:
+        where = err.ctx.command_path if err.ctx is not None else "chainsentry"
+        print(f"chainsentry: error: {err.format_message()} (see {where} --help)", file=sys.stderr)
+        sys.exit(2)
+    except typer.Abort:
+        err_console.print("\ninterrupted")
+        sys.exit(130)
     except Terminated:
         err_console.print("stopped (SIGTERM)")
         sys.exit(0)
@@ -666,6 +691,7 @@ def main() -> None:
     except USER_ERRORS as err:
         print(f"chainsentry: error: {err}", file=sys.stderr)
         sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -150,16 +150,28 @@ def _drop_none(d: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+# CHAINSENTRY_* variables that are not configuration keys: secrets, and the build's and tools' own
+OTHER_VARIABLES = frozenset({
+    "CHAINSENTRY_API_TOKEN", "CHAINSENTRY_API_AUTH_READS", "CHAINSENTRY_WEBHOOK_SECRET", "CHAINSENTRY_ANVIL",
+    "CHAINSENTRY_NO_EXTENSIONS", "CHAINSENTRY_HEALTH_URL", "CHAINSENTRY_KAFKA_BOOTSTRAP",
+})
+
+
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """``CHAINSENTRY_<SECTION>__<KEY>`` variables as a settings document. A ``CHAINSENTRY_*`` name
+    that is neither a setting nor one of ``OTHER_VARIABLES`` is a typo, refused like a config key."""
     out: dict[str, Any] = {}
     prefix = "CHAINSENTRY_"
     sections = set(Settings.model_fields)
     for name, value in environ.items():
-        if not name.startswith(prefix):
+        if not name.startswith(prefix) or name in OTHER_VARIABLES:
             continue
         path = name[len(prefix) :].lower().split("__")
         if path[0] not in sections:
-            continue  # other CHAINSENTRY_* variables (CHAINSENTRY_ANVIL, secrets) are not config keys
+            known = [prefix + s.upper() for s in sections] + sorted(OTHER_VARIABLES)
+            guess = difflib.get_close_matches(name, known, n=1)
+            hint = f" (did you mean {guess[0]}?)" if guess else ""
+            raise ConfigError(f"unknown environment variable {name}{hint}")
         node = out
         for part in path[:-1]:
             node = node.setdefault(part, {})

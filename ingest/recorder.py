@@ -42,8 +42,13 @@ class BlockRecorder:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._offsets: list[tuple[TrackedBlock, int]] = []  # (block, file offset of its line)
         self._recover()
-        self._fh: IO[bytes] = open(self.path, "ab")  # noqa: SIM115 - closed in close()
+        self._fh: IO[bytes] | None = None  # opened at the first write: no empty file for a failed start
         self.written = 0
+
+    def _file(self) -> IO[bytes]:
+        if self._fh is None:
+            self._fh = open(self.path, "ab")  # noqa: SIM115 - closed in close()
+        return self._fh
 
     def _recover(self) -> None:
         if not self.path.exists():
@@ -107,11 +112,12 @@ class BlockRecorder:
         return self._offsets[-1][0] if self._offsets else None
 
     def write(self, block: Block) -> None:
-        offset = self._fh.tell()
-        self._fh.write(orjson.dumps(block_to_rpc(block)) + b"\n")
-        self._fh.flush()
+        fh = self._file()
+        offset = fh.tell()
+        fh.write(orjson.dumps(block_to_rpc(block)) + b"\n")
+        fh.flush()
         if self.fsync:
-            os.fsync(self._fh.fileno())
+            os.fsync(fh.fileno())
         tb = TrackedBlock(block.number, block.hash or "", block.parent_hash, tuple(t.hash for t in block.transactions))
         self._offsets.append((tb, offset))
         if len(self._offsets) > 2 * self.keep:
@@ -123,17 +129,19 @@ class BlockRecorder:
         for i in range(len(self._offsets) - 1, -1, -1):
             tb, offset = self._offsets[i]
             if tb.number == number and tb.hash == block_hash:
-                self._fh.flush()
-                self._fh.truncate(offset)
-                self._fh.seek(offset)
+                fh = self._file()
+                fh.flush()
+                fh.truncate(offset)
+                fh.seek(offset)
                 if self.fsync:
-                    os.fsync(self._fh.fileno())
+                    os.fsync(fh.fileno())
                 del self._offsets[i:]
                 return
         log.error("cannot retract block %d (%s): not among the last recorded blocks", number, block_hash)
 
     def close(self) -> None:
-        self._fh.close()
+        if self._fh is not None:
+            self._fh.close()
 
 
 class PendingRecorder:
@@ -142,13 +150,16 @@ class PendingRecorder:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh: IO[bytes] = open(self.path, "ab")  # noqa: SIM115 - closed in close()
+        self._fh: IO[bytes] | None = None  # opened at the first write
         self.written = 0
 
     def write(self, ptx: PendingTx) -> None:
+        if self._fh is None:
+            self._fh = open(self.path, "ab")  # noqa: SIM115 - closed in close()
         self._fh.write(orjson.dumps({"first_seen": ptx.first_seen, "tx": tx_to_rpc(ptx.tx)}) + b"\n")
         self._fh.flush()
         self.written += 1
 
     def close(self) -> None:
-        self._fh.close()
+        if self._fh is not None:
+            self._fh.close()

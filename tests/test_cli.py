@@ -111,6 +111,13 @@ def test_replay_is_deterministic(data_dir: Path) -> None:
         (["run", "--rpc", "ftp://node"], "is not an http(s):// URL"),
         (["run"], "no RPC URL"),
         (["replay", "x.jsonl", "--traces", "sometimes"], "--traces must be one of"),
+        (["replay", "x.jsonl", "--bogus"], "No such option: --bogus"),
+        (["replay", "x.jsonl", "--from", "10", "--to", "5"], "--to 5 is below --from 10"),
+        (["replay", "x.jsonl", "--scores", "/nonexistent/s.jsonl"], "--scores /nonexistent/s.jsonl: folder"),
+        (["evaluate", "--scores", "s", "--labels", "l", "--plot", "/nonexistent/p.png"], "--plot /nonexistent"),
+        (["record", "--rpc", "http://127.0.0.1:1", "--from", "0", "--to", "5", "--out", "/nonexistent/x.jsonl"],
+         "--out /nonexistent/x.jsonl: folder /nonexistent does not exist"),
+        (["bogus"], "No such command 'bogus'"),
     ],
 )
 def test_user_mistakes_get_one_line_and_exit_2(args: list[str], message: str) -> None:
@@ -124,6 +131,35 @@ def test_unreachable_node_is_a_clear_error() -> None:
     env = dict(os.environ, CHAINSENTRY_RPC_CLIENT__ATTEMPTS="2", CHAINSENTRY_RPC_CLIENT__BACKOFF="0.01")
     res = run_cli("run", "--rpc", f"http://127.0.0.1:{free_port()}", "--api", "127.0.0.1:0", env=env)
     assert res.returncode == 2 and "connection failed" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_record_against_an_unreachable_node_gives_up_and_writes_no_file(tmp_path: Path) -> None:
+    env = dict(os.environ, CHAINSENTRY_RPC_CLIENT__ATTEMPTS="2", CHAINSENTRY_RPC_CLIENT__BACKOFF="0.01")
+    out = tmp_path / "x.jsonl"
+    res = run_cli("record", "--rpc", f"http://127.0.0.1:{free_port()}", "--from", "0", "--to", "5", "--out",
+                  str(out), env=env, timeout=60)
+    assert res.returncode == 2 and "connection failed" in res.stderr and "Traceback" not in res.stderr
+    assert not out.exists()
+
+
+def test_a_truncated_gzip_replay_keeps_the_blocks_before_the_cut_and_names_the_place(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    cut = tmp_path / "t.jsonl.gz"
+    cut.write_bytes((data_dir / "attacks-dev.jsonl.gz").read_bytes()[:400_000])
+    scores = tmp_path / "s.jsonl"
+    res = run_cli("replay", str(cut), "--scores", str(scores))
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert f"{cut}: unreadable after line" in res.stderr and "byte 400000 of 400000" in res.stderr
+    rows = [orjson.loads(x) for x in scores.read_bytes().splitlines()]
+    blocks = len({r["block_number"] for r in rows})
+    assert blocks >= 1 and f"the {blocks} blocks before it ({len(rows)} transactions) were replayed" in res.stderr
+
+
+def test_an_unknown_chainsentry_variable_is_refused_with_a_suggestion() -> None:
+    res = run_cli("run", env=dict(os.environ, CHAINSENTRY_RCP="http://127.0.0.1:8545"))
+    assert res.returncode == 2
+    assert "unknown environment variable CHAINSENTRY_RCP (did you mean CHAINSENTRY_RPC?)" in res.stderr
 
 
 def test_config_typos_are_refused_with_a_suggestion(tmp_path: Path) -> None:
