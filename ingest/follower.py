@@ -114,6 +114,7 @@ class BlockFollower:
         ws_task = asyncio.create_task(self._watch_heads()) if self.ws_url else None
         try:
             while True:
+                self._wake.clear()  # a head announced from here on, even mid-step, ends the next wait
                 try:
                     async for event in self._step():
                         yield event
@@ -142,7 +143,6 @@ class BlockFollower:
 
     async def _wait_for_head(self) -> None:
         timeout = self.poll_interval * (10 if self._ws_healthy else 1)
-        self._wake.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from chainsentry.devnet.anvil import Anvil
 from chainsentry.devnet.traffic import TrafficGenerator, fill_blocks
 from ingest import (
     BlockAdded,
@@ -241,3 +242,34 @@ async def test_the_committed_chain_follows_a_reorg_in_processing_order(rpc: RpcC
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def test_a_head_announced_while_a_block_is_processed_is_not_lost(anvil: Anvil, rpc: RpcClient) -> None:
+    """newHeads arriving while the consumer works on the previous block wakes the next step at once
+    (the HTTP poll is 5 minutes away here: only the WS announcement can bring the block)."""
+    await rpc.call("anvil_mine", ["0x2"])
+    follower = BlockFollower(BlockFetcher(rpc, traces="off"), start=0, poll_interval=30, ws_url=anvil.ws_url)
+    seen: list[int] = []
+    busy = asyncio.Event()
+
+    async def consume() -> None:
+        async for ev in follower.events():
+            assert isinstance(ev, BlockAdded)
+            seen.append(ev.block.number)
+            if ev.block.number == 3:
+                busy.set()
+                await asyncio.sleep(0.5)  # processing block 3; block 4 is announced meanwhile
+
+    task = asyncio.create_task(consume())
+    try:
+        await wait_until(lambda: seen == [0, 1, 2])
+        await asyncio.sleep(0.5)  # the newHeads subscription is up
+        await rpc.call("evm_mine")
+        await asyncio.wait_for(busy.wait(), 10)
+        await rpc.call("evm_mine")
+        await wait_until(lambda: seen[-1:] == [4], timeout=10)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert seen == [0, 1, 2, 3, 4]
