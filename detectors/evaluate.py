@@ -126,12 +126,21 @@ def read_jsonl(path: str | Path) -> Iterable[dict[str, Any]]:
                     raise EvaluationError(f"{path}:{lineno}: not JSON") from None
 
 
+def _check_coverage(seen: int, labelled: int, what: str) -> None:
+    """Metrics over labels the scores mostly lack measure nothing (scores of other data, or
+    transaction scores against account labels): refuse them rather than print ROC-AUC 0.5."""
+    if seen < labelled / 2:
+        raise EvaluationError(f"only {seen} of the {labelled} labelled {what} appear in the scores: "
+                              "are these scores of the data the labels describe?")
+
+
 def evaluate_transactions(scores: list[dict[str, Any]], labels: dict[str, int],
                           alerts: list[dict[str, Any]] | None = None, resamples: int = 0,
                           seed: int = 0) -> dict[str, Any]:
     rows = [(labels[s["tx_hash"]], float(s["score"]), s.get("block_number")) for s in scores if s["tx_hash"] in labels]
     if not rows:
         raise EvaluationError("no scored transaction has a label: wrong labels file?")
+    _check_coverage(len(rows), len(labels), "transactions")
     y = [r[0] for r in rows]
     x = [r[1] for r in rows]
     by_block: dict[Any, list[float]] = defaultdict(list)
@@ -256,6 +265,7 @@ def evaluate_accounts(scores: list[dict[str, Any]], labels: dict[str, int], resa
     best = _best_wallet_scores(scores, labels)
     if not best:
         raise EvaluationError("no scored address has a label: wrong labels file?")
+    _check_coverage(len(best), len(labels), "addresses")
     y = [labels[a] for a in labels]
     x = [best.get(a, 0.0) for a in labels]
     out: dict[str, Any] = {
