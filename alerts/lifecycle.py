@@ -42,6 +42,10 @@ class AlertLifecycle:
         self._listeners.append(q)
         return q
 
+    @property
+    def listeners(self) -> int:
+        return len(self._listeners)
+
     def unlisten(self, q: asyncio.Queue[dict[str, Any]]) -> None:
         if q in self._listeners:
             self._listeners.remove(q)

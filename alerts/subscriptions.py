@@ -13,9 +13,29 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from typing import Any
+from urllib.parse import urlsplit
 
 from .channels import Subscription, parse_subscriptions
 from .store import AlertStore
+
+
+def redact_url(url: str) -> str:
+    """A delivery URL without what may be a credential: chat webhooks (Slack, Discord) and the
+    Telegram bot API carry their token in the path, other receivers often in the query.
+
+    >>> redact_url("https://hooks.slack.com/services/T0/B0/XyZ"), redact_url("http://user:pw@10.0.0.1:8080/")
+    ('https://hooks.slack.com/***', 'http://10.0.0.1:8080/')
+    """
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # not a URL one can take apart: show nothing of it
+        return "***"
+    if ":" in host:
+        host = f"[{host}]"
+    hidden = "***" if parts.path.strip("/") or parts.query else ""
+    return f"{parts.scheme}://{host}{port}/{hidden}"
 
 
 class SubscriptionConflict(Exception):
@@ -37,6 +57,7 @@ class SubscriptionBook:
         self._secrets: dict[str, str] = dict(fixed_secrets or {})
         for body in store.subscriptions():
             secret = body.pop("secret", None)
+            body["allow_private"] = False  # private targets are the operator's to allow, not an API caller's
             [sub] = parse_subscriptions([body])
             self._api[sub.name] = sub
             if secret:
@@ -66,8 +87,12 @@ class SubscriptionBook:
         return sub is None or sub.kind == "webhook"
 
     def describe(self, sub: Subscription) -> dict[str, Any]:
-        """The subscription as the API shows it: no secret, its source, whether it has its own secret."""
+        """The subscription as the API shows it: credentials write-only (no secret, the URL's path
+        and query hidden, a PagerDuty routing key as ``***``), its source, whether it has its own secret."""
         body = asdict(sub)
+        body["url"] = redact_url(sub.url)
+        if sub.routing_key:
+            body["routing_key"] = "***"
         body["source"] = self.source(sub.name)
         body["has_own_secret"] = sub.name in self._secrets
         return body
@@ -75,7 +100,7 @@ class SubscriptionBook:
     def put(self, body: dict[str, Any]) -> tuple[Subscription, bool]:
         """Create or replace an API subscription from its JSON; returns (it, created).
         Raises ValueError (invalid) or SubscriptionConflict (a config-file name)."""
-        body = dict(body)
+        body = dict(body, allow_private=False)  # private targets: the operator's choice, not the caller's
         secret = body.pop("secret", None)
         [sub] = parse_subscriptions([body])
         if sub.name in self._fixed:

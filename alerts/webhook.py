@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
-import ipaddress
 import logging
 import random
 import socket
@@ -32,6 +31,7 @@ import httpx
 
 from .store import AlertStore, OutboxItem
 from .subscriptions import SubscriptionBook
+from .targets import guarded_client, non_public
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +58,9 @@ def verify(secret: str, timestamp: str, body: bytes, signature: str) -> bool:
 
 
 def check_target(url: str, *, allow_private: bool) -> None:
-    """Refuse a URL that is not http(s), or whose host resolves to a private, loopback or link-local
-    address, unless ``allow_private`` (a webhook must not become a way into the internal network)."""
+    """Refuse a URL that is not http(s), or whose host resolves to an address that is not public
+    (:mod:`alerts.targets`), unless ``allow_private``: a webhook must not become a way into the
+    internal network. Deliveries check the address again at every connection."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise WebhookConfigError(f"webhook URL {url!r} is not an http(s) URL")
@@ -69,12 +70,11 @@ def check_target(url: str, *, allow_private: bool) -> None:
         infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
     except socket.gaierror as err:
         raise WebhookConfigError(f"webhook host {parts.hostname!r} does not resolve: {err}") from None
-    for info in infos:
-        ip = ipaddress.ip_address(info[4][0])
-        if ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_unspecified:
-            raise WebhookConfigError(
-                f"webhook host {parts.hostname} resolves to {ip}, a private or loopback address; "
-                "allow it explicitly (--webhook-allow-private) if that is intended")
+    bad = non_public(str(info[4][0]) for info in infos)
+    if bad is not None:
+        raise WebhookConfigError(
+            f"webhook host {parts.hostname} resolves to {bad}, not a public address; "
+            "allow private targets explicitly (--webhook-allow-private) if that is intended")
 
 
 def check_secret(secret: str | None) -> str:
@@ -97,10 +97,13 @@ class DeliveryWorker:
 
     def __init__(self, store: AlertStore, secret: str | None, *, policy: DeliveryPolicy | None = None,
                  seed: int | None = None, on_outcome: object = None, concurrency: int = 8,
-                 unsigned: frozenset[str] = frozenset(), book: SubscriptionBook | None = None) -> None:
+                 unsigned: frozenset[str] = frozenset(), book: SubscriptionBook | None = None,
+                 allow_private: bool = False) -> None:
         """``unsigned``: subscriptions that get no HMAC headers (chat and paging channels, which
         authenticate by their URL or key); every other delivery is signed with ``secret``. With a
-        ``book``, each subscription's own secret, kind and rate limit come from it."""
+        ``book``, each subscription's own secret, kind and rate limit come from it. Deliveries
+        connect only to public addresses unless ``allow_private`` (the operator's choice for the
+        whole service) or the subscription's own ``allow_private`` (config file only)."""
         self.store = store
         self.book = book
         self.throttled = 0  # deliveries pushed back by a subscription's rate limit
@@ -110,8 +113,10 @@ class DeliveryWorker:
         self._secret = secret
         self.policy = policy or DeliveryPolicy()
         self._rng = random.Random(seed)
-        self._http = httpx.AsyncClient(timeout=httpx.Timeout(self.policy.timeout),
-                                       limits=httpx.Limits(max_connections=None, max_keepalive_connections=32))
+        self.allow_private = allow_private
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=32)
+        self._http = guarded_client(timeout=httpx.Timeout(self.policy.timeout), limits=limits)
+        self._http_private = httpx.AsyncClient(timeout=httpx.Timeout(self.policy.timeout), limits=limits)
         self.outcomes: dict[str, int] = {}
         self._on_outcome = on_outcome
         self._batch_ok: list[int] = []
@@ -123,6 +128,12 @@ class DeliveryWorker:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        await self._http_private.aclose()
+
+    def _client(self, subscription: str) -> httpx.AsyncClient:
+        sub = self.book.get(subscription) if self.book is not None else None
+        private = self.allow_private or (sub is not None and sub.allow_private)
+        return self._http_private if private else self._http
 
     def _count(self, outcome: str) -> None:
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
@@ -156,6 +167,11 @@ class DeliveryWorker:
         except (TimeoutError, httpx.TimeoutException):
             error, outcome = "timeout", "timeout"
         except httpx.TransportError as err:
+            if str(err).startswith("target refused"):  # not a public address: no retry can fix that
+                self._batch_dead.append((item.seq, str(err)))
+                self._count("refused")
+                log.warning("webhook %s: %s; dead-lettered", item.subscription, err)
+                return
             error, outcome = f"connection failed: {type(err).__name__}", "connection_error"
         else:
             if 200 <= status < 300:
@@ -188,7 +204,8 @@ class DeliveryWorker:
 
     async def _post(self, item: OutboxItem, headers: dict[str, str]) -> tuple[int, str | None]:
         """POST ``item``; the answer's status and ``Retry-After`` (its body: at most a small prefix)."""
-        async with self._http.stream("POST", item.url, content=item.body, headers=headers) as resp:
+        async with self._client(item.subscription).stream("POST", item.url, content=item.body,
+                                                          headers=headers) as resp:
             read = 0
             async for chunk in resp.aiter_raw():
                 read += len(chunk)

@@ -14,16 +14,19 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from alerts.channels import PAGERDUTY_URL
 from alerts.lifecycle import AlertLifecycle
 from alerts.store import AlertStore
-from alerts.subscriptions import SubscriptionBook, SubscriptionConflict
+from alerts.subscriptions import SubscriptionBook, SubscriptionConflict, redact_url
+
+from .guard import BodyGuard
 
 Severity = Literal["info", "low", "medium", "high", "critical"]
 Status = Literal["firing", "confirmed", "retracted"]
@@ -40,7 +43,8 @@ def _writer(request: Request, authorization: Annotated[str | None, Header()] = N
     token: str | None = request.app.state.api_token
     if not token:
         raise HTTPException(403, "writes are disabled: set CHAINSENTRY_API_TOKEN")
-    if authorization is None or not hmac.compare_digest(authorization, f"Bearer {token}"):
+    given = (authorization or "").encode("utf-8", "surrogateescape")  # headers may hold any byte
+    if authorization is None or not hmac.compare_digest(given, f"Bearer {token}".encode()):
         raise HTTPException(401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
 
 
@@ -56,6 +60,7 @@ Writer = Annotated[None, Depends(_writer)]
 Reader = Annotated[None, Depends(_reader)]
 
 StatusProvider = Callable[[], dict[str, Any]]
+MAX_STREAMS = 100  # concurrent /alerts/stream connections
 
 
 class Feedback(BaseModel):
@@ -97,7 +102,6 @@ class _SubscriptionBase(BaseModel):
         None, description="deliveries per second (default: none for webhooks and PagerDuty, the service's limit "
         "for chats)")
     burst: Annotated[int, Field(ge=1, le=10_000), Number] | None = None
-    allow_private: StrictBool = Field(False, description="allow a target on a private or loopback address")
 
 
 class WebhookIn(_SubscriptionBase):
@@ -190,6 +194,20 @@ def create_app(registry: CollectorRegistry, status: StatusProvider, store: Alert
         read_auth = os.environ.get("CHAINSENTRY_API_AUTH_READS", "").lower() in ("1", "true", "yes")
     app.state.read_auth = read_auth
 
+    def is_write(method: str, path: str) -> bool:
+        return any(isinstance(r, APIRoute) and method in (r.methods or ()) and r.path_regex.match(path)
+                   for r in app.routes)
+
+    app.add_middleware(BodyGuard, token=api_token, is_write=is_write)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        """As FastAPI's 422, without echoing what was sent: a rejected body may hold a secret, and
+        some inputs (lone surrogates, NaN) cannot be rendered back as JSON at all."""
+        errors = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+                  for e in exc.errors()]
+        return JSONResponse({"detail": errors}, status_code=422)
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         """As FastAPI's, but a 405 lists every method of the path in ``Allow`` (Starlette lists only
@@ -259,6 +277,8 @@ def create_app(registry: CollectorRegistry, status: StatusProvider, store: Alert
     async def stream(request: Request, _: Reader) -> StreamingResponse:
         if lifecycle is None:
             raise HTTPException(404, "this service has no live alert stream")
+        if lifecycle.listeners >= MAX_STREAMS:
+            raise HTTPException(503, f"{MAX_STREAMS} live streams are open already")
         queue = lifecycle.listen()
 
         async def events() -> AsyncIterator[bytes]:
@@ -299,7 +319,7 @@ def create_app(registry: CollectorRegistry, status: StatusProvider, store: Alert
 
     @app.get("/dead-letters", summary="Deliveries that failed for good", responses=_MISSING)
     async def dead_letters(s: Store, _: Reader) -> list[dict[str, Any]]:
-        return s.dead_letters()
+        return [dict(d, url=redact_url(str(d["url"]))) for d in s.dead_letters()]
 
     @app.post("/dead-letters/{seq}/resend", summary="Queue a dead letter for delivery again", status_code=202,
               responses=_WRITE)

@@ -24,6 +24,7 @@ class Delivery:
                  registry: CollectorRegistry | None = None, confirmations: int = 12,
                  allow_private: bool = False, own_secrets: dict[str, str] | None = None) -> None:
         self.store = AlertStore(store_path)
+        self.allow_private = allow_private
 
         def vet(sub: Subscription) -> None:
             check_target(sub.url, allow_private=allow_private or sub.allow_private)
@@ -48,6 +49,7 @@ class Delivery:
     def worker(self) -> DeliveryWorker:
         counter = self._outcomes
         return DeliveryWorker(self.store, self.subscriptions.default_secret, book=self.subscriptions,
+                              allow_private=self.allow_private,
                               on_outcome=(lambda o: counter.labels(o).inc()) if counter is not None else None)
 
     async def finish(self) -> dict[str, int]:

@@ -150,7 +150,7 @@ async def test_receiver_down_then_up_every_alert_arrives_once(tmp_path: Path) ->
         store.upsert(alert(i))
         assert store.enqueue(alert(i), "s", rx.url)
         assert not store.enqueue(alert(i), "s", rx.url), "queued once per alert status"
-    worker = DeliveryWorker(store, SECRET, policy=FAST, seed=1)
+    worker = DeliveryWorker(store, SECRET, allow_private=True, policy=FAST, seed=1)
     await worker.drain(max_wait=1.0)  # the receiver is down: everything is retried, nothing lost
     assert store.outbox_counts()["pending"] == 40 and worker.outcomes.get("connection_error", 0) >= 40
     rx.start()
@@ -168,7 +168,7 @@ async def test_429_retry_after_then_rejections_go_to_dead_letters(tmp_path: Path
     store = AlertStore(tmp_path / "o.db")
     rx = Receiver(status=429, headers={"Retry-After": "1"}).start()
     store.enqueue(alert(1), "s", rx.url)
-    worker = DeliveryWorker(store, SECRET, policy=FAST, seed=1)
+    worker = DeliveryWorker(store, SECRET, allow_private=True, policy=FAST, seed=1)
     try:
         t0 = time.monotonic()
         await worker.drain(max_wait=0.5)
@@ -190,7 +190,7 @@ async def test_429_retry_after_then_rejections_go_to_dead_letters(tmp_path: Path
         await worker.aclose()
     wrong = Receiver(secret="another-secret").start()
     store.enqueue(alert(3), "s", wrong.url)
-    worker = DeliveryWorker(store, SECRET, policy=FAST, seed=1)
+    worker = DeliveryWorker(store, SECRET, allow_private=True, policy=FAST, seed=1)
     try:
         await worker.drain()
     finally:
@@ -394,7 +394,7 @@ async def test_burst_of_10000_alerts_none_lost(tmp_path: Path) -> None:
             a = alert(i)
             store.upsert(a)
             store.enqueue(a, "s", rx.url)
-        worker = DeliveryWorker(store, SECRET, policy=FAST, seed=2, concurrency=16)
+        worker = DeliveryWorker(store, SECRET, allow_private=True, policy=FAST, seed=2, concurrency=16)
         try:
             await worker.drain()
         finally:
@@ -508,7 +508,7 @@ async def test_a_retracted_alert_whose_transaction_is_mined_again_fires_again_fo
     assert stored is not None and stored["status"] == "firing" and stored["block_hash"] == remined["block_hash"]
     assert orjson.loads(render(pager, stored) or b"{}")["event_action"] == "trigger", "the incident reopens"
     assert [a["id"] for a in life.block_added(6 + 3)] == ["cs-0005"], "and it is confirmed in its new block"
-    worker = DeliveryWorker(store, SECRET, policy=FAST, seed=1)
+    worker = DeliveryWorker(store, SECRET, allow_private=True, policy=FAST, seed=1)
     try:
         await worker.drain()
     finally:
@@ -593,7 +593,7 @@ async def test_a_trickling_receiver_holds_only_its_own_deliveries(tmp_path: Path
         store.upsert(alert(i))
         store.enqueue(alert(i), "slow", slow.url)
         store.enqueue(alert(i), "healthy", rx.url)
-    worker = DeliveryWorker(store, SECRET, policy=DeliveryPolicy(attempts=50, backoff=0.05, timeout=1.0), seed=1,
+    worker = DeliveryWorker(store, SECRET, allow_private=True, policy=DeliveryPolicy(attempts=50, backoff=0.05, timeout=1.0), seed=1,
                             concurrency=4)
     try:
         await worker.drain(max_wait=4.0)
@@ -614,7 +614,7 @@ async def test_a_huge_answer_is_not_read_whole(tmp_path: Path) -> None:
     huge = RawReceiver(lambda c: huge.huge(c))
     store.upsert(alert(1))
     store.enqueue(alert(1), "huge", huge.url)
-    worker = DeliveryWorker(store, SECRET, policy=FAST, seed=1)
+    worker = DeliveryWorker(store, SECRET, allow_private=True, policy=FAST, seed=1)
     try:
         await worker.drain(max_wait=10.0)
     finally:

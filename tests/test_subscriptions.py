@@ -45,7 +45,7 @@ def distinct(i: int) -> dict[str, Any]:
 
 
 def _delivery(tmp_path: Path, fixed: list[Subscription] | None = None) -> Delivery:
-    return Delivery(fixed or [], SECRET, tmp_path / "alerts.db", allow_private=False)
+    return Delivery(fixed or [], SECRET, tmp_path / "alerts.db", allow_private=True)  # receivers on loopback
 
 
 def _client(d: Delivery) -> TestClient:
@@ -54,7 +54,7 @@ def _client(d: Delivery) -> TestClient:
 
 
 async def _drain(d: Delivery, policy: DeliveryPolicy | None = None) -> DeliveryWorker:
-    worker = DeliveryWorker(d.store, SECRET, book=d.subscriptions,
+    worker = DeliveryWorker(d.store, SECRET, book=d.subscriptions, allow_private=d.allow_private,
                             policy=policy or DeliveryPolicy(attempts=3, backoff=0.05, timeout=2))
     try:
         await worker.drain()
@@ -72,12 +72,10 @@ async def test_subscriptions_crud_through_the_api_takes_effect_and_survives_a_re
         body = {"kind": "webhook", "url": own.url, "min_severity": "high", "secret": OWN_SECRET}
         assert c.put("/subscriptions/sec-team", json=body).status_code == 401, "writes need the token"
         r = c.put("/subscriptions/sec-team", json=body, headers=AUTH)
-        assert r.status_code == 422 and "private or loopback" in r.text, "a loopback target must be allowed explicitly"
-        r = c.put("/subscriptions/sec-team", json=body | {"allow_private": True}, headers=AUTH)
         assert r.status_code == 201, r.text
         assert "secret" not in r.json() and r.json()["has_own_secret"] and OWN_SECRET not in r.text
-        assert c.put("/subscriptions/sec-team", json=body | {"allow_private": True}, headers=AUTH).status_code == 200
-        assert c.put("/subscriptions/from-config", json=body | {"allow_private": True}, headers=AUTH).status_code == 409
+        assert c.put("/subscriptions/sec-team", json=body, headers=AUTH).status_code == 200
+        assert c.put("/subscriptions/from-config", json=body, headers=AUTH).status_code == 409
         r = c.put("/subscriptions/tg", json={"kind": "telegram", "url": "https://api.telegram.org/botX/sendMessage"},
                   headers=AUTH)
         assert r.status_code == 422 and "chat_id" in r.text
@@ -115,7 +113,7 @@ async def test_a_subscription_rate_limit_spaces_deliveries_and_loses_none(tmp_pa
     try:
         d = _delivery(tmp_path)
         r = _client(d).put("/subscriptions/slow", headers=AUTH, json={
-            "kind": "webhook", "url": rx.url, "allow_private": True, "rate_limit": 5, "burst": 2})
+            "kind": "webhook", "url": rx.url, "rate_limit": 5, "burst": 2})
         assert r.status_code == 201, r.text
         for i in range(12):
             d.accept(distinct(i))
@@ -204,3 +202,60 @@ def test_reads_can_require_the_token_too(tmp_path: Path) -> None:
     assert c.get("/healthz").status_code == 200 and c.get("/metrics").status_code == 200, "probes stay open"
     assert TestClient(create_app(CollectorRegistry(), lambda: {"healthy": True}, d.store, api_token="tok",
                                  subscriptions=d.subscriptions, read_auth=False)).get("/alerts").status_code == 200
+
+
+@pytest.mark.parametrize("target", ["http://127.0.0.1:9/x", "http://169.254.169.254/latest", "http://100.100.100.200/",
+                                    "http://10.0.0.1/", "http://[fec0::1]/", "http://[2002:7f00:1::]/",
+                                    "http://[::ffff:127.0.0.1]/", "http://224.0.0.1/", "http://0.0.0.0/"])
+def test_an_api_subscription_cannot_target_an_address_that_is_not_public(tmp_path: Path, target: str) -> None:
+    d = Delivery([], SECRET, tmp_path / "alerts.db", allow_private=False)
+    c = _client(d)
+    r = c.put("/subscriptions/x", json={"kind": "webhook", "url": target}, headers=AUTH)
+    assert r.status_code == 422 and "not a public address" in r.text, r.text
+    r = c.put("/subscriptions/x", json={"kind": "webhook", "url": target, "allow_private": True}, headers=AUTH)
+    assert r.status_code == 422 and "allow_private" in r.text, "only the operator may allow private targets"
+
+
+async def test_a_name_that_resolves_to_loopback_at_delivery_is_refused_at_connect_time(tmp_path: Path) -> None:
+    """DNS rebinding: the name passed the check when the subscription was made; at delivery it
+    resolves to loopback. The connection is refused and the delivery dead-lettered, unsent."""
+    rx = TimedReceiver().start()
+    try:
+        d = Delivery([], SECRET, tmp_path / "alerts.db", allow_private=False)
+        d.subscriptions._check = None  # as if the name had resolved to a public address when it was made
+        d.subscriptions.put({"name": "rebound", "kind": "webhook", "url": rx.url.replace("127.0.0.1", "localhost")})
+        d.accept(alert(1))
+        worker = await _drain(d)
+    finally:
+        rx.stop()
+    assert rx.attempts == 0 and worker.outcomes == {"refused": 1}
+    [dead] = d.store.dead_letters()
+    assert dead["last_error"].startswith("target refused: localhost resolves to")
+
+
+def test_channel_credentials_are_write_only(tmp_path: Path) -> None:
+    d = _delivery(tmp_path, [Subscription("pd", "pagerduty", "https://events.pagerduty.com/v2/enqueue",
+                                          routing_key="R0UT1NGKEY")])
+    c = _client(d)
+    r = c.put("/subscriptions/chat", headers=AUTH, json={"kind": "slack",
+                                                         "url": "https://hooks.slack.com/services/T1/B2/S3CR3T"})
+    assert r.status_code == 201 and "S3CR3T" not in r.text
+    listed = c.get("/subscriptions").text
+    assert "S3CR3T" not in listed and "R0UT1NGKEY" not in listed and "https://hooks.slack.com/***" in listed
+    r = c.put("/subscriptions/bad", headers=AUTH, json={"kind": "webhook", "url": "https://example.com/h",
+                                                        "secret": "S3CR3T-short"})
+    assert r.status_code == 422 and "secret" in r.text and "S3CR3T" not in r.text, "a 422 does not echo it"
+    d.subscriptions.delete("chat")
+    assert "S3CR3T" not in c.get("/dead-letters").text
+
+
+def test_writes_are_refused_before_their_body_is_read_and_bodies_are_capped(tmp_path: Path) -> None:
+    c = _client(_delivery(tmp_path))
+    big = b"x" * (2 << 20)
+    r = c.put("/subscriptions/x", content=big, headers={"content-type": "application/json"})
+    assert r.status_code == 401, "no token: refused before the 2 MB body is read"
+    r = c.put("/subscriptions/x", content=big, headers={**AUTH, "content-type": "application/json"})
+    assert r.status_code == 413
+    r = c.put("/subscriptions/x", json={"kind": "webhook", "url": "https://example.com/"},
+              headers={"Authorization": "Bearer t\u00f6k\u00e9n".encode()})
+    assert r.status_code == 401, "non-ASCII in the header is a wrong token, not a crash"
