@@ -593,8 +593,8 @@ async def test_a_trickling_receiver_holds_only_its_own_deliveries(tmp_path: Path
         store.upsert(alert(i))
         store.enqueue(alert(i), "slow", slow.url)
         store.enqueue(alert(i), "healthy", rx.url)
-    worker = DeliveryWorker(store, SECRET, allow_private=True, policy=DeliveryPolicy(attempts=50, backoff=0.05, timeout=1.0), seed=1,
-                            concurrency=4)
+    worker = DeliveryWorker(store, SECRET, allow_private=True, seed=1, concurrency=4,
+                            policy=DeliveryPolicy(attempts=50, backoff=0.05, timeout=1.0))
     try:
         await worker.drain(max_wait=4.0)
     finally:
