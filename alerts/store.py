@@ -80,12 +80,22 @@ class AlertStore:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            file = Path(self.path)
+            file.parent.mkdir(parents=True, exist_ok=True)
+            if file.is_dir():
+                raise StoreError(f"{self.path} is a directory, not an alert store")
+            if file.exists() and file.stat().st_size == 0:  # SQLite would take it for a new, empty store
+                raise StoreError(f"{self.path} is empty (0 bytes): the alerts it held are gone; move it away "
+                                 "to start a new store")
         self._lock = threading.Lock()
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
+            problems = [r[0] for r in self._db.execute("PRAGMA quick_check(3)").fetchall()]
+            if problems != ["ok"]:
+                raise StoreError(f"{self.path} is damaged ({'; '.join(problems)}); restore it from a backup or "
+                                 "move it away to start a new store")
             self._migrate()
         except sqlite3.DatabaseError as err:
             raise StoreError(f"{self.path} is not a usable alert store: {err}") from None

@@ -45,6 +45,8 @@ from .transport import InProcessTransport
 
 log = logging.getLogger(__name__)
 
+BEHIND_LIMIT = 60.0  # seconds the node's head may stay below the last processed block before health fails
+
 
 class EventSink(Protocol):
     async def handle(self, event: ChainEvent) -> None: ...
@@ -144,7 +146,13 @@ class LivePipeline:
         stale_after = 30.0 + 3 * self.settings.ingest.poll_interval
         # a node that answers its head but not usable blocks is as bad as no node: blocks wait
         failing = f is not None and f.failures >= 3
-        healthy = contact is not None and now - contact < stale_after and not failing
+        behind = f is not None and f.behind_since is not None and now - f.behind_since > BEHIND_LIMIT
+        healthy = contact is not None and now - contact < stale_after and not failing and not behind
+        error = f.last_error if f is not None else None
+        if behind and f is not None and f.tracker.last is not None:
+            error = (f"the node's head {head} has been below block {f.tracker.last.number}, already processed, "
+                     f"for {now - (f.behind_since or now):.0f} s: a lagging node, or another or a reset chain "
+                     "(then move the checkpoint away)")
         last = self.stats.last_block
         return {
             "healthy": healthy,
@@ -159,7 +167,7 @@ class LivePipeline:
             "transactions": self.stats.txs,
             "node_contact_age_s": round(now - contact, 3) if contact is not None else None,
             "traces": self.fetcher.trace_mode,
-            "ingest_error": f.last_error if f is not None else None,
+            "ingest_error": error,
             "uptime_s": round(now - self.stats.started, 1),
         }
 

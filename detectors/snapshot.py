@@ -63,7 +63,14 @@ def load_snapshot_bytes(engine: Stateful, data: bytes, where: str) -> None:
         state = pickle.loads(body)
     except Exception as err:
         raise SnapshotError(f"{where} is damaged: {err}") from None
-    engine.load_state(state)
+    _load_state(engine, state, where)
+
+
+def _load_state(engine: Stateful, state: Any, where: str) -> None:
+    try:
+        engine.load_state(state)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
+        raise SnapshotError(f"{where} does not hold this engine's state ({type(err).__name__}: {err})") from None
 
 
 def save_snapshot(engine: Stateful, path: str | os.PathLike[str]) -> None:
@@ -118,13 +125,16 @@ def load_snapshot(engine: Stateful, path: str | os.PathLike[str]) -> None:
             state = pickle.load(fh)
         except Exception as err:
             raise SnapshotError(f"{path} is damaged: {err}") from None
-    engine.load_state(state)
+    _load_state(engine, state, str(path))
 
 
 def engine_from_snapshot(path: str | os.PathLike[str]) -> ScoringEngine:
     header = read_header(path)
     cfg = header.get("config")
-    assert isinstance(cfg, dict)
-    engine = ScoringEngine(EngineConfig(**cfg))
+    try:
+        config = EngineConfig(**cfg)  # type: ignore[arg-type]
+    except TypeError as err:
+        raise SnapshotError(f"{path} was written with a detector configuration this build lacks ({err})") from None
+    engine = ScoringEngine(config)
     load_snapshot(engine, path)
     return engine

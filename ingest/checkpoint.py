@@ -9,6 +9,7 @@ after ``kill -9``, resumes after the last block whose processing was committed.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -103,17 +104,20 @@ class JsonCheckpoint:
         self.keep = keep
 
     def load(self) -> list[TrackedBlock]:
+        """The saved blocks, oldest first; [] if there is no checkpoint. A checkpoint that exists
+        but cannot say where to resume raises :class:`CheckpointError`: starting afresh would skip
+        (or repeat) blocks, so that is left to the operator."""
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
             return []
+        except OSError as err:
+            raise CheckpointError(f"checkpoint {self.path} cannot be read: {err.strerror}") from None
         try:
             doc = orjson.loads(raw)
             version = doc["version"]
         except (orjson.JSONDecodeError, KeyError, TypeError) as err:
-            raise CheckpointError(
-                f"checkpoint {self.path} is unreadable ({err}); move it away to start afresh"
-            ) from None
+            raise self._unusable(f"is unreadable ({err})") from None
         if version != CHECKPOINT_VERSION:
             raise CheckpointError(
                 f"checkpoint {self.path} has version {version}, this build reads {CHECKPOINT_VERSION}"
@@ -122,7 +126,20 @@ class JsonCheckpoint:
             raise CheckpointError(
                 f"checkpoint {self.path} belongs to chain {doc.get('chain_id')}, the node is chain {self.chain_id}"
             )
-        return [TrackedBlock(b["number"], b["hash"], b.get("parent_hash")) for b in doc.get("blocks", [])]
+        blocks = doc.get("blocks")
+        if not isinstance(blocks, list) or not blocks:
+            raise self._unusable("holds no blocks, so it cannot say where to resume")
+        try:
+            out = [_tracked(b) for b in blocks]
+        except (KeyError, TypeError, ValueError) as err:
+            raise self._unusable(f"holds a malformed block ({err})") from None
+        if any(b.number != a.number + 1 for a, b in itertools.pairwise(out)):
+            raise self._unusable("holds blocks out of sequence")
+        return out
+
+    def _unusable(self, why: str) -> CheckpointError:
+        return CheckpointError(f"checkpoint {self.path} {why}; move it away to start from --start-block "
+                               "(or the head), knowing blocks since it was written may be skipped")
 
     def save(self, blocks: Sequence[TrackedBlock]) -> None:
         doc = {
@@ -133,6 +150,18 @@ class JsonCheckpoint:
             ],
         }
         atomic_write(self.path, orjson.dumps(doc))
+
+
+def _tracked(raw: object) -> TrackedBlock:
+    if not isinstance(raw, dict):
+        raise TypeError(f"{raw!r:.40} is not an object")
+    number, block_hash, parent = raw["number"], raw["hash"], raw.get("parent_hash")
+    if type(number) is not int or not 0 <= number < 2**63:
+        raise ValueError(f"block number {number!r:.40}")
+    for value in (block_hash, parent):
+        if value is not None and not (isinstance(value, str) and len(value) == 66 and value.startswith("0x")):
+            raise ValueError(f"block hash {value!r:.70}")
+    return TrackedBlock(number, block_hash, parent)
 
 
 def atomic_write(path: Path, payload: bytes) -> None:

@@ -81,6 +81,7 @@ class BlockFollower:
         self.last_contact: float | None = None  # wall-clock time of the last successful head poll
         self.failures = 0  # consecutive steps that failed (node down, or answers refused)
         self.last_error: str | None = None  # why the last step failed, while it keeps failing
+        self.behind_since: float | None = None  # since when the node's head is below our last block
         self.next_number: int | None = None
         self._wake = asyncio.Event()
         self._ws_healthy = False
@@ -93,7 +94,8 @@ class BlockFollower:
             self.committed.push(_tracked(event.block))
         elif self.committed.last is not None and self.committed.last.number == event.number:
             self.committed.pop()
-        self.checkpoint.save(self.committed.blocks())
+        if len(self.committed):  # a reorg deeper than the tracked blocks keeps the older checkpoint
+            self.checkpoint.save(self.committed.blocks())
 
     def _report(self, err: MappingError) -> None:
         self.metrics.mapping_error(err)
@@ -175,6 +177,13 @@ class BlockFollower:
         if self.next_number is None:
             self.next_number = self.start if self.start is not None else max(0, target)
         last = self.tracker.last
+        if last is not None and head < last.number:  # a lagging node, a rollback, or another chain
+            if self.behind_since is None:
+                self.behind_since = time.time()
+                log.warning("the node's head %d is below block %d, already processed; waiting for it", head,
+                            last.number)
+        else:
+            self.behind_since = None
         if last is not None:
             # Is our tip still canonical? Compare at min(tip, head): a node that is merely behind
             # (a failover to a lagging provider) agrees there; a reorg or rollback does not.

@@ -113,6 +113,27 @@ def test_store_refuses_a_newer_schema_and_garbage(tmp_path: Path) -> None:
     (tmp_path / "junk.db").write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StoreError, match="not a usable alert store"):
         AlertStore(tmp_path / "junk.db")
+    (tmp_path / "empty.db").write_bytes(b"")
+    with pytest.raises(StoreError, match=r"empty \(0 bytes\)"):
+        AlertStore(tmp_path / "empty.db")
+    (tmp_path / "dir.db").mkdir()
+    with pytest.raises(StoreError, match="is a directory"):
+        AlertStore(tmp_path / "dir.db")
+
+
+def test_a_store_with_garbled_pages_is_refused_at_start_not_served(tmp_path: Path) -> None:
+    store = AlertStore(tmp_path / "g.db")
+    for i in range(300):
+        store.upsert(alert(i))
+    store._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+    raw = bytearray((tmp_path / "g.db").read_bytes())
+    page = 4096
+    for p in range(2, len(raw) // page):  # every page after the schema: garbage in their headers
+        raw[p * page : p * page + 64] = b"\xa5" * 64
+    (tmp_path / "g.db").write_bytes(bytes(raw))
+    with pytest.raises(StoreError, match=r"damaged|not a usable"):
+        AlertStore(tmp_path / "g.db")
 
 
 @settings(max_examples=60, deadline=None)

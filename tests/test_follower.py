@@ -273,3 +273,48 @@ async def test_a_head_announced_while_a_block_is_processed_is_not_lost(anvil: An
         with contextlib.suppress(asyncio.CancelledError):
             await task
     assert seen == [0, 1, 2, 3, 4]
+
+
+HASH_A = "0x" + "a" * 64
+
+
+@pytest.mark.parametrize(("content", "why"), [
+    ("{}", "unreadable"),
+    ('{"version": 1}', "holds no blocks"),
+    ('{"version": 1, "blocks": []}', "holds no blocks"),
+    ('{"version": 1, "blocks": [{"number": "5", "hash": "0x"}]}', "malformed block"),
+    ('{"version": 1, "blocks": [{"number": 5}]}', "malformed block"),
+    ('{"version": 1, "blocks": [7]}', "malformed block"),
+    (f'{{"version": 1, "blocks": [{{"number": -1, "hash": "{HASH_A}"}}]}}', "malformed block"),
+    (f'{{"version": 1, "blocks": [{{"number": 5, "hash": "{HASH_A}"}}, {{"number": 9, "hash": "{HASH_A}"}}]}}',
+     "out of sequence"),
+    ("", "unreadable"),
+])
+def test_a_checkpoint_that_cannot_say_where_to_resume_is_one_clear_error(tmp_path: Path, content: str,
+                                                                         why: str) -> None:
+    (tmp_path / "c.json").write_text(content)
+    with pytest.raises(CheckpointError, match=why):
+        JsonCheckpoint(tmp_path / "c.json").load()
+
+
+def test_a_directory_in_place_of_the_checkpoint_is_one_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "c.json").mkdir()
+    with pytest.raises(CheckpointError, match="cannot be read"):
+        JsonCheckpoint(tmp_path / "c.json").load()
+
+
+async def test_a_checkpoint_ahead_of_the_node_is_reported(rpc: RpcClient, tmp_path: Path) -> None:
+    """Resuming after block 500 on a node whose head is 3 (a reset devnet, another chain): the
+    follower waits, and says since when; health turns it into an error after a minute."""
+    from ingest import TrackedBlock
+
+    await rpc.call("anvil_mine", ["0x3"])
+    ckpt = JsonCheckpoint(tmp_path / "c.json")
+    ckpt.save([TrackedBlock(500, "0x" + "ab" * 32, "0x" + "cd" * 32)])
+    follower = BlockFollower(BlockFetcher(rpc, traces="off"), checkpoint=ckpt, poll_interval=0.05)
+    col = Collector(follower)
+    try:
+        await wait_until(lambda: follower.behind_since is not None)
+    finally:
+        await col.stop()
+    assert col.events == []
