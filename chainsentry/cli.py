@@ -396,9 +396,15 @@ def worker(
         import threading
 
         stop = threading.Event()
-        if duration is not None:
-            threading.Timer(duration, stop.set).start()
-        roles.run_detect(settings, chain_id, rules, metrics, stop)
+        timer = threading.Timer(duration, stop.set) if duration is not None else None
+        if timer is not None:
+            timer.daemon = True  # SIGTERM ends the worker at once; the timer must not hold the process
+            timer.start()
+        try:
+            roles.run_detect(settings, chain_id, rules, metrics, stop)
+        finally:
+            if timer is not None:
+                timer.cancel()
     elif role == "alert":
         run_async(roles.run_alert(settings, chain_id, webhook, webhook_allow_private, duration))
     else:

@@ -4,6 +4,7 @@ a worker killed with SIGKILL, the broker stopped for 20 s, and messages that can
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -393,3 +394,50 @@ async def test_the_kafka_transport_has_the_in_process_interface(kafka: Any) -> N
     finally:
         transport.close()
     assert got == list(range(20))
+
+
+def test_a_detect_worker_with_a_duration_stops_at_once_on_sigterm(workers: Workers) -> None:
+    proc, log = workers.start("detect", "--duration", "300")
+    workers.wait_log(log, "detect worker:")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 0, log.read_text()[-2000:]
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if text.encode() in cmdline.read_bytes():
+                found.append(int(cmdline.parent.name))
+        except OSError:
+            continue  # gone meanwhile
+    return found
+
+
+def test_the_local_kafka_launcher_takes_its_broker_with_it_on_sigterm(tmp_path: Path) -> None:
+    from tests.rpcservers import free_port
+
+    data = tmp_path / "kafka-data"
+    log = tmp_path / "launcher.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "chainsentry.devnet.kafka", "--port", str(free_port()),
+                                 "--dir", str(data)], stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while "Kafka is up" not in log.read_text(errors="replace"):
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.3)
+        brokers = [p for p in _processes_mentioning(str(data)) if p != proc.pid]
+        assert brokers, "the Java broker runs"
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=40)
+        deadline = time.monotonic() + 10
+        while any(Path(f"/proc/{p}").exists() for p in brokers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(Path(f"/proc/{p}").exists() for p in brokers), "no broker outlives its launcher"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for p in _processes_mentioning(str(data)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p, signal.SIGKILL)

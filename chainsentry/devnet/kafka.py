@@ -108,7 +108,7 @@ class KafkaBroker:
                 raise KafkaNotFoundError(f"formatting the Kafka log directory failed: {res.stderr[-2000:]}")
         out = open(self.data_dir / "stdout.log", "ab")  # noqa: SIM115 - the broker writes to it until stopped
         self.proc = subprocess.Popen([*jvm, "kafka.Kafka", str(props)], stdout=out, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=die_with_parent)
         out.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -166,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(f"Kafka is up on {broker.bootstrap} (data in {broker.data_dir}); Ctrl-C stops it", flush=True)
+    signal.signal(signal.SIGTERM, _interrupt)  # a SIGTERM stops the broker as Ctrl-C does
     try:
         while broker.proc is not None and broker.proc.poll() is None:
             time.sleep(1)
@@ -174,6 +175,20 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         broker.stop() if args.dir is not None else broker.close()
     return 0
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+def die_with_parent() -> None:
+    """In a child before it runs: the kernel sends it SIGTERM when its parent dies, even by
+    ``kill -9`` (Linux; elsewhere nothing), so no broker outlives the process that started it."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 if __name__ == "__main__":
