@@ -57,7 +57,7 @@ from .build import ApiBindError, make_rpc
 from .config import ConfigError, Settings, load_settings
 from .delivery import build_delivery
 from .devnet.anvil import AnvilNotFoundError
-from .kafka import KafkaSetupError
+from .kafka import KafkaSetupError, discover_chain
 from .outfiles import OutputPathError, check_writable
 from .scoring import DetectSink, Scorer, batch_gc
 from .sharding import ShardedEngine
@@ -367,7 +367,9 @@ def worker(
     partitions: PartitionsOpt = None,
     topic_prefix: TopicPrefixOpt = None,
     config: ConfigOpt = None,
-    chain_id: Annotated[int, typer.Option("--chain-id", help="detect/alert: the chain whose topics to use")] = 1,
+    chain_id: Annotated[int | None, typer.Option(
+        "--chain-id", help="detect/alert: the chain whose topics to use (default: the one chain whose calls "
+                           "topic exists, waiting for an ingest role or a Kafka replay to create it)")] = None,
     rpc: RpcOpt = None,
     ws: WsOpt = None,
     rules: Annotated[Path | None, typer.Option("--rules", help="detect: attack-shape rules YAML")] = None,
@@ -392,25 +394,34 @@ def worker(
                          transport=_transport_overrides("kafka", kafka_bootstrap, partitions, topic_prefix))
     from . import roles
 
-    if role == "detect":
-        import threading
-
-        stop = threading.Event()
-        timer = threading.Timer(duration, stop.set) if duration is not None else None
-        if timer is not None:
-            timer.daemon = True  # SIGTERM ends the worker at once; the timer must not hold the process
-            timer.start()
-        try:
-            roles.run_detect(settings, chain_id, rules, metrics, stop)
-        finally:
-            if timer is not None:
-                timer.cancel()
-    elif role == "alert":
-        run_async(roles.run_alert(settings, chain_id, webhook, webhook_allow_private, duration))
-    else:
+    if role == "ingest":
         if not settings.rpc:
             raise ConfigError("the ingest role needs --rpc URL")
         run_async(roles.run_ingest(settings, duration))
+        return
+    import threading
+
+    started = time.monotonic()
+    stop = threading.Event()
+    timer = threading.Timer(duration, stop.set) if duration is not None else None
+    if timer is not None:
+        timer.daemon = True  # SIGTERM ends the worker at once; the timer must not hold the process
+        timer.start()
+    try:
+        roles.on_signals(stop.set)
+        if chain_id is None:
+            k = settings.transport.kafka
+            chain_id = discover_chain(k.bootstrap, k.topic_prefix, wait=k.setup_wait, give_up=stop.is_set)
+            if chain_id is None:
+                return
+        if role == "detect":
+            roles.run_detect(settings, chain_id, rules, metrics, stop)
+        else:
+            remaining = None if duration is None else max(0.0, duration - (time.monotonic() - started))
+            run_async(roles.run_alert(settings, chain_id, webhook, webhook_allow_private, remaining))
+    finally:
+        if timer is not None:
+            timer.cancel()
 
 
 def _progress(total: float | None, unit_bytes: bool) -> Progress:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
@@ -260,6 +261,40 @@ def _ensure_topics_once(bootstrap: str, topics: Topics, partitions: int, max_byt
     finally:
         admin.close()
     return {t.name: (described.get(t.name), t.num_partitions) for t in wanted}
+
+
+def chains_with_calls(bootstrap: str, prefix: str, wait: float = SETUP_WAIT) -> list[int]:
+    """The chains that have a ``<prefix>.<chain>.calls`` topic on the broker, sorted."""
+    admin = _reach(bootstrap, "admin", lambda ms: KafkaAdminClient(
+        bootstrap_servers=bootstrap.split(","), bootstrap_timeout_ms=ms, request_timeout_ms=10_000), wait)
+    try:
+        names = admin.list_topics()
+    finally:
+        admin.close()
+    pattern = re.compile(re.escape(prefix) + r"\.(\d+)\.calls")
+    return sorted(int(m.group(1)) for name in names if (m := pattern.fullmatch(name)))
+
+
+def discover_chain(bootstrap: str, prefix: str, *, wait: float = SETUP_WAIT, give_up: Callable[[], bool],
+                   every: float = 10.0) -> int | None:
+    """The one chain whose calls topic exists, waiting (and saying so every ``every`` seconds) until
+    an ingest role or a Kafka replay creates it; None if ``give_up()`` first. Several chains
+    are a :class:`KafkaSetupError`: the role cannot guess which one it is for."""
+    said = 0.0
+    while not give_up():
+        chains = chains_with_calls(bootstrap, prefix, wait)
+        if len(chains) == 1:
+            log.warning("kafka: chain %d found (topic %s.%d.calls)", chains[0], prefix, chains[0])
+            return chains[0]
+        if chains:
+            raise KafkaSetupError(f"topics of several chains ({', '.join(map(str, chains))}) have the prefix "
+                                  f"{prefix!r}: give --chain-id")
+        if time.monotonic() - said >= every:
+            said = time.monotonic()
+            log.warning("kafka: no %s.<chain>.calls topic yet: waiting for an ingest role or a Kafka replay to "
+                        "create it (or give --chain-id)", prefix)
+        time.sleep(0.5)
+    return None
 
 
 class KafkaTransport:

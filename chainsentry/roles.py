@@ -51,7 +51,7 @@ def run_detect(settings: Settings, chain_id: int, rules: Path | None, metrics_ad
     topics = _topics(settings, chain_id)
     ensure_topics(k.bootstrap, topics, settings.transport.partitions, k.max_message_bytes, k.setup_wait)
     stop = stop or threading.Event()
-    _on_signals(stop.set)
+    on_signals(stop.set)
     registry = CollectorRegistry()
     worker = DetectWorker(k.bootstrap, topics, _group(settings, chain_id, "detect"), chain_id,
                           engine_config=EngineConfig(rules_path=str(rules) if rules else None),
@@ -63,7 +63,8 @@ def run_detect(settings: Settings, chain_id: int, rules: Path | None, metrics_ad
     worker.run(stop)
 
 
-def _on_signals(handler: Callable[[], None]) -> None:
+def on_signals(handler: Callable[[], None]) -> None:
+    """Call ``handler`` on SIGTERM and SIGINT (from the main thread only)."""
     if threading.current_thread() is not threading.main_thread():
         return
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -224,7 +224,8 @@ class DetectWorker(ConsumerRebalanceListener):  # type: ignore[misc]
         self.producer.send(self.topics.dead, value=dead_letter(record, reason, "detect"))
         self.metrics.dead.labels(record.topic).inc()
 
-    def run(self, stop: threading.Event) -> None:
+    def run(self, stop: threading.Event, idle_warning: float = 60.0) -> None:
+        quiet_since = said = time.monotonic()
         try:
             while not stop.is_set():
                 try:
@@ -234,6 +235,15 @@ class DetectWorker(ConsumerRebalanceListener):  # type: ignore[misc]
                     log.warning("kafka poll failed (%s); retrying", err)
                     time.sleep(0.5)
                     continue
+                now = time.monotonic()
+                if batch:
+                    quiet_since = now
+                elif now - quiet_since >= idle_warning and now - said >= idle_warning:
+                    said = now
+                    others = sorted(t for t in self.consumer.topics() if t.endswith(".calls"))
+                    log.warning("nothing on %s for %.0f s: is an ingest role or a replay writing to it? calls "
+                                "topics on this broker: %s", self.topics.calls, now - quiet_since,
+                                ", ".join(others) or "none")
                 for tp, records in batch.items():
                     if tp.partition not in self.engines:
                         continue  # revoked while polling

@@ -53,7 +53,11 @@ class Workers:
         self.procs: list[tuple[subprocess.Popen[bytes], Path]] = []
 
     def start(self, role: str, *extra: str) -> tuple[subprocess.Popen[bytes], Path]:
+        """A role; detect and alert for chain 1 (a file replay's) unless ``extra`` says otherwise."""
         log = self.tmp / f"{role}-{len(self.procs)}.log"
+        if role != "ingest" and "--chain-id" not in extra and "--discover" not in extra:
+            extra = ("--chain-id", "1", *extra)
+        extra = tuple(x for x in extra if x != "--discover")
         proc = subprocess.Popen(
             [sys.executable, "-m", "chainsentry.cli", "worker", "--role", role, "--config", str(self.cfg),
              "--kafka-bootstrap", self.bootstrap, "--topic-prefix", self.prefix, "-v", *extra],
@@ -320,8 +324,9 @@ async def test_live_roles_on_anvil_ingest_detect_alert_catch_an_exploit(
         os.environ["CHAINSENTRY_INGEST__TRACE_PENDING"] = "true"
         api, metrics, ingest_api = (f"127.0.0.1:{free_port()}" for _ in range(3))
         try:
-            w.start("detect", "--chain-id", "31337", "--metrics", metrics)
-            w.start("alert", "--chain-id", "31337", "--api", api, "--data-dir", str(tmp_path / "alert"))
+            # no --chain-id: the roles find the chain from the topics the ingest role creates
+            w.start("detect", "--discover", "--metrics", metrics)
+            w.start("alert", "--discover", "--api", api, "--data-dir", str(tmp_path / "alert"))
             w.start("ingest", "--rpc", anvil.http_url, "--ws", anvil.ws_url, "--data-dir", str(tmp_path / "ingest"),
                     "--api", ingest_api)
         finally:
@@ -441,3 +446,21 @@ def test_the_local_kafka_launcher_takes_its_broker_with_it_on_sigterm(tmp_path: 
         for p in _processes_mentioning(str(data)):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(p, signal.SIGKILL)
+
+
+def test_detect_and_alert_roles_find_their_chain_or_say_why_not(kafka: Any, tmp_path: Path) -> None:
+    from chainsentry.kafka import KafkaSetupError, discover_chain
+
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    cfg = _config(tmp_path)
+    res = _cli("worker", "--role", "detect", "--config", str(cfg), "--kafka-bootstrap", kafka.bootstrap,
+               "--topic-prefix", prefix, "--duration", "3", timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert f"no {prefix}.<chain>.calls topic yet: waiting for an ingest role" in res.stderr, "the wait is logged"
+    for chain in (5, 31337):
+        ensure_topics(kafka.bootstrap, Topics.of(prefix, chain), PARTITIONS, 1 << 20)
+    with pytest.raises(KafkaSetupError, match=r"several chains \(5, 31337\).*give --chain-id"):
+        discover_chain(kafka.bootstrap, prefix, give_up=lambda: False)
+    res = _cli("worker", "--role", "alert", "--config", str(cfg), "--kafka-bootstrap", kafka.bootstrap,
+               "--topic-prefix", prefix, "--duration", "3", timeout=60)
+    assert res.returncode == 2 and "give --chain-id" in res.stderr and "Traceback" not in res.stderr
