@@ -337,6 +337,11 @@ class AlertStore:
         keys = ("seq", "alert_id", "alert_status", "subscription", "url", "attempts", "last_error")
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
+    def pending_subscriptions(self) -> set[str]:
+        """The subscriptions that have deliveries waiting."""
+        rows = self._db.execute("SELECT DISTINCT subscription FROM outbox WHERE state = 'pending'").fetchall()
+        return {str(r[0]) for r in rows}
+
     def drop_pending(self, subscription: str, reason: str) -> int:
         """Move a subscription's pending deliveries to the dead letters (it was deleted)."""
         with self._lock:

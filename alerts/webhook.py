@@ -156,11 +156,13 @@ class DeliveryWorker:
         if item.subscription not in self.unsigned and (book is None or book.signed(item.subscription)):
             ts = str(int(time.time()))
             secret = book.secret_for(item.subscription) if book is not None else self._secret
+            if not secret:  # never sent unsigned; waits (and says why) until a secret is configured
+                self._fail(item, "no secret to sign with: set CHAINSENTRY_WEBHOOK_SECRET", "no_secret", None)
+                return
             headers["X-Chainsentry-Timestamp"] = ts
-            headers["X-Chainsentry-Signature"] = sign(check_secret(secret), ts, item.body)
+            headers["X-Chainsentry-Signature"] = sign(secret, ts, item.body)
             headers["X-Chainsentry-Delivery"] = str(uuid.uuid4())
             headers["Idempotency-Key"] = f"{item.alert_id}:{item.alert_status}"
-        attempt = item.attempts + 1
         retry_after: float | None = None
         try:
             status, retry_header = await asyncio.wait_for(self._post(item, headers), self.policy.timeout)
@@ -192,6 +194,11 @@ class DeliveryWorker:
                 self._count("rejected")
                 log.warning("webhook %s refused alert %s (%s): dead-lettered", item.subscription, item.alert_id, error)
                 return
+        self._fail(item, error, outcome, retry_after)
+
+    def _fail(self, item: OutboxItem, error: str, outcome: str, retry_after: float | None) -> None:
+        """A failed attempt: retried with backoff, or dead-lettered once the attempts are spent."""
+        attempt = item.attempts + 1
         if attempt >= self.policy.attempts:
             self._batch_dead.append((item.seq, error))
             self._count("dead_letter")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from alerts.subscriptions import SubscriptionBook
 from alerts.webhook import DeliveryWorker, check_secret, check_target
 
 from .config import ConfigError, Settings
+
+log = logging.getLogger(__name__)
 
 
 class Delivery:
@@ -32,6 +35,12 @@ class Delivery:
         self.subscriptions = SubscriptionBook(self.store, subscriptions, check=vet, default_secret=secret,
                                               fixed_secrets=own_secrets)
         self.lifecycle = AlertLifecycle(self.store, self.subscriptions, confirmations=confirmations)
+        for gone in self.store.pending_subscriptions() - {sub.name for sub in self.subscriptions}:
+            dropped = self.store.drop_pending(gone, "subscription no longer configured")
+            log.warning("subscription %s is no longer configured: its %d waiting deliveries are dead letters "
+                        "(resend them through the API if it comes back)", gone, dropped)
+        self._before = self.store.outbox_counts()
+        self.known = 0  # alerts accepted in this run that the store already held, unchanged
         self._outcomes: Counter | None = None
         if registry is not None:
             self._outcomes = Counter("webhook_deliveries", "Alert delivery attempts by outcome", ["outcome"],
@@ -44,7 +53,8 @@ class Delivery:
             dead.set_function(lambda: self.store.outbox_counts()["dead"])
 
     def accept(self, alert: dict[str, Any]) -> None:
-        self.lifecycle.fire(alert)
+        if not self.lifecycle.fire(alert):
+            self.known += 1
 
     def worker(self) -> DeliveryWorker:
         counter = self._outcomes
@@ -53,13 +63,17 @@ class Delivery:
                               on_outcome=(lambda o: counter.labels(o).inc()) if counter is not None else None)
 
     async def finish(self) -> dict[str, int]:
-        """Deliver everything queued (each alert delivered or dead-lettered), then report."""
+        """Deliver everything queued (each alert delivered or dead-lettered), then report what this
+        run did: deliveries ``sent`` and ``failed`` (dead-lettered) now, alerts the store already
+        held (``already_known``: delivered by an earlier run, not sent again), and what is left."""
         worker = self.worker()
         try:
             await worker.drain()
         finally:
             await worker.aclose()
-        return self.store.outbox_counts()
+        after = self.store.outbox_counts()
+        return {"sent": after["delivered"] - self._before["delivered"], "failed": after["dead"] - self._before["dead"],
+                "already_known": self.known, "pending": after["pending"]}
 
     async def run_forever(self) -> None:
         worker = self.worker()

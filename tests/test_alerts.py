@@ -149,9 +149,9 @@ def test_signatures_verify_with_the_secret_and_fail_with_another(body: bytes, se
 
 
 def test_targets_and_secrets_are_checked() -> None:
-    with pytest.raises(WebhookConfigError, match="private or loopback"):
+    with pytest.raises(WebhookConfigError, match="not a public address"):
         check_target("http://127.0.0.1:9/x", allow_private=False)
-    with pytest.raises(WebhookConfigError, match="private or loopback"):
+    with pytest.raises(WebhookConfigError, match="not a public address"):
         check_target("http://[::1]:9/x", allow_private=False)
     check_target("http://127.0.0.1:9/x", allow_private=True)
     with pytest.raises(WebhookConfigError, match="not an http"):
@@ -222,24 +222,30 @@ async def test_429_retry_after_then_rejections_go_to_dead_letters(tmp_path: Path
 
 def test_replay_delivers_every_alert_to_the_webhook(data_dir: Path, tmp_path: Path) -> None:
     rx = Receiver().start()
+    env = dict(os.environ, CHAINSENTRY_WEBHOOK_SECRET=SECRET)
+    args = [sys.executable, "-m", "chainsentry.cli", "replay", str(data_dir / "attacks-dev.jsonl.gz"), "--alerts",
+            str(tmp_path / "alerts.jsonl"), "--webhook", rx.url, "--webhook-allow-private", "--store",
+            str(tmp_path / "store.db")]
     try:
-        env = dict(os.environ, CHAINSENTRY_WEBHOOK_SECRET=SECRET)
-        res = subprocess.run(
-            [sys.executable, "-m", "chainsentry.cli", "replay", str(data_dir / "attacks-dev.jsonl.gz"), "--alerts",
-             str(tmp_path / "alerts.jsonl"), "--webhook", rx.url, "--webhook-allow-private", "--store",
-             str(tmp_path / "store.db")], capture_output=True, text=True, timeout=120, env=env)
+        res = subprocess.run(args, capture_output=True, text=True, timeout=120, env=env)
+        assert res.returncode == 0, res.stderr
+        attempts = rx.attempts
+        again = subprocess.run(args, capture_output=True, text=True, timeout=120, env=env)
     finally:
         rx.stop()
-    assert res.returncode == 0, res.stderr
     summary = orjson.loads(res.stdout)
     written = [orjson.loads(x) for x in (tmp_path / "alerts.jsonl").read_bytes().splitlines()]
-    assert summary["webhook"] == {"pending": 0, "delivered": len(written), "dead": 0}
+    assert summary["webhook"] == {"sent": len(written), "failed": 0, "already_known": 0, "pending": 0}
     assert {a["id"] for a in rx.acted.values()} == {a["id"] for a in written} and rx.bad_signatures == 0
+    assert again.returncode == 0, again.stderr
+    assert orjson.loads(again.stdout)["webhook"] == {"sent": 0, "failed": 0, "already_known": len(written),
+                                                     "pending": 0}, "the same store: nothing is sent twice"
+    assert rx.attempts == attempts
     source = str(data_dir / "attacks-dev.jsonl.gz")
     refused = subprocess.run([sys.executable, "-m", "chainsentry.cli", "replay", source, "--webhook", rx.url],
                              capture_output=True, text=True, timeout=60,
                              env=dict(os.environ, CHAINSENTRY_WEBHOOK_SECRET=SECRET))
-    assert refused.returncode == 2 and "private or loopback" in refused.stderr
+    assert refused.returncode == 2 and "not a public address" in refused.stderr
     without = {k: v for k, v in os.environ.items() if k != "CHAINSENTRY_WEBHOOK_SECRET"}
     nosecret = subprocess.run([sys.executable, "-m", "chainsentry.cli", "replay", source, "--webhook", rx.url,
                                "--webhook-allow-private"], capture_output=True, text=True, timeout=60, env=without)

@@ -137,7 +137,7 @@ def test_replay_routes_alerts_to_every_channel_with_filters(data_dir: Path, tmp_
             s.stop()
     assert res.returncode == 0, res.stderr
     alerts = [orjson.loads(x) for x in (tmp_path / "a.jsonl").read_bytes().splitlines()]
-    assert orjson.loads(res.stdout)["webhook"]["dead"] == 0
+    assert orjson.loads(res.stdout)["webhook"]["failed"] == 0
     assert all(not s.errors for s in servers.values()), {k: s.errors for k, s in servers.items()}
     assert len(servers["slack"].bodies) == sum(a["severity"] == "critical" for a in alerts) > 0
     assert len(servers["discord"].bodies) == sum(a["detector"].startswith("rules") for a in alerts) > 0

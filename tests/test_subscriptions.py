@@ -259,3 +259,37 @@ def test_writes_are_refused_before_their_body_is_read_and_bodies_are_capped(tmp_
     r = c.put("/subscriptions/x", json={"kind": "webhook", "url": "https://example.com/"},
               headers={"Authorization": "Bearer t\u00f6k\u00e9n".encode()})
     assert r.status_code == 401, "non-ASCII in the header is a wrong token, not a crash"
+
+
+async def test_deliveries_of_a_subscription_removed_from_the_config_are_not_sent(tmp_path: Path) -> None:
+    rx = TimedReceiver().start()
+    try:
+        d = Delivery([Subscription("old", "webhook", rx.url)], SECRET, tmp_path / "alerts.db", allow_private=True)
+        d.accept(alert(1))
+        assert d.store.outbox_counts()["pending"] == 1
+        d.store.close()
+        d2 = Delivery([], SECRET, tmp_path / "alerts.db", allow_private=True)  # the config no longer names it
+        await _drain(d2)
+    finally:
+        rx.stop()
+    assert rx.attempts == 0, "nothing goes to the old URL"
+    [dead] = d2.store.dead_letters()
+    assert dead["subscription"] == "old" and dead["last_error"] == "subscription no longer configured"
+
+
+async def test_a_webhook_without_any_secret_waits_instead_of_stopping_delivery(tmp_path: Path) -> None:
+    rx = TimedReceiver().start()
+    try:
+        d = Delivery([Subscription("hook", "webhook", rx.url)], None, tmp_path / "alerts.db", allow_private=True)
+        d.accept(alert(1))
+        worker = DeliveryWorker(d.store, None, book=d.subscriptions, allow_private=True,
+                                policy=DeliveryPolicy(attempts=3, backoff=0.01, timeout=2))
+        try:
+            await worker.drain()
+        finally:
+            await worker.aclose()
+    finally:
+        rx.stop()
+    assert rx.attempts == 0, "never sent unsigned"
+    assert worker.outcomes == {"no_secret": 2, "dead_letter": 1}
+    assert d.store.dead_letters()[0]["last_error"].startswith("no secret to sign with")
