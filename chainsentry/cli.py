@@ -70,7 +70,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Streaming anomaly detection for EVM chains.",
 )
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # lines are not cut at 80 columns off a terminal
 
 COMPILED_MODULES = ("detectors.engine", "detectors.features", "detectors.fusion", "detectors.online",
                     "detectors.rules", "detectors.wallets", "ingest.mappers", "ingest.replay", "chainsentry.scoring")
@@ -394,6 +394,9 @@ def worker(
                          transport=_transport_overrides("kafka", kafka_bootstrap, partitions, topic_prefix))
     from . import roles
 
+    k = settings.transport.kafka
+    err_console.print(f"chainsentry worker: role {role}, Kafka {k.bootstrap}, topic prefix {k.topic_prefix}"
+                      + (f", chain {chain_id}" if chain_id is not None else ""), highlight=False)
     if role == "ingest":
         if not settings.rpc:
             raise ConfigError("the ingest role needs --rpc URL")
@@ -410,7 +413,6 @@ def worker(
     try:
         roles.on_signals(stop.set)
         if chain_id is None:
-            k = settings.transport.kafka
             chain_id = discover_chain(k.bootstrap, k.topic_prefix, wait=k.setup_wait, give_up=stop.is_set)
             if chain_id is None:
                 return

@@ -284,7 +284,7 @@ def discover_chain(bootstrap: str, prefix: str, *, wait: float = SETUP_WAIT, giv
     while not give_up():
         chains = chains_with_calls(bootstrap, prefix, wait)
         if len(chains) == 1:
-            log.warning("kafka: chain %d found (topic %s.%d.calls)", chains[0], prefix, chains[0])
+            log.info("kafka: chain %d found (topic %s.%d.calls)", chains[0], prefix, chains[0])
             return chains[0]
         if chains:
             raise KafkaSetupError(f"topics of several chains ({', '.join(map(str, chains))}) have the prefix "

@@ -58,7 +58,7 @@ def run_detect(settings: Settings, chain_id: int, rules: Path | None, metrics_ad
                           snapshot_every=k.snapshot_every, max_bytes=k.max_message_bytes, registry=registry,
                           setup_wait=k.setup_wait)
     _serve_metrics(registry, metrics_addr)
-    log.warning("detect worker: %s -> %s (group %s)", topics.calls, topics.findings,
+    log.info("detect worker: %s -> %s (group %s)", topics.calls, topics.findings,
                 _group(settings, chain_id, "detect"))
     worker.run(stop)
 
@@ -99,7 +99,7 @@ async def run_alert(settings: Settings, chain_id: int, webhook: str | None, allo
     host, port = settings.api_host_port
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))
     sock = bind_socket(host, port)
-    log.warning("alert worker: %s -> store %s, API on http://%s:%d", topics.findings, delivery.store.path, host,
+    log.info("alert worker: %s -> store %s, API on http://%s:%d", topics.findings, delivery.store.path, host,
                 sock.getsockname()[1])
     tasks = [asyncio.create_task(worker.run()), asyncio.create_task(delivery.run_forever()),
              asyncio.create_task(server.serve(sockets=[sock]))]
@@ -133,7 +133,7 @@ async def run_ingest(settings: Settings, duration: float | None = None) -> None:
     sink = KafkaIngestSink(k.bootstrap, topics, settings.transport.partitions, k.max_message_bytes,
                            KafkaMetrics(pipeline.registry, "ingest"), k.setup_wait)
     pipeline.sinks.append(sink)
-    log.warning("ingest worker: chain %d -> %s (%d partitions)", chain_id, topics.calls,
+    log.info("ingest worker: chain %d -> %s (%d partitions)", chain_id, topics.calls,
                 settings.transport.partitions)
     await pipeline.run(duration=duration)
 
