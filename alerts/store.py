@@ -9,6 +9,7 @@ call that accepted it returns).
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import threading
 import time
@@ -117,6 +118,15 @@ class AlertStore:
 
     def close(self) -> None:
         self._db.close()
+
+    def free_bytes(self) -> int:
+        """Free space on the store's disk (what a readiness probe should know before writes fail)."""
+        if self.path == ":memory:":
+            return 2**62
+        try:
+            return shutil.disk_usage(Path(self.path).parent).free
+        except OSError:
+            return 0
 
     def writable(self) -> bool:
         """Whether a write can be committed now (for readiness checks)."""

@@ -61,6 +61,7 @@ Reader = Annotated[None, Depends(_reader)]
 
 StatusProvider = Callable[[], dict[str, Any]]
 MAX_STREAMS = 100  # concurrent /alerts/stream connections
+MIN_FREE_BYTES = 64 << 20  # below this free on the store's disk, the service is not ready
 
 
 class Feedback(BaseModel):
@@ -343,9 +344,10 @@ def create_app(registry: CollectorRegistry, status: StatusProvider, store: Alert
              responses={200: {}, 503: {"description": "not ready"}})
     async def readyz() -> JSONResponse:
         body = status()
-        checks = {"ingest_fresh": bool(body.get("healthy")), "store_writable": True}
+        checks = {"ingest_fresh": bool(body.get("healthy")), "store_writable": True, "disk_space": True}
         if store is not None:
             checks["store_writable"] = store.writable()
+            checks["disk_space"] = store.free_bytes() >= MIN_FREE_BYTES
         code = 200 if all(checks.values()) else 503
         return JSONResponse({"ready": code == 200, **checks}, status_code=code)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import importlib
 import importlib.metadata
 import logging
@@ -216,7 +217,11 @@ def run(
         run_async(pipeline.run(duration=duration, status_out=status, ready=chain_known))
     finally:
         if scorer.engine.scored:
-            save_snapshot(scorer.engine, snapshot)
+            try:
+                save_snapshot(scorer.engine, snapshot)
+            except OSError as err:  # reported, without hiding why the run ended (a full disk, say)
+                logging.getLogger("chainsentry.run").error("could not save the detector snapshot %s: %s",
+                                                           snapshot, err)
 
 
 def _status_writer() -> Any:
@@ -710,6 +715,13 @@ def main() -> None:
     except USER_ERRORS as err:
         print(f"chainsentry: error: {err}", file=sys.stderr)
         sys.exit(2)
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = f" writing {err.filename}" if err.filename else ""
+        print(f"chainsentry: error: disk full{where}: {err.strerror}; what was committed before is kept",
+              file=sys.stderr)
+        sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -94,18 +94,15 @@ class Scorer:
              seen_at: float | None = None) -> None:
         self.transactions += len(scores)
         if self._scores is not None and write_scores:
-            self._scores.write(encode_scores(scores))
-            if self.flush:
-                self._scores.flush()
+            _write(self._scores, encode_scores(scores), self.flush)
         for s in scores:
             if s.finding is not None:
                 self.findings += 1
                 alert = alert_from_finding(s.finding, self.chain_id, when).to_json()
                 if self.on_alert is not None:
                     self.on_alert(alert)
-                if self._alerts is not None:
-                    self._alerts.write(orjson.dumps(alert) + b"\n")
-                    self._alerts.flush()  # alerts are rare and someone may be tailing the file
+                if self._alerts is not None:  # flushed: alerts are rare and someone may be tailing the file
+                    _write(self._alerts, orjson.dumps(alert) + b"\n", True)
                 log.info("ALERT %s %s %s score=%.3f: %s", alert["severity"], alert["detector"], alert["tx_hash"],
                             alert["score"], alert["description"])
         if self.metrics is not None:
@@ -124,7 +121,20 @@ class Scorer:
     def close(self) -> None:
         for fh in (self._scores, self._alerts):
             if fh is not None:
-                fh.close()
+                try:
+                    fh.close()
+                except OSError as err:
+                    raise OSError(err.errno, err.strerror, fh.name) from None
+
+
+def _write(fh: IO[bytes], data: bytes, flush: bool) -> None:
+    """Write (and flush); an error (a full disk) names the file."""
+    try:
+        fh.write(data)
+        if flush:
+            fh.flush()
+    except OSError as err:
+        raise OSError(err.errno, err.strerror, fh.name) from None
 
 
 def _open(path: Path | None, append: bool) -> IO[bytes] | None:

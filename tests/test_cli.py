@@ -275,3 +275,10 @@ def test_commands_that_build_no_engine_do_not_load_the_models_libraries() -> Non
     res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert res.stdout.split() == ["[]", "True"]
+
+
+def test_a_full_disk_is_one_line_naming_the_file(data_dir: Path) -> None:
+    res = run_cli("replay", str(data_dir / "attacks-dev.jsonl.gz"), "--scores", "/dev/full", "--no-progress")
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert res.stderr.strip() == ("chainsentry: error: disk full writing /dev/full: No space left on device; "
+                                  "what was committed before is kept")

@@ -91,7 +91,7 @@ async def test_exploit_shaped_tx_scores_above_all_ordinary_traffic_and_alerts(
         async with httpx.AsyncClient() as http:
             metrics = (await http.get(f"http://{api}/metrics")).text
             ready = await http.get(f"http://{api}/readyz")
-        assert ready.status_code == 200 and ready.json()["store_writable"]
+        assert ready.status_code == 200 and ready.json()["store_writable"] and ready.json()["disk_space"]
         assert 'chainsentry_alerts_total{detector="rules",severity=' in metrics
         assert 'chainsentry_pipeline_latency_seconds_count{stage="block"} ' in metrics
         assert 'chainsentry_detector_score_bucket{detector="shape"' in metrics
