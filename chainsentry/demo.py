@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import shutil
 import tempfile
 import threading
 import time
@@ -84,8 +85,15 @@ class WebhookReceiver:
         self.server.server_close()
 
 
-def summarize(attacks: list[Attack], alerts: list[dict[str, Any]], background_txs: int) -> dict[str, Any]:
-    """Which attacks were caught (and at which stages), and the false alerts on everything else."""
+def summarize(attacks: list[Attack], alerts: list[dict[str, Any]], outcomes: dict[str, str],
+              scored_background: int) -> dict[str, Any]:
+    """Which attacks were caught (and at which stages), and the false alerts on everything else.
+
+    ``outcomes``: each attack transaction's fate on chain (``succeeded``, ``reverted``, or ``not
+    mined`` before the demo stopped); ``scored_background``: the mined transactions scored that
+    belong to no attack. ``caught`` counts the attacks that succeeded on chain and alerted;
+    a reverted or unmined attack is reported as such, never as caught or missed.
+    """
     attack_txs = {h for a in attacks for h in a.tx_hashes}
     by_tx: dict[str, set[str]] = {}
     for al in alerts:
@@ -94,13 +102,28 @@ def summarize(attacks: list[Attack], alerts: list[dict[str, Any]], background_tx
     for a in attacks:
         stages = sorted(by_tx.get(a.attack_tx, set()))
         title = next((al["title"] for al in alerts if al["tx_hash"] == a.attack_tx), None)
-        rows.append({"scenario": a.scenario, "attack_tx": a.attack_tx, "caught": bool(stages), "stages": stages,
+        outcome = outcomes.get(a.attack_tx, "not mined")
+        rows.append({"scenario": a.scenario, "attack_tx": a.attack_tx, "outcome": outcome,
+                     "caught": bool(stages) and outcome == "succeeded", "alerted": bool(stages), "stages": stages,
                      "title": title})
-    false = [al for al in alerts if al["tx_hash"] not in attack_txs]
-    false_txs = {al["tx_hash"] for al in false}
-    return {"attacks": rows, "caught": sum(r["caught"] for r in rows), "total": len(rows),
-            "false_alerts": len(false_txs), "background_transactions": background_txs,
-            "false_per_1000": round(1000 * len(false_txs) / background_txs, 3) if background_txs else None}
+    false_txs = {al["tx_hash"] for al in alerts if al["tx_hash"] not in attack_txs}
+    succeeded = [r for r in rows if r["outcome"] == "succeeded"]
+    return {"attacks": rows, "caught": sum(r["caught"] for r in rows), "total": len(succeeded),
+            "reverted": sum(r["outcome"] == "reverted" for r in rows),
+            "not_mined": sum(r["outcome"] == "not mined" for r in rows),
+            "false_alerts": len(false_txs), "background_transactions": scored_background,
+            "false_per_1000": round(1000 * len(false_txs) / scored_background, 3) if scored_background else None}
+
+
+async def attack_outcomes(rpc: RpcClient, attacks: list[Attack]) -> dict[str, str]:
+    """The mined transactions of the attacks (set-up and exploit), each ``succeeded`` or ``reverted``
+    by its receipt; a transaction not mined yet is absent."""
+    hashes = [h for a in attacks for h in a.tx_hashes]
+    if not hashes:
+        return {}
+    receipts = await rpc.batch([("eth_getTransactionReceipt", [h]) for h in hashes])
+    return {h: "succeeded" if r.get("status") == "0x1" else "reverted"
+            for h, r in zip(hashes, receipts, strict=True) if isinstance(r, dict) and r.get("blockNumber")}
 
 
 async def run_demo(
@@ -118,10 +141,24 @@ async def run_demo(
     scenarios: tuple[str, ...] = ATTACKS,
 ) -> dict[str, Any]:
     out_dir = out or Path(tempfile.mkdtemp(prefix="chainsentry-demo-"))
+    try:
+        return await _run_demo(out_dir, duration=duration, rate=rate, wallets=wallets, block_time=block_time,
+                               api=api, console=console, status=status, attack_every=attack_every,
+                               first_attack=first_attack, scenarios=scenarios, keep=out is not None)
+    finally:
+        if out is None:  # a run without --out leaves nothing behind (its files grow ~450 MB an hour)
+            shutil.rmtree(out_dir, ignore_errors=True)
+
+
+async def _run_demo(out_dir: Path, *, duration: float | None, rate: float, wallets: int, block_time: float,
+                    api: str, console: Console, status: Callable[[str], None], attack_every: float,
+                    first_attack: float, scenarios: tuple[str, ...], keep: bool) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name in ("alerts.jsonl", "attacks.jsonl", "scores.jsonl", "events.jsonl", "webhook.log", "alerts.db"):
-        with contextlib.suppress(FileNotFoundError):
-            (out_dir / name).unlink()
+    # a new devnet each run: the previous run's files, checkpoint and learned state belong to another chain
+    for pattern in ("alerts.jsonl", "attacks.jsonl", "scores.jsonl", "events.jsonl", "webhook.log", "alerts.db*",
+                    "summary.json", "checkpoint-*.json", "detectors.snapshot"):
+        for old in out_dir.glob(pattern):
+            old.unlink()
     secret = secrets.token_hex(16)
     os.environ.setdefault("CHAINSENTRY_WEBHOOK_SECRET", secret)
     secret = os.environ["CHAINSENTRY_WEBHOOK_SECRET"]
@@ -204,19 +241,26 @@ async def run_demo(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            await traffic_rpc.aclose()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(delivery.finish(), 10)
-        summary = summarize(attacks, alerts, world.sent)
+        try:
+            outcomes = await attack_outcomes(traffic_rpc, attacks)
+        finally:
+            await traffic_rpc.aclose()
+        # the background: every mined transaction the service scored, less the attacks' own
+        summary = summarize(attacks, alerts, outcomes, max(0, pipeline.stats.txs - len(outcomes)))
         summary["webhook"] = {"received": receiver.received, "bad_signatures": receiver.bad}
         (out_dir / "summary.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
         s = pipeline.status()
+        others = "".join(f"; {summary[k]} {k.replace('_', ' ')}" for k in ("reverted", "not_mined") if summary[k])
+        where = f"summary in {out_dir / 'summary.json'}" if keep else "files removed (give --out DIR to keep them)"
         console.print(f"\ndemo done: {s['blocks']} blocks, {s['transactions']} transactions; attacks caught "
-                      f"{summary['caught']} of {summary['total']}; false alerts {summary['false_alerts']} on "
-                      f"{summary['background_transactions']} background transactions; summary in "
-                      f"{out_dir / 'summary.json'}", highlight=False)
+                      f"{summary['caught']} of {summary['total']} that succeeded on chain{others}; false alerts "
+                      f"{summary['false_alerts']} on {summary['background_transactions']} background transactions "
+                      f"scored; {where}", highlight=False)
+        marks = {"succeeded": None, "reverted": "[yellow]reverted on chain[/]", "not mined": "[dim]not mined[/]"}
         for row in summary["attacks"]:
-            mark = "[green]caught[/]" if row["caught"] else "[red]missed[/]"
+            mark = marks[row["outcome"]] or ("[green]caught[/]" if row["caught"] else "[red]missed[/]")
             console.print(f"  {mark} {row['scenario']:<10} {row['attack_tx'][:14]} stages {row['stages']} "
                           f"{row['title'] or ''}", highlight=False)
         return summary

@@ -263,6 +263,13 @@ def test_demo_runs_on_a_fresh_devnet(tmp_path: Path, anvil_binary: str) -> None:
     assert len(scores) == mined, "every mined transaction is scored"
     alerts = (tmp_path / "alerts.jsonl").read_bytes().splitlines()
     assert len(alerts) <= 1, f"background traffic raises (almost) no alert: {alerts[:2]}"
+    summary = orjson.loads((tmp_path / "summary.json").read_bytes())
+    assert summary["background_transactions"] == mined, "the false-alert rate is over the transactions scored"
+    assert {"reverted", "not_mined", "caught", "total"} <= set(summary)
+    again = run_cli("demo", "--duration", "6", "--out", str(tmp_path), "--api", f"127.0.0.1:{free_port()}",
+                    "--block-time", "1", "--rate", "10", "--wallets", "12", timeout=90)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "deeper than" not in again.stderr and "ERROR" not in again.stderr, "a new devnet starts afresh in --out"
     shutil.rmtree(tmp_path, ignore_errors=True)
 
 
