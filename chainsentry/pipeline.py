@@ -222,6 +222,7 @@ class LivePipeline:
                 self.stats.record_block(msg.seen_at, len(block.transactions))
                 await self._emit([msg, *self.tracker.block(block, msg.seen_at)])
                 self.follower.commit(msg)
+                await asyncio.sleep(0)  # a backlog (catch-up) must not starve the API and health probes
             elif isinstance(msg, BlockRetracted):
                 self.stats.retracted += 1
                 self.stats.reorgs = self.follower.reorgs
