@@ -145,8 +145,8 @@ class DefiDevnet:
             await self._nonce_sync(sorted(set(bad)))
         return [r for r in results if isinstance(r, str)]
 
-    async def _mined(self, hashes: list[str], timeout: float = 60.0) -> list[dict[str, Any]]:
-        return await wait_receipts(self.rpc, hashes, timeout)
+    async def _mined(self, hashes: list[str], timeout: float = 60.0, mine: bool = False) -> list[dict[str, Any]]:
+        return await wait_receipts(self.rpc, hashes, timeout, mine=mine)
 
     async def _step(self, txs: list[dict[str, Any]], mine: bool) -> list[dict[str, Any]]:
         hashes = await self._send_all(txs)
@@ -154,7 +154,7 @@ class DefiDevnet:
             raise RuntimeError("the devnet refused a set-up transaction")
         if mine:
             await self.rpc.call("evm_mine")
-        receipts = await self._mined(hashes)
+        receipts = await self._mined(hashes, mine=mine)
         failed = [r["transactionHash"] for r in receipts if r.get("status") != "0x1"]
         if failed:
             raise RuntimeError(f"set-up transactions reverted: {failed}")

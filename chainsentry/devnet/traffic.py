@@ -68,10 +68,14 @@ def relay_calldata(target: str) -> str:
     return RELAY_SELECTOR + target[2:].lower().rjust(64, "0")
 
 
-async def wait_receipts(rpc: RpcClient, hashes: list[str], timeout: float = 30.0) -> list[dict[str, Any]]:
-    """The receipts of ``hashes`` once all are mined (polling), or TimeoutError."""
+async def wait_receipts(rpc: RpcClient, hashes: list[str], timeout: float = 30.0, *,
+                        mine: bool = False) -> list[dict[str, Any]]:
+    """The receipts of ``hashes`` once all are mined (polling), or TimeoutError. With ``mine``
+    (a node that mines only when told), a block is mined again each second while some are
+    missing: a transaction that reached the pool just after the last ``evm_mine`` is not left behind."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
+    polls = 0
     while True:
         receipts = await rpc.batch([("eth_getTransactionReceipt", [h]) for h in hashes])
         if all(isinstance(r, dict) for r in receipts):
@@ -79,6 +83,9 @@ async def wait_receipts(rpc: RpcClient, hashes: list[str], timeout: float = 30.0
         if loop.time() > deadline:
             raise TimeoutError(f"{sum(not isinstance(r, dict) for r in receipts)} devnet transactions were not "
                                f"mined within {timeout:g} s")
+        polls += 1
+        if mine and polls % 5 == 0:
+            await rpc.call("evm_mine")
         await asyncio.sleep(0.2)
 
 
@@ -129,12 +136,9 @@ class TrafficGenerator:
         )
         if mine:
             await self.rpc.call("evm_mine")
-        receipts = await self._wait_receipts(hashes)
+        receipts = await wait_receipts(self.rpc, hashes, mine=mine)
         addrs = [r["contractAddress"] for r in receipts]
         self.counters, self.relays = addrs[:3], addrs[3:]
-
-    async def _wait_receipts(self, hashes: list[str], timeout: float = 30.0) -> list[dict[str, Any]]:
-        return await wait_receipts(self.rpc, hashes, timeout)
 
     def make_tx(self) -> tuple[str, dict[str, Any]]:
         """One random transaction of the mix: (kind, eth_sendTransaction params)."""
