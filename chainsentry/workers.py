@@ -98,6 +98,7 @@ class DetectWorker(ConsumerRebalanceListener):  # type: ignore[misc]
         self.checkpointed: dict[int, int] = {}
         self.last_checkpoint = time.monotonic()
         self.processed = 0
+        self._assigned: list[TopicPartition] = []  # assigned, paused, state not restored yet
         self.consumer.subscribe([topics.calls], listener=self)
 
     # rebalance listener --------------------------------------------------------------------
@@ -114,14 +115,27 @@ class DetectWorker(ConsumerRebalanceListener):  # type: ignore[misc]
         self.metrics.forget(revoked)
 
     def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        # Runs on the consumer's IO loop, which must not block (heartbeats): the partitions are
+        # paused here and their state restored by the poll loop (:meth:`_restore_assigned`).
         self.metrics.rebalances.labels("assigned").inc(len(assigned))
-        for tp in assigned:
+        if assigned:
+            self.consumer.pause(*assigned)
+            self._assigned.extend(assigned)
+
+    def _restore_assigned(self) -> None:
+        """Restore the state of newly assigned partitions, seek to it, and let their messages come."""
+        owned = self.consumer.assignment()
+        pending, self._assigned = self._assigned, []
+        for tp in pending:
+            if tp not in owned:
+                continue  # revoked again meanwhile
             engine = ScoringEngine(self.config)
             offset = self._restore(tp.partition, engine)
             self.engines[tp.partition] = engine
             if offset is not None:
                 self.consumer.seek(tp, offset)
                 self.next_offset[tp.partition] = self.checkpointed[tp.partition] = offset
+            self.consumer.resume(tp)
             log.info("partition %d assigned; state %s", tp.partition,
                      f"restored at offset {offset}" if offset is not None else "new")
 
@@ -228,6 +242,8 @@ class DetectWorker(ConsumerRebalanceListener):  # type: ignore[misc]
         quiet_since = said = time.monotonic()
         try:
             while not stop.is_set():
+                if self._assigned:
+                    self._restore_assigned()
                 try:
                     batch = self.consumer.poll(timeout_ms=500)
                 except KafkaError as err:
