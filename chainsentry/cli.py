@@ -69,6 +69,7 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: no boxes, and nothing cut at 80 columns off a terminal
     help="Streaming anomaly detection for EVM chains.",
 )
 err_console = Console(stderr=True, soft_wrap=True)  # lines are not cut at 80 columns off a terminal
