@@ -293,3 +293,12 @@ async def test_a_webhook_without_any_secret_waits_instead_of_stopping_delivery(t
     assert rx.attempts == 0, "never sent unsigned"
     assert worker.outcomes == {"no_secret": 2, "dead_letter": 1}
     assert d.store.dead_letters()[0]["last_error"].startswith("no secret to sign with")
+
+
+@pytest.mark.parametrize("body", [b'{"\\ud800": 1, "kind": "webhook"}', b'{"kind": "webhook", "url": "https://a.example/\\udc00"}',
+                                  b'{"kind": "webhook", "url": "https://a.example/x", "rate_limit": NaN}',
+                                  b'{"kind": "webhook", "url": "https://a.example/x", "rate_limit": 1e400}'])
+def test_bodies_that_cannot_be_echoed_get_a_422_not_a_500(tmp_path: Path, body: bytes) -> None:
+    r = _client(_delivery(tmp_path)).put("/subscriptions/x", content=body,
+                                          headers={**AUTH, "content-type": "application/json"})
+    assert r.status_code == 422, r.text
