@@ -93,6 +93,7 @@ class AlertStore:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA secure_delete=ON")  # a replaced row (a secret sealed since) leaves no trace
             problems = [r[0] for r in self._db.execute("PRAGMA quick_check(3)").fetchall()]
             if problems != ["ok"]:
                 raise StoreError(f"{self.path} is damaged ({'; '.join(problems)}); restore it from a backup or "

@@ -4,7 +4,8 @@
 The lifecycle reads the book each time it queues an alert, so a subscription created, replaced or
 deleted through the API takes effect with the next alert. A config-file subscription cannot be
 changed through the API (the file is the source of truth for it). Secrets of API subscriptions
-are stored with them and never returned by :meth:`SubscriptionBook.describe`.
+are stored with them, sealed (Fernet: AES and HMAC) when the service has a secrets key, and
+never returned by :meth:`SubscriptionBook.describe`.
 """
 
 from __future__ import annotations
@@ -15,8 +16,21 @@ from dataclasses import asdict
 from typing import Any
 from urllib.parse import urlsplit
 
+from cryptography.fernet import Fernet, InvalidToken
+
 from .channels import Subscription, parse_subscriptions
 from .store import AlertStore
+
+
+def _fernet(key: str | None) -> Fernet | None:
+    if not key:
+        return None
+    try:
+        return Fernet(key.encode())
+    except ValueError:
+        raise SealedSecretError("CHAINSENTRY_SECRETS_KEY is not a Fernet key (32 url-safe base64-encoded bytes; "
+                                "make one with: python -c 'from cryptography.fernet import Fernet; "
+                                "print(Fernet.generate_key().decode())')") from None
 
 
 def redact_url(url: str) -> str:
@@ -42,13 +56,20 @@ class SubscriptionConflict(Exception):
     """The name belongs to a config-file subscription, which the API may not change."""
 
 
+class SealedSecretError(ValueError):
+    """Stored secrets that cannot be opened (no key, or another key than the one that sealed them)."""
+
+
 class SubscriptionBook:
     def __init__(self, store: AlertStore, fixed: list[Subscription], *,
                  check: Callable[[Subscription], None] | None = None, default_secret: str | None = None,
-                 fixed_secrets: dict[str, str] | None = None) -> None:
+                 fixed_secrets: dict[str, str] | None = None, secrets_key: str | None = None) -> None:
         """``check`` vets a new subscription (target address, secret) and raises ValueError to refuse it;
-        ``fixed_secrets``: the config-file webhooks that have a secret of their own."""
+        ``fixed_secrets``: the config-file webhooks that have a secret of their own; ``secrets_key``
+        (a Fernet key) seals API subscriptions' secrets in the store (those stored in plain text
+        before are sealed at start)."""
         self.store = store
+        self._fernet = _fernet(secrets_key)
         self.default_secret = default_secret
         self._check = check
         self._fixed = {s.name: s for s in fixed}
@@ -56,7 +77,7 @@ class SubscriptionBook:
         self._api: dict[str, Subscription] = {}
         self._secrets: dict[str, str] = dict(fixed_secrets or {})
         for body in store.subscriptions():
-            secret = body.pop("secret", None)
+            secret = self._open(body)
             body["allow_private"] = False  # private targets are the operator's to allow, not an API caller's
             [sub] = parse_subscriptions([body])
             self._api[sub.name] = sub
@@ -86,6 +107,28 @@ class SubscriptionBook:
         sub = self.get(name)
         return sub is None or sub.kind == "webhook"
 
+    def _seal(self, secret: str) -> dict[str, str]:
+        if self._fernet is None:
+            return {"secret": secret}
+        return {"secret_sealed": self._fernet.encrypt(secret.encode()).decode()}
+
+    def _open(self, body: dict[str, Any]) -> str | None:
+        """Take the secret out of a stored subscription body (sealing a plain one if a key is set)."""
+        sealed = body.pop("secret_sealed", None)
+        secret = body.pop("secret", None)
+        if sealed is not None:
+            if self._fernet is None:
+                raise SealedSecretError(f"subscription {body.get('name')!r} has a sealed secret: set "
+                                        "CHAINSENTRY_SECRETS_KEY to the key that sealed it")
+            try:
+                return str(self._fernet.decrypt(sealed.encode()).decode())
+            except InvalidToken:
+                raise SealedSecretError(f"subscription {body.get('name')!r}: CHAINSENTRY_SECRETS_KEY is not the "
+                                        "key that sealed its secret") from None
+        if secret and self._fernet is not None:
+            self.store.save_subscription(str(body["name"]), {**body, **self._seal(secret)})
+        return str(secret) if secret else None
+
     def describe(self, sub: Subscription) -> dict[str, Any]:
         """The subscription as the API shows it: credentials write-only (no secret, the URL's path
         and query hidden, a PagerDuty routing key as ``***``), its source, whether it has its own secret."""
@@ -112,7 +155,7 @@ class SubscriptionBook:
             self._check(sub)
         stored = {k: v for k, v in asdict(sub).items()}
         if secret:
-            stored["secret"] = secret
+            stored.update(self._seal(secret))
         with self._lock:
             created = self.store.save_subscription(sub.name, stored)
             self._api[sub.name] = sub

@@ -25,7 +25,8 @@ class Delivery:
 
     def __init__(self, subscriptions: list[Subscription], secret: str | None, store_path: Path,
                  registry: CollectorRegistry | None = None, confirmations: int = 12,
-                 allow_private: bool = False, own_secrets: dict[str, str] | None = None) -> None:
+                 allow_private: bool = False, own_secrets: dict[str, str] | None = None,
+                 secrets_key: str | None = None) -> None:
         self.store = AlertStore(store_path)
         self.allow_private = allow_private
 
@@ -33,7 +34,7 @@ class Delivery:
             check_target(sub.url, allow_private=allow_private or sub.allow_private)
 
         self.subscriptions = SubscriptionBook(self.store, subscriptions, check=vet, default_secret=secret,
-                                              fixed_secrets=own_secrets)
+                                              fixed_secrets=own_secrets, secrets_key=secrets_key)
         self.lifecycle = AlertLifecycle(self.store, self.subscriptions, confirmations=confirmations)
         for gone in self.store.pending_subscriptions() - {sub.name for sub in self.subscriptions}:
             dropped = self.store.drop_pending(gone, "subscription no longer configured")
@@ -99,4 +100,5 @@ def build_delivery(settings: Settings, webhook: str | None, allow_private: bool,
     secret = os.environ.get("CHAINSENTRY_WEBHOOK_SECRET") or None
     if any(s.kind == "webhook" and s.name not in own_secrets for s in subs):
         secret = check_secret(secret)
-    return Delivery(subs, secret, store_path, registry, allow_private=allow_private, own_secrets=own_secrets)
+    return Delivery(subs, secret, store_path, registry, allow_private=allow_private, own_secrets=own_secrets,
+                    secrets_key=os.environ.get("CHAINSENTRY_SECRETS_KEY") or None)

@@ -302,3 +302,30 @@ def test_bodies_that_cannot_be_echoed_get_a_422_not_a_500(tmp_path: Path, body: 
     r = _client(_delivery(tmp_path)).put("/subscriptions/x", content=body,
                                           headers={**AUTH, "content-type": "application/json"})
     assert r.status_code == 422, r.text
+
+
+def test_api_secrets_are_sealed_at_rest_when_a_key_is_configured(tmp_path: Path) -> None:
+    from cryptography.fernet import Fernet
+
+    from alerts.subscriptions import SealedSecretError
+
+    key = Fernet.generate_key().decode()
+    plain = Delivery([], SECRET, tmp_path / "alerts.db", allow_private=True)
+    hook = {"kind": "webhook", "url": "https://a.example/h"}
+    plain.subscriptions.put({"name": "old", **hook, "secret": "0ld-secret-long-enough"})
+    plain.store.close()
+    d = Delivery([], SECRET, tmp_path / "alerts.db", allow_private=True, secrets_key=key)  # seals the old one
+    d.subscriptions.put({"name": "new", **hook, "secret": "n3w-secret-long-enough"})
+    d.store.close()
+    raw = b"".join(f.read_bytes() for f in tmp_path.glob("alerts.db*"))
+    assert b"0ld-secret" not in raw and b"n3w-secret" not in raw, "no secret in plain text in the store"
+    again = Delivery([], SECRET, tmp_path / "alerts.db", allow_private=True, secrets_key=key)
+    assert again.subscriptions.secret_for("old") == "0ld-secret-long-enough"
+    assert again.subscriptions.secret_for("new") == "n3w-secret-long-enough"
+    again.store.close()
+    with pytest.raises(SealedSecretError, match="set CHAINSENTRY_SECRETS_KEY"):
+        Delivery([], SECRET, tmp_path / "alerts.db", allow_private=True)
+    with pytest.raises(SealedSecretError, match="not the key that sealed"):
+        Delivery([], SECRET, tmp_path / "alerts.db", allow_private=True, secrets_key=Fernet.generate_key().decode())
+    with pytest.raises(SealedSecretError, match="not a Fernet key"):
+        Delivery([], SECRET, tmp_path / "alerts.db", allow_private=True, secrets_key="short")
