@@ -289,3 +289,20 @@ def test_a_full_disk_is_one_line_naming_the_file(data_dir: Path) -> None:
     assert res.returncode == 1 and "Traceback" not in res.stderr
     assert res.stderr.strip() == ("chainsentry: error: disk full writing /dev/full: No space left on device; "
                                   "what was committed before is kept")
+
+
+async def test_a_restarted_run_appends_to_its_scores_and_alerts(anvil: Anvil, rpc: RpcClient, tmp_path: Path) -> None:
+    gen = TrafficGenerator(rpc)
+    await gen.setup()
+    await fill_blocks(rpc, gen, 2, 4)
+    scores = tmp_path / "scores.jsonl"
+    env = dict(os.environ, CHAINSENTRY_INGEST__POLL_INTERVAL="0.1")
+    args = ["run", "--rpc", anvil.http_url, "--api", f"127.0.0.1:{free_port()}", "--data-dir", str(tmp_path / "d"),
+            "--start-block", "0", "--no-mempool", "--scores", str(scores), "--alerts", str(tmp_path / "a.jsonl"),
+            "--duration", "4"]
+    assert run_cli(*args, env=env).returncode == 0
+    first = scores.read_bytes().splitlines()
+    await fill_blocks(rpc, gen, 2, 4)
+    assert run_cli(*args, env=env).returncode == 0
+    both = scores.read_bytes().splitlines()
+    assert both[: len(first)] == first and len(both) == len(first) + 8, "the first run's lines are kept"
