@@ -164,6 +164,16 @@ def test_targets_and_secrets_are_checked() -> None:
 FAST = DeliveryPolicy(attempts=30, backoff=0.05, backoff_max=0.5, timeout=2)
 
 
+async def drained(store: AlertStore, **kw: Any) -> DeliveryWorker:
+    """A delivery worker (to loopback receivers) run until the outbox is settled, then closed."""
+    worker = DeliveryWorker(store, kw.pop("secret", SECRET), allow_private=True, **{"policy": FAST, "seed": 1, **kw})
+    try:
+        await worker.drain()
+    finally:
+        await worker.aclose()
+    return worker
+
+
 async def test_receiver_down_then_up_every_alert_arrives_once(tmp_path: Path) -> None:
     store = AlertStore(tmp_path / "o.db")
     rx = Receiver()
@@ -535,12 +545,10 @@ async def test_a_retracted_alert_whose_transaction_is_mined_again_fires_again_fo
     assert stored is not None and stored["status"] == "firing" and stored["block_hash"] == remined["block_hash"]
     assert orjson.loads(render(pager, stored) or b"{}")["event_action"] == "trigger", "the incident reopens"
     assert [a["id"] for a in life.block_added(6 + 3)] == ["cs-0005"], "and it is confirmed in its new block"
-    worker = DeliveryWorker(store, SECRET, allow_private=True, policy=FAST, seed=1)
     try:
-        await worker.drain()
+        await drained(store)
     finally:
         rx.stop()
-        await worker.aclose()
     heard = {k: (a["status"], a["block_hash"]) for k, a in rx.acted.items()}
     assert heard == {"cs-0005:firing": ("firing", first["block_hash"]),
                      "cs-0005:retracted": ("retracted", first["block_hash"]),
@@ -641,11 +649,9 @@ async def test_a_huge_answer_is_not_read_whole(tmp_path: Path) -> None:
     huge = RawReceiver(lambda c: huge.huge(c))
     store.upsert(alert(1))
     store.enqueue(alert(1), "huge", huge.url)
-    worker = DeliveryWorker(store, SECRET, allow_private=True, policy=FAST, seed=1)
     try:
-        await worker.drain(max_wait=10.0)
+        await drained(store)
     finally:
-        await worker.aclose()
         huge.stop()
     assert store.outbox_counts()["delivered"] == 1, "a 2xx is a delivery, whatever its body"
     assert huge.sent < 16 * 2**20, f"the client stopped reading: {huge.sent} bytes sent"

@@ -17,7 +17,7 @@ from alerts.channels import Subscription
 from alerts.webhook import DeliveryPolicy, DeliveryWorker, verify
 from chainsentry.api import create_app
 from chainsentry.delivery import Delivery
-from tests.test_alerts import SECRET, Receiver, alert
+from tests.test_alerts import SECRET, Receiver, alert, drained
 
 AUTH = {"Authorization": "Bearer tok"}
 OWN_SECRET = "a-subscription-of-its-own-0123"
@@ -282,12 +282,8 @@ async def test_a_webhook_without_any_secret_waits_instead_of_stopping_delivery(t
     try:
         d = Delivery([Subscription("hook", "webhook", rx.url)], None, tmp_path / "alerts.db", allow_private=True)
         d.accept(alert(1))
-        worker = DeliveryWorker(d.store, None, book=d.subscriptions, allow_private=True,
-                                policy=DeliveryPolicy(attempts=3, backoff=0.01, timeout=2))
-        try:
-            await worker.drain()
-        finally:
-            await worker.aclose()
+        worker = await drained(d.store, secret=None, book=d.subscriptions,
+                               policy=DeliveryPolicy(attempts=3, backoff=0.01, timeout=2))
     finally:
         rx.stop()
     assert rx.attempts == 0, "never sent unsigned"
