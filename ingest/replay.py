@@ -8,6 +8,7 @@ of the file is read.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import logging
@@ -99,65 +100,47 @@ class FileBlockSource:
         :class:`SourceError` naming the file, the line and the byte where it breaks, after every
         block before that point has been yielded."""
         done = 0
-        for path in self.files:
-            with open(path, "rb") as raw:
-                yield from self._read(path, raw, done)
-                done += raw.tell()
-                if self.progress is not None:
-                    self.progress(done)
-
-    def _read(self, path: Path, raw: IO[bytes], done: int) -> Iterator[Block]:
-        if not _is_gzip(raw):
-            yield from self._blocks(path, raw, 0, raw, done)
-            return
-        # gzip's own line reader refills 8 KB at a time; one MB at a time costs ~20% less
-        try:
-            yield from self._blocks(path, io.BufferedReader(gzip.GzipFile(fileobj=raw), 1 << 20), 0, raw, done)
-            return
-        except _Broken as first_try:
-            broken = first_try
-        read = broken.lines
-        # truncated or corrupt: that reader had read ahead, so the complete lines before the break
-        # are read again from there, a chunk at a time, then the break is reported
-        cause: Exception = broken.cause
-        with open(path, "rb") as again:
-            lines = _gzip_lines(again)
-            try:
-                for _ in range(read):
-                    next(lines)
-                yield from self._blocks(path, lines, read, again, done)
-                return  # this reader got through
-            except StopIteration:
-                pass
-            except _Broken as second:
-                read, cause = second.lines, second.cause
-            raise SourceError(f"{path}: unreadable after line {read}, at compressed byte {again.tell()} of "
-                              f"{path.stat().st_size} ({cause})")
-
-    def _blocks(self, path: Path, lines: Iterable[bytes], before: int, raw: IO[bytes], done: int) -> Iterator[Block]:
-        """The blocks of ``lines`` (the first is line ``before + 1``); a read error is raised as
-        :class:`_Broken` with the number of the last line read."""
         progress, first, last, stats, report = self.progress, self.first, self.last, self.stats, self._report
-        lineno = before
-        try:
-            for lineno, line in enumerate(lines, before + 1):
-                if progress is not None and lineno % 8 == 0:
-                    progress(done + raw.tell())
-                if not line or line.isspace():  # a blank line
-                    continue
-                try:
-                    block = map_block_line(line, report)
-                except (orjson.JSONDecodeError, MappingError) as err:
-                    self._bad_line(path, lineno, err)
-                    continue
-                if (first is not None and block.number < first) or (last is not None and block.number > last):
-                    stats.skipped_blocks += 1
-                    continue
-                stats.blocks += 1
-                stats.transactions += len(block.transactions)
-                yield block
-        except (EOFError, OSError, zlib.error) as err:
-            raise _Broken(lineno, err) from None
+        for path in self.files:
+            with open(path, "rb") as raw, contextlib.ExitStack() as retry:
+                gz = _is_gzip(raw)
+                # gzip's own line reader refills 8 KB at a time; one MB at a time costs ~20% less
+                lines: Iterable[bytes] = io.BufferedReader(gzip.GzipFile(fileobj=raw), 1 << 20) if gz else raw
+                source, seen, lineno = raw, 0, 0  # seen: lines already handled before a retry
+                while True:
+                    try:
+                        for lineno, line in enumerate(lines, 1):  # one generator level: the hot loop
+                            if lineno <= seen:
+                                continue
+                            if progress is not None and lineno % 8 == 0:
+                                progress(done + raw.tell())
+                            if not line or line.isspace():  # a blank line
+                                continue
+                            try:
+                                block = map_block_line(line, report)
+                            except (orjson.JSONDecodeError, MappingError) as err:
+                                self._bad_line(path, lineno, err)
+                                continue
+                            if (first is not None and block.number < first) or (
+                                    last is not None and block.number > last):
+                                stats.skipped_blocks += 1
+                                continue
+                            stats.blocks += 1
+                            stats.transactions += len(block.transactions)
+                            yield block
+                        break
+                    except (EOFError, OSError, zlib.error) as err:  # truncated or corrupt
+                        if source is raw and gz:
+                            # its reader had read ahead: the complete lines before the break are
+                            # read again from there, a chunk at a time, then the break is reported
+                            source = retry.enter_context(open(path, "rb"))
+                            lines, seen = _gzip_lines(source), lineno
+                            continue
+                        raise SourceError(f"{path}: unreadable after line {lineno}, at compressed byte "
+                                          f"{source.tell()} of {path.stat().st_size} ({err})") from None
+                done += raw.tell()
+                if progress is not None:
+                    progress(done)
 
     def _bad_line(self, path: Path, lineno: int, err: Exception) -> None:
         self.stats.bad_lines += 1
@@ -165,15 +148,6 @@ class FileBlockSource:
             log.warning("%s:%d: not JSON (%s); line skipped", path, lineno, err)
         else:
             log.warning("%s:%d: %s; line skipped", path, lineno, err)
-
-
-class _Broken(Exception):
-    """A compressed file that cannot be read on: after ``lines`` lines, because of ``cause``."""
-
-    def __init__(self, lines: int, cause: Exception) -> None:
-        super().__init__(lines, cause)
-        self.lines = lines
-        self.cause = cause
 
 
 def _gzip_lines(raw: IO[bytes], chunk: int = 1 << 20) -> Iterator[bytes]:
