@@ -217,7 +217,7 @@ def _frame_checked(raw: JsonDict, report: Reporter | None = None) -> CallFrame:
     """Every field checked, the tree walked with an explicit stack and capped at ``MAX_FRAME_DEPTH``."""
     nodes: list[tuple[JsonDict, int]] = []  # (raw frame, index of its parent), in call order
     stack: list[tuple[Any, int, int]] = [(raw, -1, 0)]  # (raw frame, parent index, depth)
-    flattened = deepest = 0
+    flattened = 0
     while stack:
         r, parent, depth = stack.pop()
         if type(r) is not dict:
@@ -229,7 +229,6 @@ def _frame_checked(raw: JsonDict, report: Reporter | None = None) -> CallFrame:
             stack.extend((c, index, depth + 1) for c in reversed(children))
         else:  # too deep: its calls go beside it, under its parent
             flattened += len(children)
-            deepest = max(deepest, depth + 1)
             stack.extend((c, parent, depth) for c in reversed(children))
     built: list[list[CallFrame]] = [[] for _ in nodes]
     for index in range(len(nodes) - 1, -1, -1):  # children before their parents
