@@ -254,7 +254,7 @@ def replay(
     rules: Annotated[Path | None, typer.Option("--rules", help="attack-shape rules YAML (default: built in)")] = None,
     snapshot_in: Annotated[Path | None, typer.Option("--snapshot-in", help="start from learned state")] = None,
     snapshot_out: Annotated[Path | None, typer.Option("--snapshot-out", help="save learned state at the end")] = None,
-    chain_id: Annotated[int, typer.Option("--chain-id", help="chain id for alert ids (files carry none)")] = 1,
+    chain_id: Annotated[int, typer.Option("--chain-id", min=0, help="chain id for alert ids (files carry none)")] = 1,
     webhook: WebhookOpt = None,
     webhook_allow_private: AllowPrivateOpt = False,
     store: Annotated[Path | None, typer.Option("--store", help="alert store (SQLite) for --webhook")] = None,
@@ -374,7 +374,7 @@ def worker(
     topic_prefix: TopicPrefixOpt = None,
     config: ConfigOpt = None,
     chain_id: Annotated[int | None, typer.Option(
-        "--chain-id", help="detect/alert: the chain whose topics to use (default: the one chain whose calls "
+        "--chain-id", min=0, help="detect/alert: the chain whose topics to use (default: the one chain whose calls "
                            "topic exists, waiting for an ingest role or a Kafka replay to create it)")] = None,
     rpc: RpcOpt = None,
     ws: WsOpt = None,
