@@ -189,6 +189,7 @@ class LivePipeline:
         assert self.follower is not None
         async for event in self.follower.events():
             await self.transport.publish("chain", event)
+            await asyncio.sleep(0)  # mapping a fetched batch must not hold the loop either
 
     async def _produce_pending(self) -> None:
         mempool = MempoolFollower(
