@@ -29,6 +29,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Tr
 from typer._click.exceptions import NoArgsIsHelpError, UsageError  # typer's own click, as it raises them
 
 from alerts.store import StoreError
+from alerts.subscriptions import SealedSecretError
 from alerts.webhook import WebhookConfigError
 from detectors.evaluate import EvaluationError, evaluate
 from detectors.rules import RuleError
@@ -97,9 +98,14 @@ def _root(version: Annotated[bool, typer.Option(
         help="print the version and whether the hot modules are compiled")] = False) -> None:
     """Streaming anomaly detection for EVM chains."""
 
+class FlagError(Exception):
+    """A flag value the command itself refuses (one line, exit 2). A ``ValueError`` from deeper
+    down is a bug, and prints its traceback."""
+
+
 USER_ERRORS = (ConfigError, SourceError, RecorderError, CheckpointError, RpcError, ApiBindError,
                AnvilNotFoundError, MappingError, RuleError, SnapshotError, EvaluationError, StoreError,
-               WebhookConfigError, KafkaSetupError, KafkaError, OutputPathError, ValueError)
+               WebhookConfigError, KafkaSetupError, KafkaError, OutputPathError, SealedSecretError, FlagError)
 
 RpcOpt = Annotated[
     list[str] | None, typer.Option("--rpc", help="HTTP JSON-RPC URL (repeat or comma-separate for failover)")
@@ -129,7 +135,7 @@ def _logging(verbose: int) -> None:
 
 def _traces(value: str | None) -> str | None:
     if value is not None and value not in TRACE_MODES:
-        raise ValueError(f"--traces must be one of {', '.join(TRACE_MODES)}, not {value!r}")
+        raise FlagError(f"--traces must be one of {', '.join(TRACE_MODES)}, not {value!r}")
     return value
 
 
@@ -330,7 +336,7 @@ def replay(
 def _transport_overrides(kind: str | None, bootstrap: str | None, partitions: int | None,
                          prefix: str | None) -> dict[str, Any]:
     if kind is not None and kind not in ("inprocess", "kafka"):
-        raise ValueError(f"--transport must be inprocess or kafka, not {kind!r}")
+        raise FlagError(f"--transport must be inprocess or kafka, not {kind!r}")
     bootstrap = bootstrap or os.environ.get("CHAINSENTRY_KAFKA_BOOTSTRAP")
     return {"kind": kind, "partitions": partitions, "kafka": {"bootstrap": bootstrap, "topic_prefix": prefix}}
 
@@ -393,9 +399,9 @@ def worker(
     """
     _logging(verbose)
     if role not in ("ingest", "detect", "alert"):
-        raise ValueError(f"--role must be ingest, detect or alert, not {role!r}")
+        raise FlagError(f"--role must be ingest, detect or alert, not {role!r}")
     if transport != "kafka":
-        raise ValueError("worker roles run over Kafka: --transport kafka")
+        raise FlagError("worker roles run over Kafka: --transport kafka")
     settings = _settings(config, rpc=_rpc_list(rpc), ws=ws, api=api, data_dir=data_dir,
                          transport=_transport_overrides("kafka", kafka_bootstrap, partitions, topic_prefix))
     from . import roles
@@ -658,7 +664,7 @@ def demo(
     chosen = tuple(a.strip() for a in attacks.split(",")) if attacks else ATTACKS
     unknown = [a for a in chosen if a not in ATTACKS]
     if unknown:
-        raise ValueError(f"unknown attack scenario(s) {', '.join(unknown)}; known: {', '.join(ATTACKS)}")
+        raise FlagError(f"unknown attack scenario(s) {', '.join(unknown)}; known: {', '.join(ATTACKS)}")
     run_async(run_demo(duration=duration, out=out, rate=rate, wallets=wallets, block_time=block_time, api=api,
                        console=err_console, status=_status_writer(), attack_every=attack_every,
                        first_attack=first_attack, scenarios=chosen))

@@ -32,7 +32,7 @@ from rich.console import Console
 from detectors.engine import EngineConfig, ScoringEngine
 from ingest import RpcClient
 
-from .config import Settings
+from .config import load_settings
 from .delivery import build_delivery
 from .devnet.anvil import Anvil
 from .devnet.scenarios import ATTACKS, Attack, DefiDevnet
@@ -171,7 +171,7 @@ async def _run_demo(out_dir: Path, *, duration: float | None, rate: float, walle
         console.print(f"[bold]chainsentry demo[/bold]: deploying the devnet's contracts at {node.http_url} ...",
                       highlight=False)
         await world.setup(mine=False)
-        settings = Settings.model_validate({
+        settings = load_settings(environ={}, overrides={  # validated: a bad --api is one clear error
             "rpc": [node.http_url], "ws": node.ws_url, "api": api, "data_dir": out_dir,
             "ingest": {"poll_interval": min(1.0, block_time), "start_block": 0, "trace_pending": True},
             "subscriptions": [{"name": "demo-webhook", "kind": "webhook", "url": receiver.url,
