@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import os
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, Literal
 
@@ -182,17 +181,14 @@ Book = Annotated[SubscriptionBook, Depends(_book)]
 def create_app(registry: CollectorRegistry, status: StatusProvider, store: AlertStore | None = None,
                api_token: str | None = None, lifecycle: AlertLifecycle | None = None,
                heartbeat: float = 15.0, on_allow: Callable[[str], None] | None = None,
-               subscriptions: SubscriptionBook | None = None, read_auth: bool | None = None) -> FastAPI:
+               subscriptions: SubscriptionBook | None = None, read_auth: bool = False) -> FastAPI:
     """The app. With a ``store``, the alert routes; with ``subscriptions``, their CRUD. Writes need
     ``Authorization: Bearer <api_token>`` and are refused (403) when no token is configured; with
-    ``read_auth`` (default: $CHAINSENTRY_API_AUTH_READS) reads of alerts, subscriptions and dead
-    letters need it too."""
+    ``read_auth`` reads of alerts, subscriptions and dead letters need it too."""
     app = FastAPI(title="chainsentry", version="0.1.0", docs_url="/docs", redoc_url=None)
     app.state.store = store
     app.state.api_token = api_token
     app.state.subscriptions = subscriptions
-    if read_auth is None:
-        read_auth = os.environ.get("CHAINSENTRY_API_AUTH_READS", "").lower() in ("1", "true", "yes")
     app.state.read_auth = read_auth
 
     def is_write(method: str, path: str) -> bool:

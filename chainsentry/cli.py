@@ -12,7 +12,6 @@ import errno
 import importlib
 import importlib.metadata
 import logging
-import os
 import signal
 import sys
 import tempfile
@@ -337,7 +336,6 @@ def _transport_overrides(kind: str | None, bootstrap: str | None, partitions: in
                          prefix: str | None) -> dict[str, Any]:
     if kind is not None and kind not in ("inprocess", "kafka"):
         raise FlagError(f"--transport must be inprocess or kafka, not {kind!r}")
-    bootstrap = bootstrap or os.environ.get("CHAINSENTRY_KAFKA_BOOTSTRAP")
     return {"kind": kind, "partitions": partitions, "kafka": {"bootstrap": bootstrap, "topic_prefix": prefix}}
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -150,11 +151,36 @@ def _drop_none(d: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-# CHAINSENTRY_* variables that are not configuration keys: secrets, and the build's and tools' own
+# CHAINSENTRY_* variables that are not configuration keys: secrets (read by load_secrets), and the
+# build's and tools' own
 OTHER_VARIABLES = frozenset({
     "CHAINSENTRY_API_TOKEN", "CHAINSENTRY_API_AUTH_READS", "CHAINSENTRY_WEBHOOK_SECRET", "CHAINSENTRY_ANVIL",
     "CHAINSENTRY_NO_EXTENSIONS", "CHAINSENTRY_HEALTH_URL", "CHAINSENTRY_KAFKA_BOOTSTRAP", "CHAINSENTRY_SECRETS_KEY",
 })
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """Credentials: from the environment only, never a config key, never shown (``repr`` says
+    which are set, not what they are)."""
+
+    api_token: str | None = None  # bearer token for API writes (and reads with auth_reads)
+    webhook_secret: str | None = None  # signs webhooks without a secret of their own
+    secrets_key: str | None = None  # Fernet key sealing API subscriptions' secrets in the store
+    auth_reads: bool = False  # API reads need the token too
+
+    def __repr__(self) -> str:
+        held = [f.name for f in fields(self) if f.name != "auth_reads" and getattr(self, f.name)]
+        return f"Secrets(set: {', '.join(held) or 'none'}; auth_reads={self.auth_reads})"
+
+
+def load_secrets(environ: Mapping[str, str] | None = None) -> Secrets:
+    """The secrets in ``environ`` (default: the process environment)."""
+    env = os.environ if environ is None else environ
+    return Secrets(api_token=env.get("CHAINSENTRY_API_TOKEN") or None,
+                   webhook_secret=env.get("CHAINSENTRY_WEBHOOK_SECRET") or None,
+                   secrets_key=env.get("CHAINSENTRY_SECRETS_KEY") or None,
+                   auth_reads=env.get("CHAINSENTRY_API_AUTH_READS", "").lower() in ("1", "true", "yes"))
 
 
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -164,6 +190,9 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     prefix = "CHAINSENTRY_"
     sections = set(Settings.model_fields)
     for name, value in environ.items():
+        if name == "CHAINSENTRY_KAFKA_BOOTSTRAP":  # a short alias, as the deploy files use it
+            out.setdefault("transport", {}).setdefault("kafka", {}).setdefault("bootstrap", value)
+            continue
         if not name.startswith(prefix) or name in OTHER_VARIABLES:
             continue
         path = name[len(prefix) :].lower().split("__")

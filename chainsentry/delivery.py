@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ from alerts.store import AlertStore
 from alerts.subscriptions import SubscriptionBook
 from alerts.webhook import DeliveryWorker, check_secret, check_target
 
-from .config import ConfigError, Settings
+from .config import ConfigError, Secrets, Settings, load_secrets
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +84,10 @@ class Delivery:
 
 
 def build_delivery(settings: Settings, webhook: str | None, allow_private: bool, store_path: Path,
-                   registry: CollectorRegistry | None = None) -> Delivery:
-    """Subscriptions from the config file plus ``--webhook``; targets and secret checked up front."""
+                   registry: CollectorRegistry | None = None, secrets: Secrets | None = None) -> Delivery:
+    """Subscriptions from the config file plus ``--webhook``; targets and secret checked up front.
+    ``secrets`` default to the environment's (:func:`chainsentry.config.load_secrets`)."""
+    secrets = secrets if secrets is not None else load_secrets()
     items = [dict(item) for item in settings.subscriptions]
     own_secrets = {str(item.get("name")): str(item.pop("secret")) for item in items if item.get("secret")}
     try:
@@ -97,8 +98,8 @@ def build_delivery(settings: Settings, webhook: str | None, allow_private: bool,
         subs.append(Subscription("cli", "webhook", webhook))
     for s in subs:
         check_target(s.url, allow_private=allow_private or s.allow_private)
-    secret = os.environ.get("CHAINSENTRY_WEBHOOK_SECRET") or None
+    secret = secrets.webhook_secret
     if any(s.kind == "webhook" and s.name not in own_secrets for s in subs):
         secret = check_secret(secret)
     return Delivery(subs, secret, store_path, registry, allow_private=allow_private, own_secrets=own_secrets,
-                    secrets_key=os.environ.get("CHAINSENTRY_SECRETS_KEY") or None)
+                    secrets_key=secrets.secrets_key)

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import hmac
-import os
 import secrets
 import shutil
 import tempfile
@@ -32,7 +32,7 @@ from rich.console import Console
 from detectors.engine import EngineConfig, ScoringEngine
 from ingest import RpcClient
 
-from .config import load_settings
+from .config import load_secrets, load_settings
 from .delivery import build_delivery
 from .devnet.anvil import Anvil
 from .devnet.scenarios import ATTACKS, Attack, DefiDevnet
@@ -159,9 +159,9 @@ async def _run_demo(out_dir: Path, *, duration: float | None, rate: float, walle
                     "summary.json", "checkpoint-*.json", "detectors.snapshot"):
         for old in out_dir.glob(pattern):
             old.unlink()
-    secret = secrets.token_hex(16)
-    os.environ.setdefault("CHAINSENTRY_WEBHOOK_SECRET", secret)
-    secret = os.environ["CHAINSENTRY_WEBHOOK_SECRET"]
+    given = load_secrets()  # the demo's own webhook secret unless one is set
+    creds = dataclasses.replace(given, webhook_secret=given.webhook_secret or secrets.token_hex(16))
+    secret = str(creds.webhook_secret)
     alerts: list[dict[str, Any]] = []
     attacks: list[Attack] = []
     with Anvil(block_time=block_time, accounts=max(wallets, 12)) as node, \
@@ -178,8 +178,8 @@ async def _run_demo(out_dir: Path, *, duration: float | None, rate: float, walle
                                "allow_private": True}],
         })
         events = out_dir / "events.jsonl"
-        pipeline = LivePipeline(settings, sinks=[JsonlEventSink(events)])
-        delivery = build_delivery(settings, None, False, out_dir / "alerts.db", pipeline.registry)
+        pipeline = LivePipeline(settings, sinks=[JsonlEventSink(events)], secrets=creds)
+        delivery = build_delivery(settings, None, False, out_dir / "alerts.db", pipeline.registry, creds)
 
         def on_alert(a: dict[str, Any]) -> None:
             alerts.append(a)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -39,7 +38,7 @@ from ingest import (
 
 from .api import create_app
 from .build import bind_socket, make_rpc
-from .config import Settings
+from .config import Secrets, Settings, load_secrets
 from .outfiles import cut_partial_line
 from .transport import InProcessTransport
 
@@ -112,10 +111,12 @@ class LivePipeline:
         registry: CollectorRegistry | None = None,
         sinks: Sequence[EventSink] = (),
         serve_api: bool = True,
+        secrets: Secrets | None = None,
     ) -> None:
         if not settings.rpc:
             raise ValueError("no RPC URL: give --rpc URL or set rpc in the config file")
         self.settings = settings
+        self.secrets = secrets if secrets is not None else load_secrets()
         self.registry = registry or CollectorRegistry()
         self.metrics = IngestMetrics(self.registry)
         self.sinks = list(sinks)
@@ -283,8 +284,9 @@ class LivePipeline:
             tasks.append(asyncio.create_task(self._produce_pending(), name="mempool"))
         if self.serve_api:
             host, port = self.settings.api_host_port
-            app = create_app(self.registry, self.status, self.store, os.environ.get("CHAINSENTRY_API_TOKEN"),
-                             self.lifecycle, on_allow=self.on_allow, subscriptions=self.subscriptions)
+            app = create_app(self.registry, self.status, self.store, self.secrets.api_token, self.lifecycle,
+                             on_allow=self.on_allow, subscriptions=self.subscriptions,
+                             read_auth=self.secrets.auth_reads)
             config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
             self.api_server = uvicorn.Server(config)
             sock = bind_socket(host, port)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import threading
 import time
@@ -20,7 +19,7 @@ from ingest.events import Block
 from ingest.metrics import IngestMetrics
 
 from .build import make_rpc
-from .config import Settings
+from .config import Settings, load_secrets
 from .delivery import build_delivery
 from .kafka import KafkaMetrics, Topics, ensure_topics
 from .workers import AlertWorker, DetectWorker, KafkaIngestSink, KafkaReplay, write_jsonl
@@ -94,8 +93,9 @@ async def run_alert(settings: Settings, chain_id: int, webhook: str | None, allo
         return {"role": "alert", "healthy": fresh, "topic": topics.findings, "alerts_seen": worker.alerts_seen,
                 "outbox": delivery.store.outbox_counts()}
 
-    app = create_app(registry, status, delivery.store, os.environ.get("CHAINSENTRY_API_TOKEN"), delivery.lifecycle,
-                     subscriptions=delivery.subscriptions)
+    secrets = load_secrets()
+    app = create_app(registry, status, delivery.store, secrets.api_token, delivery.lifecycle,
+                     subscriptions=delivery.subscriptions, read_auth=secrets.auth_reads)
     host, port = settings.api_host_port
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))
     sock = bind_socket(host, port)

@@ -306,3 +306,16 @@ async def test_a_restarted_run_appends_to_its_scores_and_alerts(anvil: Anvil, rp
     assert run_cli(*args, env=env).returncode == 0
     both = scores.read_bytes().splitlines()
     assert both[: len(first)] == first and len(both) == len(first) + 8, "the first run's lines are kept"
+
+
+def test_secrets_come_from_the_environment_only_and_are_never_shown() -> None:
+    from chainsentry.config import load_secrets
+
+    env = {"CHAINSENTRY_API_TOKEN": "t0ken-value", "CHAINSENTRY_WEBHOOK_SECRET": "w3bhook-value",
+           "CHAINSENTRY_API_AUTH_READS": "1", "CHAINSENTRY_KAFKA_BOOTSTRAP": "kafka:9092"}
+    secrets = load_secrets(env)
+    assert secrets.api_token == "t0ken-value" and secrets.webhook_secret == "w3bhook-value" and secrets.auth_reads
+    assert "t0ken" not in repr(secrets) and "w3bhook" not in repr(secrets)
+    settings = load_settings(environ=env)
+    assert settings.transport.kafka.bootstrap == "kafka:9092", "the short alias of the deploy files"
+    assert "t0ken" not in settings.model_dump_json() and "w3bhook" not in settings.model_dump_json()
