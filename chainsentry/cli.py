@@ -55,12 +55,12 @@ from ingest import (
 )
 
 from .build import ApiBindError, make_rpc
-from .config import ConfigError, Settings, load_settings
+from .config import ConfigError, Settings, load_secrets, load_settings
 from .delivery import build_delivery
 from .devnet.anvil import AnvilNotFoundError
 from .kafka import KafkaSetupError, discover_chain
 from .outfiles import OutputPathError, check_writable
-from .scoring import DetectSink, Scorer, batch_gc
+from .scoring import Scorer, batch_gc
 from .sharding import ShardedEngine
 
 T = TypeVar("T")
@@ -183,7 +183,7 @@ def run(
 
     Example: chainsentry run --rpc http://127.0.0.1:8545 --ws ws://127.0.0.1:8545
     """
-    from .pipeline import JsonlEventSink, LivePipeline  # FastAPI and uvicorn load only for `run`
+    from .service import build_service  # FastAPI and uvicorn load only for `run`
 
     _logging(verbose)
     _check_outputs(events_out=events_out, scores=scores, alerts=alerts)
@@ -194,37 +194,19 @@ def run(
     )
     if not settings.rpc:
         raise ConfigError("no RPC URL: give --rpc URL or set rpc in the config file")
-    sinks: list[Any] = [JsonlEventSink(events_out)] if events_out else []
-    pipeline = LivePipeline(settings, sinks=sinks)
     snapshot = settings.data_dir / "detectors.snapshot"
-    scorer = _scorer(settings, rules, snapshot if snapshot.exists() else None, 0, scores, alerts,
-                     registry=pipeline.registry, live=True)
-    pipeline.sinks.insert(0, DetectSink(scorer))
-    # the store and the lifecycle run in any case: alerts are kept and follow confirmations and reorgs
-    delivery = build_delivery(settings, webhook, webhook_allow_private, settings.data_dir / "alerts.db",
-                              pipeline.registry)
-    scorer.on_alert = delivery.accept
-    pipeline.store = delivery.store
-    pipeline.lifecycle = delivery.lifecycle
-    pipeline.on_allow = scorer.engine.allow
-    pipeline.subscriptions = delivery.subscriptions
-    for entry in delivery.store.allowlist():  # feedback given earlier still holds
-        scorer.engine.allow(entry["subject"])
-    pipeline.sinks[0] = DetectSink(scorer, delivery.lifecycle)
-    pipeline.background.append(delivery.run_forever)  # subscriptions may also come through the API
+    engine = _engine(settings, rules, snapshot if snapshot.exists() else None, live=True)
+    service = build_service(settings, load_secrets(), engine, webhook=webhook, allow_private=webhook_allow_private,
+                            scores=scores, alerts=alerts, events_out=events_out)
     status = _status_writer()
     err_console.print(f"chainsentry run: following {', '.join(settings.rpc)}; API on http://{settings.api} "
                       "(/metrics, /healthz, /status)", highlight=False)
-
-    def chain_known(p: LivePipeline) -> None:
-        scorer.chain_id = p.chain_id or 0
-
     try:
-        run_async(pipeline.run(duration=duration, status_out=status, ready=chain_known))
+        run_async(service.run(duration=duration, status_out=status))
     finally:
-        if scorer.engine.scored:
+        if engine.scored:
             try:
-                save_snapshot(scorer.engine, snapshot)
+                save_snapshot(engine, snapshot)
             except OSError as err:  # reported, without hiding why the run ended (a full disk, say)
                 logging.getLogger("chainsentry.run").error("could not save the detector snapshot %s: %s",
                                                            snapshot, err)
@@ -291,7 +273,8 @@ def replay(
     if webhook is not None or settings.subscriptions:
         delivery = build_delivery(settings, webhook, webhook_allow_private,
                                   store or Path(tempfile.mkdtemp()) / "alerts.db")
-    scorer = _scorer(settings, rules, snapshot_in, chain_id, scores, alerts)
+    scorer = Scorer(_engine(settings, rules, snapshot_in, live=False), chain_id=chain_id, scores_path=scores,
+                    alerts_path=alerts)
     if delivery is not None:
         scorer.on_alert = delivery.accept
     show = sys.stderr.isatty() if progress is None else progress
@@ -444,8 +427,8 @@ def _progress(total: float | None, unit_bytes: bool) -> Progress:
     return Progress(*cols, console=err_console, transient=True)
 
 
-def _scorer(settings: Settings, rules: Path | None, snapshot_in: Path | None, chain_id: int,
-            scores: Path | None, alerts: Path | None, registry: Any = None, live: bool = False) -> Scorer:
+def _engine(settings: Settings, rules: Path | None, snapshot_in: Path | None, *, live: bool) -> Any:
+    """The engine (sharded as ``transport.partitions`` says), from a snapshot when given."""
     from detectors.engine import EngineConfig, ScoringEngine
 
     # live: a pyod refit never stalls scoring; replay: refits land at fixed points (deterministic)
@@ -465,7 +448,7 @@ def _scorer(settings: Settings, rules: Path | None, snapshot_in: Path | None, ch
                     load_snapshot(engine, snapshot_in)
                 except ValueError as err:
                     raise SnapshotError(f"{snapshot_in}: {err}") from None
-    return Scorer(engine, chain_id=chain_id, scores_path=scores, alerts_path=alerts, registry=registry, flush=live)
+    return engine
 
 
 def _replay_files(source: FileBlockSource, show: bool, scorer: Scorer) -> dict[str, Any]:

@@ -33,11 +33,9 @@ from detectors.engine import EngineConfig, ScoringEngine
 from ingest import RpcClient
 
 from .config import load_secrets, load_settings
-from .delivery import build_delivery
 from .devnet.anvil import Anvil
 from .devnet.scenarios import ATTACKS, Attack, DefiDevnet
-from .pipeline import JsonlEventSink, LivePipeline
-from .scoring import DetectSink, Scorer
+from .service import build_service
 
 
 class WebhookReceiver:
@@ -177,23 +175,16 @@ async def _run_demo(out_dir: Path, *, duration: float | None, rate: float, walle
             "subscriptions": [{"name": "demo-webhook", "kind": "webhook", "url": receiver.url,
                                "allow_private": True}],
         })
-        events = out_dir / "events.jsonl"
-        pipeline = LivePipeline(settings, sinks=[JsonlEventSink(events)], secrets=creds)
-        delivery = build_delivery(settings, None, False, out_dir / "alerts.db", pipeline.registry, creds)
-
         def on_alert(a: dict[str, Any]) -> None:
             alerts.append(a)
-            delivery.accept(a)
             console.print(f"[bold red]ALERT[/] {a['severity']:>8} {a['stage']:<7} {a['title']} tx {a['tx_hash'][:14]}"
                           f" score {a['score']:.3f}\n        why: {a['description'][:200]}", highlight=False)
 
         engine = ScoringEngine(EngineConfig(deterministic_refit=False))
-        scorer = Scorer(engine, chain_id=0, scores_path=out_dir / "scores.jsonl", alerts_path=out_dir / "alerts.jsonl",
-                        registry=pipeline.registry, flush=True, on_alert=on_alert)
-        pipeline.sinks.insert(0, DetectSink(scorer, delivery.lifecycle))
-        pipeline.store, pipeline.lifecycle = delivery.store, delivery.lifecycle
-        pipeline.subscriptions, pipeline.on_allow = delivery.subscriptions, engine.allow
-        pipeline.background.append(delivery.run_forever)
+        service = build_service(settings, creds, engine, scores=out_dir / "scores.jsonl",
+                                alerts=out_dir / "alerts.jsonl", events_out=out_dir / "events.jsonl",
+                                on_alert=on_alert)
+        pipeline, delivery = service.pipeline, service.delivery
         console.print(
             f"  devnet   {node.http_url}: {len(world.users)} users ({rate:g} tx/s of transfers, swaps, lending, "
             f"NFT mints, bank deposits), a block every {block_time:g}s\n"
@@ -228,11 +219,8 @@ async def _run_demo(out_dir: Path, *, duration: float | None, rate: float, walle
 
         attacking = asyncio.create_task(attacker())
 
-        def chain_known(p: LivePipeline) -> None:
-            scorer.chain_id = p.chain_id or 0
-
         try:
-            await pipeline.run(duration=duration, status_out=status, ready=chain_known)
+            await service.run(duration=duration, status_out=status)
         except asyncio.CancelledError:  # Ctrl-C or SIGTERM: stop cleanly, with the summary
             console.print("\nstopping: the attacks and traffic end, deliveries drain, the summary follows",
                           highlight=False)

@@ -112,7 +112,15 @@ class LivePipeline:
         sinks: Sequence[EventSink] = (),
         serve_api: bool = True,
         secrets: Secrets | None = None,
+        store: Any = None,
+        lifecycle: Any = None,
+        subscriptions: Any = None,
+        on_allow: Callable[[str], None] | None = None,
+        background: Sequence[Callable[[], Any]] = (),
     ) -> None:
+        """``store`` (an ``alerts.store.AlertStore``), ``lifecycle`` and ``subscriptions`` are
+        served by the API; ``on_allow`` carries analyst feedback to the detectors; ``background``
+        are more coroutine factories run alongside (delivery)."""
         if not settings.rpc:
             raise ValueError("no RPC URL: give --rpc URL or set rpc in the config file")
         self.settings = settings
@@ -131,11 +139,11 @@ class LivePipeline:
         self.chain_id: int | None = None
         self.api_server: uvicorn.Server | None = None
         self.api_port: int | None = None
-        self.background: list[Callable[[], Any]] = []  # more coroutine factories to run alongside
-        self.store: Any = None  # an alerts.store.AlertStore served by the API, when set
-        self.lifecycle: Any = None  # an alerts.lifecycle.AlertLifecycle, for the live alert stream
-        self.on_allow: Callable[[str], None] | None = None  # analyst feedback reaching the detectors
-        self.subscriptions: Any = None  # an alerts.subscriptions.SubscriptionBook, for the API's CRUD
+        self.background = list(background)
+        self.store = store
+        self.lifecycle = lifecycle
+        self.on_allow = on_allow
+        self.subscriptions = subscriptions
 
     # -- status ----------------------------------------------------------------------------
 

@@ -1,0 +1,62 @@
+"""The live service assembled in one place, for ``run`` and ``demo``: ingest, detection, the alert
+lifecycle with its store and delivery, and the API, on one metrics registry.
+
+The store and the lifecycle run in any case (alerts are kept and follow confirmations and reorgs),
+whether or not anything is subscribed; analyst feedback given earlier reaches the detectors again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from detectors.engine import ScoringEngine
+
+from .config import Secrets, Settings
+from .delivery import Delivery, build_delivery
+from .pipeline import EventSink, JsonlEventSink, LivePipeline
+from .scoring import DetectSink, Scorer
+from .sharding import ShardedEngine
+
+
+@dataclass
+class Service:
+    pipeline: LivePipeline
+    scorer: Scorer
+    delivery: Delivery
+
+    async def run(self, *, duration: float | None = None, status_out: Callable[[str], None] | None = None) -> None:
+        def chain_known(p: LivePipeline) -> None:
+            self.scorer.chain_id = p.chain_id or 0  # alert ids carry the node's chain
+
+        await self.pipeline.run(duration=duration, status_out=status_out, ready=chain_known)
+
+
+def build_service(settings: Settings, secrets: Secrets, engine: ScoringEngine | ShardedEngine, *,
+                  webhook: str | None = None, allow_private: bool = False, scores: Path | None = None,
+                  alerts: Path | None = None, events_out: Path | None = None,
+                  on_alert: Callable[[dict[str, Any]], None] | None = None) -> Service:
+    """The service around ``engine``; ``on_alert`` hears each alert after the lifecycle took it."""
+    registry = CollectorRegistry()
+    delivery = build_delivery(settings, webhook, allow_private, settings.data_dir / "alerts.db", registry, secrets)
+    for entry in delivery.store.allowlist():  # feedback given earlier still holds
+        engine.allow(entry["subject"])
+
+    def accept(alert: dict[str, Any]) -> None:
+        delivery.accept(alert)
+        if on_alert is not None:
+            on_alert(alert)
+
+    scorer = Scorer(engine, chain_id=0, scores_path=scores, alerts_path=alerts, registry=registry, flush=True,
+                    on_alert=accept)
+    sinks: list[EventSink] = [DetectSink(scorer, delivery.lifecycle)]
+    if events_out is not None:
+        sinks.append(JsonlEventSink(events_out))
+    pipeline = LivePipeline(settings, registry=registry, sinks=sinks, secrets=secrets, store=delivery.store,
+                            lifecycle=delivery.lifecycle, subscriptions=delivery.subscriptions,
+                            on_allow=engine.allow, background=[delivery.run_forever])
+    return Service(pipeline, scorer, delivery)
