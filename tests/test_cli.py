@@ -319,3 +319,10 @@ def test_secrets_come_from_the_environment_only_and_are_never_shown() -> None:
     settings = load_settings(environ=env)
     assert settings.transport.kafka.bootstrap == "kafka:9092", "the short alias of the deploy files"
     assert "t0ken" not in settings.model_dump_json() and "w3bhook" not in settings.model_dump_json()
+
+
+def test_help_shows_whole_option_names_and_no_type_placeholders_for_flags() -> None:
+    res = run_cli("record", "--help")
+    assert res.returncode == 0
+    assert "--fsync / --no-fsync" in res.stdout and "--mempool-out" in res.stdout and "--follow" in res.stdout
+    assert "<bool>" not in res.stdout and "╭" not in res.stdout, "plain help, whatever the width"
