@@ -19,7 +19,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from .mappers import frames_from_parity
+from .mappers import MappingError, frames_from_parity, quantity
 from .rpc import MalformedResponseError, MethodNotSupportedError, PermanentRpcError, RpcClient
 
 log = logging.getLogger(__name__)
@@ -163,10 +163,13 @@ def check_block(number: int, block: object) -> None:
 
     if not isinstance(block, dict):
         raise bad(f"{block!r:.60}")
-    if block.get("number") != hex(number):
-        got = block.get("number")
-        if not (isinstance(got, str) and got.startswith("0x") and _is_hex(got[2:]) and int(got, 16) == number):
-            raise bad(f"block number {got!r:.70}")
+    got = block.get("number")
+    try:
+        same = got == hex(number) or (isinstance(got, str) and quantity(got, "number") == number)
+    except MappingError:
+        same = False
+    if not same:
+        raise bad(f"block number {got!r:.70}")
     for key in ("hash", "parentHash"):
         value = block.get(key)
         if not (isinstance(value, str) and len(value) == 66 and value.startswith("0x") and _is_hex(value[2:])):

@@ -32,6 +32,23 @@ def _answers(request: Any, response: Any) -> list[tuple[dict[str, Any], dict[str
     return [(request, response)]
 
 
+async def follow_mangled(anvil: Anvil, mangle: Any, upto: int, *, traces: str = "auto",
+                         attempts: int = 1) -> tuple[Collector, IngestMetrics]:
+    """A follower reading anvil through a proxy that rewrites its answers, until block ``upto``."""
+    metrics = IngestMetrics(CollectorRegistry())
+    with RpcProxy(anvil.http_url) as proxy:
+        proxy.mangle = mangle
+        client = RpcClient([proxy.url], retry=RetryPolicy(attempts=attempts, backoff=0.01))
+        col = Collector(BlockFollower(BlockFetcher(client, traces=traces), start=0,  # type: ignore[arg-type]
+                                      poll_interval=0.05, metrics=metrics))
+        try:
+            await wait_until(lambda: col.tip() is not None and col.tip()[0] == upto)  # type: ignore[index]
+        finally:
+            await col.stop()
+            await client.aclose()
+    return col, metrics
+
+
 async def test_malformed_and_partial_answers_are_reported_and_the_stream_goes_on(
     anvil: Anvil, rpc: RpcClient, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -56,15 +73,8 @@ async def test_malformed_and_partial_answers_are_reported_and_the_stream_goes_on
                 roots[1]["action"]["from"] = "0x1234"  # malformed address: this trace is lost
         return response
 
-    metrics = IngestMetrics(CollectorRegistry())
-    with RpcProxy(anvil.http_url) as proxy:
-        proxy.mangle = mangle
-        client = RpcClient([proxy.url], retry=RetryPolicy(attempts=2, backoff=0.01))
-        caplog.set_level(logging.WARNING)
-        col = Collector(BlockFollower(BlockFetcher(client), start=0, poll_interval=0.05, metrics=metrics))
-        await wait_until(lambda: col.tip() is not None and col.tip()[0] == 7)  # type: ignore[index]
-        await col.stop()
-        await client.aclose()
+    caplog.set_level(logging.WARNING)
+    col, metrics = await follow_mangled(anvil, mangle, 7, attempts=2)
     blocks = {e.block.number: e.block for e in col.events if isinstance(e, BlockAdded)}
     assert sorted(blocks) == list(range(8)), "every block emitted, none lost to bad fields"
     bad_tx = next(t for t in blocks[bad_block].transactions if t.hash == target["tx"])
@@ -253,18 +263,8 @@ async def test_parity_traces_of_an_unknown_type_out_of_order_or_not_objects_lose
                 a["result"].append("not a trace")
         return response
 
-    metrics = IngestMetrics(CollectorRegistry())
-    with RpcProxy(anvil.http_url) as proxy:
-        proxy.mangle = mangle
-        client = RpcClient([proxy.url], retry=RetryPolicy(attempts=1, backoff=0.01))
-        caplog.set_level(logging.WARNING)
-        col = Collector(BlockFollower(BlockFetcher(client, traces="parity"), start=0, poll_interval=0.05,
-                                      metrics=metrics))
-        try:
-            await wait_until(lambda: col.tip() is not None and col.tip()[0] == head)  # type: ignore[index]
-        finally:
-            await col.stop()
-            await client.aclose()
+    caplog.set_level(logging.WARNING)
+    col, metrics = await follow_mangled(anvil, mangle, head, traces="parity")
     last = col.events[-1].block  # type: ignore[union-attr]
     traced = {t.hash: t.trace is not None for t in last.transactions}
     assert len(traced) == 4 and not traced[spoiled["unknown"]] and not traced[spoiled["orphan"]]
