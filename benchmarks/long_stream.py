@@ -27,7 +27,7 @@ def write_long_stream(source: Path, times: int, out: Path) -> Path:
         blocks = [orjson.loads(line) for line in fh if line.strip()]
     first = min(int(b["number"], 16) for b in blocks)
     span = max(int(b["number"], 16) for b in blocks) - first + 1
-    with gzip.open(out, "wb", compresslevel=1) as fh:
+    with gzip.open(out, "wb", compresslevel=9) as fh:  # as the source files are
         for r in range(times):
             for b in blocks:
                 b = orjson.loads(orjson.dumps(b))  # a copy to rewrite

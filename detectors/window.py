@@ -2,9 +2,10 @@
 
 The window holds the last ``window`` feature vectors (log-scaled, transactions with call trees
 only). Every ``refit_every`` transactions, once ``min_fit`` are in the window, a new ensemble is
-fitted on a copy of the window in a worker thread: IForest always; HBOS, ECOD and COPOD too once
-the window has ``large_batch`` rows (ECOD and COPOD estimate per-feature tails, stable only on
-large batches; HBOS compiles a numba kernel on first use, ~4 s per process). The new ensemble
+fitted on a copy of the window in a worker thread: an isolation forest always; HBOS, ECOD and COPOD
+too once the window has ``large_batch`` rows (they estimate per-feature tails and histograms,
+stable only on large batches). The models (:mod:`.window_models`) keep what the fit learned, so
+scoring a block costs about a millisecond a model, however long the stream. The new ensemble
 replaces the old one in one assignment exactly ``swap_after`` transactions after the fit started
 (joining the worker if it is not done), so scoring never sees a half-built model and the model
 used for each transaction depends only on the stream: replays are deterministic, and the fit runs
@@ -24,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from .base import Contribution, Features
+from .window_models import Forest, Histograms, Tails
 
 WINDOW_FEATURES: tuple[str, ...] = (
     "frames", "depth", "contracts", "delegatecalls", "staticcalls", "max_repeat", "reentries", "token_moves",
@@ -43,7 +45,7 @@ class _Fitted:
         """Mean rank of each row's score within each model's training scores, in [0, 1]."""
         ranks = np.zeros(len(rows))
         for model, ref in zip(self.models, self.sorted, strict=True):
-            s = np.asarray(model.decision_function(rows), dtype=np.float64)
+            s = model.score(rows)
             ranks += np.searchsorted(ref, s, side="left") / max(len(ref), 1)
         return ranks / len(self.models)
 
@@ -53,12 +55,13 @@ class PyodWindowDetector:
 
     name = "pyod"
 
-    def __init__(self, window: int = 5000, refit_every: int = 2500, min_fit: int = 2000, swap_after: int = 500,
+    def __init__(self, window: int = 5000, refit_every: int = 2500, min_fit: int = 2000, swap_after: int | None = None,
                  large_batch: int = 5000, seed: int = 42, wait_for_fit: bool = True) -> None:
         self.window = window
         self.refit_every = refit_every
         self.min_fit = min_fit
-        self.swap_after = swap_after
+        # by default 3/5 of the way to the next refit: time for the fit to finish off the hot path
+        self.swap_after = refit_every * 3 // 5 if swap_after is None else swap_after
         self.large_batch = large_batch
         self.seed = seed
         self.wait_for_fit = wait_for_fit  # False (live): never stall scoring; install the fit when ready
@@ -122,21 +125,11 @@ class PyodWindowDetector:
             self.refits += 1
 
     def _fit(self, data: np.ndarray, box: list[_Fitted]) -> None:
-        from pyod.models.iforest import IForest
-
-        models: list[Any] = [IForest(n_estimators=50, random_state=self.seed)]
+        forest = Forest(data, n_estimators=50, seed=self.seed)
+        models: list[Any] = [forest]
         if len(data) >= self.large_batch:
-            # HBOS compiles a numba kernel on first use (~4 s a process): worth it on large windows only
-            from pyod.models.copod import COPOD
-            from pyod.models.ecod import ECOD
-            from pyod.models.hbos import HBOS
-
-            models += [HBOS(n_bins=20), ECOD(), COPOD()]
-        scores = []
-        for m in models:
-            m.fit(data)
-            scores.append(np.asarray(m.decision_scores_, dtype=np.float64))
-        box.append(_Fitted(models, scores))
+            models += [Histograms(data, n_bins=20), Tails(data), Tails(data, copula=True)]
+        box.append(_Fitted(models, [forest.train_scores] + [m.score(data) for m in models[1:]]))
 
     def explain_one(self, x: Features) -> list[Contribution]:
         return []
