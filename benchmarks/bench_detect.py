@@ -73,11 +73,11 @@ def main() -> None:
     print(f"attacks-dev ({n} txs): bare orjson {t_bare * 1000:.0f} ms, full replay {t_full * 1000:.0f} ms "
           f"({n / t_full:,.0f} tx/s), best of {len(pairs)} each; ratio {statistics.median(ratios):.2f} (median of "
           f"{len(pairs)} back-to-back pairs, {ratios[0]:.2f}-{ratios[-1]:.2f}; target >= 0.25); "
-          f"pyod warm: {engine.pyod.warm}")
+          f"pyod warm: {getattr(engine.detector('pyod'), 'warm', None)}")
     warm_cfg = EngineConfig(pyod_window=500, pyod_refit_every=300, pyod_min_fit=250)  # ~860 trees of 2+ frames
     t_pyod = best(lambda: replay(attacks, warm_cfg), 3)
     _, e2 = replay(attacks, warm_cfg)
-    print(f"  with the pyod ensemble fitted early (window 500, {e2.pyod.refits} refits): {t_pyod * 1000:.0f} ms, "
+    print(f"  with the pyod ensemble fitted early (window 500, {getattr(e2.detector('pyod'), 'refits', 0)} refits): {t_pyod * 1000:.0f} ms, "
           f"ratio {t_bare / t_pyod:.2f}")
 
     wallets = DATA / "wallets-dev.jsonl.gz"

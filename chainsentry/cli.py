@@ -436,7 +436,7 @@ def _engine(settings: Settings, rules: Path | None, snapshot_in: Path | None, *,
     partitions = settings.transport.partitions
     if snapshot_in is not None and partitions == 1:
         engine = engine_from_snapshot(snapshot_in)
-        engine.pyod.wait_for_fit = not live  # the snapshot's config may come from the other mode
+        engine.set_live(live)  # the snapshot's config may come from the other mode
     else:
         cfg = EngineConfig(rules_path=str(rules) if rules else None, deterministic_refit=not live)
         if partitions == 1:

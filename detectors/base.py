@@ -1,20 +1,25 @@
-"""The detector protocol and the values detectors return.
+"""The detector protocol, the batch detectors score, and the values they return.
 
-A detector scores feature vectors: ``score_one(x)`` returns a raw anomaly score, higher meaning
-more anomalous (its scale is the detector's own: fusion calibrates it), and ``learn_one(x)``
-updates what it has learned. ``explain_one(x)`` says which features drove the score. Scoring is
-kept apart from deciding: thresholds, severity and alerting live in fusion and the alert stage.
-Warm-up is explicit: ``warm`` is False until the detector has seen enough to be trusted, and a
-cold detector's score is ignored by fusion (it is not read as "normal" or "anomalous").
+A detector scores a block's transactions at once (:class:`Batch`: each transaction and its
+features): ``score_many`` returns one :class:`Score` per transaction, or ``None`` where the
+detector has nothing to say (a tree model on a transaction without a call tree, or any detector
+still warming up: a cold detector is neither "normal" nor "anomalous", just absent). A raw score
+is on the detector's own scale, higher meaning more anomalous: fusion calibrates it against the
+detector's recent history (``calibrated = True``) or adds it as evidence units as it is
+(``calibrated = False``). ``learn_many`` learns the transactions the finding policy lets the
+models learn from (never the ones that made a finding: anomalies must not become normal).
 
-Constructors take hyperparameters only, stored under the same names; learned state lives in other
-attributes; ``state()`` / ``load_state()`` round-trip it for snapshots.
+Scoring is kept apart from deciding: thresholds, rule corroboration, severity and the allowlist
+live in :mod:`.policy`. Constructors take hyperparameters only, stored under the same names;
+learned state lives in other attributes; ``state()`` / ``load_state()`` round-trip it for
+snapshots. :mod:`.registry` lists the detectors the engine builds; the contract every one of them
+keeps is tested by ``tests/test_detector_contract.py``.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -41,18 +46,44 @@ class Contribution(msgspec.Struct, frozen=True, gc=False):
     why: str = ""
 
 
+class Score(msgspec.Struct, gc=False):
+    """One detector's verdict on one transaction: its raw score, the features that drove it
+    (largest contribution first), and the named rules that hold (the rule detector's)."""
+
+    raw: float
+    explanation: list[Contribution] = []
+    rules: list[Any] = []
+
+
+class Batch:
+    """The transactions a detector scores at once (a block, or pending transactions), with their
+    features; ``traced``: the indexes of those with a call tree of more than one frame (what the
+    tree models read), computed here unless the caller has them."""
+
+    __slots__ = ("features", "now", "size", "traced", "txs")
+
+    def __init__(self, txs: Sequence[Any], features: Sequence[dict[str, float]], now: float = 0.0,
+                 traced: list[int] | None = None) -> None:
+        self.txs = txs
+        self.features = features
+        self.now = now
+        self.size = len(features)
+        self.traced = [i for i, f in enumerate(features) if f.get("frames", 0.0) > 1] if traced is None else traced
+
+
 @runtime_checkable
 class Detector(Protocol):
     name: str
+    calibrated: bool  # True: fusion calibrates the raw score; False: it is evidence units already
 
     @property
     def warm(self) -> bool: ...
 
-    def score_one(self, x: Features) -> float: ...
+    def score_many(self, batch: Batch) -> Sequence[Score | None]: ...
 
-    def learn_one(self, x: Features) -> None: ...
+    def learn_many(self, batch: Batch, rows: Sequence[int]) -> None: ...
 
-    def explain_one(self, x: Features) -> list[Contribution]: ...
+    def explain(self, x: Features) -> list[Contribution]: ...
 
     def state(self) -> dict[str, Any]: ...
 

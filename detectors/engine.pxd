@@ -9,7 +9,7 @@ from detectors.wallets cimport WalletBehaviour
 
 
 cdef class ScoringEngine:
-    cdef public object config, rules, shape, hst, pyod, allowlist, scored, _rule_floor
+    cdef public object config, rules, detectors, policy, scored
     cdef public EntityState entities
     cdef public Fuser fuser
     cdef public WalletBehaviour wallet

@@ -1,4 +1,4 @@
-"""Calibration and fusion: every detector's raw score to one score in [0, 1], with severity.
+"""Calibration and fusion: every detector's raw score to one score in [0, 1].
 
 The anomaly models' raw scores (HST, pyod) have no common scale, so each is calibrated online
 against its own recent history (a streaming quantile over the last ``window`` scores): a raw score
@@ -7,8 +7,8 @@ becomes its surprise, ``-log10`` of the share of recent scores at or above it, d
 The shape rules' raw score is already in evidence units (weighted attack-shape terms). Fusion adds
 them: ``E = shape + sum(weight_d * surprise_d)`` over warm detectors (a detector in warm-up is
 left out, not counted as 0), and the fused score is ``1 - exp(-E / scale)`` in [0, 1): monotone
-in the evidence, with no ties in the far tail where alerts live. Severity comes from the fused
-score through fixed thresholds.
+in the evidence, with no ties in the far tail where alerts live. What the score decides
+(findings, severity) is :mod:`.policy`'s.
 """
 
 from __future__ import annotations
@@ -18,21 +18,6 @@ import math
 from collections import deque
 from collections.abc import Mapping
 from typing import Any
-
-SEVERITY_THRESHOLDS: tuple[tuple[float, str], ...] = (
-    (0.90, "critical"), (0.80, "high"), (0.65, "medium"), (0.50, "low"), (0.0, "info"),
-)
-
-
-def severity_of(score: float) -> str:
-    """
-    >>> severity_of(0.95), severity_of(0.7), severity_of(0.1)
-    ('critical', 'medium', 'info')
-    """
-    for threshold, name in SEVERITY_THRESHOLDS:
-        if score >= threshold:
-            return name
-    return "info"
 
 
 class Calibrator:
@@ -94,8 +79,9 @@ class Fuser:
         self.scale = scale
         self.calibrators = {name: Calibrator(window, min_history) for name in self.weights if name not in evidence}
 
-    def fuse(self, raw: Mapping[str, float], warm: Mapping[str, bool]) -> tuple[float, dict[str, float]]:
-        """(fused score, per-detector score in [0, 1]) for one transaction's raw scores."""
+    def fuse(self, raw: Mapping[str, float]) -> tuple[float, dict[str, float]]:
+        """(fused score, per-detector score in [0, 1]) for one transaction's raw scores (of warm
+        detectors only: a cold one has none)."""
         calibrated: dict[str, float] = {}
         total = 0.0
         for name, value in raw.items():
@@ -104,8 +90,8 @@ class Fuser:
                 calibrated[name] = round6(squash(value, self.scale))
                 continue
             cal = self.calibrators[name]
-            if not (warm.get(name, False) and cal.warm):
-                continue  # cold: neither ordinary nor anomalous, just absent
+            if not cal.warm:
+                continue  # too little history to calibrate against: absent, not ordinary
             c = cal.calibrate(value)
             calibrated[name] = round6(c)
             total += self.weights.get(name, 0.0) * c
@@ -115,19 +101,20 @@ class Fuser:
         """``fuse({name: value}, ...)`` for one evidence detector alone (the common case, made cheap).
 
         >>> f = Fuser({"shape": 1.0, "hst": 1.0})
-        >>> f.fuse_evidence("shape", 2.0) == f.fuse({"shape": 2.0}, {"shape": True})
+        >>> f.fuse_evidence("shape", 2.0) == f.fuse({"shape": 2.0})
         True
         """
         if name not in self.evidence:
-            return self.fuse({name: value}, {name: True})
+            return self.fuse({name: value})
         alone = squash(value, self.scale)
         w = self.weights.get(name, 1.0)
         return (alone if w == 1.0 else squash(0.0 + w * value, self.scale)), {name: round6(alone)}
 
-    def learn(self, raw: Mapping[str, float], warm: Mapping[str, bool]) -> None:
+    def learn(self, raw: Mapping[str, float]) -> None:
+        calibrators = self.calibrators
         for name, value in raw.items():
-            if name in self.calibrators and warm.get(name, False):
-                self.calibrators[name].update(value)
+            if name in calibrators:
+                calibrators[name].update(value)
 
     def state(self) -> dict[str, Any]:
         return {name: c.state() for name, c in self.calibrators.items()}

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 from ingest.events import Tx
 
-from .base import Contribution, Features, dict_get, move_to_end
+from .base import Batch, Contribution, Features, Score, dict_get, move_to_end
 from .features import TAKEOVER_SELECTORS
 
 # features HST sees, each log1p-scaled into [0, limit]
@@ -41,6 +41,7 @@ class HSTDetector:
     """river HalfSpaceTrees on log-scaled features (see module docstring)."""
 
     name = "hst"
+    calibrated = True
 
     def __init__(self, n_trees: int = 10, height: int = 6, window_size: int = 250, seed: int = 42) -> None:
         self.n_trees = n_trees
@@ -49,6 +50,7 @@ class HSTDetector:
         self.seed = seed
         self._model = self._new()
         self._seen = 0
+        self._batch: tuple[Batch, dict[int, dict[str, float]]] | None = None
 
     def _new(self) -> Any:
         # imported here: river's package imports scipy.stats (~1.4 s), which the commands that build
@@ -71,24 +73,41 @@ class HSTDetector:
     def warm(self) -> bool:
         return self._seen >= self.window_size
 
-    def score_one(self, x: Features) -> float:
-        return self.score_scaled(self._x(x))
+    def _scaled(self, batch: Batch) -> dict[int, dict[str, float]]:
+        """The model's input for the batch's traced transactions (computed once per batch: it is
+        scored, then learned)."""
+        cached = self._batch
+        if cached is not None and cached[0] is batch:
+            return cached[1]
+        features = batch.features
+        scaled = {i: self._x(features[i]) for i in batch.traced}
+        self._batch = (batch, scaled)
+        return scaled
 
-    def learn_one(self, x: Features) -> None:
-        self.learn_scaled(self._x(x))
+    def score_many(self, batch: Batch) -> list[Score | None]:
+        out: list[Score | None] = [None] * batch.size
+        if not batch.traced:
+            return out
+        scaled = self._scaled(batch)
+        if self.warm:
+            score_one = self._model.score_one
+            for i, hx in scaled.items():
+                out[i] = Score(float(score_one(hx)))
+        return out
 
-    def scale(self, x: Features) -> dict[str, float]:
-        """The model's input for ``x``: compute once, then score and learn it."""
-        return self._x(x)
+    def learn_many(self, batch: Batch, rows: Sequence[int]) -> None:
+        if not batch.traced:
+            return
+        scaled = self._scaled(batch)
+        learn_one = self._model.learn_one
+        for i in rows:
+            hx = scaled.get(i)
+            if hx is not None:
+                learn_one(hx)
+                self._seen += 1
+        self._batch = None
 
-    def score_scaled(self, hx: dict[str, float]) -> float:
-        return float(self._model.score_one(hx))
-
-    def learn_scaled(self, hx: dict[str, float]) -> None:
-        self._model.learn_one(hx)
-        self._seen += 1
-
-    def explain_one(self, x: Features) -> list[Contribution]:
+    def explain(self, x: Features) -> list[Contribution]:
         return []  # HST has no per-feature attribution; fusion explains with the other detectors
 
     def state(self) -> dict[str, Any]:

@@ -8,9 +8,11 @@ is validated on load (unknown features, operators or keys are refused with the f
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -18,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from .base import Contribution, Features
+from .base import Batch, Contribution, Features, Score
 from .features import FEATURES
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")
@@ -296,15 +298,70 @@ def _load(path: str | Path | None) -> RuleSet:
     return parse_rules(doc, source)
 
 
-class ShapeDetector:
-    """Sum of weighted attack-shape evidence; stateless, so always warm.
+@dataclass(frozen=True, slots=True)
+class RuleOverride:
+    """A user's change to a named rule: turned off, another severity, another corroborating score."""
 
+    enabled: bool = True
+    severity: str | None = None
+    min_score: float | None = None
+
+
+def merge_rules(base: RuleSet, other: RuleSet) -> RuleSet:
+    """``base`` with ``other``'s evidence terms, named rules and caps added (a user's rule file beside
+    the built-in one). A rule name or cap group both define is refused: which one holds would be a
+    guess."""
+    names = {r.name for r in base.rules}
+    clash = sorted(names.intersection(r.name for r in other.rules))
+    if clash:
+        raise RuleError(f"{other.source}: rule {clash[0]!r} is already defined in {base.source}")
+    groups = sorted(set(base.caps).intersection(other.caps))
+    if groups:
+        raise RuleError(f"{other.source}: cap group {groups[0]!r} is already defined in {base.source}")
+    return RuleSet(base.evidence + other.evidence, base.rules + other.rules, f"{base.source} + {other.source}",
+                   {**base.caps, **other.caps})
+
+
+def configure_rules(rules: RuleSet, overrides: Mapping[str, RuleOverride]) -> RuleSet:
+    """``rules`` with the user's per-rule ``overrides`` applied; an unknown rule name is refused with
+    the nearest known one."""
+    known = {r.name for r in rules.rules}
+    for name, o in overrides.items():
+        if name not in known:
+            guess = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f" (did you mean {guess[0]!r}?)" if guess else ""
+            raise RuleError(f"unknown rule {name!r} in the detectors configuration{hint}")
+        if o.severity is not None and o.severity not in SEVERITIES:
+            raise RuleError(f"rule {name!r}: severity must be one of {', '.join(SEVERITIES)}")
+        if o.min_score is not None and not 0 <= o.min_score <= 1:
+            raise RuleError(f"rule {name!r}: min_score must be in [0, 1]")
+    if not overrides:
+        return rules
+    out = []
+    for r in rules.rules:
+        change = overrides.get(r.name)
+        if change is None:
+            out.append(r)
+        elif change.enabled:
+            out.append(dataclasses.replace(r, severity=change.severity or r.severity,
+                                           min_score=r.min_score if change.min_score is None else change.min_score))
+    return RuleSet(rules.evidence, tuple(out), rules.source, dict(rules.caps))
+
+
+class ShapeDetector:
+    """The rule file as a detector: the sum of its weighted attack-shape evidence (a raw score in
+    evidence units, added by fusion as it is), the terms that fired as the explanation, and the
+    named rules that hold. Stateless, so always warm.
+
+    >>> from detectors.base import Batch
     >>> d = ShapeDetector()
-    >>> d.score_one({"frames": 1.0}) == 0.0 < d.score_one({"reentries": 5.0, "eth_to_sender": 10.0})
+    >>> plain, attack = d.score_many(Batch([None, None], [{"frames": 1.0}, {"reentries": 5.0, "eth_to_sender": 10.0}]))
+    >>> plain.raw == 0.0 < attack.raw
     True
     """
 
     name = "shape"
+    calibrated = False
 
     def __init__(self, rules: RuleSet | None = None) -> None:
         self.rules = rules if rules is not None else load_rules()
@@ -313,13 +370,21 @@ class ShapeDetector:
     def warm(self) -> bool:
         return True
 
-    def score_one(self, x: Features) -> float:
-        return sum(c.contribution for c in self.rules.assess(x)[0])
+    def score_many(self, batch: Batch) -> list[Score | None]:
+        assess = self.rules.assess
+        out: list[Score | None] = []
+        for x in batch.features:
+            explained, matched = assess(x)
+            shape = 0.0
+            for c in explained:
+                shape += c.contribution
+            out.append(Score(shape, explained, matched))
+        return out
 
-    def learn_one(self, x: Features) -> None:
+    def learn_many(self, batch: Batch, rows: Sequence[int]) -> None:
         return None
 
-    def explain_one(self, x: Features) -> list[Contribution]:
+    def explain(self, x: Features) -> list[Contribution]:
         return self.rules.assess(x)[0]
 
     def state(self) -> dict[str, Any]:

@@ -8,7 +8,6 @@ are for the operator's own files: like any pickle, load only files you wrote.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import pickle
 from pathlib import Path
@@ -22,7 +21,7 @@ from .online import HST_FEATURES
 from .window import WINDOW_FEATURES
 
 FORMAT = "chainsentry-detectors"
-VERSION = 2  # 2: the pyod window keeps raw feature rows
+VERSION = 3  # 3: state per configured detector, the window models as arrays
 # the features the learned models read (the tree model's and the pyod window's, in order): a
 # snapshot is refused when these differ; features only the rules read can come and go
 MODEL_FEATURES = {"hst": [name for name, _ in HST_FEATURES], "window": list(WINDOW_FEATURES)}
@@ -49,7 +48,7 @@ class SnapshotError(ValueError):
 def snapshot_bytes(engine: Stateful) -> bytes:
     """The snapshot as bytes (a file's content, or a Kafka state message)."""
     header = {"format": FORMAT, "version": VERSION, "features": list(FEATURES), "model_features": MODEL_FEATURES,
-              "config": dataclasses.asdict(engine.config), "scored": engine.scored}
+              "config": engine.config.to_json(), "scored": engine.scored}
     return orjson.dumps(header) + b"\n" + pickle.dumps(engine.state(), protocol=pickle.HIGHEST_PROTOCOL)
 
 
@@ -57,13 +56,25 @@ def load_snapshot_bytes(engine: Stateful, data: bytes, where: str) -> None:
     """Load a snapshot held in memory (``where`` names it in errors)."""
     line, _, body = data.partition(b"\n")
     header = _check_header(line, where)
-    if header.get("config") != dataclasses.asdict(engine.config):
-        raise SnapshotError(f"{where} was written with another detector configuration")
+    _check_config(header, engine.config, where)
     try:
         state = pickle.loads(body)
     except Exception as err:
         raise SnapshotError(f"{where} is damaged: {err}") from None
     _load_state(engine, state, where)
+
+
+def _check_config(header: dict[str, Any], config: EngineConfig, where: str) -> None:
+    """Refuse a snapshot written under another detector configuration, naming what differs."""
+    theirs, ours = header.get("config"), config.to_json()
+    if theirs == ours:
+        return
+    if not isinstance(theirs, dict):
+        raise SnapshotError(f"{where} records no detector configuration")
+    diff = [k for k in sorted(set(theirs) | set(ours)) if theirs.get(k) != ours.get(k)]
+    shown = ", ".join(f"{k}: {theirs.get(k)!r} there, {ours.get(k)!r} here" for k in diff[:3])
+    raise SnapshotError(f"{where} was written with another detector configuration ({shown}); "
+                        "resume with the same detectors settings, or start without the snapshot")
 
 
 def _load_state(engine: Stateful, state: Any, where: str) -> None:
@@ -117,8 +128,7 @@ def _check_header(line: bytes, path: str) -> dict[str, object]:
 def load_snapshot(engine: Stateful, path: str | os.PathLike[str]) -> None:
     """Load learned state into ``engine`` (built with the same config), or raise SnapshotError."""
     header = read_header(path)
-    if header.get("config") != dataclasses.asdict(engine.config):
-        raise SnapshotError(f"{path} was written with another detector configuration")
+    _check_config(header, engine.config, str(path))
     with open(path, "rb") as fh:
         fh.readline()
         try:
@@ -132,7 +142,7 @@ def engine_from_snapshot(path: str | os.PathLike[str]) -> ScoringEngine:
     header = read_header(path)
     cfg = header.get("config")
     try:
-        config = EngineConfig(**cfg)  # type: ignore[arg-type]
+        config = EngineConfig.from_json(cfg)  # type: ignore[arg-type]
     except TypeError as err:
         raise SnapshotError(f"{path} was written with a detector configuration this build lacks ({err})") from None
     engine = ScoringEngine(config)

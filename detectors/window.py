@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from .base import Contribution, Features
+from .base import Batch, Contribution, Features, Score
 from .window_models import Forest, Histograms, Tails
 
 WINDOW_FEATURES: tuple[str, ...] = (
@@ -54,6 +55,7 @@ class PyodWindowDetector:
     """The sliding-window pyod ensemble (see module docstring)."""
 
     name = "pyod"
+    calibrated = True
 
     def __init__(self, window: int = 5000, refit_every: int = 2500, min_fit: int = 2000, swap_after: int | None = None,
                  large_batch: int = 5000, seed: int = 42, wait_for_fit: bool = True) -> None:
@@ -87,15 +89,28 @@ class PyodWindowDetector:
     def warm(self) -> bool:
         return self._fitted is not None
 
-    def score_one(self, x: Features) -> float:
-        return self.score_many([x])[0]
-
-    def score_many(self, xs: list[Features]) -> list[float]:
-        """Scores for a batch (one model call per batch: per-row calls cost ~1 ms each)."""
+    def score_many(self, batch: Batch) -> list[Score | None]:
+        """Scores for the batch's traced transactions (one model call per batch: per-row calls
+        cost ~1 ms each)."""
+        out: list[Score | None] = [None] * batch.size
         fitted = self._fitted
-        if fitted is None or not xs:
-            return [0.0] * len(xs)
-        return [float(v) for v in fitted.score(self._matrix([self._raw(x) for x in xs]))]
+        traced = batch.traced
+        if fitted is None or not traced:
+            return out
+        features = batch.features
+        values = fitted.score(self._matrix([self._raw(features[i]) for i in traced]))
+        for i, v in zip(traced, values, strict=True):
+            out[i] = Score(float(v))
+        return out
+
+    def learn_many(self, batch: Batch, rows: Sequence[int]) -> None:
+        if not batch.traced:
+            return
+        features = batch.features
+        traced = set(batch.traced)
+        for i in rows:
+            if i in traced:
+                self.learn_one(features[i])
 
     def learn_one(self, x: Features) -> None:
         self._rows.append(self._raw(x))
@@ -131,7 +146,7 @@ class PyodWindowDetector:
             models += [Histograms(data, n_bins=20), Tails(data), Tails(data, copula=True)]
         box.append(_Fitted(models, [forest.train_scores] + [m.score(data) for m in models[1:]]))
 
-    def explain_one(self, x: Features) -> list[Contribution]:
+    def explain(self, x: Features) -> list[Contribution]:
         return []
 
     def state(self) -> dict[str, Any]:
