@@ -77,7 +77,8 @@ def main() -> None:
     warm_cfg = EngineConfig(pyod_window=500, pyod_refit_every=300, pyod_min_fit=250)  # ~860 trees of 2+ frames
     t_pyod = best(lambda: replay(attacks, warm_cfg), 3)
     _, e2 = replay(attacks, warm_cfg)
-    print(f"  with the pyod ensemble fitted early (window 500, {getattr(e2.detector('pyod'), 'refits', 0)} refits): {t_pyod * 1000:.0f} ms, "
+    refits = getattr(e2.detector("pyod"), "refits", 0)
+    print(f"  with the pyod ensemble fitted early (window 500, {refits} refits): {t_pyod * 1000:.0f} ms, "
           f"ratio {t_bare / t_pyod:.2f}")
 
     wallets = DATA / "wallets-dev.jsonl.gz"

@@ -242,7 +242,7 @@ def test_snapshot_resume_gives_the_same_scores_as_one_run(data_dir: Path, tmp_pa
 def test_incompatible_snapshots_are_refused(tmp_path: Path) -> None:
     engine = ScoringEngine()
     save_snapshot(engine, tmp_path / "s.bin")
-    with pytest.raises(SnapshotError, match="another detector configuration .seed: 42 there, 1 here"):
+    with pytest.raises(SnapshotError, match=r"another detector configuration \(seed: 42 there, 1 here"):
         load_snapshot(ScoringEngine(EngineConfig(seed=1)), tmp_path / "s.bin")
     raw = (tmp_path / "s.bin").read_bytes()
     (tmp_path / "v9.bin").write_bytes(raw.replace(b'"version":3', b'"version":9', 1))
