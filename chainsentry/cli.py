@@ -32,7 +32,7 @@ from alerts.subscriptions import SealedSecretError
 from alerts.webhook import WebhookConfigError
 from detectors.evaluate import EvaluationError, evaluate
 from detectors.rules import RuleError
-from detectors.snapshot import SnapshotError, engine_from_snapshot, load_snapshot, save_snapshot
+from detectors.snapshot import SnapshotError, load_snapshot, save_snapshot
 from ingest import (
     TRACE_MODES,
     BlockAdded,
@@ -428,26 +428,24 @@ def _progress(total: float | None, unit_bytes: bool) -> Progress:
 
 
 def _engine(settings: Settings, rules: Path | None, snapshot_in: Path | None, *, live: bool) -> Any:
-    """The engine (sharded as ``transport.partitions`` says), from a snapshot when given."""
-    from detectors.engine import EngineConfig, ScoringEngine
+    """The engine the settings' ``detectors`` section describes (sharded as ``transport.partitions``
+    says), resuming from a snapshot when given."""
+    from detectors.engine import ScoringEngine
 
-    # live: a pyod refit never stalls scoring; replay: refits land at fixed points (deterministic)
+    # live: a model refit never stalls scoring; replay: refits land at fixed points (deterministic)
+    cfg = settings.detectors.engine_config(rules_path=rules, live=live)
     engine: ScoringEngine | ShardedEngine
-    partitions = settings.transport.partitions
-    if snapshot_in is not None and partitions == 1:
-        engine = engine_from_snapshot(snapshot_in)
-        engine.set_live(live)  # the snapshot's config may come from the other mode
-    else:
-        cfg = EngineConfig(rules_path=str(rules) if rules else None, deterministic_refit=not live)
-        if partitions == 1:
-            engine = ScoringEngine(cfg)
-        else:  # state sharded by contract, as the Kafka detector workers shard it
-            engine = ShardedEngine(partitions, lambda: ScoringEngine(cfg))
-            if snapshot_in is not None:
-                try:
-                    load_snapshot(engine, snapshot_in)
-                except ValueError as err:
-                    raise SnapshotError(f"{snapshot_in}: {err}") from None
+    if settings.transport.partitions == 1:
+        engine = ScoringEngine(cfg)
+    else:  # state sharded by contract, as the Kafka detector workers shard it
+        engine = ShardedEngine(settings.transport.partitions, lambda: ScoringEngine(cfg))
+    if snapshot_in is not None:  # refused when written under another detectors configuration
+        try:
+            load_snapshot(engine, snapshot_in)
+        except SnapshotError:
+            raise
+        except ValueError as err:
+            raise SnapshotError(f"{snapshot_in}: {err}") from None
     return engine
 
 

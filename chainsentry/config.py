@@ -17,6 +17,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from detectors.settings import EngineConfig
+
 
 class ConfigError(Exception):
     """The configuration is invalid; the message says where and how."""
@@ -67,6 +69,78 @@ class TransportSettings(_Strict):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
 
 
+SEVERITY = Literal["info", "low", "medium", "high", "critical"]
+
+
+class _DetectorSwitch(_Strict):
+    enabled: bool = True
+    weight: float = Field(1.0, ge=0, le=100, description="evidence units a full surprise (or raw evidence) is worth")
+
+
+class ShapeSettings(_DetectorSwitch):
+    """The rule file's evidence terms and named rules."""
+
+
+class HstSettings(_DetectorSwitch):
+    """river HalfSpaceTrees over the call-tree shape."""
+
+    trees: int = Field(10, ge=1, le=200)
+    height: int = Field(6, ge=1, le=20)
+    window: int = Field(250, ge=10, description="transactions per reference window; cold until the first is full")
+
+
+class PyodSettings(_DetectorSwitch):
+    """The pyod ensemble refitted on a sliding window."""
+
+    window: int = Field(5000, ge=50, description="traced transactions the ensemble is fitted on")
+    refit_every: int = Field(2500, ge=10)
+    min_fit: int = Field(2000, ge=10, description="traced transactions before the first fit")
+
+
+class RuleSettings(_Strict):
+    enabled: bool = True
+    severity: SEVERITY | None = None
+    min_score: float | None = Field(None, ge=0, le=1, description="fused score that corroborates the rule")
+
+
+class DetectorSettings(_Strict):
+    """Detection: which detectors run, their weights and hyperparameters, how findings are decided."""
+
+    threshold: float = Field(0.78, gt=0, le=1, description="fused score that makes a finding alone")
+    rule_min_score: float = Field(0.75, ge=0, le=1, description="fused score that corroborates a named rule")
+    rule_min_severity: SEVERITY = Field("high", description="named rules below this severity make no finding")
+    fusion_scale: float = Field(4.0, gt=0, description="evidence units at which the fused score is 0.63")
+    seed: int = Field(42, ge=0)
+    shape: ShapeSettings = Field(default_factory=ShapeSettings)
+    hst: HstSettings = Field(default_factory=HstSettings)
+    pyod: PyodSettings = Field(default_factory=PyodSettings)
+    rule_files: list[Path] = Field(default_factory=list, description="your rule files, beside the built-in one")
+    rules: dict[str, RuleSettings] = Field(default_factory=dict, description="per named rule: enabled, severity, "
+                                           "min_score")
+
+    @field_validator("rule_files", mode="before")
+    @classmethod
+    def _paths(cls, v: Any) -> Any:
+        if isinstance(v, str):  # the environment variable form: comma-separated
+            return [p.strip() for p in v.split(",") if p.strip()]
+        return v
+
+    def engine_config(self, *, rules_path: Path | None = None, live: bool = False) -> EngineConfig:
+        """The engine configuration these settings describe (``rules_path``: the ``--rules`` file in
+        place of the built-in one; ``live``: never wait on a model refit)."""
+        switches = {"shape": self.shape, "hst": self.hst, "pyod": self.pyod}
+        return EngineConfig(
+            seed=self.seed, detectors=tuple(n for n, sw in switches.items() if sw.enabled),
+            alert_threshold=self.threshold, rule_min_severity=self.rule_min_severity,
+            rule_min_score=self.rule_min_score, weights={n: sw.weight for n, sw in switches.items()},
+            fusion_scale=self.fusion_scale, hst_trees=self.hst.trees, hst_height=self.hst.height,
+            hst_window=self.hst.window, pyod_window=self.pyod.window, pyod_refit_every=self.pyod.refit_every,
+            pyod_min_fit=self.pyod.min_fit, deterministic_refit=not live,
+            rules_path=str(rules_path) if rules_path else None, rules_files=tuple(str(p) for p in self.rule_files),
+            rule_overrides=tuple((name, r.enabled, r.severity, r.min_score) for name, r in sorted(self.rules.items())),
+        )
+
+
 class Settings(_Strict):
     rpc: list[str] = Field(default_factory=list, description="HTTP JSON-RPC URLs, failover in order")
     ws: str | None = None
@@ -77,6 +151,7 @@ class Settings(_Strict):
     transport: TransportSettings = Field(default_factory=TransportSettings)
     subscriptions: list[dict[str, Any]] = Field(
         default_factory=list, description="alert destinations with filters (see README: Subscriptions)")
+    detectors: DetectorSettings = Field(default_factory=DetectorSettings)
 
     @field_validator("rpc", mode="before")
     @classmethod

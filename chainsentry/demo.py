@@ -29,7 +29,7 @@ from typing import Any
 import orjson
 from rich.console import Console
 
-from detectors.engine import EngineConfig, ScoringEngine
+from detectors.engine import ScoringEngine
 from ingest import RpcClient
 
 from .config import load_secrets, load_settings
@@ -180,7 +180,7 @@ async def _run_demo(out_dir: Path, *, duration: float | None, rate: float, walle
             console.print(f"[bold red]ALERT[/] {a['severity']:>8} {a['stage']:<7} {a['title']} tx {a['tx_hash'][:14]}"
                           f" score {a['score']:.3f}\n        why: {a['description'][:200]}", highlight=False)
 
-        engine = ScoringEngine(EngineConfig(deterministic_refit=False))
+        engine = ScoringEngine(settings.detectors.engine_config(live=True))
         service = build_service(settings, creds, engine, scores=out_dir / "scores.jsonl",
                                 alerts=out_dir / "alerts.jsonl", events_out=out_dir / "events.jsonl",
                                 on_alert=on_alert)

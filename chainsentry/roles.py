@@ -14,7 +14,6 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, start_http_server
 
-from detectors.engine import EngineConfig
 from ingest.events import Block
 from ingest.metrics import IngestMetrics
 
@@ -53,7 +52,7 @@ def run_detect(settings: Settings, chain_id: int, rules: Path | None, metrics_ad
     on_signals(stop.set)
     registry = CollectorRegistry()
     worker = DetectWorker(k.bootstrap, topics, _group(settings, chain_id, "detect"), chain_id,
-                          engine_config=EngineConfig(rules_path=str(rules) if rules else None),
+                          engine_config=settings.detectors.engine_config(rules_path=rules),
                           snapshot_every=k.snapshot_every, max_bytes=k.max_message_bytes, registry=registry,
                           setup_wait=k.setup_wait)
     _serve_metrics(registry, metrics_addr)

@@ -326,6 +326,8 @@ def configure_rules(rules: RuleSet, overrides: Mapping[str, RuleOverride]) -> Ru
     """``rules`` with the user's per-rule ``overrides`` applied; an unknown rule name is refused with
     the nearest known one."""
     known = {r.name for r in rules.rules}
+    # the environment variable form cannot spell a dash: unpaid_pull names unpaid-pull
+    overrides = {name if name in known else name.replace("_", "-"): o for name, o in overrides.items()}
     for name, o in overrides.items():
         if name not in known:
             guess = difflib.get_close_matches(name, sorted(known), n=1)

@@ -67,10 +67,12 @@ def load_snapshot_bytes(engine: Stateful, data: bytes, where: str) -> None:
 def _check_config(header: dict[str, Any], config: EngineConfig, where: str) -> None:
     """Refuse a snapshot written under another detector configuration, naming what differs."""
     theirs, ours = header.get("config"), config.to_json()
-    if theirs == ours:
-        return
     if not isinstance(theirs, dict):
         raise SnapshotError(f"{where} records no detector configuration")
+    # whether refits are waited for is how the engine runs (live or replay), not what it learned
+    theirs, ours = {**theirs, "deterministic_refit": None}, {**ours, "deterministic_refit": None}
+    if theirs == ours:
+        return
     diff = [k for k in sorted(set(theirs) | set(ours)) if theirs.get(k) != ours.get(k)]
     shown = ", ".join(f"{k}: {theirs.get(k)!r} there, {ours.get(k)!r} here" for k in diff[:3])
     raise SnapshotError(f"{where} was written with another detector configuration ({shown}); "

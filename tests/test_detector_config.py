@@ -1,0 +1,84 @@
+"""The ``detectors:`` section of the config file, as a user tunes detection with it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.test_cli import run_cli
+
+
+def replay(data_dir: Path, tmp_path: Path, name: str, *extra: str, env: dict[str, str] | None = None) -> tuple[
+        list[dict], list[dict]]:
+    scores, alerts = tmp_path / f"{name}-scores.jsonl", tmp_path / f"{name}-alerts.jsonl"
+    res = run_cli("replay", str(data_dir / "attacks-dev.jsonl.gz"), "--scores", str(scores), "--alerts", str(alerts),
+                  "--no-progress", *extra, env=env)
+    assert res.returncode == 0, res.stderr
+    return ([orjson.loads(x) for x in scores.read_bytes().splitlines()],
+            [orjson.loads(x) for x in alerts.read_bytes().splitlines()])
+
+
+def test_turning_detectors_and_a_rule_off_and_lowering_the_threshold(data_dir: Path, tmp_path: Path) -> None:
+    base_scores, base_alerts = replay(data_dir, tmp_path, "default")
+    assert any("hst" in s["detectors"] for s in base_scores)
+    assert any(a["detector"] == "rules/flash-loan-manipulation" for a in base_alerts)
+    mine = tmp_path / "my-rules.yaml"  # a rule of the team's own, beside the built-in ones
+    mine.write_text("version: 1\nrules:\n  - name: many-creations\n    when: {creates: '>= 3'}\n"
+                    "    severity: critical\n    type: suspicious\n    title: Many contracts created at once\n"
+                    "    min_score: 0.0\n")
+    config = tmp_path / "chainsentry.yaml"
+    config.write_text(f"""
+detectors:
+  threshold: 0.6
+  hst: {{enabled: false}}
+  pyod: {{enabled: false}}
+  rule_files: [{mine}]
+  rules:
+    flash-loan-manipulation: {{enabled: false}}
+    overflow-bait: {{severity: critical}}
+""")
+    scores, alerts = replay(data_dir, tmp_path, "tuned", "--config", str(config))
+    assert all(set(s["detectors"]) == {"shape"} for s in scores), "hst and pyod off: the rule evidence alone"
+    assert not any(a["detector"] == "rules/flash-loan-manipulation" for a in alerts)
+    assert any(a["detector"] == "rules/many-creations" and a["severity"] == "critical" for a in alerts)
+    bait = [a for a in alerts if a["detector"] == "rules/overflow-bait"]
+    assert bait and all(a["severity"] == "critical" for a in bait)
+    anomalies = [a for a in alerts if a["detector"] == "fusion"]
+    assert anomalies and min(a["score"] for a in anomalies) >= 0.6
+    assert any(a["score"] < 0.78 for a in anomalies), "the lowered threshold lets lower scores alert"
+    # the environment variable form says the same
+    env_scores, _ = replay(data_dir, tmp_path, "env", env={
+        **os.environ, "CHAINSENTRY_DETECTORS__HST__ENABLED": "false",
+        "CHAINSENTRY_DETECTORS__PYOD__ENABLED": "false"})
+    assert all(set(s["detectors"]) == {"shape"} for s in env_scores)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("detectors:\n  pyodd: {enabled: false}\n", "unknown key 'detectors.pyodd' (did you mean 'pyod'?)"),
+    ("detectors:\n  hst: {trees: 0}\n", "detectors.hst.trees: Input should be greater than or equal to 1"),
+    ("detectors:\n  rules:\n    unpaid-pul: {enabled: false}\n",
+     "unknown rule 'unpaid-pul' in the detectors configuration (did you mean 'unpaid-pull'?)"),
+    ("detectors:\n  rules:\n    unpaid-pull: {severity: huge}\n", "detectors.rules.unpaid-pull.severity"),
+    ("detectors:\n  rule_files: [/nonexistent/rules.yaml]\n", "cannot read rule file /nonexistent/rules.yaml"),
+])
+def test_a_mistake_in_the_detectors_section_is_one_line(data_dir: Path, tmp_path: Path, text: str,
+                                                        message: str) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(text)
+    res = run_cli("replay", str(data_dir / "attacks-dev.jsonl.gz"), "--config", str(config), "--no-progress")
+    assert res.returncode == 2, res.stderr
+    assert message in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+
+
+def test_a_snapshot_is_refused_under_other_detector_settings(data_dir: Path, tmp_path: Path) -> None:
+    snap = tmp_path / "s.bin"
+    replay(data_dir, tmp_path, "first", "--snapshot-out", str(snap))
+    config = tmp_path / "c.yaml"
+    config.write_text("detectors:\n  threshold: 0.7\n")
+    res = run_cli("replay", str(data_dir / "attacks-dev.jsonl.gz"), "--config", str(config), "--snapshot-in",
+                  str(snap), "--no-progress")
+    assert res.returncode == 2
+    assert "another detector configuration (alert_threshold: 0.78 there, 0.7 here)" in res.stderr
