@@ -595,8 +595,8 @@ async def _record(
 
 @app.command(name="evaluate")
 def evaluate_cmd(
-    scores: Annotated[Path, typer.Option("--scores", help="scores JSONL from replay --scores")],
     labels: Annotated[Path, typer.Option("--labels", help="labels CSV (tx_hash,label or address,label)")],
+    scores: Annotated[Path | None, typer.Option("--scores", help="scores JSONL from replay --scores")] = None,
     alerts: Annotated[Path | None, typer.Option("--alerts", help="alerts JSONL from replay --alerts")] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="write a PNG: PR curve and score timeline")] = None,
     details: Annotated[int | None, typer.Option(
@@ -605,13 +605,36 @@ def evaluate_cmd(
     bootstrap: Annotated[int, typer.Option(
         "--bootstrap", min=0, help="95% confidence intervals from N stratified bootstrap resamples (0: none)")] = 0,
     seed: Annotated[int, typer.Option("--seed", help="random seed of the bootstrap")] = 0,
+    ablate: Annotated[list[Path] | None, typer.Option(
+        "--ablate", help="instead of --scores: replay these block files as configured and once without each "
+                         "detector, and print each run's metrics side by side (repeat for several files)")] = None,
+    config: ConfigOpt = None,
+    rules: Annotated[Path | None, typer.Option("--rules", help="with --ablate: attack-shape rules YAML")] = None,
 ) -> None:
     """Measure detection against labels; prints the metrics as JSON.
 
     Example: chainsentry evaluate --scores scores.jsonl --labels ../shared/data/attacks-dev.labels.csv --plot pr.png
     --bootstrap 1000
+
+    Ablation: chainsentry evaluate --ablate ../shared/data/attacks-dev.jsonl.gz --labels
+    ../shared/data/attacks-dev.labels.csv (a table on stderr, the JSON on stdout)
     """
     _check_outputs(plot=plot)
+    if (scores is None) == (not ablate):
+        raise FlagError("give either --scores (a replay's scores) or --ablate FILE (replay and compare)")
+    if ablate:
+        from detectors.ablation import ablate as run_ablation
+        from detectors.ablation import table
+
+        settings = load_settings(config)
+        missing = [str(p) for p in ablate if not p.exists()]
+        if missing:
+            raise FlagError(f"no such file: {missing[0]}")
+        result = run_ablation(ablate, labels, settings.detectors.engine_config(rules_path=rules))
+        err_console.print(table(result), highlight=False, soft_wrap=True)
+        typer.echo(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+        return
+    assert scores is not None
     typer.echo(orjson.dumps(evaluate(scores, labels, alerts, plot, details, bootstrap, seed),
                             option=orjson.OPT_INDENT_2).decode())
 
