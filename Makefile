@@ -31,16 +31,16 @@ $(STAMP): pyproject.toml constraints.txt setup.py
 	CHAINSENTRY_NO_EXTENSIONS=1 $(BIN)/pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $@
 
-# The hot modules listed in setup.py, compiled with Cython next to their sources, and again
+# The hot modules listed in chainsentry/compiled.py, compiled with Cython next to their sources, and again
 # whenever one of them (or the .pxd declaring its C types) changes: an extension module is
 # imported before its .py. CHAINSENTRY_NO_EXTENSIONS=1 removes them: everything runs from the .py files.
-COMPILED := $(shell sed -n 's/^ *"\([a-z]*\/[a-z_]*\.py\)",$$/\1/p' setup.py)
+COMPILED := $(addsuffix .py,$(subst .,/,$(shell sed -n 's/^ *"\([a-z_.]*\)",$$/\1/p' chainsentry/compiled.py)))
 ifndef CHAINSENTRY_NO_EXTENSIONS
 ifneq ($(words $(wildcard $(COMPILED:.py=.cpython-*.so))),$(words $(COMPILED)))
 .PHONY: $(EXT_STAMP)  # a compiled module is missing (deleted, or a clean): build again
 endif
 endif
-$(EXT_STAMP): $(STAMP) setup.py $(COMPILED) $(wildcard */*.pxd)
+$(EXT_STAMP): $(STAMP) setup.py chainsentry/compiled.py $(COMPILED) $(wildcard */*.pxd)
 	rm -f $(VENV)/.compiled-stamp*
 ifdef CHAINSENTRY_NO_EXTENSIONS
 	rm -f $(COMPILED:.py=.c) $(COMPILED:.py=.cpython-*.so)

@@ -8,21 +8,14 @@ are byte-identical (tested). Everything else lives in ``pyproject.toml``.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from setuptools import setup
 
-# modules on the per-transaction path of `replay` and `run` (see benchmarks/README.md)
-COMPILED = [
-    "detectors/engine.py",
-    "detectors/features.py",
-    "detectors/fusion.py",
-    "detectors/online.py",
-    "detectors/rules.py",
-    "detectors/wallets.py",
-    "ingest/mappers.py",
-    "ingest/replay.py",
-    "chainsentry/scoring.py",
-]
+# the modules on the per-transaction path of `replay` and `run` (chainsentry/compiled.py: the one list)
+_listed: dict[str, tuple[str, ...]] = {}
+exec(Path(__file__).with_name("chainsentry").joinpath("compiled.py").read_text(), _listed)  # noqa: S102
+COMPILED = [m.replace(".", "/") + ".py" for m in _listed["COMPILED_MODULES"]]
 
 
 def extensions() -> list:
@@ -39,4 +32,5 @@ def extensions() -> list:
     )
 
 
-setup(ext_modules=extensions())
+if __name__ == "__main__":  # (the tests import this file for its list)
+    setup(ext_modules=extensions())

@@ -55,6 +55,7 @@ from ingest import (
 )
 
 from .build import ApiBindError, make_rpc
+from .compiled import COMPILED_MODULES
 from .config import ConfigError, Settings, load_secrets, load_settings
 from .delivery import build_delivery
 from .devnet.anvil import AnvilNotFoundError
@@ -74,12 +75,10 @@ app = typer.Typer(
 )
 err_console = Console(stderr=True, soft_wrap=True)  # lines are not cut at 80 columns off a terminal
 
-COMPILED_MODULES = ("detectors.engine", "detectors.features", "detectors.fusion", "detectors.online",
-                    "detectors.rules", "detectors.wallets", "ingest.mappers", "ingest.replay", "chainsentry.scoring")
 
 
 def build_info() -> str:
-    """``chainsentry <version>; compiled: <n>/<m> hot modules`` (see setup.py and the README)."""
+    """``chainsentry <version>; compiled: <n>/<m> hot modules`` (chainsentry/compiled.py, the README)."""
     compiled = [m for m in COMPILED_MODULES if not str(importlib.import_module(m).__file__).endswith(".py")]
     version = importlib.metadata.version("chainsentry")
     return f"chainsentry {version}; compiled: {len(compiled)}/{len(COMPILED_MODULES)} hot modules"

@@ -1,7 +1,7 @@
 """The scoring engine: a block (or pending transactions) in, scores and findings out.
 
-Per block: each transaction's features (:mod:`.features`, with novelty from per-entity state,
-:class:`.online.EntityState`, and the sender's wallet profile), then every configured detector
+Per block: each transaction's features (:mod:`.features`: the registered feature units, those
+reading per-entity state through :class:`.entities.EntityView`), then every configured detector
 scores the whole batch (:mod:`.registry`; the protocol in :mod:`.base`), fusion calibrates and adds
 their raw scores into one score in [0, 1] (:mod:`.fusion`), the finding policy decides which
 transactions make a finding (:mod:`.policy`), and wallet behaviour scores are read for each address
@@ -22,10 +22,10 @@ import msgspec
 
 from ingest.events import Block, Tx
 
-from .base import Batch, Contribution, Detector, Finding, dict_get
+from .base import Batch, Contribution, Detector, Finding
+from .entities import EntityState, EntityView
 from .features import BlockContext, tx_features
 from .fusion import Fuser, round6
-from .online import EntityState
 from .policy import FindingPolicy
 from .registry import build_detectors
 from .rules import RuleOverride, RuleSet, configure_rules, load_rules, merge_rules
@@ -97,6 +97,7 @@ class ScoringEngine:
         self.detectors: list[Detector] = build_detectors(cfg, self.rules)
         self.entities = EntityState(max_entities=cfg.max_entities)
         self.wallet = WalletBehaviour(max_wallets=cfg.max_wallets)
+        self.view = EntityView(self.entities, self.wallet)
         evidence = tuple(d.name for d in self.detectors if not d.calibrated)
         weights = {d.name: cfg.weights.get(d.name, 1.0) for d in self.detectors}
         self.fuser = Fuser(weights, evidence, cfg.calibration_window, cfg.calibration_min_history, cfg.fusion_scale)
@@ -134,24 +135,15 @@ class ScoringEngine:
         return self._score(txs, BlockContext(txs), now, stage="mempool", block=None, learn=False)
 
     def _features(self, txs: Sequence[Tx], ctx: BlockContext, now: float) -> Batch:
-        """The batch: each transaction's features, with novelty and the sender's wallet profile."""
-        entities = self.entities
-        warm_stream = entities.seen >= 200
-        profiles = self.wallet.profiles
+        """The batch: each transaction's features (the entity units reading what the stream learned
+        before this block)."""
+        view = self.view
         feats: list[dict[str, float]] = []
         traced: list[int] = []
         for tx in txs:
-            f = tx_features(tx, ctx)
+            f = tx_features(tx, ctx, view, now)
             if f.get("frames", 0.0) > 1:
                 traced.append(len(feats))
-            entities.observe(tx, f, now)
-            if warm_stream and tx.sender is not None:  # the sender's wallet profile, if it has one
-                profile = dict_get(profiles, tx.sender)
-                if profile is not None:
-                    f["sender_age_days"] = profile.age_days(now)
-                    funder = profile.funder
-                    if funder is not None:
-                        f["sender_funded_by_contract"] = 1.0 if funder in entities.contracts else 0.0
             feats.append(f)
         return Batch(txs, feats, now, traced)
 

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from .base import Batch, Contribution, Features, Score
-from .features import FEATURES
+from .features import feature_names
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 TYPES = ("exploit", "suspicious", "scam", "info")
@@ -204,7 +204,7 @@ def _by_contribution(c: Contribution) -> float:
 
 
 def _condition(where: str, feature: str, text: object) -> tuple[str, str, float]:
-    if feature not in FEATURES:
+    if feature not in feature_names():
         raise RuleError(f"{where}: unknown feature {feature!r}")
     s = str(text).strip()
     for op in sorted(_OPS, key=len, reverse=True):
@@ -235,7 +235,7 @@ def parse_rules(doc: Any, source: str) -> RuleSet:
             raise RuleError(f"{where}: keys are feature, transform, weight, over, why, group")
         if e.get("group") is not None and e["group"] not in caps:
             raise RuleError(f"{where}: group {e['group']!r} has no cap under 'caps'")
-        if e.get("feature") not in FEATURES:
+        if e.get("feature") not in feature_names():
             raise RuleError(f"{where}: unknown feature {e.get('feature')!r}")
         if e.get("transform", "log1p") not in ("log1p", "present", "zero"):
             raise RuleError(f"{where}: transform must be log1p, present or zero")

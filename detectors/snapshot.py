@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import orjson
 
 from .engine import EngineConfig, ScoringEngine
-from .features import FEATURES
+from .features import feature_names
 from .online import HST_FEATURES
 from .window import WINDOW_FEATURES
 
@@ -47,7 +47,7 @@ class SnapshotError(ValueError):
 
 def snapshot_bytes(engine: Stateful) -> bytes:
     """The snapshot as bytes (a file's content, or a Kafka state message)."""
-    header = {"format": FORMAT, "version": VERSION, "features": list(FEATURES), "model_features": MODEL_FEATURES,
+    header = {"format": FORMAT, "version": VERSION, "features": list(feature_names()), "model_features": MODEL_FEATURES,
               "config": engine.config.to_json(), "scored": engine.scored}
     return orjson.dumps(header) + b"\n" + pickle.dumps(engine.state(), protocol=pickle.HIGHEST_PROTOCOL)
 

@@ -1,0 +1,149 @@
+"""One walk of a transaction's call tree, shared by every trace feature unit.
+
+:func:`walk` visits the frames in call order (depth first, iteratively: a 10,000-deep tree is no
+recursion) and records, for each, a :class:`Step`: the frame, its depth, the contracts waiting on
+the stack above it, the selector and input of the call its caller was given (through a proxy's or
+library's delegatecall: the call into the contract whose context it runs in), its own selector and
+that selector's kind (:mod:`.selectors`). The :class:`Trace` holds the steps and what several
+units need: the originator's side (the sender, the contract it called, and contracts created in
+the transaction, each from the step that created it), the value moved (ETH sent, tokens moved
+with transfer/transferFrom, wrapped and unwrapped), and the block's producer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from ingest.events import CallFrame, Tx
+
+from .selectors import KIND_OF, PRECOMPILES, TRANSFER, UNWRAP, WRAP
+
+_NEVER = 1 << 62  # a step index no step reaches
+
+
+class Step(msgspec.Struct, gc=False):
+    """One frame of the walk (see the module docstring). ``ok``: a CALL that did not fail;
+    ``transfer``: for a token move, (from, to, amount as 64 hex digits); ``amount``: that amount as
+    an integer when the call went through (else None). A msgspec Struct: one is built per frame, in C."""
+
+    frame: CallFrame
+    index: int
+    depth: int
+    path: frozenset[str | None]
+    caller_sel: str | None
+    caller_input: str
+    sel: str | None
+    kind: str | None
+    ok: bool
+    transfer: tuple[str | None, str, str] | None = None
+    amount: int | None = None
+
+
+class Trace:
+    """The walked call tree of one transaction (see the module docstring)."""
+
+    __slots__ = ("by_kind", "created_at", "entities", "moves", "producer", "root", "root_to", "sender", "steps", "tx")
+
+    def __init__(self, tx: Tx, root: CallFrame, producer: str | None, entities: Any = None) -> None:
+        self.tx = tx
+        self.root = root
+        self.sender = tx.sender
+        self.root_to = root.to
+        self.producer = producer
+        self.entities = entities  # the engine's entity view (.online.EntityView), when scoring in a stream
+        self.steps: list[Step] = []
+        self.by_kind: dict[str, list[Step]] = {}  # the steps of each selector kind, in call order
+        # contracts created in the transaction -> the step creating them (the originator's, from then on)
+        self.created_at: dict[str | None, int] = {}
+        # (asset, from, to, amount): ETH (asset None) sent, tokens moved, wrapped and unwrapped
+        self.moves: list[tuple[str | None, str | None, str | None, int]] = []
+
+    def of_kinds(self, kinds: frozenset[str] | None) -> list[Step]:
+        """The steps of the given selector kinds, in call order (``None``: every step)."""
+        if kinds is None:
+            return self.steps
+        by_kind = self.by_kind
+        present = [k for k in kinds if k in by_kind]
+        if not present:
+            return []
+        if len(present) == 1:
+            return by_kind[present[0]]
+        return [s for s in self.steps if s.kind in kinds]
+
+    def created(self, address: str | None, step: Step) -> bool:
+        """Whether ``address`` was created in this transaction by the time of ``step``."""
+        return self.created_at.get(address, _NEVER) <= step.index
+
+    def mine(self, address: str | None, step: Step) -> bool:
+        """Whether ``address`` is on the originator's side at ``step``: the sender, the contract it
+        called, or a contract created in the transaction by then."""
+        return address == self.sender or address == self.root_to or self.created_at.get(address, _NEVER) <= step.index
+
+    def mine_at_end(self) -> set[str | None]:
+        """The originator's side once the whole transaction ran."""
+        return {self.sender, self.root_to, *self.created_at}
+
+
+def walk(tx: Tx, root: CallFrame, producer: str | None = None, entities: Any = None) -> Trace:
+    """The :class:`Trace` of ``tx``'s call tree ``root``."""
+    trace = Trace(tx, root, producer, entities)
+    steps, moves, created_at, by_kind = trace.steps, trace.moves, trace.created_at, trace.by_kind
+    stack: list[tuple[CallFrame, int, frozenset[str | None], str | None, str]] = [
+        (root, 0, frozenset((tx.sender,)), None, "")]
+    while stack:
+        f, d, path, caller_sel, caller_input = stack.pop()
+        kind = f.type
+        to = f.to
+        inp = f.input
+        sel = None if len(inp) < 10 or to in PRECOMPILES else inp[:10]  # a precompile's input is data
+        step = Step(f, len(steps), d, path, caller_sel, caller_input, sel, KIND_OF.get(sel) if sel else None,
+                    kind == "CALL" and f.error is None)
+        steps.append(step)
+        if kind == "CREATE" or kind == "CREATE2":
+            created_at.setdefault(to, step.index)
+        v = f.value
+        if v and (step.ok or ((kind == "CREATE" or kind == "CREATE2") and f.error is None)):
+            moves.append((None, f.sender, to, v))
+        if step.kind is not None:
+            of_kind = by_kind.get(step.kind)
+            if of_kind is None:
+                by_kind[step.kind] = [step]
+            else:
+                of_kind.append(step)
+            _value_moved(step, moves)
+        if f.calls:
+            # code run by delegatecall runs in the caller's context: its calls are the caller's, made in
+            # the call it was given
+            child = (path, caller_sel, caller_input) if kind == "DELEGATECALL" else (path | {to}, sel, inp)
+            for c in reversed(f.calls):
+                stack.append((c, d + 1, *child))
+    return trace
+
+
+def _value_moved(step: Step, moves: list[tuple[str | None, str | None, str | None, int]]) -> None:
+    """Tokens moved by a transfer or transferFrom, wrapped or unwrapped, at ``step``."""
+    f, inp, kind = step.frame, step.frame.input, step.kind
+    if kind == "token_move":
+        # transfer(to, amount): tokens leave f.sender; transferFrom(from, to, amount)
+        if step.sel == TRANSFER:
+            src, dest, amount = f.sender, "0x" + inp[34:74], inp[74:138]
+        else:
+            src, dest, amount = "0x" + inp[34:74], "0x" + inp[98:138], inp[138:202]
+        step.transfer = (src, dest, amount)
+        if step.ok and len(amount) == 64:  # a call that went through (a proxy's delegatecall repeats it)
+            try:
+                step.amount = int(amount, 16)
+            except ValueError:
+                step.amount = 0
+            else:
+                moves.append((f.to, src, dest, step.amount))
+    elif step.sel == WRAP:
+        if step.ok and f.value:
+            moves.append((f.to, f.to, f.sender, f.value))  # wrapped tokens minted for the ETH sent
+    elif step.sel == UNWRAP and step.ok and len(inp) >= 74:
+        try:  # noqa: SIM105
+            moves.append((f.to, f.sender, f.to, int(inp[10:74], 16)))  # wrapped tokens burnt for ETH
+        except ValueError:
+            pass
