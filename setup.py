@@ -14,7 +14,7 @@ from setuptools import setup
 
 # the modules on the per-transaction path of `replay` and `run` (chainsentry/compiled.py: the one list)
 _listed: dict[str, tuple[str, ...]] = {}
-exec(Path(__file__).with_name("chainsentry").joinpath("compiled.py").read_text(), _listed)  # noqa: S102
+exec(Path(__file__).with_name("chainsentry").joinpath("compiled.py").read_text(), _listed)
 COMPILED = [m.replace(".", "/") + ".py" for m in _listed["COMPILED_MODULES"]]
 
 

@@ -8,6 +8,7 @@ top-level keys as ``CHAINSENTRY_RPC``), then command-line flags.
 from __future__ import annotations
 
 import difflib
+import importlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -115,10 +116,12 @@ class DetectorSettings(_Strict):
     hst: HstSettings = Field(default_factory=HstSettings)
     pyod: PyodSettings = Field(default_factory=PyodSettings)
     rule_files: list[Path] = Field(default_factory=list, description="your rule files, beside the built-in one")
+    unit_modules: list[str] = Field(default_factory=list, description="Python modules of your own feature units, "
+                                    "imported before the engine is built (each calls detectors.units.register)")
     rules: dict[str, RuleSettings] = Field(default_factory=dict, description="per named rule: enabled, severity, "
                                            "min_score")
 
-    @field_validator("rule_files", mode="before")
+    @field_validator("rule_files", "unit_modules", mode="before")
     @classmethod
     def _paths(cls, v: Any) -> Any:
         if isinstance(v, str):  # the environment variable form: comma-separated
@@ -127,7 +130,13 @@ class DetectorSettings(_Strict):
 
     def engine_config(self, *, rules_path: Path | None = None, live: bool = False) -> EngineConfig:
         """The engine configuration these settings describe (``rules_path``: the ``--rules`` file in
-        place of the built-in one; ``live``: never wait on a model refit)."""
+        place of the built-in one; ``live``: never wait on a model refit), the user's feature unit
+        modules imported first (their features are then known to the rules)."""
+        for name in self.unit_modules:
+            try:
+                importlib.import_module(name)
+            except Exception as err:  # an ImportError, or the module's own error: one line either way
+                raise ConfigError(f"detectors.unit_modules: cannot import {name!r}: {type(err).__name__}: {err}") from None
         switches = {"shape": self.shape, "hst": self.hst, "pyod": self.pyod}
         return EngineConfig(
             seed=self.seed, detectors=tuple(n for n, sw in switches.items() if sw.enabled),
@@ -137,6 +146,7 @@ class DetectorSettings(_Strict):
             hst_window=self.hst.window, pyod_window=self.pyod.window, pyod_refit_every=self.pyod.refit_every,
             pyod_min_fit=self.pyod.min_fit, deterministic_refit=not live,
             rules_path=str(rules_path) if rules_path else None, rules_files=tuple(str(p) for p in self.rule_files),
+            unit_modules=tuple(self.unit_modules),
             rule_overrides=tuple((name, r.enabled, r.severity, r.min_score) for name, r in sorted(self.rules.items())),
         )
 

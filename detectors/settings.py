@@ -37,6 +37,7 @@ class EngineConfig:
     max_wallets: int = 200_000
     rules_path: str | None = None  # a rule file in place of the built-in one
     rules_files: tuple[str, ...] = ()  # the user's rule files, beside the built-in one
+    unit_modules: tuple[str, ...] = ()  # the user's feature unit modules (imported by whoever builds the config)
     # per named rule: (name, enabled, severity or None, min_score or None)
     rule_overrides: tuple[tuple[str, bool, str | None, float | None], ...] = ()
 
@@ -52,7 +53,7 @@ class EngineConfig:
     def from_json(cls, doc: Mapping[str, Any]) -> EngineConfig:
         """The inverse of :meth:`to_json`; ``TypeError`` for a key this build does not know."""
         values = dict(doc)
-        for key in ("detectors", "rules_files"):
+        for key in ("detectors", "rules_files", "unit_modules"):
             if key in values:
                 values[key] = tuple(values[key])
         if "rule_overrides" in values:
