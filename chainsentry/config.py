@@ -136,7 +136,8 @@ class DetectorSettings(_Strict):
             try:
                 importlib.import_module(name)
             except Exception as err:  # an ImportError, or the module's own error: one line either way
-                raise ConfigError(f"detectors.unit_modules: cannot import {name!r}: {type(err).__name__}: {err}") from None
+                why = f"{type(err).__name__}: {err}"
+                raise ConfigError(f"detectors.unit_modules: cannot import {name!r}: {why}") from None
         switches = {"shape": self.shape, "hst": self.hst, "pyod": self.pyod}
         return EngineConfig(
             seed=self.seed, detectors=tuple(n for n, sw in switches.items() if sw.enabled),
