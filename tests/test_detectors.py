@@ -621,3 +621,31 @@ def test_a_deployer_initialising_its_own_contract_is_set_up_but_anyone_else_doin
     assert "access-control-takeover" not in [r.name for r in rules.matches(own)]
     assert theirs["to_created_by_sender"] == 0.0 and theirs["takeover_calls"] == 1.0
     assert "access-control-takeover" in [r.name for r in rules.matches(theirs)]
+
+
+def test_half_space_trees_score_as_rivers_one_at_a_time() -> None:
+    """The per-block arrays give river's own scores: river built the trees, and learning in
+    batches pivots the masses where river's one-by-one learning does."""
+    from detectors.base import Batch
+    from detectors.online import _COLUMN, HSTDetector, river_model, scale
+
+    ours = HSTDetector(n_trees=5, height=4, window_size=40, seed=3)
+    theirs = river_model(5, 4, 40, 3)
+    rng = random.Random(11)
+    seen = 0
+    for _ in range(60):  # blocks of 1-9 traced transactions: windows pivot inside blocks
+        rows = [{"frames": float(rng.randint(2, 90)), "depth": float(rng.randint(1, 9)),
+                 "token_moves": float(rng.randint(0, 30)), "value_eth": rng.random() * 50}
+                for _ in range(rng.randint(1, 9))]
+        batch = Batch([None] * len(rows), rows)
+        got = ours.score_many(batch)
+        xs = [dict(zip(_COLUMN, scale(r), strict=True)) for r in rows]
+        if seen >= 40:
+            assert [s.raw for s in got if s is not None] == [theirs.score_one(x) for x in xs]
+        else:
+            assert all(s is None for s in got)  # cold in the first window (river scores 0 there)
+        ours.learn_many(batch, range(len(rows)))
+        for x in xs:
+            theirs.learn_one(x)
+        seen += len(rows)
+    assert ours.warm and seen > 5 * 40
