@@ -403,7 +403,7 @@ def _json(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def test_contract_running_statistics_flag_an_unusually_large_tree() -> None:
-    from detectors.online import EntityState
+    from detectors.entities import EntityState, EntityView
 
     def tx(i: int, frames: int) -> Tx:
         leaf = CallFrame(type="STATICCALL", sender="0x" + "b" * 40, to="0x" + "c" * 40)
@@ -417,10 +417,9 @@ def test_contract_running_statistics_flag_an_unusually_large_tree() -> None:
         t = tx(i, 2 + i % 3)
         state.learn(t, float(len(t.trace.walk())))  # type: ignore[union-attr]
     usual, huge = tx(100, 3), tx(101, 400)
-    f_usual = {"frames": float(len(usual.trace.walk()))}  # type: ignore[union-attr]
-    f_huge = {"frames": 400.0}
-    state.observe(usual, f_usual)
-    state.observe(huge, f_huge)
+    view = EntityView(state, WalletBehaviour())
+    f_usual, f_huge = tx_features(usual, None, view), tx_features(huge, None, view)
+    assert f_huge["frames"] == 400.0
     assert abs(f_usual["frames_z_on_contract"]) < 2 < f_huge["frames_z_on_contract"]
     assert f_huge["contract_callers_before"] == 32.0  # distinct callers, capped
 
@@ -434,7 +433,7 @@ def test_wallet_funding_source_is_the_first_payer() -> None:
 
 
 def test_contract_creator_and_age_are_tracked() -> None:
-    from detectors.online import EntityState
+    from detectors.entities import EntityState, EntityView
     from ingest import Receipt
 
     state = EntityState()
@@ -442,9 +441,9 @@ def test_contract_creator_and_age_are_tracked() -> None:
     deploy = Tx(hash="0x" + "1" * 64, sender=attacker, to=None, input="0x6000",
                 receipt=Receipt(tx_hash="0x" + "1" * 64, status=1, contract_address=made))
     state.learn(deploy, None, now=1000.0)
-    mine, theirs = {}, {}  # type: ignore[var-annotated]
-    state.observe(Tx(hash="0x" + "2" * 64, sender=attacker, to=made, input="0x12345678"), mine, now=1000.0 + 1800)
-    state.observe(Tx(hash="0x" + "3" * 64, sender=other, to=made, input="0x12345678"), theirs, now=1000.0 + 1800)
+    view = EntityView(state, WalletBehaviour())
+    mine = tx_features(Tx(hash="0x" + "2" * 64, sender=attacker, to=made, input="0x12345678"), None, view, 2800.0)
+    theirs = tx_features(Tx(hash="0x" + "3" * 64, sender=other, to=made, input="0x12345678"), None, view, 2800.0)
     assert mine["to_created_by_sender"] == 1.0 and mine["to_age_hours"] == 0.5
     assert theirs["to_created_by_sender"] == 0.0
 
@@ -594,8 +593,8 @@ def test_value_in_eth_is_wei_divided_by_10_18_bit_for_bit(wei: int) -> None:
 
 
 def test_a_deployer_initialising_its_own_contract_is_set_up_but_anyone_else_doing_it_is_a_takeover() -> None:
+    from detectors.entities import EntityState, EntityView
     from detectors.features import tx_features
-    from detectors.online import EntityState
     from detectors.rules import load_rules
     from ingest import Receipt
 
@@ -610,10 +609,8 @@ def test_a_deployer_initialising_its_own_contract_is_set_up_but_anyone_else_doin
         root = CallFrame(type="CALL", sender=sender, to=proxy, input=init,
                          calls=(CallFrame(type="DELEGATECALL", sender=proxy, to="0x" + "a" * 40, input=init),))
         tx = Tx(hash="0x" + "2" * 64, sender=sender, to=proxy, input=init, trace=root)
-        f = tx_features(tx)
-        assert f["takeover_calls"] == 1.0  # the trace alone cannot tell
-        state.observe(tx, f, now=1060.0)
-        return f
+        assert tx_features(tx)["takeover_calls"] == 1.0  # the trace alone cannot tell
+        return tx_features(tx, None, EntityView(state, WalletBehaviour()), 1060.0)
 
     own, theirs = call(deployer), call(outsider)
     rules = load_rules()
