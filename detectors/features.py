@@ -71,15 +71,11 @@ def tx_features(tx: Tx, ctx: BlockContext | None = None, entities: Any = None, n
 
 
 def trace_features(tx: Tx, out: dict[str, float], producer: str | None = None, entities: Any = None) -> None:
-    """The trace units' features of ``tx`` into ``out``: one walk, then each unit over the steps of
-    the kinds it reads (a unit reading kinds the tree has none of is not called: its features are 0)."""
+    """The trace units' features of ``tx`` into ``out``: those of the units naming kinds at 0 first
+    (always in the same order), one walk, then each unit over the steps of the kinds it reads (a
+    unit reading kinds the tree has none of is not called: its features stay 0)."""
     assert tx.trace is not None
+    out.update(units.trace_zeros())
     trace = walk(tx, tx.trace, producer, entities)
-    by_kind = trace.by_kind
-    for unit, kinds, zeros in units.trace_plan():
-        if kinds is None:
-            unit.compute(trace, trace.steps, out)
-        elif by_kind and not by_kind.keys().isdisjoint(kinds):
-            unit.compute(trace, trace.of_kinds(kinds), out)
-        else:
-            out.update(zeros)
+    for unit, kinds in units.trace_plan(frozenset(trace.by_kind)):
+        unit.compute(trace, trace.steps if kinds is None else trace.of_kinds(kinds), out)

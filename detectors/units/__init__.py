@@ -33,15 +33,29 @@ TRACE_UNITS: list[TraceUnit] = [
 ENTITY_UNITS: list[EntityUnit] = [CalledContractAge(), Novelty(), SenderProfile()]
 
 
-def trace_plan() -> list[tuple[TraceUnit, frozenset[str] | None, dict[str, float]]]:
-    """Each trace unit with the kinds it reads and its features at 0 (what it writes for a tree
-    with no step of its kinds: it is not called then)."""
-    if len(_plan) != len(TRACE_UNITS) or any(p[0] is not u for p, u in zip(_plan, TRACE_UNITS, strict=False)):
-        _plan[:] = [(u, u.kinds, dict.fromkeys(u.names, 0.0)) for u in TRACE_UNITS]
-    return _plan
+def trace_plan(present: frozenset[str]) -> list[tuple[TraceUnit, frozenset[str] | None]]:
+    """For a call tree whose steps are of the kinds ``present``: the trace units to call, with the
+    kinds they read (a unit naming kinds the tree has none of is not called: its features stay 0).
+    Cached per set of kinds; rebuilt after the units change."""
+    plan = _plans.get(present)
+    if plan is None:
+        plan = [(u, u.kinds) for u in TRACE_UNITS if u.kinds is None or not present.isdisjoint(u.kinds)]
+        if len(_plans) < 4096:  # (kinds combine in few ways: a few dozen on mainnet blocks)
+            _plans[present] = plan
+    return plan
 
 
-_plan: list[tuple[TraceUnit, frozenset[str] | None, dict[str, float]]] = []
+def trace_zeros() -> dict[str, float]:
+    """The features of the trace units that name kinds, at 0 in unit order: what a traced
+    transaction's features start from (those units are not called for a tree without their kinds;
+    and the features come in the same order whichever run)."""
+    if not _zeros:
+        _zeros.update((name, 0.0) for u in TRACE_UNITS if u.kinds is not None for name in u.names)
+    return _zeros
+
+
+_plans: dict[frozenset[str], list[tuple[TraceUnit, frozenset[str] | None]]] = {}
+_zeros: dict[str, float] = {}
 
 
 def feature_names() -> tuple[str, ...]:
@@ -64,6 +78,8 @@ def register(unit: TxUnit | TraceUnit | EntityUnit, kinds: dict[str, frozenset[s
         if unknown:
             raise ValueError(f"unknown selector kind {unknown[0]!r} (known: {', '.join(selectors.KINDS)})")
         TRACE_UNITS.append(unit)
+        _plans.clear()
+        _zeros.clear()
     elif isinstance(unit, EntityUnit):
         ENTITY_UNITS.append(unit)
     elif isinstance(unit, TxUnit):
@@ -78,3 +94,5 @@ def unregister(name: str) -> None:
         for u in list(registered):
             if name in u.names:  # type: ignore[attr-defined]
                 registered.remove(u)  # type: ignore[arg-type]
+    _plans.clear()
+    _zeros.clear()
