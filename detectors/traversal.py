@@ -41,24 +41,22 @@ class Step(msgspec.Struct, gc=False):
     amount: int | None = None
 
 
-class Trace:
-    """The walked call tree of one transaction (see the module docstring)."""
+class Trace(msgspec.Struct, gc=False):
+    """The walked call tree of one transaction (see the module docstring). A msgspec Struct: one is
+    built per traced transaction, in C."""
 
-    __slots__ = ("by_kind", "created_at", "entities", "moves", "producer", "root", "root_to", "sender", "steps", "tx")
-
-    def __init__(self, tx: Tx, root: CallFrame, producer: str | None, entities: Any = None) -> None:
-        self.tx = tx
-        self.root = root
-        self.sender = tx.sender
-        self.root_to = root.to
-        self.producer = producer
-        self.entities = entities  # the engine's entity view (.online.EntityView), when scoring in a stream
-        self.steps: list[Step] = []
-        self.by_kind: dict[str, list[Step]] = {}  # the steps of each selector kind, in call order
-        # contracts created in the transaction -> the step creating them (the originator's, from then on)
-        self.created_at: dict[str | None, int] = {}
-        # (asset, from, to, amount): ETH (asset None) sent, tokens moved, wrapped and unwrapped
-        self.moves: list[tuple[str | None, str | None, str | None, int]] = []
+    tx: Tx
+    root: CallFrame
+    sender: str | None
+    root_to: str | None
+    producer: str | None
+    entities: Any = None  # the engine's entity view (.entities.EntityView), when scoring in a stream
+    steps: list[Step] = msgspec.field(default_factory=list)
+    by_kind: dict[str, list[Step]] = msgspec.field(default_factory=dict)  # each kind's steps, in call order
+    # contracts created in the transaction -> the step creating them (the originator's, from then on)
+    created_at: dict[str | None, int] = msgspec.field(default_factory=dict)
+    # (asset, from, to, amount): ETH (asset None) sent, tokens moved, wrapped and unwrapped
+    moves: list[tuple[str | None, str | None, str | None, int]] = msgspec.field(default_factory=list)
 
     def of_kinds(self, kinds: frozenset[str] | None) -> list[Step]:
         """The steps of the given selector kinds, in call order (``None``: every step)."""
@@ -88,7 +86,7 @@ class Trace:
 
 def walk(tx: Tx, root: CallFrame, producer: str | None = None, entities: Any = None) -> Trace:
     """The :class:`Trace` of ``tx``'s call tree ``root``."""
-    trace = Trace(tx, root, producer, entities)
+    trace = Trace(tx, root, tx.sender, root.to, producer, entities)
     steps, moves, created_at, by_kind = trace.steps, trace.moves, trace.created_at, trace.by_kind
     stack: list[tuple[CallFrame, int, frozenset[str | None], str | None, str]] = [
         (root, 0, frozenset((tx.sender,)), None, "")]
@@ -98,27 +96,33 @@ def walk(tx: Tx, root: CallFrame, producer: str | None = None, entities: Any = N
         to = f.to
         inp = f.input
         sel = None if len(inp) < 10 or to in PRECOMPILES else inp[:10]  # a precompile's input is data
-        step = Step(f, len(steps), d, path, caller_sel, caller_input, sel, KIND_OF.get(sel) if sel else None,
-                    kind == "CALL" and f.error is None)
+        of = KIND_OF.get(sel) if sel is not None else None
+        index = len(steps)
+        ok = kind == "CALL" and f.error is None
+        step = Step(f, index, d, path, caller_sel, caller_input, sel, of, ok)
         steps.append(step)
-        if kind == "CREATE" or kind == "CREATE2":
-            created_at.setdefault(to, step.index)
+        created = kind == "CREATE" or kind == "CREATE2"
+        if created and to not in created_at:
+            created_at[to] = index
         v = f.value
-        if v and (step.ok or ((kind == "CREATE" or kind == "CREATE2") and f.error is None)):
+        if v and (ok or (created and f.error is None)):
             moves.append((None, f.sender, to, v))
-        if step.kind is not None:
-            of_kind = by_kind.get(step.kind)
-            if of_kind is None:
-                by_kind[step.kind] = [step]
+        if of is not None:
+            same = by_kind.get(of)
+            if same is None:
+                by_kind[of] = [step]
             else:
-                of_kind.append(step)
+                same.append(step)
             _value_moved(step, moves)
-        if f.calls:
-            # code run by delegatecall runs in the caller's context: its calls are the caller's, made in
-            # the call it was given
-            child = (path, caller_sel, caller_input) if kind == "DELEGATECALL" else (path | {to}, sel, inp)
-            for c in reversed(f.calls):
-                stack.append((c, d + 1, *child))
+        calls = f.calls
+        if calls:
+            d += 1
+            if kind != "DELEGATECALL":
+                path, caller_sel, caller_input = path | {to}, sel, inp
+            # (code run by delegatecall runs in its caller's context: its calls are the caller's, made
+            # in the call that caller was given)
+            for c in reversed(calls):
+                stack.append((c, d, path, caller_sel, caller_input))
     return trace
 
 

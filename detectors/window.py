@@ -59,6 +59,10 @@ class PyodWindowDetector:
 
     def __init__(self, window: int = 5000, refit_every: int = 2500, min_fit: int = 2000, swap_after: int | None = None,
                  large_batch: int = 5000, seed: int = 42, wait_for_fit: bool = True) -> None:
+        # pyod (and scikit-learn under it, ~0.2 s) imported now, with the engine, rather than by the
+        # first refit, mid-stream, in the worker thread, holding the import lock and the GIL
+        import pyod.models.iforest  # noqa: F401
+
         self.window = window
         self.refit_every = refit_every
         self.min_fit = min_fit

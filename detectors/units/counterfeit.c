@@ -1872,13 +1872,6 @@ static CYTHON_INLINE int __Pyx_PySequence_ContainsTF(PyObject* item, PyObject* s
 /* PyLongCompare.proto */
 static CYTHON_INLINE int __Pyx_PyLong_BoolEqObjC(PyObject *op1, PyObject *op2, long intval, long inplace);
 
-/* PyObjectFastCallMethod.proto */
-#if CYTHON_VECTORCALL && PY_VERSION_HEX >= 0x03090000
-#define __Pyx_PyObject_FastCallMethod(name, args, nargsf) PyObject_VectorcallMethod(name, args, nargsf, NULL)
-#else
-static PyObject *__Pyx_PyObject_FastCallMethod(PyObject *name, PyObject *const *args, size_t nargsf);
-#endif
-
 /* PyLongBinop.proto */
 #if !CYTHON_COMPILING_IN_PYPY
 static CYTHON_INLINE PyObject* __Pyx_PyLong_AddObjC(PyObject *op1, PyObject *op2, long intval, int inplace, int zerodivision_check);
@@ -2466,8 +2459,8 @@ static const char __pyx_k_cline_in_traceback[] = "cline_in_traceback";
 static const char __pyx_k_Counterfeits_compute[] = "Counterfeits.compute";
 static const char __pyx_k_counterfeit_token_calls[] = "counterfeit_token_calls";
 static const char __pyx_k_detectors_units_counterfeit[] = "detectors.units.counterfeit";
-static const char __pyx_k_UUV_j_e3a_3auCs_c_4wa_D_Qa_D_S[] = "\320\004\035\230^\320+@\320@U\320UV\330\010\026\220j\240\001\330\010\016\210e\2203\220a\330\010\013\2103\210a\210u\220C\220s\230$\230c\240\022\2404\240w\250a\330\014\020\220\010\230\001\330\020\024\220D\230\001\330\020\025\220Q\220a\330\020\024\220D\230\005\230S\240\005\240S\250\004\250G\2603\260b\270\003\2701\270F\300#\300W\310C\310s\320RU\320UZ\320Z[\330\030\033\2304\230u\240E\250\021\250$\250f\260C\260u\270E\300\021\300!\3009\310A\330\024\025\330\020\023\2204\220v\230S\240\r\250S\260\004\260F\270#\270Q\330\024#\2401\330\026\032\230%\230w\320&9\270\024\270T\300\025\300g\310Q\330\026\032\230$\230l\250'\3201D\300D\310\004\310L\320X_\320_`\330\026\032\230#\230W\240E\250\024\250R\250q\260\004\260C\260t\2701\330\024\037\230q\330\010\013\2101\320\014)\250\025\250a\250q\330\010\013\2101\320\014!\240\025\240a\240q";
 static const char __pyx_k_detectors_units_counterfeit_py[] = "detectors/units/counterfeit.py";
+static const char __pyx_k_UUV_j_e3a_3auCs_c_4wa_G5_a_D_Qa[] = "\320\004\035\230^\320+@\320@U\320UV\330\010\026\220j\240\001\330\010\016\210e\2203\220a\330\010\013\2103\210a\210u\220C\220s\230$\230c\240\022\2404\240w\250a\330\014\024\220G\2305\240\t\250\025\250a\330\014\020\220\010\230\001\330\020\024\220D\230\001\330\020\025\220Q\220a\340\020\024\220D\230\007\230s\240\"\240C\240t\2505\260\003\2605\270\003\2701\270F\300#\300W\310C\310s\320RU\320UV\330\030\033\2304\230t\2401\240D\250\006\250c\260\024\260Q\260a\260y\300\001\330\024\025\330\020\023\2204\220v\230S\240\r\250S\260\004\260F\270#\270Q\330\024#\2401\330\026\032\230%\230w\320&9\270\024\270T\300\025\300g\310Q\330\026\032\230$\230l\250'\3201D\300D\310\004\310L\320X_\320_`\330\026\032\230#\230W\240E\250\024\250R\250q\260\004\260C\260t\2701\330\024\037\230q\330\010\013\2101\320\014)\250\025\250a\250q\330\010\013\2101\320\014!\240\025\240a\240q";
 static const char __pyx_k_The_originator_s_own_contracts_c[] = "The originator's own contracts called by a victim: counterfeit tokens and handed-in addresses.";
 static const char __pyx_k_When_the_transaction_does_not_it[] = "When the transaction does not itself call a token function (a token's own business: fee\n    tokens selling their fees have routers call them back):\n\n    ``counterfeit_token_calls``: the originator's own contract called as a token\n    (transfer/transferFrom/approve) by a third party: a counterfeit token fed to a victim that\n    trusts whatever token address it is given; ``foreign_callins``: the originator's contract\n    called by a third party with a function of its own (no token function, standard callback or\n    hook; not a pool's or lender's callback, not from inside a token's transfer) whose address was\n    an argument of the call that third party was making: a victim calling code whose address it was\n    handed (a fake vault, market, pool or owner).";
 /* #### Code section: decls ### */
@@ -2802,6 +2795,8 @@ static PyObject *__pyx_pf_9detectors_5units_11counterfeit_12Counterfeits_compute
   PyObject *__pyx_v_counterfeit = NULL;
   PyObject *__pyx_v_callins = NULL;
   PyObject *__pyx_v_inp = NULL;
+  PyObject *__pyx_v_sender = NULL;
+  PyObject *__pyx_v_mine = NULL;
   PyObject *__pyx_v_step = NULL;
   PyObject *__pyx_v_f = NULL;
   PyObject *__pyx_v_to = NULL;
@@ -2814,9 +2809,10 @@ static PyObject *__pyx_pf_9detectors_5units_11counterfeit_12Counterfeits_compute
   int __pyx_t_5;
   PyObject *(*__pyx_t_6)(PyObject *);
   PyObject *__pyx_t_7 = NULL;
-  size_t __pyx_t_8;
-  int __pyx_t_9;
-  PyObject *__pyx_t_10 = NULL;
+  PyObject *__pyx_t_8 = NULL;
+  size_t __pyx_t_9;
+  int __pyx_t_10;
+  PyObject *__pyx_t_11 = NULL;
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
@@ -2839,7 +2835,7 @@ static PyObject *__pyx_pf_9detectors_5units_11counterfeit_12Counterfeits_compute
  *         counterfeit = callins = 0
  *         inp = trace.tx.input             # <<<<<<<<<<<<<<
  *         if len(inp) >= 10 and inp[:10] not in TOKEN_FUNCTIONS:
- *             for step in steps:
+ *             sender, mine = trace.sender, trace.mine
 */
   __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_trace, __pyx_mstate_global->__pyx_n_u_tx); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 28, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
@@ -2853,8 +2849,8 @@ static PyObject *__pyx_pf_9detectors_5units_11counterfeit_12Counterfeits_compute
  *         counterfeit = callins = 0
  *         inp = trace.tx.input
  *         if len(inp) >= 10 and inp[:10] not in TOKEN_FUNCTIONS:             # <<<<<<<<<<<<<<
+ *             sender, mine = trace.sender, trace.mine
  *             for step in steps:
- *                 f = step.frame
 */
   __pyx_t_4 = PyObject_Length(__pyx_v_inp); if (unlikely(__pyx_t_4 == ((Py_ssize_t)-1))) __PYX_ERR(0, 29, __pyx_L1_error)
   __pyx_t_5 = (__pyx_t_4 >= 10);
@@ -2877,256 +2873,295 @@ static PyObject *__pyx_pf_9detectors_5units_11counterfeit_12Counterfeits_compute
     /* "detectors/units/counterfeit.py":30
  *         inp = trace.tx.input
  *         if len(inp) >= 10 and inp[:10] not in TOKEN_FUNCTIONS:
+ *             sender, mine = trace.sender, trace.mine             # <<<<<<<<<<<<<<
+ *             for step in steps:
+ *                 f = step.frame
+*/
+    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_trace, __pyx_mstate_global->__pyx_n_u_sender); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 30, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+    __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_v_trace, __pyx_mstate_global->__pyx_n_u_mine); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 30, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_2);
+    __pyx_v_sender = __pyx_t_1;
+    __pyx_t_1 = 0;
+    __pyx_v_mine = __pyx_t_2;
+    __pyx_t_2 = 0;
+
+    /* "detectors/units/counterfeit.py":31
+ *         if len(inp) >= 10 and inp[:10] not in TOKEN_FUNCTIONS:
+ *             sender, mine = trace.sender, trace.mine
  *             for step in steps:             # <<<<<<<<<<<<<<
  *                 f = step.frame
  *                 to = f.to
 */
     if (likely(PyList_CheckExact(__pyx_v_steps)) || PyTuple_CheckExact(__pyx_v_steps)) {
-      __pyx_t_1 = __pyx_v_steps; __Pyx_INCREF(__pyx_t_1);
+      __pyx_t_2 = __pyx_v_steps; __Pyx_INCREF(__pyx_t_2);
       __pyx_t_4 = 0;
       __pyx_t_6 = NULL;
     } else {
-      __pyx_t_4 = -1; __pyx_t_1 = PyObject_GetIter(__pyx_v_steps); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 30, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_1);
-      __pyx_t_6 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_1); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 30, __pyx_L1_error)
+      __pyx_t_4 = -1; __pyx_t_2 = PyObject_GetIter(__pyx_v_steps); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 31, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_2);
+      __pyx_t_6 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_2); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 31, __pyx_L1_error)
     }
     for (;;) {
       if (likely(!__pyx_t_6)) {
-        if (likely(PyList_CheckExact(__pyx_t_1))) {
+        if (likely(PyList_CheckExact(__pyx_t_2))) {
           {
-            Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_1);
+            Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_2);
             #if !CYTHON_ASSUME_SAFE_SIZE
-            if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 30, __pyx_L1_error)
+            if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 31, __pyx_L1_error)
             #endif
             if (__pyx_t_4 >= __pyx_temp) break;
           }
-          __pyx_t_2 = __Pyx_PyList_GetItemRef(__pyx_t_1, __pyx_t_4);
+          __pyx_t_1 = __Pyx_PyList_GetItemRef(__pyx_t_2, __pyx_t_4);
           ++__pyx_t_4;
         } else {
           {
-            Py_ssize_t __pyx_temp = __Pyx_PyTuple_GET_SIZE(__pyx_t_1);
+            Py_ssize_t __pyx_temp = __Pyx_PyTuple_GET_SIZE(__pyx_t_2);
             #if !CYTHON_ASSUME_SAFE_SIZE
-            if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 30, __pyx_L1_error)
+            if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 31, __pyx_L1_error)
             #endif
             if (__pyx_t_4 >= __pyx_temp) break;
           }
           #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
-          __pyx_t_2 = __Pyx_NewRef(PyTuple_GET_ITEM(__pyx_t_1, __pyx_t_4));
+          __pyx_t_1 = __Pyx_NewRef(PyTuple_GET_ITEM(__pyx_t_2, __pyx_t_4));
           #else
-          __pyx_t_2 = __Pyx_PySequence_ITEM(__pyx_t_1, __pyx_t_4);
+          __pyx_t_1 = __Pyx_PySequence_ITEM(__pyx_t_2, __pyx_t_4);
           #endif
           ++__pyx_t_4;
         }
-        if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 30, __pyx_L1_error)
+        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 31, __pyx_L1_error)
       } else {
-        __pyx_t_2 = __pyx_t_6(__pyx_t_1);
-        if (unlikely(!__pyx_t_2)) {
+        __pyx_t_1 = __pyx_t_6(__pyx_t_2);
+        if (unlikely(!__pyx_t_1)) {
           PyObject* exc_type = PyErr_Occurred();
           if (exc_type) {
-            if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 30, __pyx_L1_error)
+            if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 31, __pyx_L1_error)
             PyErr_Clear();
           }
           break;
         }
       }
-      __Pyx_GOTREF(__pyx_t_2);
-      __Pyx_XDECREF_SET(__pyx_v_step, __pyx_t_2);
-      __pyx_t_2 = 0;
+      __Pyx_GOTREF(__pyx_t_1);
+      __Pyx_XDECREF_SET(__pyx_v_step, __pyx_t_1);
+      __pyx_t_1 = 0;
 
-      /* "detectors/units/counterfeit.py":31
- *         if len(inp) >= 10 and inp[:10] not in TOKEN_FUNCTIONS:
+      /* "detectors/units/counterfeit.py":32
+ *             sender, mine = trace.sender, trace.mine
  *             for step in steps:
  *                 f = step.frame             # <<<<<<<<<<<<<<
  *                 to = f.to
- *                 if (step.sel is None or step.depth == 0 or f.type != "CALL" or to == trace.sender
+ *                 # a function called below the root, on the originator's side, by someone outside it
 */
-      __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_frame); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 31, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_2);
-      __Pyx_XDECREF_SET(__pyx_v_f, __pyx_t_2);
-      __pyx_t_2 = 0;
+      __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_frame); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 32, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_1);
+      __Pyx_XDECREF_SET(__pyx_v_f, __pyx_t_1);
+      __pyx_t_1 = 0;
 
-      /* "detectors/units/counterfeit.py":32
+      /* "detectors/units/counterfeit.py":33
  *             for step in steps:
  *                 f = step.frame
  *                 to = f.to             # <<<<<<<<<<<<<<
- *                 if (step.sel is None or step.depth == 0 or f.type != "CALL" or to == trace.sender
- *                         or not trace.mine(to, step) or trace.mine(f.sender, step)):
+ *                 # a function called below the root, on the originator's side, by someone outside it
+ *                 if (step.depth == 0 or step.sel is None or f.type != "CALL" or to == sender
 */
-      __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_v_f, __pyx_mstate_global->__pyx_n_u_to); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 32, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_2);
-      __Pyx_XDECREF_SET(__pyx_v_to, __pyx_t_2);
-      __pyx_t_2 = 0;
+      __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_f, __pyx_mstate_global->__pyx_n_u_to); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 33, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_1);
+      __Pyx_XDECREF_SET(__pyx_v_to, __pyx_t_1);
+      __pyx_t_1 = 0;
 
-      /* "detectors/units/counterfeit.py":33
- *                 f = step.frame
+      /* "detectors/units/counterfeit.py":35
  *                 to = f.to
- *                 if (step.sel is None or step.depth == 0 or f.type != "CALL" or to == trace.sender             # <<<<<<<<<<<<<<
- *                         or not trace.mine(to, step) or trace.mine(f.sender, step)):
+ *                 # a function called below the root, on the originator's side, by someone outside it
+ *                 if (step.depth == 0 or step.sel is None or f.type != "CALL" or to == sender             # <<<<<<<<<<<<<<
+ *                         or not mine(to, step) or mine(f.sender, step)):
  *                     continue
 */
-      __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_sel); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 33, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_2);
-      __pyx_t_5 = (__pyx_t_2 == Py_None);
-      __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+      __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_depth); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 35, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_1);
+      __pyx_t_5 = (__Pyx_PyLong_BoolEqObjC(__pyx_t_1, __pyx_mstate_global->__pyx_int_0, 0, 0)); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 35, __pyx_L1_error)
+      __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
       if (!__pyx_t_5) {
       } else {
         __pyx_t_3 = __pyx_t_5;
         goto __pyx_L9_bool_binop_done;
       }
-      __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_depth); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 33, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_2);
-      __pyx_t_5 = (__Pyx_PyLong_BoolEqObjC(__pyx_t_2, __pyx_mstate_global->__pyx_int_0, 0, 0)); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 33, __pyx_L1_error)
-      __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+      __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_sel); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 35, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_1);
+      __pyx_t_5 = (__pyx_t_1 == Py_None);
+      __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
       if (!__pyx_t_5) {
       } else {
         __pyx_t_3 = __pyx_t_5;
         goto __pyx_L9_bool_binop_done;
       }
-      __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_v_f, __pyx_mstate_global->__pyx_n_u_type); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 33, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_2);
-      __pyx_t_5 = (__Pyx_PyUnicode_Equals(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_CALL, Py_NE)); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 33, __pyx_L1_error)
-      __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-      if (!__pyx_t_5) {
-      } else {
-        __pyx_t_3 = __pyx_t_5;
-        goto __pyx_L9_bool_binop_done;
-      }
-
-      /* "detectors/units/counterfeit.py":34
- *                 to = f.to
- *                 if (step.sel is None or step.depth == 0 or f.type != "CALL" or to == trace.sender
- *                         or not trace.mine(to, step) or trace.mine(f.sender, step)):             # <<<<<<<<<<<<<<
- *                     continue
- *                 if step.kind == "token_move" or step.kind == "approve":
-*/
-      __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_v_trace, __pyx_mstate_global->__pyx_n_u_sender); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 33, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_2);
-      __pyx_t_7 = PyObject_RichCompare(__pyx_v_to, __pyx_t_2, Py_EQ); __Pyx_XGOTREF(__pyx_t_7); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 33, __pyx_L1_error)
-      __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-
-      /* "detectors/units/counterfeit.py":33
- *                 f = step.frame
- *                 to = f.to
- *                 if (step.sel is None or step.depth == 0 or f.type != "CALL" or to == trace.sender             # <<<<<<<<<<<<<<
- *                         or not trace.mine(to, step) or trace.mine(f.sender, step)):
- *                     continue
-*/
-      __pyx_t_5 = __Pyx_PyObject_IsTrue(__pyx_t_7); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 33, __pyx_L1_error)
-      __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+      __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_f, __pyx_mstate_global->__pyx_n_u_type); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 35, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_1);
+      __pyx_t_5 = (__Pyx_PyUnicode_Equals(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_CALL, Py_NE)); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 35, __pyx_L1_error)
+      __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
       if (!__pyx_t_5) {
       } else {
         __pyx_t_3 = __pyx_t_5;
         goto __pyx_L9_bool_binop_done;
       }
 
-      /* "detectors/units/counterfeit.py":34
- *                 to = f.to
- *                 if (step.sel is None or step.depth == 0 or f.type != "CALL" or to == trace.sender
- *                         or not trace.mine(to, step) or trace.mine(f.sender, step)):             # <<<<<<<<<<<<<<
+      /* "detectors/units/counterfeit.py":36
+ *                 # a function called below the root, on the originator's side, by someone outside it
+ *                 if (step.depth == 0 or step.sel is None or f.type != "CALL" or to == sender
+ *                         or not mine(to, step) or mine(f.sender, step)):             # <<<<<<<<<<<<<<
  *                     continue
  *                 if step.kind == "token_move" or step.kind == "approve":
 */
-      __pyx_t_2 = __pyx_v_trace;
-      __Pyx_INCREF(__pyx_t_2);
-      __pyx_t_8 = 0;
-      {
-        PyObject *__pyx_callargs[3] = {__pyx_t_2, __pyx_v_to, __pyx_v_step};
-        __pyx_t_7 = __Pyx_PyObject_FastCallMethod(__pyx_mstate_global->__pyx_n_u_mine, __pyx_callargs+__pyx_t_8, (3-__pyx_t_8) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-        __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
-        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 34, __pyx_L1_error)
-        __Pyx_GOTREF(__pyx_t_7);
-      }
-      __pyx_t_5 = __Pyx_PyObject_IsTrue(__pyx_t_7); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 34, __pyx_L1_error)
-      __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      __pyx_t_9 = (!__pyx_t_5);
-      if (!__pyx_t_9) {
+      __pyx_t_1 = PyObject_RichCompare(__pyx_v_to, __pyx_v_sender, Py_EQ); __Pyx_XGOTREF(__pyx_t_1); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 35, __pyx_L1_error)
+
+      /* "detectors/units/counterfeit.py":35
+ *                 to = f.to
+ *                 # a function called below the root, on the originator's side, by someone outside it
+ *                 if (step.depth == 0 or step.sel is None or f.type != "CALL" or to == sender             # <<<<<<<<<<<<<<
+ *                         or not mine(to, step) or mine(f.sender, step)):
+ *                     continue
+*/
+      __pyx_t_5 = __Pyx_PyObject_IsTrue(__pyx_t_1); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 35, __pyx_L1_error)
+      __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+      if (!__pyx_t_5) {
       } else {
-        __pyx_t_3 = __pyx_t_9;
+        __pyx_t_3 = __pyx_t_5;
         goto __pyx_L9_bool_binop_done;
       }
-      __pyx_t_2 = __pyx_v_trace;
-      __Pyx_INCREF(__pyx_t_2);
-      __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_v_f, __pyx_mstate_global->__pyx_n_u_sender); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 34, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_10);
-      __pyx_t_8 = 0;
-      {
-        PyObject *__pyx_callargs[3] = {__pyx_t_2, __pyx_t_10, __pyx_v_step};
-        __pyx_t_7 = __Pyx_PyObject_FastCallMethod(__pyx_mstate_global->__pyx_n_u_mine, __pyx_callargs+__pyx_t_8, (3-__pyx_t_8) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-        __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
-        __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 34, __pyx_L1_error)
-        __Pyx_GOTREF(__pyx_t_7);
+
+      /* "detectors/units/counterfeit.py":36
+ *                 # a function called below the root, on the originator's side, by someone outside it
+ *                 if (step.depth == 0 or step.sel is None or f.type != "CALL" or to == sender
+ *                         or not mine(to, step) or mine(f.sender, step)):             # <<<<<<<<<<<<<<
+ *                     continue
+ *                 if step.kind == "token_move" or step.kind == "approve":
+*/
+      __pyx_t_7 = NULL;
+      __Pyx_INCREF(__pyx_v_mine);
+      __pyx_t_8 = __pyx_v_mine; 
+      __pyx_t_9 = 1;
+      #if CYTHON_UNPACK_METHODS
+      if (likely(PyMethod_Check(__pyx_t_8))) {
+        __pyx_t_7 = PyMethod_GET_SELF(__pyx_t_8);
+        assert(__pyx_t_7);
+        PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_8);
+        __Pyx_INCREF(__pyx_t_7);
+        __Pyx_INCREF(__pyx__function);
+        __Pyx_DECREF_SET(__pyx_t_8, __pyx__function);
+        __pyx_t_9 = 0;
       }
-      __pyx_t_9 = __Pyx_PyObject_IsTrue(__pyx_t_7); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 34, __pyx_L1_error)
-      __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      __pyx_t_3 = __pyx_t_9;
+      #endif
+      {
+        PyObject *__pyx_callargs[3] = {__pyx_t_7, __pyx_v_to, __pyx_v_step};
+        __pyx_t_1 = __Pyx_PyObject_FastCall(__pyx_t_8, __pyx_callargs+__pyx_t_9, (3-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+        __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
+        __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
+        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 36, __pyx_L1_error)
+        __Pyx_GOTREF(__pyx_t_1);
+      }
+      __pyx_t_5 = __Pyx_PyObject_IsTrue(__pyx_t_1); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 36, __pyx_L1_error)
+      __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+      __pyx_t_10 = (!__pyx_t_5);
+      if (!__pyx_t_10) {
+      } else {
+        __pyx_t_3 = __pyx_t_10;
+        goto __pyx_L9_bool_binop_done;
+      }
+      __pyx_t_8 = NULL;
+      __Pyx_INCREF(__pyx_v_mine);
+      __pyx_t_7 = __pyx_v_mine; 
+      __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_v_f, __pyx_mstate_global->__pyx_n_u_sender); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 36, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_11);
+      __pyx_t_9 = 1;
+      #if CYTHON_UNPACK_METHODS
+      if (likely(PyMethod_Check(__pyx_t_7))) {
+        __pyx_t_8 = PyMethod_GET_SELF(__pyx_t_7);
+        assert(__pyx_t_8);
+        PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_7);
+        __Pyx_INCREF(__pyx_t_8);
+        __Pyx_INCREF(__pyx__function);
+        __Pyx_DECREF_SET(__pyx_t_7, __pyx__function);
+        __pyx_t_9 = 0;
+      }
+      #endif
+      {
+        PyObject *__pyx_callargs[3] = {__pyx_t_8, __pyx_t_11, __pyx_v_step};
+        __pyx_t_1 = __Pyx_PyObject_FastCall(__pyx_t_7, __pyx_callargs+__pyx_t_9, (3-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+        __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
+        __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
+        __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 36, __pyx_L1_error)
+        __Pyx_GOTREF(__pyx_t_1);
+      }
+      __pyx_t_10 = __Pyx_PyObject_IsTrue(__pyx_t_1); if (unlikely((__pyx_t_10 < 0))) __PYX_ERR(0, 36, __pyx_L1_error)
+      __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+      __pyx_t_3 = __pyx_t_10;
       __pyx_L9_bool_binop_done:;
 
-      /* "detectors/units/counterfeit.py":33
- *                 f = step.frame
+      /* "detectors/units/counterfeit.py":35
  *                 to = f.to
- *                 if (step.sel is None or step.depth == 0 or f.type != "CALL" or to == trace.sender             # <<<<<<<<<<<<<<
- *                         or not trace.mine(to, step) or trace.mine(f.sender, step)):
+ *                 # a function called below the root, on the originator's side, by someone outside it
+ *                 if (step.depth == 0 or step.sel is None or f.type != "CALL" or to == sender             # <<<<<<<<<<<<<<
+ *                         or not mine(to, step) or mine(f.sender, step)):
  *                     continue
 */
       if (__pyx_t_3) {
 
-        /* "detectors/units/counterfeit.py":35
- *                 if (step.sel is None or step.depth == 0 or f.type != "CALL" or to == trace.sender
- *                         or not trace.mine(to, step) or trace.mine(f.sender, step)):
+        /* "detectors/units/counterfeit.py":37
+ *                 if (step.depth == 0 or step.sel is None or f.type != "CALL" or to == sender
+ *                         or not mine(to, step) or mine(f.sender, step)):
  *                     continue             # <<<<<<<<<<<<<<
  *                 if step.kind == "token_move" or step.kind == "approve":
  *                     counterfeit += 1
 */
         goto __pyx_L6_continue;
 
-        /* "detectors/units/counterfeit.py":33
- *                 f = step.frame
+        /* "detectors/units/counterfeit.py":35
  *                 to = f.to
- *                 if (step.sel is None or step.depth == 0 or f.type != "CALL" or to == trace.sender             # <<<<<<<<<<<<<<
- *                         or not trace.mine(to, step) or trace.mine(f.sender, step)):
+ *                 # a function called below the root, on the originator's side, by someone outside it
+ *                 if (step.depth == 0 or step.sel is None or f.type != "CALL" or to == sender             # <<<<<<<<<<<<<<
+ *                         or not mine(to, step) or mine(f.sender, step)):
  *                     continue
 */
       }
 
-      /* "detectors/units/counterfeit.py":36
- *                         or not trace.mine(to, step) or trace.mine(f.sender, step)):
+      /* "detectors/units/counterfeit.py":38
+ *                         or not mine(to, step) or mine(f.sender, step)):
  *                     continue
  *                 if step.kind == "token_move" or step.kind == "approve":             # <<<<<<<<<<<<<<
  *                     counterfeit += 1
  *                 elif (step.sel not in CALLBACK_SELECTORS and step.sel not in TOKEN_FUNCTIONS
 */
-      __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_kind); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 36, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_9 = (__Pyx_PyUnicode_Equals(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_token_move, Py_EQ)); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 36, __pyx_L1_error)
-      __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (!__pyx_t_9) {
+      __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_kind); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 38, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_1);
+      __pyx_t_10 = (__Pyx_PyUnicode_Equals(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_token_move, Py_EQ)); if (unlikely((__pyx_t_10 < 0))) __PYX_ERR(0, 38, __pyx_L1_error)
+      __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+      if (!__pyx_t_10) {
       } else {
-        __pyx_t_3 = __pyx_t_9;
+        __pyx_t_3 = __pyx_t_10;
         goto __pyx_L16_bool_binop_done;
       }
-      __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_kind); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 36, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_9 = (__Pyx_PyUnicode_Equals(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_approve, Py_EQ)); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 36, __pyx_L1_error)
-      __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      __pyx_t_3 = __pyx_t_9;
+      __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_kind); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 38, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_1);
+      __pyx_t_10 = (__Pyx_PyUnicode_Equals(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_approve, Py_EQ)); if (unlikely((__pyx_t_10 < 0))) __PYX_ERR(0, 38, __pyx_L1_error)
+      __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+      __pyx_t_3 = __pyx_t_10;
       __pyx_L16_bool_binop_done:;
       if (__pyx_t_3) {
 
-        /* "detectors/units/counterfeit.py":37
+        /* "detectors/units/counterfeit.py":39
  *                     continue
  *                 if step.kind == "token_move" or step.kind == "approve":
  *                     counterfeit += 1             # <<<<<<<<<<<<<<
  *                 elif (step.sel not in CALLBACK_SELECTORS and step.sel not in TOKEN_FUNCTIONS
  *                       and step.caller_sel not in CALLBACK_PROVIDERS and step.caller_sel not in TOKEN_FUNCTIONS
 */
-        __pyx_t_7 = __Pyx_PyLong_AddObjC(__pyx_v_counterfeit, __pyx_mstate_global->__pyx_int_1, 1, 1, 0); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 37, __pyx_L1_error)
-        __Pyx_GOTREF(__pyx_t_7);
-        __Pyx_DECREF_SET(__pyx_v_counterfeit, __pyx_t_7);
-        __pyx_t_7 = 0;
+        __pyx_t_1 = __Pyx_PyLong_AddObjC(__pyx_v_counterfeit, __pyx_mstate_global->__pyx_int_1, 1, 1, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 39, __pyx_L1_error)
+        __Pyx_GOTREF(__pyx_t_1);
+        __Pyx_DECREF_SET(__pyx_v_counterfeit, __pyx_t_1);
+        __pyx_t_1 = 0;
 
-        /* "detectors/units/counterfeit.py":36
- *                         or not trace.mine(to, step) or trace.mine(f.sender, step)):
+        /* "detectors/units/counterfeit.py":38
+ *                         or not mine(to, step) or mine(f.sender, step)):
  *                     continue
  *                 if step.kind == "token_move" or step.kind == "approve":             # <<<<<<<<<<<<<<
  *                     counterfeit += 1
@@ -3135,126 +3170,126 @@ static PyObject *__pyx_pf_9detectors_5units_11counterfeit_12Counterfeits_compute
         goto __pyx_L15;
       }
 
-      /* "detectors/units/counterfeit.py":38
+      /* "detectors/units/counterfeit.py":40
  *                 if step.kind == "token_move" or step.kind == "approve":
  *                     counterfeit += 1
  *                 elif (step.sel not in CALLBACK_SELECTORS and step.sel not in TOKEN_FUNCTIONS             # <<<<<<<<<<<<<<
  *                       and step.caller_sel not in CALLBACK_PROVIDERS and step.caller_sel not in TOKEN_FUNCTIONS
  *                       and to is not None and to[2:] in step.caller_input):
 */
-      __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_sel); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 38, __pyx_L1_error)
+      __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_sel); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 40, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_1);
+      __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_CALLBACK_SELECTORS); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 40, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
-      __Pyx_GetModuleGlobalName(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_CALLBACK_SELECTORS); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 38, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_10);
-      __pyx_t_9 = (__Pyx_PySequence_ContainsTF(__pyx_t_7, __pyx_t_10, Py_NE)); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 38, __pyx_L1_error)
+      __pyx_t_10 = (__Pyx_PySequence_ContainsTF(__pyx_t_1, __pyx_t_7, Py_NE)); if (unlikely((__pyx_t_10 < 0))) __PYX_ERR(0, 40, __pyx_L1_error)
+      __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (__pyx_t_9) {
+      if (__pyx_t_10) {
       } else {
-        __pyx_t_3 = __pyx_t_9;
+        __pyx_t_3 = __pyx_t_10;
         goto __pyx_L18_bool_binop_done;
       }
 
-      /* "detectors/units/counterfeit.py":39
+      /* "detectors/units/counterfeit.py":41
  *                     counterfeit += 1
  *                 elif (step.sel not in CALLBACK_SELECTORS and step.sel not in TOKEN_FUNCTIONS
  *                       and step.caller_sel not in CALLBACK_PROVIDERS and step.caller_sel not in TOKEN_FUNCTIONS             # <<<<<<<<<<<<<<
  *                       and to is not None and to[2:] in step.caller_input):
  *                     callins += 1
 */
-      __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_sel); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 38, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_10);
+      __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_sel); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 40, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_7);
 
-      /* "detectors/units/counterfeit.py":38
+      /* "detectors/units/counterfeit.py":40
  *                 if step.kind == "token_move" or step.kind == "approve":
  *                     counterfeit += 1
  *                 elif (step.sel not in CALLBACK_SELECTORS and step.sel not in TOKEN_FUNCTIONS             # <<<<<<<<<<<<<<
  *                       and step.caller_sel not in CALLBACK_PROVIDERS and step.caller_sel not in TOKEN_FUNCTIONS
  *                       and to is not None and to[2:] in step.caller_input):
 */
-      __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_TOKEN_FUNCTIONS); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 38, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_9 = (__Pyx_PySequence_ContainsTF(__pyx_t_10, __pyx_t_7, Py_NE)); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 38, __pyx_L1_error)
-      __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
+      __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_TOKEN_FUNCTIONS); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 40, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_1);
+      __pyx_t_10 = (__Pyx_PySequence_ContainsTF(__pyx_t_7, __pyx_t_1, Py_NE)); if (unlikely((__pyx_t_10 < 0))) __PYX_ERR(0, 40, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (__pyx_t_9) {
+      __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+      if (__pyx_t_10) {
       } else {
-        __pyx_t_3 = __pyx_t_9;
+        __pyx_t_3 = __pyx_t_10;
         goto __pyx_L18_bool_binop_done;
       }
 
-      /* "detectors/units/counterfeit.py":39
+      /* "detectors/units/counterfeit.py":41
  *                     counterfeit += 1
  *                 elif (step.sel not in CALLBACK_SELECTORS and step.sel not in TOKEN_FUNCTIONS
  *                       and step.caller_sel not in CALLBACK_PROVIDERS and step.caller_sel not in TOKEN_FUNCTIONS             # <<<<<<<<<<<<<<
  *                       and to is not None and to[2:] in step.caller_input):
  *                     callins += 1
 */
-      __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_caller_sel); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 39, __pyx_L1_error)
+      __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_caller_sel); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 41, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_1);
+      __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_CALLBACK_PROVIDERS); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 41, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
-      __Pyx_GetModuleGlobalName(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_CALLBACK_PROVIDERS); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 39, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_10);
-      __pyx_t_9 = (__Pyx_PySequence_ContainsTF(__pyx_t_7, __pyx_t_10, Py_NE)); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 39, __pyx_L1_error)
+      __pyx_t_10 = (__Pyx_PySequence_ContainsTF(__pyx_t_1, __pyx_t_7, Py_NE)); if (unlikely((__pyx_t_10 < 0))) __PYX_ERR(0, 41, __pyx_L1_error)
+      __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-      if (__pyx_t_9) {
+      if (__pyx_t_10) {
       } else {
-        __pyx_t_3 = __pyx_t_9;
+        __pyx_t_3 = __pyx_t_10;
         goto __pyx_L18_bool_binop_done;
       }
 
-      /* "detectors/units/counterfeit.py":40
+      /* "detectors/units/counterfeit.py":42
  *                 elif (step.sel not in CALLBACK_SELECTORS and step.sel not in TOKEN_FUNCTIONS
  *                       and step.caller_sel not in CALLBACK_PROVIDERS and step.caller_sel not in TOKEN_FUNCTIONS
  *                       and to is not None and to[2:] in step.caller_input):             # <<<<<<<<<<<<<<
  *                     callins += 1
  *         out["counterfeit_token_calls"] = float(counterfeit)
 */
-      __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_caller_sel); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 39, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_10);
+      __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_caller_sel); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 41, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_7);
 
-      /* "detectors/units/counterfeit.py":39
+      /* "detectors/units/counterfeit.py":41
  *                     counterfeit += 1
  *                 elif (step.sel not in CALLBACK_SELECTORS and step.sel not in TOKEN_FUNCTIONS
  *                       and step.caller_sel not in CALLBACK_PROVIDERS and step.caller_sel not in TOKEN_FUNCTIONS             # <<<<<<<<<<<<<<
  *                       and to is not None and to[2:] in step.caller_input):
  *                     callins += 1
 */
-      __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_TOKEN_FUNCTIONS); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 39, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_9 = (__Pyx_PySequence_ContainsTF(__pyx_t_10, __pyx_t_7, Py_NE)); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 39, __pyx_L1_error)
-      __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
+      __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_TOKEN_FUNCTIONS); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 41, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_1);
+      __pyx_t_10 = (__Pyx_PySequence_ContainsTF(__pyx_t_7, __pyx_t_1, Py_NE)); if (unlikely((__pyx_t_10 < 0))) __PYX_ERR(0, 41, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (__pyx_t_9) {
+      __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+      if (__pyx_t_10) {
       } else {
-        __pyx_t_3 = __pyx_t_9;
+        __pyx_t_3 = __pyx_t_10;
         goto __pyx_L18_bool_binop_done;
       }
 
-      /* "detectors/units/counterfeit.py":40
+      /* "detectors/units/counterfeit.py":42
  *                 elif (step.sel not in CALLBACK_SELECTORS and step.sel not in TOKEN_FUNCTIONS
  *                       and step.caller_sel not in CALLBACK_PROVIDERS and step.caller_sel not in TOKEN_FUNCTIONS
  *                       and to is not None and to[2:] in step.caller_input):             # <<<<<<<<<<<<<<
  *                     callins += 1
  *         out["counterfeit_token_calls"] = float(counterfeit)
 */
-      __pyx_t_9 = (__pyx_v_to != Py_None);
-      if (__pyx_t_9) {
+      __pyx_t_10 = (__pyx_v_to != Py_None);
+      if (__pyx_t_10) {
       } else {
-        __pyx_t_3 = __pyx_t_9;
+        __pyx_t_3 = __pyx_t_10;
         goto __pyx_L18_bool_binop_done;
       }
-      __pyx_t_7 = __Pyx_PyObject_GetSlice(__pyx_v_to, 2, 0, NULL, NULL, &__pyx_mstate_global->__pyx_slice[1], 1, 0, 1); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 40, __pyx_L1_error)
+      __pyx_t_1 = __Pyx_PyObject_GetSlice(__pyx_v_to, 2, 0, NULL, NULL, &__pyx_mstate_global->__pyx_slice[1], 1, 0, 1); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 42, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_1);
+      __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_caller_input); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 42, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_caller_input); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 40, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_10);
-      __pyx_t_9 = (__Pyx_PySequence_ContainsTF(__pyx_t_7, __pyx_t_10, Py_EQ)); if (unlikely((__pyx_t_9 < 0))) __PYX_ERR(0, 40, __pyx_L1_error)
+      __pyx_t_10 = (__Pyx_PySequence_ContainsTF(__pyx_t_1, __pyx_t_7, Py_EQ)); if (unlikely((__pyx_t_10 < 0))) __PYX_ERR(0, 42, __pyx_L1_error)
+      __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-      __pyx_t_3 = __pyx_t_9;
+      __pyx_t_3 = __pyx_t_10;
       __pyx_L18_bool_binop_done:;
 
-      /* "detectors/units/counterfeit.py":38
+      /* "detectors/units/counterfeit.py":40
  *                 if step.kind == "token_move" or step.kind == "approve":
  *                     counterfeit += 1
  *                 elif (step.sel not in CALLBACK_SELECTORS and step.sel not in TOKEN_FUNCTIONS             # <<<<<<<<<<<<<<
@@ -3263,19 +3298,19 @@ static PyObject *__pyx_pf_9detectors_5units_11counterfeit_12Counterfeits_compute
 */
       if (__pyx_t_3) {
 
-        /* "detectors/units/counterfeit.py":41
+        /* "detectors/units/counterfeit.py":43
  *                       and step.caller_sel not in CALLBACK_PROVIDERS and step.caller_sel not in TOKEN_FUNCTIONS
  *                       and to is not None and to[2:] in step.caller_input):
  *                     callins += 1             # <<<<<<<<<<<<<<
  *         out["counterfeit_token_calls"] = float(counterfeit)
  *         out["foreign_callins"] = float(callins)
 */
-        __pyx_t_10 = __Pyx_PyLong_AddObjC(__pyx_v_callins, __pyx_mstate_global->__pyx_int_1, 1, 1, 0); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 41, __pyx_L1_error)
-        __Pyx_GOTREF(__pyx_t_10);
-        __Pyx_DECREF_SET(__pyx_v_callins, __pyx_t_10);
-        __pyx_t_10 = 0;
+        __pyx_t_7 = __Pyx_PyLong_AddObjC(__pyx_v_callins, __pyx_mstate_global->__pyx_int_1, 1, 1, 0); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 43, __pyx_L1_error)
+        __Pyx_GOTREF(__pyx_t_7);
+        __Pyx_DECREF_SET(__pyx_v_callins, __pyx_t_7);
+        __pyx_t_7 = 0;
 
-        /* "detectors/units/counterfeit.py":38
+        /* "detectors/units/counterfeit.py":40
  *                 if step.kind == "token_move" or step.kind == "approve":
  *                     counterfeit += 1
  *                 elif (step.sel not in CALLBACK_SELECTORS and step.sel not in TOKEN_FUNCTIONS             # <<<<<<<<<<<<<<
@@ -3285,46 +3320,46 @@ static PyObject *__pyx_pf_9detectors_5units_11counterfeit_12Counterfeits_compute
       }
       __pyx_L15:;
 
-      /* "detectors/units/counterfeit.py":30
- *         inp = trace.tx.input
+      /* "detectors/units/counterfeit.py":31
  *         if len(inp) >= 10 and inp[:10] not in TOKEN_FUNCTIONS:
+ *             sender, mine = trace.sender, trace.mine
  *             for step in steps:             # <<<<<<<<<<<<<<
  *                 f = step.frame
  *                 to = f.to
 */
       __pyx_L6_continue:;
     }
-    __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+    __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
     /* "detectors/units/counterfeit.py":29
  *         counterfeit = callins = 0
  *         inp = trace.tx.input
  *         if len(inp) >= 10 and inp[:10] not in TOKEN_FUNCTIONS:             # <<<<<<<<<<<<<<
+ *             sender, mine = trace.sender, trace.mine
  *             for step in steps:
- *                 f = step.frame
 */
   }
 
-  /* "detectors/units/counterfeit.py":42
+  /* "detectors/units/counterfeit.py":44
  *                       and to is not None and to[2:] in step.caller_input):
  *                     callins += 1
  *         out["counterfeit_token_calls"] = float(counterfeit)             # <<<<<<<<<<<<<<
  *         out["foreign_callins"] = float(callins)
 */
-  __pyx_t_1 = __Pyx_PyNumber_Float(__pyx_v_counterfeit); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 42, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_1);
-  if (unlikely((PyObject_SetItem(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_counterfeit_token_calls, __pyx_t_1) < 0))) __PYX_ERR(0, 42, __pyx_L1_error)
-  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+  __pyx_t_2 = __Pyx_PyNumber_Float(__pyx_v_counterfeit); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 44, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_2);
+  if (unlikely((PyObject_SetItem(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_counterfeit_token_calls, __pyx_t_2) < 0))) __PYX_ERR(0, 44, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "detectors/units/counterfeit.py":43
+  /* "detectors/units/counterfeit.py":45
  *                     callins += 1
  *         out["counterfeit_token_calls"] = float(counterfeit)
  *         out["foreign_callins"] = float(callins)             # <<<<<<<<<<<<<<
 */
-  __pyx_t_1 = __Pyx_PyNumber_Float(__pyx_v_callins); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 43, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_1);
-  if (unlikely((PyObject_SetItem(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_foreign_callins, __pyx_t_1) < 0))) __PYX_ERR(0, 43, __pyx_L1_error)
-  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+  __pyx_t_2 = __Pyx_PyNumber_Float(__pyx_v_callins); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 45, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_2);
+  if (unlikely((PyObject_SetItem(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_foreign_callins, __pyx_t_2) < 0))) __PYX_ERR(0, 45, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
   /* "detectors/units/counterfeit.py":26
  *     names = ("counterfeit_token_calls", "foreign_callins")
@@ -3341,13 +3376,16 @@ static PyObject *__pyx_pf_9detectors_5units_11counterfeit_12Counterfeits_compute
   __Pyx_XDECREF(__pyx_t_1);
   __Pyx_XDECREF(__pyx_t_2);
   __Pyx_XDECREF(__pyx_t_7);
-  __Pyx_XDECREF(__pyx_t_10);
+  __Pyx_XDECREF(__pyx_t_8);
+  __Pyx_XDECREF(__pyx_t_11);
   __Pyx_AddTraceback("detectors.units.counterfeit.Counterfeits.compute", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = NULL;
   __pyx_L0:;
   __Pyx_XDECREF(__pyx_v_counterfeit);
   __Pyx_XDECREF(__pyx_v_callins);
   __Pyx_XDECREF(__pyx_v_inp);
+  __Pyx_XDECREF(__pyx_v_sender);
+  __Pyx_XDECREF(__pyx_v_mine);
   __Pyx_XDECREF(__pyx_v_step);
   __Pyx_XDECREF(__pyx_v_f);
   __Pyx_XDECREF(__pyx_v_to);
@@ -4023,21 +4061,21 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
  *         counterfeit = callins = 0
  *         inp = trace.tx.input
  *         if len(inp) >= 10 and inp[:10] not in TOKEN_FUNCTIONS:             # <<<<<<<<<<<<<<
+ *             sender, mine = trace.sender, trace.mine
  *             for step in steps:
- *                 f = step.frame
 */
   __pyx_mstate_global->__pyx_slice[0] = PySlice_New(Py_None, __pyx_mstate_global->__pyx_int_10, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[0])) __PYX_ERR(0, 29, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_mstate_global->__pyx_slice[0]);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_slice[0]);
 
-  /* "detectors/units/counterfeit.py":40
+  /* "detectors/units/counterfeit.py":42
  *                 elif (step.sel not in CALLBACK_SELECTORS and step.sel not in TOKEN_FUNCTIONS
  *                       and step.caller_sel not in CALLBACK_PROVIDERS and step.caller_sel not in TOKEN_FUNCTIONS
  *                       and to is not None and to[2:] in step.caller_input):             # <<<<<<<<<<<<<<
  *                     callins += 1
  *         out["counterfeit_token_calls"] = float(counterfeit)
 */
-  __pyx_mstate_global->__pyx_slice[1] = PySlice_New(__pyx_mstate_global->__pyx_int_2, Py_None, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[1])) __PYX_ERR(0, 40, __pyx_L1_error)
+  __pyx_mstate_global->__pyx_slice[1] = PySlice_New(__pyx_mstate_global->__pyx_int_2, Py_None, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[1])) __PYX_ERR(0, 42, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_mstate_global->__pyx_slice[1]);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_slice[1]);
 
@@ -4098,9 +4136,9 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
   PyObject* tuple_dedup_map = PyDict_New();
   if (unlikely(!tuple_dedup_map)) return -1;
   {
-    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 10, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 26, 278};
-    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_trace, __pyx_mstate->__pyx_n_u_steps, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_counterfeit, __pyx_mstate->__pyx_n_u_callins, __pyx_mstate->__pyx_n_u_inp, __pyx_mstate->__pyx_n_u_step, __pyx_mstate->__pyx_n_u_f, __pyx_mstate->__pyx_n_u_to};
-    __pyx_mstate_global->__pyx_codeobj_tab[0] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_detectors_units_counterfeit_py, __pyx_mstate->__pyx_n_u_compute, __pyx_k_UUV_j_e3a_3auCs_c_4wa_D_Qa_D_S, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[0])) goto bad;
+    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 12, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 26, 284};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_trace, __pyx_mstate->__pyx_n_u_steps, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_counterfeit, __pyx_mstate->__pyx_n_u_callins, __pyx_mstate->__pyx_n_u_inp, __pyx_mstate->__pyx_n_u_sender, __pyx_mstate->__pyx_n_u_mine, __pyx_mstate->__pyx_n_u_step, __pyx_mstate->__pyx_n_u_f, __pyx_mstate->__pyx_n_u_to};
+    __pyx_mstate_global->__pyx_codeobj_tab[0] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_detectors_units_counterfeit_py, __pyx_mstate->__pyx_n_u_compute, __pyx_k_UUV_j_e3a_3auCs_c_4wa_G5_a_D_Qa, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[0])) goto bad;
   }
   Py_DECREF(tuple_dedup_map);
   return 0;
@@ -5533,19 +5571,6 @@ static CYTHON_INLINE int __Pyx_PyLong_BoolEqObjC(PyObject *op1, PyObject *op2, l
     return __Pyx_PyObject_IsTrueAndDecref(
         PyObject_RichCompare(op1, op2, Py_EQ));
 }
-
-/* PyObjectFastCallMethod */
-#if !CYTHON_VECTORCALL || PY_VERSION_HEX < 0x03090000
-static PyObject *__Pyx_PyObject_FastCallMethod(PyObject *name, PyObject *const *args, size_t nargsf) {
-    PyObject *result;
-    PyObject *attr = PyObject_GetAttr(args[0], name);
-    if (unlikely(!attr))
-        return NULL;
-    result = __Pyx_PyObject_FastCall(attr, args+1, nargsf - 1);
-    Py_DECREF(attr);
-    return result;
-}
-#endif
 
 /* PyLongBinop */
 #if !CYTHON_COMPILING_IN_PYPY

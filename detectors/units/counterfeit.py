@@ -27,11 +27,13 @@ class Counterfeits(TraceUnit):
         counterfeit = callins = 0
         inp = trace.tx.input
         if len(inp) >= 10 and inp[:10] not in TOKEN_FUNCTIONS:
+            sender, mine = trace.sender, trace.mine
             for step in steps:
                 f = step.frame
                 to = f.to
-                if (step.sel is None or step.depth == 0 or f.type != "CALL" or to == trace.sender
-                        or not trace.mine(to, step) or trace.mine(f.sender, step)):
+                # a function called below the root, on the originator's side, by someone outside it
+                if (step.depth == 0 or step.sel is None or f.type != "CALL" or to == sender
+                        or not mine(to, step) or mine(f.sender, step)):
                     continue
                 if step.kind == "token_move" or step.kind == "approve":
                     counterfeit += 1

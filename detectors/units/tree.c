@@ -2442,6 +2442,7 @@ static const char __pyx_k_max[] = "max";
 static const char __pyx_k_out[] = "out";
 static const char __pyx_k_pop[] = "pop";
 static const char __pyx_k_sel[] = "sel";
+static const char __pyx_k_CALL[] = "CALL";
 static const char __pyx_k_None[] = "None";
 static const char __pyx_k_Step[] = "Step";
 static const char __pyx_k_bare[] = "bare";
@@ -2524,10 +2525,10 @@ static const char __pyx_k_BareCallTree_compute[] = "BareCallTree.compute";
 static const char __pyx_k_detectors_units_tree[] = "detectors.units.tree";
 static const char __pyx_k_PUBLIC_NOARG_SELECTORS[] = "PUBLIC_NOARG_SELECTORS";
 static const char __pyx_k_detectors_units_tree_py[] = "detectors/units/tree.py";
-static const char __pyx_k_UUV_9IQ_5Q_HA_A_t7_A_A_T_1_q_c[] = "\320\004\035\230^\320+@\320@U\320UV\330\010\020\220\013\2309\240I\250Q\330\010(\250\001\330\0105\260Q\330\010\014\210H\220A\330\014\020\220\004\220A\330\014\017\210t\2207\230\"\230A\330\020\030\230\004\230A\330\014\025\220T\230\021\230!\2301\330\014\017\210q\220\006\220c\230\021\330\020\034\230A\330\021\022\220&\230\003\2301\330\020\032\230!\330\014\017\210q\220\007\220w\230a\330\020\032\230!\330\014\017\210t\2205\230\007\230q\330\020\027\220q\230\005\230T\240\021\330\020\027\220q\230\007\230w\240d\250!\2505\260\003\2602\260Q\330\010\013\2101\210L\230\005\230Q\230c\240\021\240!\330\010\013\2101\210K\220u\230A\230Q\330\010\013\2101\210O\2305\240\001\240\023\240A\240Q\330\010\013\2101\320\014\037\230u\240A\240Q\330\010\013\2101\320\014\035\230U\240!\2401\330\010\013\2101\320\014\037\230u\240A\240Q\330\010\013\2101\320\014\034\230E\240\021\240#\240Q\240g\250W\260D\270\010\300\001";
 static const char __pyx_k_UUV_IU_s_5_1Bhb_3b_2T_D_VSVV_1[] = "\320\004\035\230^\320+@\320@U\320UV\330\010\014\210I\220U\230%\230s\240!\2405\250\001\330\010\020\220\003\2201\220B\220h\230b\240\003\2403\240b\250\003\2502\250T\260\027\270\002\270\"\270D\300\002\300&\310\002\310#\310V\320SV\320V]\320]^\330\010\013\2101\320\014 \240\005\240Q\240k\260\032\2701";
 static const char __pyx_k_value_calls_calls_carrying_ETH[] = "``value_calls``: calls carrying ETH; ``eth_to_sender``: ETH sent back to the sender from inside\n    the tree; ``pays_block_producer``: calls paying the block's producer (the bribe of an MEV bundle;\n    known for mined blocks only).";
 static const char __pyx_k_UUV_1_HA_A_t1A_Q_q_CuJd_7_Q_q_C[] = "\320\004\035\230^\320+@\320@U\320UV\330\010\020\220\007\220|\2401\330\010\014\210H\220A\330\014\020\220\004\220A\330\014\017\210t\2201\220A\330\020\021\330\014\025\220Q\330\014\017\210q\220\004\220C\220u\230J\240d\250!\2507\260#\260Q\330\020\030\230\001\330\014\017\210q\220\004\220C\220u\230H\240D\250\004\250G\2602\260Q\330\020\035\230Q\230a\330\010\013\2101\320\014\035\230U\240!\2401\330\010\013\2101\320\014\037\230z\250\022\2501\330\010\013\2105\220\n\230'\240\025\240d\250!\330\014\017\210q\320\020)\250\025\250a\250q";
+static const char __pyx_k_UUV_9IQ_5Q_HA_A_t7_A_A_T_1A_uCq[] = "\320\004\035\230^\320+@\320@U\320UV\330\010\020\220\013\2309\240I\250Q\330\010(\250\001\330\0105\260Q\330\010\014\210H\220A\330\014\020\220\004\220A\330\014\017\210t\2207\230\"\230A\330\020\030\230\004\230A\330\014\021\220\021\220!\330\014\025\220T\230\021\230!\330\014\023\2201\220A\330\014\017\210u\220C\220q\330\020\023\2205\230\003\2301\330\024 \240\001\330\025\032\230#\230Q\330\024\036\230a\330\014\017\210q\220\007\220w\230a\330\020\032\230!\330\014\017\210t\2205\230\007\230q\330\020\027\220t\2304\230q\330\020\027\220q\230\007\230w\240d\250!\2505\260\003\2602\260Q\330\010\013\2101\210L\230\005\230Q\230c\240\021\240!\330\010\013\2101\210K\220u\230A\230Q\330\010\013\2101\210O\2305\240\001\240\023\240A\240Q\330\010\013\2101\320\014\037\230u\240A\240Q\330\010\013\2101\320\014\035\230U\240!\2401\330\010\013\2101\320\014\037\230u\240A\240Q\330\010\013\2101\320\014\034\230E\240\021\240#\240Q\240g\250W\260D\270\010\300\001";
 static const char __pyx_k_UUV_HA_4vQ_uCy_5_1_1_uC_d_fA_t7[] = "\320\004\035\230^\320+@\320@U\320UV\330\010\022\320\022\"\240/\260\021\330\010\014\210H\220A\330\014\023\2204\220v\230Q\330\014\017\210u\220C\220y\240\003\2405\250\003\2501\330\020\033\2301\330\020\021\330\014\017\210u\220C\220\177\240d\250$\250f\260A\330\020!\240\021\330\014\017\210t\2207\230\"\230B\230d\240%\240|\2604\260u\270H\300A\300T\310\026\310u\320TU\330\020 \240\001\330\010\013\2101\210M\230\025\230a\230q\330\010\013\2101\320\014\037\230u\240A\240Q\330\010\013\2101\320\014$\240E\250\021\250!";
 static const char __pyx_k_bare_call_tree_the_frames_set_o[] = "``bare_call_tree``: the frames set off by a call with no arguments (4 bytes of calldata): a\n    contract pre-programmed to attack. A protocol's public routine (a harvest, a claim:\n    ``PUBLIC_NOARG_SELECTORS``) is not.";
 static const char __pyx_k_creates_contracts_created_selfd[] = "``creates``: contracts created; ``selfdestructs``: contracts destroyed holding funds (gas\n    tokens self-destruct empty by the dozen); ``calls_into_created``: calls into contracts created in\n    the same transaction (an attack deployed and run at once).";
@@ -2582,7 +2583,7 @@ typedef struct {
   PyObject *__pyx_slice[1];
   PyObject *__pyx_tuple[4];
   PyObject *__pyx_codeobj_tab[4];
-  PyObject *__pyx_string_tab[99];
+  PyObject *__pyx_string_tab[100];
   PyObject *__pyx_float_0_0;
   PyObject *__pyx_int_0;
   PyObject *__pyx_int_1;
@@ -2627,102 +2628,103 @@ static __pyx_mstatetype * const __pyx_mstate_global = &__pyx_mstate_global_stati
 #define __pyx_kp_u_ __pyx_string_tab[0]
 #define __pyx_n_u_BareCallTree __pyx_string_tab[1]
 #define __pyx_n_u_BareCallTree_compute __pyx_string_tab[2]
-#define __pyx_n_u_CREATE __pyx_string_tab[3]
-#define __pyx_n_u_CREATE2 __pyx_string_tab[4]
-#define __pyx_n_u_Creations __pyx_string_tab[5]
-#define __pyx_n_u_Creations_compute __pyx_string_tab[6]
-#define __pyx_n_u_DELEGATECALL __pyx_string_tab[7]
-#define __pyx_n_u_EthFlows __pyx_string_tab[8]
-#define __pyx_n_u_EthFlows_compute __pyx_string_tab[9]
-#define __pyx_n_u_None __pyx_string_tab[10]
-#define __pyx_n_u_PUBLIC_NOARG_SELECTORS __pyx_string_tab[11]
-#define __pyx_n_u_SELFDESTRUCT __pyx_string_tab[12]
-#define __pyx_n_u_STATICCALL __pyx_string_tab[13]
-#define __pyx_n_u_Sequence __pyx_string_tab[14]
-#define __pyx_kp_u_Sequence_Step __pyx_string_tab[15]
-#define __pyx_n_u_Step __pyx_string_tab[16]
-#define __pyx_n_u_Trace __pyx_string_tab[17]
-#define __pyx_n_u_TraceUnit __pyx_string_tab[18]
-#define __pyx_n_u_TreeSize __pyx_string_tab[19]
-#define __pyx_n_u_TreeSize_compute __pyx_string_tab[20]
-#define __pyx_n_u_WEI __pyx_string_tab[21]
-#define __pyx_kp_u__2 __pyx_string_tab[22]
-#define __pyx_n_u_asyncio_coroutines __pyx_string_tab[23]
-#define __pyx_n_u_bare __pyx_string_tab[24]
-#define __pyx_n_u_bare_call_tree __pyx_string_tab[25]
-#define __pyx_kp_u_bare_call_tree_the_frames_set_o __pyx_string_tab[26]
-#define __pyx_n_u_base __pyx_string_tab[27]
-#define __pyx_n_u_calls __pyx_string_tab[28]
-#define __pyx_n_u_calls_into_created __pyx_string_tab[29]
-#define __pyx_n_u_cline_in_traceback __pyx_string_tab[30]
-#define __pyx_n_u_collections_abc __pyx_string_tab[31]
-#define __pyx_n_u_compute __pyx_string_tab[32]
-#define __pyx_n_u_contracts __pyx_string_tab[33]
-#define __pyx_n_u_created __pyx_string_tab[34]
-#define __pyx_n_u_created_at __pyx_string_tab[35]
-#define __pyx_n_u_creates __pyx_string_tab[36]
-#define __pyx_kp_u_creates_contracts_created_selfd __pyx_string_tab[37]
-#define __pyx_n_u_default __pyx_string_tab[38]
-#define __pyx_n_u_delegate __pyx_string_tab[39]
-#define __pyx_n_u_delegatecalls __pyx_string_tab[40]
-#define __pyx_n_u_depth __pyx_string_tab[41]
-#define __pyx_n_u_detectors_units_tree __pyx_string_tab[42]
-#define __pyx_kp_u_detectors_units_tree_py __pyx_string_tab[43]
-#define __pyx_kp_u_dict_str_float __pyx_string_tab[44]
-#define __pyx_n_u_doc __pyx_string_tab[45]
-#define __pyx_n_u_error __pyx_string_tab[46]
-#define __pyx_n_u_eth_to_sender __pyx_string_tab[47]
-#define __pyx_n_u_f __pyx_string_tab[48]
-#define __pyx_n_u_failed __pyx_string_tab[49]
-#define __pyx_n_u_failed_frames __pyx_string_tab[50]
-#define __pyx_n_u_frame __pyx_string_tab[51]
-#define __pyx_n_u_frames __pyx_string_tab[52]
-#define __pyx_kp_u_frames_calls_made_the_root_incl __pyx_string_tab[53]
-#define __pyx_n_u_func __pyx_string_tab[54]
-#define __pyx_n_u_get __pyx_string_tab[55]
-#define __pyx_n_u_input __pyx_string_tab[56]
-#define __pyx_n_u_into_created __pyx_string_tab[57]
-#define __pyx_n_u_is_coroutine __pyx_string_tab[58]
-#define __pyx_n_u_key __pyx_string_tab[59]
-#define __pyx_n_u_kind __pyx_string_tab[60]
-#define __pyx_n_u_lower __pyx_string_tab[61]
-#define __pyx_n_u_main __pyx_string_tab[62]
-#define __pyx_n_u_max __pyx_string_tab[63]
-#define __pyx_n_u_max_repeat __pyx_string_tab[64]
-#define __pyx_n_u_metaclass __pyx_string_tab[65]
-#define __pyx_n_u_module __pyx_string_tab[66]
-#define __pyx_n_u_mro_entries __pyx_string_tab[67]
-#define __pyx_n_u_name __pyx_string_tab[68]
-#define __pyx_n_u_names __pyx_string_tab[69]
-#define __pyx_n_u_out __pyx_string_tab[70]
-#define __pyx_n_u_paid __pyx_string_tab[71]
-#define __pyx_n_u_pays_block_producer __pyx_string_tab[72]
-#define __pyx_n_u_pop __pyx_string_tab[73]
-#define __pyx_n_u_prepare __pyx_string_tab[74]
-#define __pyx_n_u_producer __pyx_string_tab[75]
-#define __pyx_n_u_qualname __pyx_string_tab[76]
-#define __pyx_n_u_repeats __pyx_string_tab[77]
-#define __pyx_n_u_return __pyx_string_tab[78]
-#define __pyx_n_u_sel __pyx_string_tab[79]
-#define __pyx_n_u_selectors __pyx_string_tab[80]
-#define __pyx_n_u_self __pyx_string_tab[81]
-#define __pyx_n_u_selfdestructs __pyx_string_tab[82]
-#define __pyx_n_u_sender __pyx_string_tab[83]
-#define __pyx_n_u_set_name __pyx_string_tab[84]
-#define __pyx_n_u_static __pyx_string_tab[85]
-#define __pyx_n_u_staticcalls __pyx_string_tab[86]
-#define __pyx_n_u_step __pyx_string_tab[87]
-#define __pyx_n_u_steps __pyx_string_tab[88]
-#define __pyx_n_u_to __pyx_string_tab[89]
-#define __pyx_n_u_to_sender __pyx_string_tab[90]
-#define __pyx_n_u_trace __pyx_string_tab[91]
-#define __pyx_n_u_traversal __pyx_string_tab[92]
-#define __pyx_n_u_tx __pyx_string_tab[93]
-#define __pyx_n_u_type __pyx_string_tab[94]
-#define __pyx_n_u_value __pyx_string_tab[95]
-#define __pyx_n_u_value_calls __pyx_string_tab[96]
-#define __pyx_kp_u_value_calls_calls_carrying_ETH __pyx_string_tab[97]
-#define __pyx_n_u_values __pyx_string_tab[98]
+#define __pyx_n_u_CALL __pyx_string_tab[3]
+#define __pyx_n_u_CREATE __pyx_string_tab[4]
+#define __pyx_n_u_CREATE2 __pyx_string_tab[5]
+#define __pyx_n_u_Creations __pyx_string_tab[6]
+#define __pyx_n_u_Creations_compute __pyx_string_tab[7]
+#define __pyx_n_u_DELEGATECALL __pyx_string_tab[8]
+#define __pyx_n_u_EthFlows __pyx_string_tab[9]
+#define __pyx_n_u_EthFlows_compute __pyx_string_tab[10]
+#define __pyx_n_u_None __pyx_string_tab[11]
+#define __pyx_n_u_PUBLIC_NOARG_SELECTORS __pyx_string_tab[12]
+#define __pyx_n_u_SELFDESTRUCT __pyx_string_tab[13]
+#define __pyx_n_u_STATICCALL __pyx_string_tab[14]
+#define __pyx_n_u_Sequence __pyx_string_tab[15]
+#define __pyx_kp_u_Sequence_Step __pyx_string_tab[16]
+#define __pyx_n_u_Step __pyx_string_tab[17]
+#define __pyx_n_u_Trace __pyx_string_tab[18]
+#define __pyx_n_u_TraceUnit __pyx_string_tab[19]
+#define __pyx_n_u_TreeSize __pyx_string_tab[20]
+#define __pyx_n_u_TreeSize_compute __pyx_string_tab[21]
+#define __pyx_n_u_WEI __pyx_string_tab[22]
+#define __pyx_kp_u__2 __pyx_string_tab[23]
+#define __pyx_n_u_asyncio_coroutines __pyx_string_tab[24]
+#define __pyx_n_u_bare __pyx_string_tab[25]
+#define __pyx_n_u_bare_call_tree __pyx_string_tab[26]
+#define __pyx_kp_u_bare_call_tree_the_frames_set_o __pyx_string_tab[27]
+#define __pyx_n_u_base __pyx_string_tab[28]
+#define __pyx_n_u_calls __pyx_string_tab[29]
+#define __pyx_n_u_calls_into_created __pyx_string_tab[30]
+#define __pyx_n_u_cline_in_traceback __pyx_string_tab[31]
+#define __pyx_n_u_collections_abc __pyx_string_tab[32]
+#define __pyx_n_u_compute __pyx_string_tab[33]
+#define __pyx_n_u_contracts __pyx_string_tab[34]
+#define __pyx_n_u_created __pyx_string_tab[35]
+#define __pyx_n_u_created_at __pyx_string_tab[36]
+#define __pyx_n_u_creates __pyx_string_tab[37]
+#define __pyx_kp_u_creates_contracts_created_selfd __pyx_string_tab[38]
+#define __pyx_n_u_default __pyx_string_tab[39]
+#define __pyx_n_u_delegate __pyx_string_tab[40]
+#define __pyx_n_u_delegatecalls __pyx_string_tab[41]
+#define __pyx_n_u_depth __pyx_string_tab[42]
+#define __pyx_n_u_detectors_units_tree __pyx_string_tab[43]
+#define __pyx_kp_u_detectors_units_tree_py __pyx_string_tab[44]
+#define __pyx_kp_u_dict_str_float __pyx_string_tab[45]
+#define __pyx_n_u_doc __pyx_string_tab[46]
+#define __pyx_n_u_error __pyx_string_tab[47]
+#define __pyx_n_u_eth_to_sender __pyx_string_tab[48]
+#define __pyx_n_u_f __pyx_string_tab[49]
+#define __pyx_n_u_failed __pyx_string_tab[50]
+#define __pyx_n_u_failed_frames __pyx_string_tab[51]
+#define __pyx_n_u_frame __pyx_string_tab[52]
+#define __pyx_n_u_frames __pyx_string_tab[53]
+#define __pyx_kp_u_frames_calls_made_the_root_incl __pyx_string_tab[54]
+#define __pyx_n_u_func __pyx_string_tab[55]
+#define __pyx_n_u_get __pyx_string_tab[56]
+#define __pyx_n_u_input __pyx_string_tab[57]
+#define __pyx_n_u_into_created __pyx_string_tab[58]
+#define __pyx_n_u_is_coroutine __pyx_string_tab[59]
+#define __pyx_n_u_key __pyx_string_tab[60]
+#define __pyx_n_u_kind __pyx_string_tab[61]
+#define __pyx_n_u_lower __pyx_string_tab[62]
+#define __pyx_n_u_main __pyx_string_tab[63]
+#define __pyx_n_u_max __pyx_string_tab[64]
+#define __pyx_n_u_max_repeat __pyx_string_tab[65]
+#define __pyx_n_u_metaclass __pyx_string_tab[66]
+#define __pyx_n_u_module __pyx_string_tab[67]
+#define __pyx_n_u_mro_entries __pyx_string_tab[68]
+#define __pyx_n_u_name __pyx_string_tab[69]
+#define __pyx_n_u_names __pyx_string_tab[70]
+#define __pyx_n_u_out __pyx_string_tab[71]
+#define __pyx_n_u_paid __pyx_string_tab[72]
+#define __pyx_n_u_pays_block_producer __pyx_string_tab[73]
+#define __pyx_n_u_pop __pyx_string_tab[74]
+#define __pyx_n_u_prepare __pyx_string_tab[75]
+#define __pyx_n_u_producer __pyx_string_tab[76]
+#define __pyx_n_u_qualname __pyx_string_tab[77]
+#define __pyx_n_u_repeats __pyx_string_tab[78]
+#define __pyx_n_u_return __pyx_string_tab[79]
+#define __pyx_n_u_sel __pyx_string_tab[80]
+#define __pyx_n_u_selectors __pyx_string_tab[81]
+#define __pyx_n_u_self __pyx_string_tab[82]
+#define __pyx_n_u_selfdestructs __pyx_string_tab[83]
+#define __pyx_n_u_sender __pyx_string_tab[84]
+#define __pyx_n_u_set_name __pyx_string_tab[85]
+#define __pyx_n_u_static __pyx_string_tab[86]
+#define __pyx_n_u_staticcalls __pyx_string_tab[87]
+#define __pyx_n_u_step __pyx_string_tab[88]
+#define __pyx_n_u_steps __pyx_string_tab[89]
+#define __pyx_n_u_to __pyx_string_tab[90]
+#define __pyx_n_u_to_sender __pyx_string_tab[91]
+#define __pyx_n_u_trace __pyx_string_tab[92]
+#define __pyx_n_u_traversal __pyx_string_tab[93]
+#define __pyx_n_u_tx __pyx_string_tab[94]
+#define __pyx_n_u_type __pyx_string_tab[95]
+#define __pyx_n_u_value __pyx_string_tab[96]
+#define __pyx_n_u_value_calls __pyx_string_tab[97]
+#define __pyx_kp_u_value_calls_calls_carrying_ETH __pyx_string_tab[98]
+#define __pyx_n_u_values __pyx_string_tab[99]
 /* #### Code section: module_state_clear ### */
 #if CYTHON_USE_MODULE_STATE
 static CYTHON_SMALL_CODE int __pyx_m_clear(PyObject *m) {
@@ -2746,7 +2748,7 @@ static CYTHON_SMALL_CODE int __pyx_m_clear(PyObject *m) {
   for (int i=0; i<1; ++i) { Py_CLEAR(clear_module_state->__pyx_slice[i]); }
   for (int i=0; i<4; ++i) { Py_CLEAR(clear_module_state->__pyx_tuple[i]); }
   for (int i=0; i<4; ++i) { Py_CLEAR(clear_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<99; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<100; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
   Py_CLEAR(clear_module_state->__pyx_float_0_0);
   Py_CLEAR(clear_module_state->__pyx_int_0);
   Py_CLEAR(clear_module_state->__pyx_int_1);
@@ -2774,7 +2776,7 @@ static CYTHON_SMALL_CODE int __pyx_m_traverse(PyObject *m, visitproc visit, void
   for (int i=0; i<1; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_slice[i]); }
   for (int i=0; i<4; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_tuple[i]); }
   for (int i=0; i<4; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<99; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<100; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
   __Pyx_VISIT_CONST(traverse_module_state->__pyx_float_0_0);
   __Pyx_VISIT_CONST(traverse_module_state->__pyx_int_0);
   __Pyx_VISIT_CONST(traverse_module_state->__pyx_int_1);
@@ -2910,6 +2912,8 @@ static PyObject *__pyx_pf_9detectors_5units_4tree_8TreeSize_compute(CYTHON_UNUSE
   PyObject *__pyx_v_repeats = NULL;
   PyObject *__pyx_v_step = NULL;
   PyObject *__pyx_v_f = NULL;
+  PyObject *__pyx_v_to = NULL;
+  PyObject *__pyx_v_kind = NULL;
   PyObject *__pyx_v_key = NULL;
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
@@ -3044,7 +3048,7 @@ static PyObject *__pyx_pf_9detectors_5units_4tree_8TreeSize_compute(CYTHON_UNUSE
  *             f = step.frame
  *             if step.depth > depth:             # <<<<<<<<<<<<<<
  *                 depth = step.depth
- *             contracts.add(f.to)
+ *             to = f.to
 */
     __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_depth); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 25, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
@@ -3058,8 +3062,8 @@ static PyObject *__pyx_pf_9detectors_5units_4tree_8TreeSize_compute(CYTHON_UNUSE
  *             f = step.frame
  *             if step.depth > depth:
  *                 depth = step.depth             # <<<<<<<<<<<<<<
- *             contracts.add(f.to)
- *             if f.type == "DELEGATECALL":
+ *             to = f.to
+ *             contracts.add(to)
 */
       __pyx_t_5 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_depth); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 26, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
@@ -3071,181 +3075,213 @@ static PyObject *__pyx_pf_9detectors_5units_4tree_8TreeSize_compute(CYTHON_UNUSE
  *             f = step.frame
  *             if step.depth > depth:             # <<<<<<<<<<<<<<
  *                 depth = step.depth
- *             contracts.add(f.to)
+ *             to = f.to
 */
     }
 
     /* "detectors/units/tree.py":27
  *             if step.depth > depth:
  *                 depth = step.depth
- *             contracts.add(f.to)             # <<<<<<<<<<<<<<
- *             if f.type == "DELEGATECALL":
- *                 delegate += 1
+ *             to = f.to             # <<<<<<<<<<<<<<
+ *             contracts.add(to)
+ *             kind = f.type
 */
     __pyx_t_5 = __Pyx_PyObject_GetAttrStr(__pyx_v_f, __pyx_mstate_global->__pyx_n_u_to); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 27, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
-    __pyx_t_7 = PySet_Add(__pyx_v_contracts, __pyx_t_5); if (unlikely(__pyx_t_7 == ((int)-1))) __PYX_ERR(0, 27, __pyx_L1_error)
-    __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+    __Pyx_XDECREF_SET(__pyx_v_to, __pyx_t_5);
+    __pyx_t_5 = 0;
 
     /* "detectors/units/tree.py":28
  *                 depth = step.depth
- *             contracts.add(f.to)
- *             if f.type == "DELEGATECALL":             # <<<<<<<<<<<<<<
- *                 delegate += 1
- *             elif f.type == "STATICCALL":
+ *             to = f.to
+ *             contracts.add(to)             # <<<<<<<<<<<<<<
+ *             kind = f.type
+ *             if kind != "CALL":
 */
-    __pyx_t_5 = __Pyx_PyObject_GetAttrStr(__pyx_v_f, __pyx_mstate_global->__pyx_n_u_type); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 28, __pyx_L1_error)
+    __pyx_t_7 = PySet_Add(__pyx_v_contracts, __pyx_v_to); if (unlikely(__pyx_t_7 == ((int)-1))) __PYX_ERR(0, 28, __pyx_L1_error)
+
+    /* "detectors/units/tree.py":29
+ *             to = f.to
+ *             contracts.add(to)
+ *             kind = f.type             # <<<<<<<<<<<<<<
+ *             if kind != "CALL":
+ *                 if kind == "DELEGATECALL":
+*/
+    __pyx_t_5 = __Pyx_PyObject_GetAttrStr(__pyx_v_f, __pyx_mstate_global->__pyx_n_u_type); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 29, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
-    __pyx_t_6 = (__Pyx_PyUnicode_Equals(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_DELEGATECALL, Py_EQ)); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 28, __pyx_L1_error)
-    __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    if (__pyx_t_6) {
-
-      /* "detectors/units/tree.py":29
- *             contracts.add(f.to)
- *             if f.type == "DELEGATECALL":
- *                 delegate += 1             # <<<<<<<<<<<<<<
- *             elif f.type == "STATICCALL":
- *                 static += 1
-*/
-      __pyx_t_5 = __Pyx_PyLong_AddObjC(__pyx_v_delegate, __pyx_mstate_global->__pyx_int_1, 1, 1, 0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 29, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_5);
-      __Pyx_DECREF_SET(__pyx_v_delegate, __pyx_t_5);
-      __pyx_t_5 = 0;
-
-      /* "detectors/units/tree.py":28
- *                 depth = step.depth
- *             contracts.add(f.to)
- *             if f.type == "DELEGATECALL":             # <<<<<<<<<<<<<<
- *                 delegate += 1
- *             elif f.type == "STATICCALL":
-*/
-      goto __pyx_L6;
-    }
+    __Pyx_XDECREF_SET(__pyx_v_kind, __pyx_t_5);
+    __pyx_t_5 = 0;
 
     /* "detectors/units/tree.py":30
- *             if f.type == "DELEGATECALL":
- *                 delegate += 1
- *             elif f.type == "STATICCALL":             # <<<<<<<<<<<<<<
- *                 static += 1
- *             if f.error is not None:
+ *             contracts.add(to)
+ *             kind = f.type
+ *             if kind != "CALL":             # <<<<<<<<<<<<<<
+ *                 if kind == "DELEGATECALL":
+ *                     delegate += 1
 */
-    __pyx_t_5 = __Pyx_PyObject_GetAttrStr(__pyx_v_f, __pyx_mstate_global->__pyx_n_u_type); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 30, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_5);
-    __pyx_t_6 = (__Pyx_PyUnicode_Equals(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_STATICCALL, Py_EQ)); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 30, __pyx_L1_error)
-    __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+    __pyx_t_6 = (__Pyx_PyUnicode_Equals(__pyx_v_kind, __pyx_mstate_global->__pyx_n_u_CALL, Py_NE)); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 30, __pyx_L1_error)
     if (__pyx_t_6) {
 
       /* "detectors/units/tree.py":31
- *                 delegate += 1
- *             elif f.type == "STATICCALL":
- *                 static += 1             # <<<<<<<<<<<<<<
+ *             kind = f.type
+ *             if kind != "CALL":
+ *                 if kind == "DELEGATECALL":             # <<<<<<<<<<<<<<
+ *                     delegate += 1
+ *                 elif kind == "STATICCALL":
+*/
+      __pyx_t_6 = (__Pyx_PyUnicode_Equals(__pyx_v_kind, __pyx_mstate_global->__pyx_n_u_DELEGATECALL, Py_EQ)); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 31, __pyx_L1_error)
+      if (__pyx_t_6) {
+
+        /* "detectors/units/tree.py":32
+ *             if kind != "CALL":
+ *                 if kind == "DELEGATECALL":
+ *                     delegate += 1             # <<<<<<<<<<<<<<
+ *                 elif kind == "STATICCALL":
+ *                     static += 1
+*/
+        __pyx_t_5 = __Pyx_PyLong_AddObjC(__pyx_v_delegate, __pyx_mstate_global->__pyx_int_1, 1, 1, 0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 32, __pyx_L1_error)
+        __Pyx_GOTREF(__pyx_t_5);
+        __Pyx_DECREF_SET(__pyx_v_delegate, __pyx_t_5);
+        __pyx_t_5 = 0;
+
+        /* "detectors/units/tree.py":31
+ *             kind = f.type
+ *             if kind != "CALL":
+ *                 if kind == "DELEGATECALL":             # <<<<<<<<<<<<<<
+ *                     delegate += 1
+ *                 elif kind == "STATICCALL":
+*/
+        goto __pyx_L7;
+      }
+
+      /* "detectors/units/tree.py":33
+ *                 if kind == "DELEGATECALL":
+ *                     delegate += 1
+ *                 elif kind == "STATICCALL":             # <<<<<<<<<<<<<<
+ *                     static += 1
+ *             if f.error is not None:
+*/
+      __pyx_t_6 = (__Pyx_PyUnicode_Equals(__pyx_v_kind, __pyx_mstate_global->__pyx_n_u_STATICCALL, Py_EQ)); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 33, __pyx_L1_error)
+      if (__pyx_t_6) {
+
+        /* "detectors/units/tree.py":34
+ *                     delegate += 1
+ *                 elif kind == "STATICCALL":
+ *                     static += 1             # <<<<<<<<<<<<<<
  *             if f.error is not None:
  *                 failed += 1
 */
-      __pyx_t_5 = __Pyx_PyLong_AddObjC(__pyx_v_static, __pyx_mstate_global->__pyx_int_1, 1, 1, 0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 31, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_5);
-      __Pyx_DECREF_SET(__pyx_v_static, __pyx_t_5);
-      __pyx_t_5 = 0;
+        __pyx_t_5 = __Pyx_PyLong_AddObjC(__pyx_v_static, __pyx_mstate_global->__pyx_int_1, 1, 1, 0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 34, __pyx_L1_error)
+        __Pyx_GOTREF(__pyx_t_5);
+        __Pyx_DECREF_SET(__pyx_v_static, __pyx_t_5);
+        __pyx_t_5 = 0;
 
-      /* "detectors/units/tree.py":30
- *             if f.type == "DELEGATECALL":
- *                 delegate += 1
- *             elif f.type == "STATICCALL":             # <<<<<<<<<<<<<<
- *                 static += 1
+        /* "detectors/units/tree.py":33
+ *                 if kind == "DELEGATECALL":
+ *                     delegate += 1
+ *                 elif kind == "STATICCALL":             # <<<<<<<<<<<<<<
+ *                     static += 1
  *             if f.error is not None:
 */
-    }
-    __pyx_L6:;
+      }
+      __pyx_L7:;
 
-    /* "detectors/units/tree.py":32
- *             elif f.type == "STATICCALL":
- *                 static += 1
+      /* "detectors/units/tree.py":30
+ *             contracts.add(to)
+ *             kind = f.type
+ *             if kind != "CALL":             # <<<<<<<<<<<<<<
+ *                 if kind == "DELEGATECALL":
+ *                     delegate += 1
+*/
+    }
+
+    /* "detectors/units/tree.py":35
+ *                 elif kind == "STATICCALL":
+ *                     static += 1
  *             if f.error is not None:             # <<<<<<<<<<<<<<
  *                 failed += 1
  *             if step.sel is not None:
 */
-    __pyx_t_5 = __Pyx_PyObject_GetAttrStr(__pyx_v_f, __pyx_mstate_global->__pyx_n_u_error); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 32, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyObject_GetAttrStr(__pyx_v_f, __pyx_mstate_global->__pyx_n_u_error); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 35, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     __pyx_t_6 = (__pyx_t_5 != Py_None);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
     if (__pyx_t_6) {
 
-      /* "detectors/units/tree.py":33
- *                 static += 1
+      /* "detectors/units/tree.py":36
+ *                     static += 1
  *             if f.error is not None:
  *                 failed += 1             # <<<<<<<<<<<<<<
  *             if step.sel is not None:
- *                 key = (f.to, step.sel)
+ *                 key = (to, step.sel)
 */
-      __pyx_t_5 = __Pyx_PyLong_AddObjC(__pyx_v_failed, __pyx_mstate_global->__pyx_int_1, 1, 1, 0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 33, __pyx_L1_error)
+      __pyx_t_5 = __Pyx_PyLong_AddObjC(__pyx_v_failed, __pyx_mstate_global->__pyx_int_1, 1, 1, 0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 36, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
       __Pyx_DECREF_SET(__pyx_v_failed, __pyx_t_5);
       __pyx_t_5 = 0;
 
-      /* "detectors/units/tree.py":32
- *             elif f.type == "STATICCALL":
- *                 static += 1
+      /* "detectors/units/tree.py":35
+ *                 elif kind == "STATICCALL":
+ *                     static += 1
  *             if f.error is not None:             # <<<<<<<<<<<<<<
  *                 failed += 1
  *             if step.sel is not None:
 */
     }
 
-    /* "detectors/units/tree.py":34
+    /* "detectors/units/tree.py":37
  *             if f.error is not None:
  *                 failed += 1
  *             if step.sel is not None:             # <<<<<<<<<<<<<<
- *                 key = (f.to, step.sel)
+ *                 key = (to, step.sel)
  *                 repeats[key] = repeats.get(key, 0) + 1
 */
-    __pyx_t_5 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_sel); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 34, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_sel); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 37, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     __pyx_t_6 = (__pyx_t_5 != Py_None);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
     if (__pyx_t_6) {
 
-      /* "detectors/units/tree.py":35
+      /* "detectors/units/tree.py":38
  *                 failed += 1
  *             if step.sel is not None:
- *                 key = (f.to, step.sel)             # <<<<<<<<<<<<<<
+ *                 key = (to, step.sel)             # <<<<<<<<<<<<<<
  *                 repeats[key] = repeats.get(key, 0) + 1
  *         out["frames"] = float(len(steps))
 */
-      __pyx_t_5 = __Pyx_PyObject_GetAttrStr(__pyx_v_f, __pyx_mstate_global->__pyx_n_u_to); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 35, __pyx_L1_error)
+      __pyx_t_5 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_sel); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 38, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
-      __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_sel); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 35, __pyx_L1_error)
+      __pyx_t_4 = PyTuple_New(2); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 38, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
-      __pyx_t_8 = PyTuple_New(2); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 35, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_8);
+      __Pyx_INCREF(__pyx_v_to);
+      __Pyx_GIVEREF(__pyx_v_to);
+      if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 0, __pyx_v_to) != (0)) __PYX_ERR(0, 38, __pyx_L1_error);
       __Pyx_GIVEREF(__pyx_t_5);
-      if (__Pyx_PyTuple_SET_ITEM(__pyx_t_8, 0, __pyx_t_5) != (0)) __PYX_ERR(0, 35, __pyx_L1_error);
-      __Pyx_GIVEREF(__pyx_t_4);
-      if (__Pyx_PyTuple_SET_ITEM(__pyx_t_8, 1, __pyx_t_4) != (0)) __PYX_ERR(0, 35, __pyx_L1_error);
+      if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 1, __pyx_t_5) != (0)) __PYX_ERR(0, 38, __pyx_L1_error);
       __pyx_t_5 = 0;
+      __Pyx_XDECREF_SET(__pyx_v_key, ((PyObject*)__pyx_t_4));
       __pyx_t_4 = 0;
-      __Pyx_XDECREF_SET(__pyx_v_key, ((PyObject*)__pyx_t_8));
-      __pyx_t_8 = 0;
 
-      /* "detectors/units/tree.py":36
+      /* "detectors/units/tree.py":39
  *             if step.sel is not None:
- *                 key = (f.to, step.sel)
+ *                 key = (to, step.sel)
  *                 repeats[key] = repeats.get(key, 0) + 1             # <<<<<<<<<<<<<<
  *         out["frames"] = float(len(steps))
  *         out["depth"] = float(depth)
 */
-      __pyx_t_8 = __Pyx_PyDict_GetItemDefault(__pyx_v_repeats, __pyx_v_key, __pyx_mstate_global->__pyx_int_0); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 36, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_8);
-      __pyx_t_4 = __Pyx_PyLong_AddObjC(__pyx_t_8, __pyx_mstate_global->__pyx_int_1, 1, 0, 0); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 36, __pyx_L1_error)
+      __pyx_t_4 = __Pyx_PyDict_GetItemDefault(__pyx_v_repeats, __pyx_v_key, __pyx_mstate_global->__pyx_int_0); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 39, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
-      __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      if (unlikely((PyDict_SetItem(__pyx_v_repeats, __pyx_v_key, __pyx_t_4) < 0))) __PYX_ERR(0, 36, __pyx_L1_error)
+      __pyx_t_5 = __Pyx_PyLong_AddObjC(__pyx_t_4, __pyx_mstate_global->__pyx_int_1, 1, 0, 0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 39, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_5);
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+      if (unlikely((PyDict_SetItem(__pyx_v_repeats, __pyx_v_key, __pyx_t_5) < 0))) __PYX_ERR(0, 39, __pyx_L1_error)
+      __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
-      /* "detectors/units/tree.py":34
+      /* "detectors/units/tree.py":37
  *             if f.error is not None:
  *                 failed += 1
  *             if step.sel is not None:             # <<<<<<<<<<<<<<
- *                 key = (f.to, step.sel)
+ *                 key = (to, step.sel)
  *                 repeats[key] = repeats.get(key, 0) + 1
 */
     }
@@ -3260,111 +3296,111 @@ static PyObject *__pyx_pf_9detectors_5units_4tree_8TreeSize_compute(CYTHON_UNUSE
   }
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "detectors/units/tree.py":37
- *                 key = (f.to, step.sel)
+  /* "detectors/units/tree.py":40
+ *                 key = (to, step.sel)
  *                 repeats[key] = repeats.get(key, 0) + 1
  *         out["frames"] = float(len(steps))             # <<<<<<<<<<<<<<
  *         out["depth"] = float(depth)
  *         out["contracts"] = float(len(contracts))
 */
-  __pyx_t_2 = PyObject_Length(__pyx_v_steps); if (unlikely(__pyx_t_2 == ((Py_ssize_t)-1))) __PYX_ERR(0, 37, __pyx_L1_error)
-  __pyx_t_1 = PyFloat_FromDouble(((double)__pyx_t_2)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 37, __pyx_L1_error)
+  __pyx_t_2 = PyObject_Length(__pyx_v_steps); if (unlikely(__pyx_t_2 == ((Py_ssize_t)-1))) __PYX_ERR(0, 40, __pyx_L1_error)
+  __pyx_t_1 = PyFloat_FromDouble(((double)__pyx_t_2)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 40, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  if (unlikely((PyObject_SetItem(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_frames, __pyx_t_1) < 0))) __PYX_ERR(0, 37, __pyx_L1_error)
+  if (unlikely((PyObject_SetItem(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_frames, __pyx_t_1) < 0))) __PYX_ERR(0, 40, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "detectors/units/tree.py":38
+  /* "detectors/units/tree.py":41
  *                 repeats[key] = repeats.get(key, 0) + 1
  *         out["frames"] = float(len(steps))
  *         out["depth"] = float(depth)             # <<<<<<<<<<<<<<
  *         out["contracts"] = float(len(contracts))
  *         out["delegatecalls"] = float(delegate)
 */
-  __pyx_t_1 = __Pyx_PyNumber_Float(__pyx_v_depth); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 38, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyNumber_Float(__pyx_v_depth); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 41, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  if (unlikely((PyObject_SetItem(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_depth, __pyx_t_1) < 0))) __PYX_ERR(0, 38, __pyx_L1_error)
+  if (unlikely((PyObject_SetItem(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_depth, __pyx_t_1) < 0))) __PYX_ERR(0, 41, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "detectors/units/tree.py":39
+  /* "detectors/units/tree.py":42
  *         out["frames"] = float(len(steps))
  *         out["depth"] = float(depth)
  *         out["contracts"] = float(len(contracts))             # <<<<<<<<<<<<<<
  *         out["delegatecalls"] = float(delegate)
  *         out["staticcalls"] = float(static)
 */
-  __pyx_t_2 = __Pyx_PySet_GET_SIZE(__pyx_v_contracts); if (unlikely(__pyx_t_2 == ((Py_ssize_t)-1))) __PYX_ERR(0, 39, __pyx_L1_error)
-  __pyx_t_1 = PyFloat_FromDouble(((double)__pyx_t_2)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 39, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PySet_GET_SIZE(__pyx_v_contracts); if (unlikely(__pyx_t_2 == ((Py_ssize_t)-1))) __PYX_ERR(0, 42, __pyx_L1_error)
+  __pyx_t_1 = PyFloat_FromDouble(((double)__pyx_t_2)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 42, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  if (unlikely((PyObject_SetItem(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_contracts, __pyx_t_1) < 0))) __PYX_ERR(0, 39, __pyx_L1_error)
+  if (unlikely((PyObject_SetItem(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_contracts, __pyx_t_1) < 0))) __PYX_ERR(0, 42, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "detectors/units/tree.py":40
+  /* "detectors/units/tree.py":43
  *         out["depth"] = float(depth)
  *         out["contracts"] = float(len(contracts))
  *         out["delegatecalls"] = float(delegate)             # <<<<<<<<<<<<<<
  *         out["staticcalls"] = float(static)
  *         out["failed_frames"] = float(failed)
 */
-  __pyx_t_1 = __Pyx_PyNumber_Float(__pyx_v_delegate); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 40, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyNumber_Float(__pyx_v_delegate); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 43, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  if (unlikely((PyObject_SetItem(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_delegatecalls, __pyx_t_1) < 0))) __PYX_ERR(0, 40, __pyx_L1_error)
+  if (unlikely((PyObject_SetItem(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_delegatecalls, __pyx_t_1) < 0))) __PYX_ERR(0, 43, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "detectors/units/tree.py":41
+  /* "detectors/units/tree.py":44
  *         out["contracts"] = float(len(contracts))
  *         out["delegatecalls"] = float(delegate)
  *         out["staticcalls"] = float(static)             # <<<<<<<<<<<<<<
  *         out["failed_frames"] = float(failed)
  *         out["max_repeat"] = float(max(repeats.values(), default=0))
 */
-  __pyx_t_1 = __Pyx_PyNumber_Float(__pyx_v_static); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 41, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyNumber_Float(__pyx_v_static); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 44, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  if (unlikely((PyObject_SetItem(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_staticcalls, __pyx_t_1) < 0))) __PYX_ERR(0, 41, __pyx_L1_error)
+  if (unlikely((PyObject_SetItem(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_staticcalls, __pyx_t_1) < 0))) __PYX_ERR(0, 44, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "detectors/units/tree.py":42
+  /* "detectors/units/tree.py":45
  *         out["delegatecalls"] = float(delegate)
  *         out["staticcalls"] = float(static)
  *         out["failed_frames"] = float(failed)             # <<<<<<<<<<<<<<
  *         out["max_repeat"] = float(max(repeats.values(), default=0))
  * 
 */
-  __pyx_t_1 = __Pyx_PyNumber_Float(__pyx_v_failed); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 42, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyNumber_Float(__pyx_v_failed); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 45, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  if (unlikely((PyObject_SetItem(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_failed_frames, __pyx_t_1) < 0))) __PYX_ERR(0, 42, __pyx_L1_error)
+  if (unlikely((PyObject_SetItem(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_failed_frames, __pyx_t_1) < 0))) __PYX_ERR(0, 45, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "detectors/units/tree.py":43
+  /* "detectors/units/tree.py":46
  *         out["staticcalls"] = float(static)
  *         out["failed_frames"] = float(failed)
  *         out["max_repeat"] = float(max(repeats.values(), default=0))             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_4 = NULL;
+  __pyx_t_5 = NULL;
   __Pyx_INCREF(__pyx_builtin_max);
-  __pyx_t_8 = __pyx_builtin_max; 
-  __pyx_t_5 = __Pyx_PyDict_Values(__pyx_v_repeats); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 43, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_5);
+  __pyx_t_4 = __pyx_builtin_max; 
+  __pyx_t_8 = __Pyx_PyDict_Values(__pyx_v_repeats); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 46, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_8);
   __pyx_t_9 = 1;
   {
-    PyObject *__pyx_callargs[2 + ((CYTHON_VECTORCALL) ? 1 : 0)] = {__pyx_t_4, __pyx_t_5};
-    __pyx_t_10 = __Pyx_MakeVectorcallBuilderKwds(1); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 43, __pyx_L1_error)
+    PyObject *__pyx_callargs[2 + ((CYTHON_VECTORCALL) ? 1 : 0)] = {__pyx_t_5, __pyx_t_8};
+    __pyx_t_10 = __Pyx_MakeVectorcallBuilderKwds(1); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 46, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_10);
-    if (__Pyx_VectorcallBuilder_AddArg(__pyx_mstate_global->__pyx_n_u_default, __pyx_mstate_global->__pyx_int_0, __pyx_t_10, __pyx_callargs+2, 0) < 0) __PYX_ERR(0, 43, __pyx_L1_error)
-    __pyx_t_1 = __Pyx_Object_Vectorcall_CallFromBuilder(__pyx_t_8, __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET), __pyx_t_10);
-    __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
+    if (__Pyx_VectorcallBuilder_AddArg(__pyx_mstate_global->__pyx_n_u_default, __pyx_mstate_global->__pyx_int_0, __pyx_t_10, __pyx_callargs+2, 0) < 0) __PYX_ERR(0, 46, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_Object_Vectorcall_CallFromBuilder(__pyx_t_4, __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET), __pyx_t_10);
+    __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 43, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
+    __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 46, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
-  __pyx_t_8 = __Pyx_PyNumber_Float(__pyx_t_1); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 43, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_8);
+  __pyx_t_4 = __Pyx_PyNumber_Float(__pyx_t_1); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 46, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_4);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  if (unlikely((PyObject_SetItem(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_max_repeat, __pyx_t_8) < 0))) __PYX_ERR(0, 43, __pyx_L1_error)
-  __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
+  if (unlikely((PyObject_SetItem(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_max_repeat, __pyx_t_4) < 0))) __PYX_ERR(0, 46, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
   /* "detectors/units/tree.py":19
  *     names = ("frames", "depth", "contracts", "delegatecalls", "staticcalls", "failed_frames", "max_repeat")
@@ -3394,13 +3430,15 @@ static PyObject *__pyx_pf_9detectors_5units_4tree_8TreeSize_compute(CYTHON_UNUSE
   __Pyx_XDECREF(__pyx_v_repeats);
   __Pyx_XDECREF(__pyx_v_step);
   __Pyx_XDECREF(__pyx_v_f);
+  __Pyx_XDECREF(__pyx_v_to);
+  __Pyx_XDECREF(__pyx_v_kind);
   __Pyx_XDECREF(__pyx_v_key);
   __Pyx_XGIVEREF(__pyx_r);
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-/* "detectors/units/tree.py":53
+/* "detectors/units/tree.py":56
  *     names = ("creates", "selfdestructs", "calls_into_created")
  * 
  *     def compute(self, trace: Trace, steps: Sequence[Step], out: dict[str, float]) -> None:             # <<<<<<<<<<<<<<
@@ -3450,44 +3488,44 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_self,&__pyx_mstate_global->__pyx_n_u_trace,&__pyx_mstate_global->__pyx_n_u_steps,&__pyx_mstate_global->__pyx_n_u_out,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len) < 0) __PYX_ERR(0, 53, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len) < 0) __PYX_ERR(0, 56, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 53, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 56, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 53, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 56, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 53, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 56, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 53, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 56, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "compute", 0) < 0) __PYX_ERR(0, 53, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "compute", 0) < 0) __PYX_ERR(0, 56, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 4; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("compute", 1, 4, 4, i); __PYX_ERR(0, 53, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("compute", 1, 4, 4, i); __PYX_ERR(0, 56, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 4)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 53, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 56, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 53, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 56, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 53, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 56, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 53, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 56, __pyx_L3_error)
     }
     __pyx_v_self = values[0];
     __pyx_v_trace = values[1];
@@ -3496,7 +3534,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("compute", 1, 4, 4, __pyx_nargs); __PYX_ERR(0, 53, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("compute", 1, 4, 4, __pyx_nargs); __PYX_ERR(0, 56, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -3540,7 +3578,7 @@ static PyObject *__pyx_pf_9detectors_5units_4tree_9Creations_compute(CYTHON_UNUS
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("compute", 0);
 
-  /* "detectors/units/tree.py":54
+  /* "detectors/units/tree.py":57
  * 
  *     def compute(self, trace: Trace, steps: Sequence[Step], out: dict[str, float]) -> None:
  *         creates = selfdestructs = into_created = 0             # <<<<<<<<<<<<<<
@@ -3554,7 +3592,7 @@ static PyObject *__pyx_pf_9detectors_5units_4tree_9Creations_compute(CYTHON_UNUS
   __Pyx_INCREF(__pyx_mstate_global->__pyx_int_0);
   __pyx_v_into_created = __pyx_mstate_global->__pyx_int_0;
 
-  /* "detectors/units/tree.py":55
+  /* "detectors/units/tree.py":58
  *     def compute(self, trace: Trace, steps: Sequence[Step], out: dict[str, float]) -> None:
  *         creates = selfdestructs = into_created = 0
  *         for step in steps:             # <<<<<<<<<<<<<<
@@ -3566,9 +3604,9 @@ static PyObject *__pyx_pf_9detectors_5units_4tree_9Creations_compute(CYTHON_UNUS
     __pyx_t_2 = 0;
     __pyx_t_3 = NULL;
   } else {
-    __pyx_t_2 = -1; __pyx_t_1 = PyObject_GetIter(__pyx_v_steps); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 55, __pyx_L1_error)
+    __pyx_t_2 = -1; __pyx_t_1 = PyObject_GetIter(__pyx_v_steps); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 58, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_3 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_1); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 55, __pyx_L1_error)
+    __pyx_t_3 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_1); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 58, __pyx_L1_error)
   }
   for (;;) {
     if (likely(!__pyx_t_3)) {
@@ -3576,7 +3614,7 @@ static PyObject *__pyx_pf_9detectors_5units_4tree_9Creations_compute(CYTHON_UNUS
         {
           Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_1);
           #if !CYTHON_ASSUME_SAFE_SIZE
-          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 55, __pyx_L1_error)
+          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 58, __pyx_L1_error)
           #endif
           if (__pyx_t_2 >= __pyx_temp) break;
         }
@@ -3586,7 +3624,7 @@ static PyObject *__pyx_pf_9detectors_5units_4tree_9Creations_compute(CYTHON_UNUS
         {
           Py_ssize_t __pyx_temp = __Pyx_PyTuple_GET_SIZE(__pyx_t_1);
           #if !CYTHON_ASSUME_SAFE_SIZE
-          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 55, __pyx_L1_error)
+          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 58, __pyx_L1_error)
           #endif
           if (__pyx_t_2 >= __pyx_temp) break;
         }
@@ -3597,13 +3635,13 @@ static PyObject *__pyx_pf_9detectors_5units_4tree_9Creations_compute(CYTHON_UNUS
         #endif
         ++__pyx_t_2;
       }
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 55, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 58, __pyx_L1_error)
     } else {
       __pyx_t_4 = __pyx_t_3(__pyx_t_1);
       if (unlikely(!__pyx_t_4)) {
         PyObject* exc_type = PyErr_Occurred();
         if (exc_type) {
-          if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 55, __pyx_L1_error)
+          if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 58, __pyx_L1_error)
           PyErr_Clear();
         }
         break;
@@ -3613,52 +3651,52 @@ static PyObject *__pyx_pf_9detectors_5units_4tree_9Creations_compute(CYTHON_UNUS
     __Pyx_XDECREF_SET(__pyx_v_step, __pyx_t_4);
     __pyx_t_4 = 0;
 
-    /* "detectors/units/tree.py":56
+    /* "detectors/units/tree.py":59
  *         creates = selfdestructs = into_created = 0
  *         for step in steps:
  *             kind = step.frame.type             # <<<<<<<<<<<<<<
  *             if kind == "CREATE" or kind == "CREATE2":
  *                 creates += 1
 */
-    __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_frame); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 56, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_frame); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 59, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
-    __pyx_t_5 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_type); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 56, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_type); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 59, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
     __Pyx_XDECREF_SET(__pyx_v_kind, __pyx_t_5);
     __pyx_t_5 = 0;
 
-    /* "detectors/units/tree.py":57
+    /* "detectors/units/tree.py":60
  *         for step in steps:
  *             kind = step.frame.type
  *             if kind == "CREATE" or kind == "CREATE2":             # <<<<<<<<<<<<<<
  *                 creates += 1
  *                 continue
 */
-    __pyx_t_7 = (__Pyx_PyUnicode_Equals(__pyx_v_kind, __pyx_mstate_global->__pyx_n_u_CREATE, Py_EQ)); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 57, __pyx_L1_error)
+    __pyx_t_7 = (__Pyx_PyUnicode_Equals(__pyx_v_kind, __pyx_mstate_global->__pyx_n_u_CREATE, Py_EQ)); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 60, __pyx_L1_error)
     if (!__pyx_t_7) {
     } else {
       __pyx_t_6 = __pyx_t_7;
       goto __pyx_L6_bool_binop_done;
     }
-    __pyx_t_7 = (__Pyx_PyUnicode_Equals(__pyx_v_kind, __pyx_mstate_global->__pyx_n_u_CREATE2, Py_EQ)); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 57, __pyx_L1_error)
+    __pyx_t_7 = (__Pyx_PyUnicode_Equals(__pyx_v_kind, __pyx_mstate_global->__pyx_n_u_CREATE2, Py_EQ)); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 60, __pyx_L1_error)
     __pyx_t_6 = __pyx_t_7;
     __pyx_L6_bool_binop_done:;
     if (__pyx_t_6) {
 
-      /* "detectors/units/tree.py":58
+      /* "detectors/units/tree.py":61
  *             kind = step.frame.type
  *             if kind == "CREATE" or kind == "CREATE2":
  *                 creates += 1             # <<<<<<<<<<<<<<
  *                 continue
  *             if kind == "SELFDESTRUCT" and step.frame.value:
 */
-      __pyx_t_5 = __Pyx_PyLong_AddObjC(__pyx_v_creates, __pyx_mstate_global->__pyx_int_1, 1, 1, 0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 58, __pyx_L1_error)
+      __pyx_t_5 = __Pyx_PyLong_AddObjC(__pyx_v_creates, __pyx_mstate_global->__pyx_int_1, 1, 1, 0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 61, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
       __Pyx_DECREF_SET(__pyx_v_creates, __pyx_t_5);
       __pyx_t_5 = 0;
 
-      /* "detectors/units/tree.py":59
+      /* "detectors/units/tree.py":62
  *             if kind == "CREATE" or kind == "CREATE2":
  *                 creates += 1
  *                 continue             # <<<<<<<<<<<<<<
@@ -3667,7 +3705,7 @@ static PyObject *__pyx_pf_9detectors_5units_4tree_9Creations_compute(CYTHON_UNUS
 */
       goto __pyx_L3_continue;
 
-      /* "detectors/units/tree.py":57
+      /* "detectors/units/tree.py":60
  *         for step in steps:
  *             kind = step.frame.type
  *             if kind == "CREATE" or kind == "CREATE2":             # <<<<<<<<<<<<<<
@@ -3676,43 +3714,43 @@ static PyObject *__pyx_pf_9detectors_5units_4tree_9Creations_compute(CYTHON_UNUS
 */
     }
 
-    /* "detectors/units/tree.py":60
+    /* "detectors/units/tree.py":63
  *                 creates += 1
  *                 continue
  *             if kind == "SELFDESTRUCT" and step.frame.value:             # <<<<<<<<<<<<<<
  *                 selfdestructs += 1
  *             if step.depth > 0 and trace.created_at and trace.created(step.frame.to, step):
 */
-    __pyx_t_7 = (__Pyx_PyUnicode_Equals(__pyx_v_kind, __pyx_mstate_global->__pyx_n_u_SELFDESTRUCT, Py_EQ)); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 60, __pyx_L1_error)
+    __pyx_t_7 = (__Pyx_PyUnicode_Equals(__pyx_v_kind, __pyx_mstate_global->__pyx_n_u_SELFDESTRUCT, Py_EQ)); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 63, __pyx_L1_error)
     if (__pyx_t_7) {
     } else {
       __pyx_t_6 = __pyx_t_7;
       goto __pyx_L9_bool_binop_done;
     }
-    __pyx_t_5 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_frame); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 60, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_frame); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 63, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
-    __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_value); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 60, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_value); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 63, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    __pyx_t_7 = __Pyx_PyObject_IsTrue(__pyx_t_4); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 60, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_IsTrue(__pyx_t_4); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 63, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
     __pyx_t_6 = __pyx_t_7;
     __pyx_L9_bool_binop_done:;
     if (__pyx_t_6) {
 
-      /* "detectors/units/tree.py":61
+      /* "detectors/units/tree.py":64
  *                 continue
  *             if kind == "SELFDESTRUCT" and step.frame.value:
  *                 selfdestructs += 1             # <<<<<<<<<<<<<<
  *             if step.depth > 0 and trace.created_at and trace.created(step.frame.to, step):
  *                 into_created += 1
 */
-      __pyx_t_4 = __Pyx_PyLong_AddObjC(__pyx_v_selfdestructs, __pyx_mstate_global->__pyx_int_1, 1, 1, 0); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 61, __pyx_L1_error)
+      __pyx_t_4 = __Pyx_PyLong_AddObjC(__pyx_v_selfdestructs, __pyx_mstate_global->__pyx_int_1, 1, 1, 0); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 64, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       __Pyx_DECREF_SET(__pyx_v_selfdestructs, __pyx_t_4);
       __pyx_t_4 = 0;
 
-      /* "detectors/units/tree.py":60
+      /* "detectors/units/tree.py":63
  *                 creates += 1
  *                 continue
  *             if kind == "SELFDESTRUCT" and step.frame.value:             # <<<<<<<<<<<<<<
@@ -3721,27 +3759,27 @@ static PyObject *__pyx_pf_9detectors_5units_4tree_9Creations_compute(CYTHON_UNUS
 */
     }
 
-    /* "detectors/units/tree.py":62
+    /* "detectors/units/tree.py":65
  *             if kind == "SELFDESTRUCT" and step.frame.value:
  *                 selfdestructs += 1
  *             if step.depth > 0 and trace.created_at and trace.created(step.frame.to, step):             # <<<<<<<<<<<<<<
  *                 into_created += 1
  *         out["creates"] = float(creates)
 */
-    __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_depth); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 62, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_depth); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 65, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
-    __pyx_t_5 = PyObject_RichCompare(__pyx_t_4, __pyx_mstate_global->__pyx_int_0, Py_GT); __Pyx_XGOTREF(__pyx_t_5); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 62, __pyx_L1_error)
+    __pyx_t_5 = PyObject_RichCompare(__pyx_t_4, __pyx_mstate_global->__pyx_int_0, Py_GT); __Pyx_XGOTREF(__pyx_t_5); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 65, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __pyx_t_7 = __Pyx_PyObject_IsTrue(__pyx_t_5); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 62, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_IsTrue(__pyx_t_5); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 65, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
     if (__pyx_t_7) {
     } else {
       __pyx_t_6 = __pyx_t_7;
       goto __pyx_L12_bool_binop_done;
     }
-    __pyx_t_5 = __Pyx_PyObject_GetAttrStr(__pyx_v_trace, __pyx_mstate_global->__pyx_n_u_created_at); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 62, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyObject_GetAttrStr(__pyx_v_trace, __pyx_mstate_global->__pyx_n_u_created_at); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 65, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
-    __pyx_t_7 = __Pyx_PyObject_IsTrue(__pyx_t_5); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 62, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_IsTrue(__pyx_t_5); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 65, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
     if (__pyx_t_7) {
     } else {
@@ -3750,9 +3788,9 @@ static PyObject *__pyx_pf_9detectors_5units_4tree_9Creations_compute(CYTHON_UNUS
     }
     __pyx_t_4 = __pyx_v_trace;
     __Pyx_INCREF(__pyx_t_4);
-    __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_frame); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 62, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_frame); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 65, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
-    __pyx_t_9 = __Pyx_PyObject_GetAttrStr(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_to); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 62, __pyx_L1_error)
+    __pyx_t_9 = __Pyx_PyObject_GetAttrStr(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_to); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 65, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_9);
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
     __pyx_t_10 = 0;
@@ -3761,28 +3799,28 @@ static PyObject *__pyx_pf_9detectors_5units_4tree_9Creations_compute(CYTHON_UNUS
       __pyx_t_5 = __Pyx_PyObject_FastCallMethod(__pyx_mstate_global->__pyx_n_u_created, __pyx_callargs+__pyx_t_10, (3-__pyx_t_10) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 62, __pyx_L1_error)
+      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 65, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
     }
-    __pyx_t_7 = __Pyx_PyObject_IsTrue(__pyx_t_5); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 62, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_IsTrue(__pyx_t_5); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 65, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
     __pyx_t_6 = __pyx_t_7;
     __pyx_L12_bool_binop_done:;
     if (__pyx_t_6) {
 
-      /* "detectors/units/tree.py":63
+      /* "detectors/units/tree.py":66
  *                 selfdestructs += 1
  *             if step.depth > 0 and trace.created_at and trace.created(step.frame.to, step):
  *                 into_created += 1             # <<<<<<<<<<<<<<
  *         out["creates"] = float(creates)
  *         out["selfdestructs"] = float(selfdestructs)
 */
-      __pyx_t_5 = __Pyx_PyLong_AddObjC(__pyx_v_into_created, __pyx_mstate_global->__pyx_int_1, 1, 1, 0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 63, __pyx_L1_error)
+      __pyx_t_5 = __Pyx_PyLong_AddObjC(__pyx_v_into_created, __pyx_mstate_global->__pyx_int_1, 1, 1, 0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 66, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
       __Pyx_DECREF_SET(__pyx_v_into_created, __pyx_t_5);
       __pyx_t_5 = 0;
 
-      /* "detectors/units/tree.py":62
+      /* "detectors/units/tree.py":65
  *             if kind == "SELFDESTRUCT" and step.frame.value:
  *                 selfdestructs += 1
  *             if step.depth > 0 and trace.created_at and trace.created(step.frame.to, step):             # <<<<<<<<<<<<<<
@@ -3791,7 +3829,7 @@ static PyObject *__pyx_pf_9detectors_5units_4tree_9Creations_compute(CYTHON_UNUS
 */
     }
 
-    /* "detectors/units/tree.py":55
+    /* "detectors/units/tree.py":58
  *     def compute(self, trace: Trace, steps: Sequence[Step], out: dict[str, float]) -> None:
  *         creates = selfdestructs = into_created = 0
  *         for step in steps:             # <<<<<<<<<<<<<<
@@ -3802,43 +3840,43 @@ static PyObject *__pyx_pf_9detectors_5units_4tree_9Creations_compute(CYTHON_UNUS
   }
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "detectors/units/tree.py":64
+  /* "detectors/units/tree.py":67
  *             if step.depth > 0 and trace.created_at and trace.created(step.frame.to, step):
  *                 into_created += 1
  *         out["creates"] = float(creates)             # <<<<<<<<<<<<<<
  *         out["selfdestructs"] = float(selfdestructs)
  *         out["calls_into_created"] = float(into_created)
 */
-  __pyx_t_1 = __Pyx_PyNumber_Float(__pyx_v_creates); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 64, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyNumber_Float(__pyx_v_creates); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 67, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  if (unlikely((PyObject_SetItem(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_creates, __pyx_t_1) < 0))) __PYX_ERR(0, 64, __pyx_L1_error)
+  if (unlikely((PyObject_SetItem(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_creates, __pyx_t_1) < 0))) __PYX_ERR(0, 67, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "detectors/units/tree.py":65
+  /* "detectors/units/tree.py":68
  *                 into_created += 1
  *         out["creates"] = float(creates)
  *         out["selfdestructs"] = float(selfdestructs)             # <<<<<<<<<<<<<<
  *         out["calls_into_created"] = float(into_created)
  * 
 */
-  __pyx_t_1 = __Pyx_PyNumber_Float(__pyx_v_selfdestructs); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 65, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyNumber_Float(__pyx_v_selfdestructs); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 68, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  if (unlikely((PyObject_SetItem(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_selfdestructs, __pyx_t_1) < 0))) __PYX_ERR(0, 65, __pyx_L1_error)
+  if (unlikely((PyObject_SetItem(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_selfdestructs, __pyx_t_1) < 0))) __PYX_ERR(0, 68, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "detectors/units/tree.py":66
+  /* "detectors/units/tree.py":69
  *         out["creates"] = float(creates)
  *         out["selfdestructs"] = float(selfdestructs)
  *         out["calls_into_created"] = float(into_created)             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_1 = __Pyx_PyNumber_Float(__pyx_v_into_created); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 66, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyNumber_Float(__pyx_v_into_created); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 69, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  if (unlikely((PyObject_SetItem(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_calls_into_created, __pyx_t_1) < 0))) __PYX_ERR(0, 66, __pyx_L1_error)
+  if (unlikely((PyObject_SetItem(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_calls_into_created, __pyx_t_1) < 0))) __PYX_ERR(0, 69, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "detectors/units/tree.py":53
+  /* "detectors/units/tree.py":56
  *     names = ("creates", "selfdestructs", "calls_into_created")
  * 
  *     def compute(self, trace: Trace, steps: Sequence[Step], out: dict[str, float]) -> None:             # <<<<<<<<<<<<<<
@@ -3868,7 +3906,7 @@ static PyObject *__pyx_pf_9detectors_5units_4tree_9Creations_compute(CYTHON_UNUS
   return __pyx_r;
 }
 
-/* "detectors/units/tree.py":76
+/* "detectors/units/tree.py":79
  *     names = ("value_calls", "eth_to_sender", "pays_block_producer")
  * 
  *     def compute(self, trace: Trace, steps: Sequence[Step], out: dict[str, float]) -> None:             # <<<<<<<<<<<<<<
@@ -3918,44 +3956,44 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_self,&__pyx_mstate_global->__pyx_n_u_trace,&__pyx_mstate_global->__pyx_n_u_steps,&__pyx_mstate_global->__pyx_n_u_out,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len) < 0) __PYX_ERR(0, 76, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len) < 0) __PYX_ERR(0, 79, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 76, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 79, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 76, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 79, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 76, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 79, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 76, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 79, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "compute", 0) < 0) __PYX_ERR(0, 76, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "compute", 0) < 0) __PYX_ERR(0, 79, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 4; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("compute", 1, 4, 4, i); __PYX_ERR(0, 76, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("compute", 1, 4, 4, i); __PYX_ERR(0, 79, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 4)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 76, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 79, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 76, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 79, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 76, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 79, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 76, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 79, __pyx_L3_error)
     }
     __pyx_v_self = values[0];
     __pyx_v_trace = values[1];
@@ -3964,7 +4002,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("compute", 1, 4, 4, __pyx_nargs); __PYX_ERR(0, 76, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("compute", 1, 4, 4, __pyx_nargs); __PYX_ERR(0, 79, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -4006,7 +4044,7 @@ static PyObject *__pyx_pf_9detectors_5units_4tree_8EthFlows_compute(CYTHON_UNUSE
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("compute", 0);
 
-  /* "detectors/units/tree.py":77
+  /* "detectors/units/tree.py":80
  * 
  *     def compute(self, trace: Trace, steps: Sequence[Step], out: dict[str, float]) -> None:
  *         calls = paid = to_sender = 0             # <<<<<<<<<<<<<<
@@ -4020,7 +4058,7 @@ static PyObject *__pyx_pf_9detectors_5units_4tree_8EthFlows_compute(CYTHON_UNUSE
   __Pyx_INCREF(__pyx_mstate_global->__pyx_int_0);
   __pyx_v_to_sender = __pyx_mstate_global->__pyx_int_0;
 
-  /* "detectors/units/tree.py":78
+  /* "detectors/units/tree.py":81
  *     def compute(self, trace: Trace, steps: Sequence[Step], out: dict[str, float]) -> None:
  *         calls = paid = to_sender = 0
  *         for step in steps:             # <<<<<<<<<<<<<<
@@ -4032,9 +4070,9 @@ static PyObject *__pyx_pf_9detectors_5units_4tree_8EthFlows_compute(CYTHON_UNUSE
     __pyx_t_2 = 0;
     __pyx_t_3 = NULL;
   } else {
-    __pyx_t_2 = -1; __pyx_t_1 = PyObject_GetIter(__pyx_v_steps); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 78, __pyx_L1_error)
+    __pyx_t_2 = -1; __pyx_t_1 = PyObject_GetIter(__pyx_v_steps); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 81, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_3 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_1); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 78, __pyx_L1_error)
+    __pyx_t_3 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_1); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 81, __pyx_L1_error)
   }
   for (;;) {
     if (likely(!__pyx_t_3)) {
@@ -4042,7 +4080,7 @@ static PyObject *__pyx_pf_9detectors_5units_4tree_8EthFlows_compute(CYTHON_UNUSE
         {
           Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_1);
           #if !CYTHON_ASSUME_SAFE_SIZE
-          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 78, __pyx_L1_error)
+          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 81, __pyx_L1_error)
           #endif
           if (__pyx_t_2 >= __pyx_temp) break;
         }
@@ -4052,7 +4090,7 @@ static PyObject *__pyx_pf_9detectors_5units_4tree_8EthFlows_compute(CYTHON_UNUSE
         {
           Py_ssize_t __pyx_temp = __Pyx_PyTuple_GET_SIZE(__pyx_t_1);
           #if !CYTHON_ASSUME_SAFE_SIZE
-          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 78, __pyx_L1_error)
+          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 81, __pyx_L1_error)
           #endif
           if (__pyx_t_2 >= __pyx_temp) break;
         }
@@ -4063,13 +4101,13 @@ static PyObject *__pyx_pf_9detectors_5units_4tree_8EthFlows_compute(CYTHON_UNUSE
         #endif
         ++__pyx_t_2;
       }
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 78, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 81, __pyx_L1_error)
     } else {
       __pyx_t_4 = __pyx_t_3(__pyx_t_1);
       if (unlikely(!__pyx_t_4)) {
         PyObject* exc_type = PyErr_Occurred();
         if (exc_type) {
-          if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 78, __pyx_L1_error)
+          if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 81, __pyx_L1_error)
           PyErr_Clear();
         }
         break;
@@ -4079,33 +4117,33 @@ static PyObject *__pyx_pf_9detectors_5units_4tree_8EthFlows_compute(CYTHON_UNUSE
     __Pyx_XDECREF_SET(__pyx_v_step, __pyx_t_4);
     __pyx_t_4 = 0;
 
-    /* "detectors/units/tree.py":79
+    /* "detectors/units/tree.py":82
  *         calls = paid = to_sender = 0
  *         for step in steps:
  *             f = step.frame             # <<<<<<<<<<<<<<
  *             if not f.value:
  *                 continue
 */
-    __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_frame); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 79, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_frame); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 82, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
     __Pyx_XDECREF_SET(__pyx_v_f, __pyx_t_4);
     __pyx_t_4 = 0;
 
-    /* "detectors/units/tree.py":80
+    /* "detectors/units/tree.py":83
  *         for step in steps:
  *             f = step.frame
  *             if not f.value:             # <<<<<<<<<<<<<<
  *                 continue
  *             calls += 1
 */
-    __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_f, __pyx_mstate_global->__pyx_n_u_value); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 80, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_f, __pyx_mstate_global->__pyx_n_u_value); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 83, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
-    __pyx_t_5 = __Pyx_PyObject_IsTrue(__pyx_t_4); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 80, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyObject_IsTrue(__pyx_t_4); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 83, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
     __pyx_t_6 = (!__pyx_t_5);
     if (__pyx_t_6) {
 
-      /* "detectors/units/tree.py":81
+      /* "detectors/units/tree.py":84
  *             f = step.frame
  *             if not f.value:
  *                 continue             # <<<<<<<<<<<<<<
@@ -4114,7 +4152,7 @@ static PyObject *__pyx_pf_9detectors_5units_4tree_8EthFlows_compute(CYTHON_UNUSE
 */
       goto __pyx_L3_continue;
 
-      /* "detectors/units/tree.py":80
+      /* "detectors/units/tree.py":83
  *         for step in steps:
  *             f = step.frame
  *             if not f.value:             # <<<<<<<<<<<<<<
@@ -4123,40 +4161,40 @@ static PyObject *__pyx_pf_9detectors_5units_4tree_8EthFlows_compute(CYTHON_UNUSE
 */
     }
 
-    /* "detectors/units/tree.py":82
+    /* "detectors/units/tree.py":85
  *             if not f.value:
  *                 continue
  *             calls += 1             # <<<<<<<<<<<<<<
  *             if f.to == trace.producer and f.error is None:
  *                 paid += 1
 */
-    __pyx_t_4 = __Pyx_PyLong_AddObjC(__pyx_v_calls, __pyx_mstate_global->__pyx_int_1, 1, 1, 0); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 82, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyLong_AddObjC(__pyx_v_calls, __pyx_mstate_global->__pyx_int_1, 1, 1, 0); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 85, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
     __Pyx_DECREF_SET(__pyx_v_calls, __pyx_t_4);
     __pyx_t_4 = 0;
 
-    /* "detectors/units/tree.py":83
+    /* "detectors/units/tree.py":86
  *                 continue
  *             calls += 1
  *             if f.to == trace.producer and f.error is None:             # <<<<<<<<<<<<<<
  *                 paid += 1
  *             if f.to == trace.sender and step.depth > 0:
 */
-    __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_f, __pyx_mstate_global->__pyx_n_u_to); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 83, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_f, __pyx_mstate_global->__pyx_n_u_to); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 86, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_trace, __pyx_mstate_global->__pyx_n_u_producer); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 83, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_trace, __pyx_mstate_global->__pyx_n_u_producer); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 86, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_8 = PyObject_RichCompare(__pyx_t_4, __pyx_t_7, Py_EQ); __Pyx_XGOTREF(__pyx_t_8); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 83, __pyx_L1_error)
+    __pyx_t_8 = PyObject_RichCompare(__pyx_t_4, __pyx_t_7, Py_EQ); __Pyx_XGOTREF(__pyx_t_8); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 86, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    __pyx_t_5 = __Pyx_PyObject_IsTrue(__pyx_t_8); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 83, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyObject_IsTrue(__pyx_t_8); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 86, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
     if (__pyx_t_5) {
     } else {
       __pyx_t_6 = __pyx_t_5;
       goto __pyx_L7_bool_binop_done;
     }
-    __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_v_f, __pyx_mstate_global->__pyx_n_u_error); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 83, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_v_f, __pyx_mstate_global->__pyx_n_u_error); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 86, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __pyx_t_5 = (__pyx_t_8 == Py_None);
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
@@ -4164,19 +4202,19 @@ static PyObject *__pyx_pf_9detectors_5units_4tree_8EthFlows_compute(CYTHON_UNUSE
     __pyx_L7_bool_binop_done:;
     if (__pyx_t_6) {
 
-      /* "detectors/units/tree.py":84
+      /* "detectors/units/tree.py":87
  *             calls += 1
  *             if f.to == trace.producer and f.error is None:
  *                 paid += 1             # <<<<<<<<<<<<<<
  *             if f.to == trace.sender and step.depth > 0:
  *                 to_sender += f.value
 */
-      __pyx_t_8 = __Pyx_PyLong_AddObjC(__pyx_v_paid, __pyx_mstate_global->__pyx_int_1, 1, 1, 0); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 84, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_PyLong_AddObjC(__pyx_v_paid, __pyx_mstate_global->__pyx_int_1, 1, 1, 0); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 87, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
       __Pyx_DECREF_SET(__pyx_v_paid, __pyx_t_8);
       __pyx_t_8 = 0;
 
-      /* "detectors/units/tree.py":83
+      /* "detectors/units/tree.py":86
  *                 continue
  *             calls += 1
  *             if f.to == trace.producer and f.error is None:             # <<<<<<<<<<<<<<
@@ -4185,53 +4223,53 @@ static PyObject *__pyx_pf_9detectors_5units_4tree_8EthFlows_compute(CYTHON_UNUSE
 */
     }
 
-    /* "detectors/units/tree.py":85
+    /* "detectors/units/tree.py":88
  *             if f.to == trace.producer and f.error is None:
  *                 paid += 1
  *             if f.to == trace.sender and step.depth > 0:             # <<<<<<<<<<<<<<
  *                 to_sender += f.value
  *         out["value_calls"] = float(calls)
 */
-    __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_v_f, __pyx_mstate_global->__pyx_n_u_to); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 85, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_v_f, __pyx_mstate_global->__pyx_n_u_to); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 88, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_trace, __pyx_mstate_global->__pyx_n_u_sender); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 85, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_trace, __pyx_mstate_global->__pyx_n_u_sender); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 88, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_4 = PyObject_RichCompare(__pyx_t_8, __pyx_t_7, Py_EQ); __Pyx_XGOTREF(__pyx_t_4); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 85, __pyx_L1_error)
+    __pyx_t_4 = PyObject_RichCompare(__pyx_t_8, __pyx_t_7, Py_EQ); __Pyx_XGOTREF(__pyx_t_4); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 88, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    __pyx_t_5 = __Pyx_PyObject_IsTrue(__pyx_t_4); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 85, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyObject_IsTrue(__pyx_t_4); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 88, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
     if (__pyx_t_5) {
     } else {
       __pyx_t_6 = __pyx_t_5;
       goto __pyx_L10_bool_binop_done;
     }
-    __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_depth); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 85, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_depth); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 88, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
-    __pyx_t_7 = PyObject_RichCompare(__pyx_t_4, __pyx_mstate_global->__pyx_int_0, Py_GT); __Pyx_XGOTREF(__pyx_t_7); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 85, __pyx_L1_error)
+    __pyx_t_7 = PyObject_RichCompare(__pyx_t_4, __pyx_mstate_global->__pyx_int_0, Py_GT); __Pyx_XGOTREF(__pyx_t_7); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 88, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __pyx_t_5 = __Pyx_PyObject_IsTrue(__pyx_t_7); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 85, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyObject_IsTrue(__pyx_t_7); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 88, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     __pyx_t_6 = __pyx_t_5;
     __pyx_L10_bool_binop_done:;
     if (__pyx_t_6) {
 
-      /* "detectors/units/tree.py":86
+      /* "detectors/units/tree.py":89
  *                 paid += 1
  *             if f.to == trace.sender and step.depth > 0:
  *                 to_sender += f.value             # <<<<<<<<<<<<<<
  *         out["value_calls"] = float(calls)
  *         out["eth_to_sender"] = to_sender / WEI
 */
-      __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_f, __pyx_mstate_global->__pyx_n_u_value); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 86, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_f, __pyx_mstate_global->__pyx_n_u_value); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 89, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_4 = PyNumber_InPlaceAdd(__pyx_v_to_sender, __pyx_t_7); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 86, __pyx_L1_error)
+      __pyx_t_4 = PyNumber_InPlaceAdd(__pyx_v_to_sender, __pyx_t_7); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 89, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
       __Pyx_DECREF_SET(__pyx_v_to_sender, __pyx_t_4);
       __pyx_t_4 = 0;
 
-      /* "detectors/units/tree.py":85
+      /* "detectors/units/tree.py":88
  *             if f.to == trace.producer and f.error is None:
  *                 paid += 1
  *             if f.to == trace.sender and step.depth > 0:             # <<<<<<<<<<<<<<
@@ -4240,7 +4278,7 @@ static PyObject *__pyx_pf_9detectors_5units_4tree_8EthFlows_compute(CYTHON_UNUSE
 */
     }
 
-    /* "detectors/units/tree.py":78
+    /* "detectors/units/tree.py":81
  *     def compute(self, trace: Trace, steps: Sequence[Step], out: dict[str, float]) -> None:
  *         calls = paid = to_sender = 0
  *         for step in steps:             # <<<<<<<<<<<<<<
@@ -4251,41 +4289,41 @@ static PyObject *__pyx_pf_9detectors_5units_4tree_8EthFlows_compute(CYTHON_UNUSE
   }
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "detectors/units/tree.py":87
+  /* "detectors/units/tree.py":90
  *             if f.to == trace.sender and step.depth > 0:
  *                 to_sender += f.value
  *         out["value_calls"] = float(calls)             # <<<<<<<<<<<<<<
  *         out["eth_to_sender"] = to_sender / WEI
  *         if trace.producer is not None and calls:
 */
-  __pyx_t_1 = __Pyx_PyNumber_Float(__pyx_v_calls); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 87, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyNumber_Float(__pyx_v_calls); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 90, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  if (unlikely((PyObject_SetItem(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_value_calls, __pyx_t_1) < 0))) __PYX_ERR(0, 87, __pyx_L1_error)
+  if (unlikely((PyObject_SetItem(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_value_calls, __pyx_t_1) < 0))) __PYX_ERR(0, 90, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "detectors/units/tree.py":88
+  /* "detectors/units/tree.py":91
  *                 to_sender += f.value
  *         out["value_calls"] = float(calls)
  *         out["eth_to_sender"] = to_sender / WEI             # <<<<<<<<<<<<<<
  *         if trace.producer is not None and calls:
  *             out["pays_block_producer"] = float(paid)
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_WEI); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 88, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_WEI); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 91, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_4 = __Pyx_PyNumber_Divide(__pyx_v_to_sender, __pyx_t_1); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 88, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyNumber_Divide(__pyx_v_to_sender, __pyx_t_1); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 91, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  if (unlikely((PyObject_SetItem(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_eth_to_sender, __pyx_t_4) < 0))) __PYX_ERR(0, 88, __pyx_L1_error)
+  if (unlikely((PyObject_SetItem(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_eth_to_sender, __pyx_t_4) < 0))) __PYX_ERR(0, 91, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "detectors/units/tree.py":89
+  /* "detectors/units/tree.py":92
  *         out["value_calls"] = float(calls)
  *         out["eth_to_sender"] = to_sender / WEI
  *         if trace.producer is not None and calls:             # <<<<<<<<<<<<<<
  *             out["pays_block_producer"] = float(paid)
  * 
 */
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_trace, __pyx_mstate_global->__pyx_n_u_producer); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 89, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_trace, __pyx_mstate_global->__pyx_n_u_producer); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 92, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __pyx_t_5 = (__pyx_t_4 != Py_None);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
@@ -4294,24 +4332,24 @@ static PyObject *__pyx_pf_9detectors_5units_4tree_8EthFlows_compute(CYTHON_UNUSE
     __pyx_t_6 = __pyx_t_5;
     goto __pyx_L14_bool_binop_done;
   }
-  __pyx_t_5 = __Pyx_PyObject_IsTrue(__pyx_v_calls); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 89, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyObject_IsTrue(__pyx_v_calls); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 92, __pyx_L1_error)
   __pyx_t_6 = __pyx_t_5;
   __pyx_L14_bool_binop_done:;
   if (__pyx_t_6) {
 
-    /* "detectors/units/tree.py":90
+    /* "detectors/units/tree.py":93
  *         out["eth_to_sender"] = to_sender / WEI
  *         if trace.producer is not None and calls:
  *             out["pays_block_producer"] = float(paid)             # <<<<<<<<<<<<<<
  * 
  * 
 */
-    __pyx_t_4 = __Pyx_PyNumber_Float(__pyx_v_paid); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 90, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyNumber_Float(__pyx_v_paid); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 93, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
-    if (unlikely((PyObject_SetItem(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_pays_block_producer, __pyx_t_4) < 0))) __PYX_ERR(0, 90, __pyx_L1_error)
+    if (unlikely((PyObject_SetItem(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_pays_block_producer, __pyx_t_4) < 0))) __PYX_ERR(0, 93, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-    /* "detectors/units/tree.py":89
+    /* "detectors/units/tree.py":92
  *         out["value_calls"] = float(calls)
  *         out["eth_to_sender"] = to_sender / WEI
  *         if trace.producer is not None and calls:             # <<<<<<<<<<<<<<
@@ -4320,7 +4358,7 @@ static PyObject *__pyx_pf_9detectors_5units_4tree_8EthFlows_compute(CYTHON_UNUSE
 */
   }
 
-  /* "detectors/units/tree.py":76
+  /* "detectors/units/tree.py":79
  *     names = ("value_calls", "eth_to_sender", "pays_block_producer")
  * 
  *     def compute(self, trace: Trace, steps: Sequence[Step], out: dict[str, float]) -> None:             # <<<<<<<<<<<<<<
@@ -4349,7 +4387,7 @@ static PyObject *__pyx_pf_9detectors_5units_4tree_8EthFlows_compute(CYTHON_UNUSE
   return __pyx_r;
 }
 
-/* "detectors/units/tree.py":101
+/* "detectors/units/tree.py":104
  *     # reads the trace, not its steps (kinds None: called for every tree)
  * 
  *     def compute(self, trace: Trace, steps: Sequence[Step], out: dict[str, float]) -> None:             # <<<<<<<<<<<<<<
@@ -4399,44 +4437,44 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_self,&__pyx_mstate_global->__pyx_n_u_trace,&__pyx_mstate_global->__pyx_n_u_steps,&__pyx_mstate_global->__pyx_n_u_out,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len) < 0) __PYX_ERR(0, 101, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len) < 0) __PYX_ERR(0, 104, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 101, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 104, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 101, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 104, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 101, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 104, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 101, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 104, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "compute", 0) < 0) __PYX_ERR(0, 101, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "compute", 0) < 0) __PYX_ERR(0, 104, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 4; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("compute", 1, 4, 4, i); __PYX_ERR(0, 101, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("compute", 1, 4, 4, i); __PYX_ERR(0, 104, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 4)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 101, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 104, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 101, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 104, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 101, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 104, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 101, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 104, __pyx_L3_error)
     }
     __pyx_v_self = values[0];
     __pyx_v_trace = values[1];
@@ -4445,7 +4483,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("compute", 1, 4, 4, __pyx_nargs); __PYX_ERR(0, 101, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("compute", 1, 4, 4, __pyx_nargs); __PYX_ERR(0, 104, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -4485,37 +4523,37 @@ static PyObject *__pyx_pf_9detectors_5units_4tree_12BareCallTree_compute(CYTHON_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("compute", 0);
 
-  /* "detectors/units/tree.py":102
+  /* "detectors/units/tree.py":105
  * 
  *     def compute(self, trace: Trace, steps: Sequence[Step], out: dict[str, float]) -> None:
  *         tx, frames = trace.tx, len(trace.steps)             # <<<<<<<<<<<<<<
  *         bare = (len(tx.input) - 2) // 2 == 4 and frames > 1 and tx.input[:10].lower() not in PUBLIC_NOARG_SELECTORS
  *         out["bare_call_tree"] = float(frames) if bare else 0.0
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_trace, __pyx_mstate_global->__pyx_n_u_tx); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 102, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_trace, __pyx_mstate_global->__pyx_n_u_tx); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 105, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_v_trace, __pyx_mstate_global->__pyx_n_u_steps); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 102, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_v_trace, __pyx_mstate_global->__pyx_n_u_steps); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 105, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  __pyx_t_3 = PyObject_Length(__pyx_t_2); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 102, __pyx_L1_error)
+  __pyx_t_3 = PyObject_Length(__pyx_t_2); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 105, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
   __pyx_v_tx = __pyx_t_1;
   __pyx_t_1 = 0;
   __pyx_v_frames = __pyx_t_3;
 
-  /* "detectors/units/tree.py":103
+  /* "detectors/units/tree.py":106
  *     def compute(self, trace: Trace, steps: Sequence[Step], out: dict[str, float]) -> None:
  *         tx, frames = trace.tx, len(trace.steps)
  *         bare = (len(tx.input) - 2) // 2 == 4 and frames > 1 and tx.input[:10].lower() not in PUBLIC_NOARG_SELECTORS             # <<<<<<<<<<<<<<
  *         out["bare_call_tree"] = float(frames) if bare else 0.0
 */
-  __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_v_tx, __pyx_mstate_global->__pyx_n_u_input); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 103, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_v_tx, __pyx_mstate_global->__pyx_n_u_input); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 106, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  __pyx_t_3 = PyObject_Length(__pyx_t_2); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 103, __pyx_L1_error)
+  __pyx_t_3 = PyObject_Length(__pyx_t_2); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 106, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
   __pyx_t_4 = (__Pyx_div_Py_ssize_t((__pyx_t_3 - 2), 2, 1) == 4);
   if (__pyx_t_4) {
   } else {
-    __pyx_t_2 = __Pyx_PyBool_FromLong(__pyx_t_4); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 103, __pyx_L1_error)
+    __pyx_t_2 = __Pyx_PyBool_FromLong(__pyx_t_4); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 106, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
     __pyx_t_1 = __pyx_t_2;
     __pyx_t_2 = 0;
@@ -4524,15 +4562,15 @@ static PyObject *__pyx_pf_9detectors_5units_4tree_12BareCallTree_compute(CYTHON_
   __pyx_t_4 = (__pyx_v_frames > 1);
   if (__pyx_t_4) {
   } else {
-    __pyx_t_2 = __Pyx_PyBool_FromLong(__pyx_t_4); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 103, __pyx_L1_error)
+    __pyx_t_2 = __Pyx_PyBool_FromLong(__pyx_t_4); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 106, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
     __pyx_t_1 = __pyx_t_2;
     __pyx_t_2 = 0;
     goto __pyx_L3_bool_binop_done;
   }
-  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_tx, __pyx_mstate_global->__pyx_n_u_input); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 103, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_tx, __pyx_mstate_global->__pyx_n_u_input); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 106, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
-  __pyx_t_7 = __Pyx_PyObject_GetSlice(__pyx_t_6, 0, 10, NULL, NULL, &__pyx_mstate_global->__pyx_slice[0], 0, 1, 1); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 103, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_PyObject_GetSlice(__pyx_t_6, 0, 10, NULL, NULL, &__pyx_mstate_global->__pyx_slice[0], 0, 1, 1); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 106, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
   __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
   __pyx_t_5 = __pyx_t_7;
@@ -4543,15 +4581,15 @@ static PyObject *__pyx_pf_9detectors_5units_4tree_12BareCallTree_compute(CYTHON_
     __pyx_t_2 = __Pyx_PyObject_FastCallMethod(__pyx_mstate_global->__pyx_n_u_lower, __pyx_callargs+__pyx_t_8, (1-__pyx_t_8) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 103, __pyx_L1_error)
+    if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 106, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
   }
-  __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_PUBLIC_NOARG_SELECTORS); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 103, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_PUBLIC_NOARG_SELECTORS); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 106, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
-  __pyx_t_4 = (__Pyx_PySequence_ContainsTF(__pyx_t_2, __pyx_t_7, Py_NE)); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 103, __pyx_L1_error)
+  __pyx_t_4 = (__Pyx_PySequence_ContainsTF(__pyx_t_2, __pyx_t_7, Py_NE)); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 106, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
   __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-  __pyx_t_7 = __Pyx_PyBool_FromLong(__pyx_t_4); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 103, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_PyBool_FromLong(__pyx_t_4); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 106, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
   __pyx_t_1 = __pyx_t_7;
   __pyx_t_7 = 0;
@@ -4559,14 +4597,14 @@ static PyObject *__pyx_pf_9detectors_5units_4tree_12BareCallTree_compute(CYTHON_
   __pyx_v_bare = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "detectors/units/tree.py":104
+  /* "detectors/units/tree.py":107
  *         tx, frames = trace.tx, len(trace.steps)
  *         bare = (len(tx.input) - 2) // 2 == 4 and frames > 1 and tx.input[:10].lower() not in PUBLIC_NOARG_SELECTORS
  *         out["bare_call_tree"] = float(frames) if bare else 0.0             # <<<<<<<<<<<<<<
 */
-  __pyx_t_4 = __Pyx_PyObject_IsTrue(__pyx_v_bare); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 104, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_IsTrue(__pyx_v_bare); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 107, __pyx_L1_error)
   if (__pyx_t_4) {
-    __pyx_t_7 = PyFloat_FromDouble(((double)__pyx_v_frames)); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 104, __pyx_L1_error)
+    __pyx_t_7 = PyFloat_FromDouble(((double)__pyx_v_frames)); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 107, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __pyx_t_1 = __pyx_t_7;
     __pyx_t_7 = 0;
@@ -4574,10 +4612,10 @@ static PyObject *__pyx_pf_9detectors_5units_4tree_12BareCallTree_compute(CYTHON_
     __Pyx_INCREF(__pyx_mstate_global->__pyx_float_0_0);
     __pyx_t_1 = __pyx_mstate_global->__pyx_float_0_0;
   }
-  if (unlikely((PyObject_SetItem(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_bare_call_tree, __pyx_t_1) < 0))) __PYX_ERR(0, 104, __pyx_L1_error)
+  if (unlikely((PyObject_SetItem(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_bare_call_tree, __pyx_t_1) < 0))) __PYX_ERR(0, 107, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "detectors/units/tree.py":101
+  /* "detectors/units/tree.py":104
  *     # reads the trace, not its steps (kinds None: called for every tree)
  * 
  *     def compute(self, trace: Trace, steps: Sequence[Step], out: dict[str, float]) -> None:             # <<<<<<<<<<<<<<
@@ -5119,202 +5157,202 @@ __Pyx_RefNannySetupContext("PyInit_tree", 0);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "detectors/units/tree.py":46
+  /* "detectors/units/tree.py":49
  * 
  * 
  * class Creations(TraceUnit):             # <<<<<<<<<<<<<<
  *     """``creates``: contracts created; ``selfdestructs``: contracts destroyed holding funds (gas
  *     tokens self-destruct empty by the dozen); ``calls_into_created``: calls into contracts created in
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_TraceUnit); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 46, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_TraceUnit); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 49, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  __pyx_t_4 = PyTuple_Pack(1, __pyx_t_2); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 46, __pyx_L1_error)
+  __pyx_t_4 = PyTuple_Pack(1, __pyx_t_2); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 49, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-  __pyx_t_2 = __Pyx_PEP560_update_bases(__pyx_t_4); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 46, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PEP560_update_bases(__pyx_t_4); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 49, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  __pyx_t_5 = __Pyx_CalculateMetaclass(NULL, __pyx_t_2); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 46, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_CalculateMetaclass(NULL, __pyx_t_2); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 49, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
-  __pyx_t_6 = __Pyx_Py3MetaclassPrepare(__pyx_t_5, __pyx_t_2, __pyx_mstate_global->__pyx_n_u_Creations, __pyx_mstate_global->__pyx_n_u_Creations, (PyObject *) NULL, __pyx_mstate_global->__pyx_n_u_detectors_units_tree, __pyx_mstate_global->__pyx_kp_u_creates_contracts_created_selfd); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 46, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_Py3MetaclassPrepare(__pyx_t_5, __pyx_t_2, __pyx_mstate_global->__pyx_n_u_Creations, __pyx_mstate_global->__pyx_n_u_Creations, (PyObject *) NULL, __pyx_mstate_global->__pyx_n_u_detectors_units_tree, __pyx_mstate_global->__pyx_kp_u_creates_contracts_created_selfd); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 49, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   if (__pyx_t_2 != __pyx_t_4) {
-    if (unlikely((PyDict_SetItemString(__pyx_t_6, "__orig_bases__", __pyx_t_4) < 0))) __PYX_ERR(0, 46, __pyx_L1_error)
+    if (unlikely((PyDict_SetItemString(__pyx_t_6, "__orig_bases__", __pyx_t_4) < 0))) __PYX_ERR(0, 49, __pyx_L1_error)
   }
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "detectors/units/tree.py":51
+  /* "detectors/units/tree.py":54
  *     the same transaction (an attack deployed and run at once)."""
  * 
  *     names = ("creates", "selfdestructs", "calls_into_created")             # <<<<<<<<<<<<<<
  * 
  *     def compute(self, trace: Trace, steps: Sequence[Step], out: dict[str, float]) -> None:
 */
-  if (__Pyx_SetNameInClass(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_names, __pyx_mstate_global->__pyx_tuple[1]) < 0) __PYX_ERR(0, 51, __pyx_L1_error)
+  if (__Pyx_SetNameInClass(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_names, __pyx_mstate_global->__pyx_tuple[1]) < 0) __PYX_ERR(0, 54, __pyx_L1_error)
 
-  /* "detectors/units/tree.py":53
+  /* "detectors/units/tree.py":56
  *     names = ("creates", "selfdestructs", "calls_into_created")
  * 
  *     def compute(self, trace: Trace, steps: Sequence[Step], out: dict[str, float]) -> None:             # <<<<<<<<<<<<<<
  *         creates = selfdestructs = into_created = 0
  *         for step in steps:
 */
-  __pyx_t_4 = __Pyx_PyDict_NewPresized(4); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 53, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyDict_NewPresized(4); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 56, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_trace, __pyx_mstate_global->__pyx_n_u_Trace) < 0) __PYX_ERR(0, 53, __pyx_L1_error)
-  if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_steps, __pyx_mstate_global->__pyx_kp_u_Sequence_Step) < 0) __PYX_ERR(0, 53, __pyx_L1_error)
-  if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_out, __pyx_mstate_global->__pyx_kp_u_dict_str_float) < 0) __PYX_ERR(0, 53, __pyx_L1_error)
-  if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_return, __pyx_mstate_global->__pyx_n_u_None) < 0) __PYX_ERR(0, 53, __pyx_L1_error)
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_9detectors_5units_4tree_9Creations_1compute, 0, __pyx_mstate_global->__pyx_n_u_Creations_compute, NULL, __pyx_mstate_global->__pyx_n_u_detectors_units_tree, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[1])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 53, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_trace, __pyx_mstate_global->__pyx_n_u_Trace) < 0) __PYX_ERR(0, 56, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_steps, __pyx_mstate_global->__pyx_kp_u_Sequence_Step) < 0) __PYX_ERR(0, 56, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_out, __pyx_mstate_global->__pyx_kp_u_dict_str_float) < 0) __PYX_ERR(0, 56, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_return, __pyx_mstate_global->__pyx_n_u_None) < 0) __PYX_ERR(0, 56, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_9detectors_5units_4tree_9Creations_1compute, 0, __pyx_mstate_global->__pyx_n_u_Creations_compute, NULL, __pyx_mstate_global->__pyx_n_u_detectors_units_tree, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[1])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 56, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_CyFunction_SetAnnotationsDict(__pyx_t_3, __pyx_t_4);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  if (__Pyx_SetNameInClass(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_compute, __pyx_t_3) < 0) __PYX_ERR(0, 53, __pyx_L1_error)
+  if (__Pyx_SetNameInClass(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_compute, __pyx_t_3) < 0) __PYX_ERR(0, 56, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "detectors/units/tree.py":46
+  /* "detectors/units/tree.py":49
  * 
  * 
  * class Creations(TraceUnit):             # <<<<<<<<<<<<<<
  *     """``creates``: contracts created; ``selfdestructs``: contracts destroyed holding funds (gas
  *     tokens self-destruct empty by the dozen); ``calls_into_created``: calls into contracts created in
 */
-  __pyx_t_3 = __Pyx_Py3ClassCreate(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_Creations, __pyx_t_2, __pyx_t_6, NULL, 0, 0); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 46, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_Py3ClassCreate(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_Creations, __pyx_t_2, __pyx_t_6, NULL, 0, 0); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 49, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_Creations, __pyx_t_3) < 0) __PYX_ERR(0, 46, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_Creations, __pyx_t_3) < 0) __PYX_ERR(0, 49, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "detectors/units/tree.py":69
+  /* "detectors/units/tree.py":72
  * 
  * 
  * class EthFlows(TraceUnit):             # <<<<<<<<<<<<<<
  *     """``value_calls``: calls carrying ETH; ``eth_to_sender``: ETH sent back to the sender from inside
  *     the tree; ``pays_block_producer``: calls paying the block's producer (the bribe of an MEV bundle;
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_TraceUnit); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 69, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_TraceUnit); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 72, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  __pyx_t_5 = PyTuple_Pack(1, __pyx_t_2); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 69, __pyx_L1_error)
+  __pyx_t_5 = PyTuple_Pack(1, __pyx_t_2); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 72, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-  __pyx_t_2 = __Pyx_PEP560_update_bases(__pyx_t_5); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 69, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PEP560_update_bases(__pyx_t_5); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 72, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  __pyx_t_6 = __Pyx_CalculateMetaclass(NULL, __pyx_t_2); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 69, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_CalculateMetaclass(NULL, __pyx_t_2); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 72, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
-  __pyx_t_3 = __Pyx_Py3MetaclassPrepare(__pyx_t_6, __pyx_t_2, __pyx_mstate_global->__pyx_n_u_EthFlows, __pyx_mstate_global->__pyx_n_u_EthFlows, (PyObject *) NULL, __pyx_mstate_global->__pyx_n_u_detectors_units_tree, __pyx_mstate_global->__pyx_kp_u_value_calls_calls_carrying_ETH); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 69, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_Py3MetaclassPrepare(__pyx_t_6, __pyx_t_2, __pyx_mstate_global->__pyx_n_u_EthFlows, __pyx_mstate_global->__pyx_n_u_EthFlows, (PyObject *) NULL, __pyx_mstate_global->__pyx_n_u_detectors_units_tree, __pyx_mstate_global->__pyx_kp_u_value_calls_calls_carrying_ETH); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 72, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   if (__pyx_t_2 != __pyx_t_5) {
-    if (unlikely((PyDict_SetItemString(__pyx_t_3, "__orig_bases__", __pyx_t_5) < 0))) __PYX_ERR(0, 69, __pyx_L1_error)
+    if (unlikely((PyDict_SetItemString(__pyx_t_3, "__orig_bases__", __pyx_t_5) < 0))) __PYX_ERR(0, 72, __pyx_L1_error)
   }
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
-  /* "detectors/units/tree.py":74
+  /* "detectors/units/tree.py":77
  *     known for mined blocks only)."""
  * 
  *     names = ("value_calls", "eth_to_sender", "pays_block_producer")             # <<<<<<<<<<<<<<
  * 
  *     def compute(self, trace: Trace, steps: Sequence[Step], out: dict[str, float]) -> None:
 */
-  if (__Pyx_SetNameInClass(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_names, __pyx_mstate_global->__pyx_tuple[2]) < 0) __PYX_ERR(0, 74, __pyx_L1_error)
+  if (__Pyx_SetNameInClass(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_names, __pyx_mstate_global->__pyx_tuple[2]) < 0) __PYX_ERR(0, 77, __pyx_L1_error)
 
-  /* "detectors/units/tree.py":76
+  /* "detectors/units/tree.py":79
  *     names = ("value_calls", "eth_to_sender", "pays_block_producer")
  * 
  *     def compute(self, trace: Trace, steps: Sequence[Step], out: dict[str, float]) -> None:             # <<<<<<<<<<<<<<
  *         calls = paid = to_sender = 0
  *         for step in steps:
 */
-  __pyx_t_5 = __Pyx_PyDict_NewPresized(4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 76, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyDict_NewPresized(4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 79, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
-  if (PyDict_SetItem(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_trace, __pyx_mstate_global->__pyx_n_u_Trace) < 0) __PYX_ERR(0, 76, __pyx_L1_error)
-  if (PyDict_SetItem(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_steps, __pyx_mstate_global->__pyx_kp_u_Sequence_Step) < 0) __PYX_ERR(0, 76, __pyx_L1_error)
-  if (PyDict_SetItem(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_out, __pyx_mstate_global->__pyx_kp_u_dict_str_float) < 0) __PYX_ERR(0, 76, __pyx_L1_error)
-  if (PyDict_SetItem(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_return, __pyx_mstate_global->__pyx_n_u_None) < 0) __PYX_ERR(0, 76, __pyx_L1_error)
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_9detectors_5units_4tree_8EthFlows_1compute, 0, __pyx_mstate_global->__pyx_n_u_EthFlows_compute, NULL, __pyx_mstate_global->__pyx_n_u_detectors_units_tree, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 76, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_trace, __pyx_mstate_global->__pyx_n_u_Trace) < 0) __PYX_ERR(0, 79, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_steps, __pyx_mstate_global->__pyx_kp_u_Sequence_Step) < 0) __PYX_ERR(0, 79, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_out, __pyx_mstate_global->__pyx_kp_u_dict_str_float) < 0) __PYX_ERR(0, 79, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_return, __pyx_mstate_global->__pyx_n_u_None) < 0) __PYX_ERR(0, 79, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_9detectors_5units_4tree_8EthFlows_1compute, 0, __pyx_mstate_global->__pyx_n_u_EthFlows_compute, NULL, __pyx_mstate_global->__pyx_n_u_detectors_units_tree, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 79, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_CyFunction_SetAnnotationsDict(__pyx_t_4, __pyx_t_5);
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-  if (__Pyx_SetNameInClass(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_compute, __pyx_t_4) < 0) __PYX_ERR(0, 76, __pyx_L1_error)
+  if (__Pyx_SetNameInClass(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_compute, __pyx_t_4) < 0) __PYX_ERR(0, 79, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "detectors/units/tree.py":69
+  /* "detectors/units/tree.py":72
  * 
  * 
  * class EthFlows(TraceUnit):             # <<<<<<<<<<<<<<
  *     """``value_calls``: calls carrying ETH; ``eth_to_sender``: ETH sent back to the sender from inside
  *     the tree; ``pays_block_producer``: calls paying the block's producer (the bribe of an MEV bundle;
 */
-  __pyx_t_4 = __Pyx_Py3ClassCreate(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_EthFlows, __pyx_t_2, __pyx_t_3, NULL, 0, 0); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 69, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_Py3ClassCreate(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_EthFlows, __pyx_t_2, __pyx_t_3, NULL, 0, 0); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 72, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_EthFlows, __pyx_t_4) < 0) __PYX_ERR(0, 69, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_EthFlows, __pyx_t_4) < 0) __PYX_ERR(0, 72, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "detectors/units/tree.py":93
+  /* "detectors/units/tree.py":96
  * 
  * 
  * class BareCallTree(TraceUnit):             # <<<<<<<<<<<<<<
  *     """``bare_call_tree``: the frames set off by a call with no arguments (4 bytes of calldata): a
  *     contract pre-programmed to attack. A protocol's public routine (a harvest, a claim:
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_TraceUnit); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 93, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_TraceUnit); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 96, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  __pyx_t_6 = PyTuple_Pack(1, __pyx_t_2); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 93, __pyx_L1_error)
+  __pyx_t_6 = PyTuple_Pack(1, __pyx_t_2); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 96, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-  __pyx_t_2 = __Pyx_PEP560_update_bases(__pyx_t_6); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 93, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PEP560_update_bases(__pyx_t_6); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 96, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  __pyx_t_3 = __Pyx_CalculateMetaclass(NULL, __pyx_t_2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 93, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CalculateMetaclass(NULL, __pyx_t_2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 96, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_4 = __Pyx_Py3MetaclassPrepare(__pyx_t_3, __pyx_t_2, __pyx_mstate_global->__pyx_n_u_BareCallTree, __pyx_mstate_global->__pyx_n_u_BareCallTree, (PyObject *) NULL, __pyx_mstate_global->__pyx_n_u_detectors_units_tree, __pyx_mstate_global->__pyx_kp_u_bare_call_tree_the_frames_set_o); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 93, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_Py3MetaclassPrepare(__pyx_t_3, __pyx_t_2, __pyx_mstate_global->__pyx_n_u_BareCallTree, __pyx_mstate_global->__pyx_n_u_BareCallTree, (PyObject *) NULL, __pyx_mstate_global->__pyx_n_u_detectors_units_tree, __pyx_mstate_global->__pyx_kp_u_bare_call_tree_the_frames_set_o); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 96, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   if (__pyx_t_2 != __pyx_t_6) {
-    if (unlikely((PyDict_SetItemString(__pyx_t_4, "__orig_bases__", __pyx_t_6) < 0))) __PYX_ERR(0, 93, __pyx_L1_error)
+    if (unlikely((PyDict_SetItemString(__pyx_t_4, "__orig_bases__", __pyx_t_6) < 0))) __PYX_ERR(0, 96, __pyx_L1_error)
   }
   __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
 
-  /* "detectors/units/tree.py":98
+  /* "detectors/units/tree.py":101
  *     ``PUBLIC_NOARG_SELECTORS``) is not."""
  * 
  *     names = ("bare_call_tree",)             # <<<<<<<<<<<<<<
  *     # reads the trace, not its steps (kinds None: called for every tree)
  * 
 */
-  if (__Pyx_SetNameInClass(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_names, __pyx_mstate_global->__pyx_tuple[3]) < 0) __PYX_ERR(0, 98, __pyx_L1_error)
+  if (__Pyx_SetNameInClass(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_names, __pyx_mstate_global->__pyx_tuple[3]) < 0) __PYX_ERR(0, 101, __pyx_L1_error)
 
-  /* "detectors/units/tree.py":101
+  /* "detectors/units/tree.py":104
  *     # reads the trace, not its steps (kinds None: called for every tree)
  * 
  *     def compute(self, trace: Trace, steps: Sequence[Step], out: dict[str, float]) -> None:             # <<<<<<<<<<<<<<
  *         tx, frames = trace.tx, len(trace.steps)
  *         bare = (len(tx.input) - 2) // 2 == 4 and frames > 1 and tx.input[:10].lower() not in PUBLIC_NOARG_SELECTORS
 */
-  __pyx_t_6 = __Pyx_PyDict_NewPresized(4); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 101, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyDict_NewPresized(4); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 104, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
-  if (PyDict_SetItem(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_trace, __pyx_mstate_global->__pyx_n_u_Trace) < 0) __PYX_ERR(0, 101, __pyx_L1_error)
-  if (PyDict_SetItem(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_steps, __pyx_mstate_global->__pyx_kp_u_Sequence_Step) < 0) __PYX_ERR(0, 101, __pyx_L1_error)
-  if (PyDict_SetItem(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_out, __pyx_mstate_global->__pyx_kp_u_dict_str_float) < 0) __PYX_ERR(0, 101, __pyx_L1_error)
-  if (PyDict_SetItem(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_return, __pyx_mstate_global->__pyx_n_u_None) < 0) __PYX_ERR(0, 101, __pyx_L1_error)
-  __pyx_t_5 = __Pyx_CyFunction_New(&__pyx_mdef_9detectors_5units_4tree_12BareCallTree_1compute, 0, __pyx_mstate_global->__pyx_n_u_BareCallTree_compute, NULL, __pyx_mstate_global->__pyx_n_u_detectors_units_tree, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 101, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_trace, __pyx_mstate_global->__pyx_n_u_Trace) < 0) __PYX_ERR(0, 104, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_steps, __pyx_mstate_global->__pyx_kp_u_Sequence_Step) < 0) __PYX_ERR(0, 104, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_out, __pyx_mstate_global->__pyx_kp_u_dict_str_float) < 0) __PYX_ERR(0, 104, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_return, __pyx_mstate_global->__pyx_n_u_None) < 0) __PYX_ERR(0, 104, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_CyFunction_New(&__pyx_mdef_9detectors_5units_4tree_12BareCallTree_1compute, 0, __pyx_mstate_global->__pyx_n_u_BareCallTree_compute, NULL, __pyx_mstate_global->__pyx_n_u_detectors_units_tree, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 104, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __Pyx_CyFunction_SetAnnotationsDict(__pyx_t_5, __pyx_t_6);
   __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-  if (__Pyx_SetNameInClass(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_compute, __pyx_t_5) < 0) __PYX_ERR(0, 101, __pyx_L1_error)
+  if (__Pyx_SetNameInClass(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_compute, __pyx_t_5) < 0) __PYX_ERR(0, 104, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
-  /* "detectors/units/tree.py":93
+  /* "detectors/units/tree.py":96
  * 
  * 
  * class BareCallTree(TraceUnit):             # <<<<<<<<<<<<<<
  *     """``bare_call_tree``: the frames set off by a call with no arguments (4 bytes of calldata): a
  *     contract pre-programmed to attack. A protocol's public routine (a harvest, a claim:
 */
-  __pyx_t_5 = __Pyx_Py3ClassCreate(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_BareCallTree, __pyx_t_2, __pyx_t_4, NULL, 0, 0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 93, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_Py3ClassCreate(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_BareCallTree, __pyx_t_2, __pyx_t_4, NULL, 0, 0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 96, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_BareCallTree, __pyx_t_5) < 0) __PYX_ERR(0, 93, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_BareCallTree, __pyx_t_5) < 0) __PYX_ERR(0, 96, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
@@ -5385,6 +5423,7 @@ static const __Pyx_StringTabEntry __pyx_string_tab[] = {
   {__pyx_k_, sizeof(__pyx_k_), 0, 1, 0}, /* PyObject cname: __pyx_kp_u_ */
   {__pyx_k_BareCallTree, sizeof(__pyx_k_BareCallTree), 0, 1, 1}, /* PyObject cname: __pyx_n_u_BareCallTree */
   {__pyx_k_BareCallTree_compute, sizeof(__pyx_k_BareCallTree_compute), 0, 1, 1}, /* PyObject cname: __pyx_n_u_BareCallTree_compute */
+  {__pyx_k_CALL, sizeof(__pyx_k_CALL), 0, 1, 1}, /* PyObject cname: __pyx_n_u_CALL */
   {__pyx_k_CREATE, sizeof(__pyx_k_CREATE), 0, 1, 1}, /* PyObject cname: __pyx_n_u_CREATE */
   {__pyx_k_CREATE2, sizeof(__pyx_k_CREATE2), 0, 1, 1}, /* PyObject cname: __pyx_n_u_CREATE2 */
   {__pyx_k_Creations, sizeof(__pyx_k_Creations), 0, 1, 1}, /* PyObject cname: __pyx_n_u_Creations */
@@ -5490,7 +5529,7 @@ static int __Pyx_InitStrings(__Pyx_StringTabEntry const *t, PyObject **target, c
 
 static int __Pyx_InitCachedBuiltins(__pyx_mstatetype *__pyx_mstate) {
   CYTHON_UNUSED_VAR(__pyx_mstate);
-  __pyx_builtin_max = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_max); if (!__pyx_builtin_max) __PYX_ERR(0, 43, __pyx_L1_error)
+  __pyx_builtin_max = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_max); if (!__pyx_builtin_max) __PYX_ERR(0, 46, __pyx_L1_error)
   return 0;
   __pyx_L1_error:;
   return -1;
@@ -5502,13 +5541,13 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
   CYTHON_UNUSED_VAR(__pyx_mstate);
   __Pyx_RefNannySetupContext("__Pyx_InitCachedConstants", 0);
 
-  /* "detectors/units/tree.py":103
+  /* "detectors/units/tree.py":106
  *     def compute(self, trace: Trace, steps: Sequence[Step], out: dict[str, float]) -> None:
  *         tx, frames = trace.tx, len(trace.steps)
  *         bare = (len(tx.input) - 2) // 2 == 4 and frames > 1 and tx.input[:10].lower() not in PUBLIC_NOARG_SELECTORS             # <<<<<<<<<<<<<<
  *         out["bare_call_tree"] = float(frames) if bare else 0.0
 */
-  __pyx_mstate_global->__pyx_slice[0] = PySlice_New(Py_None, __pyx_mstate_global->__pyx_int_10, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[0])) __PYX_ERR(0, 103, __pyx_L1_error)
+  __pyx_mstate_global->__pyx_slice[0] = PySlice_New(Py_None, __pyx_mstate_global->__pyx_int_10, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[0])) __PYX_ERR(0, 106, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_mstate_global->__pyx_slice[0]);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_slice[0]);
 
@@ -5523,36 +5562,36 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
   __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[0]);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[0]);
 
-  /* "detectors/units/tree.py":51
+  /* "detectors/units/tree.py":54
  *     the same transaction (an attack deployed and run at once)."""
  * 
  *     names = ("creates", "selfdestructs", "calls_into_created")             # <<<<<<<<<<<<<<
  * 
  *     def compute(self, trace: Trace, steps: Sequence[Step], out: dict[str, float]) -> None:
 */
-  __pyx_mstate_global->__pyx_tuple[1] = PyTuple_Pack(3, __pyx_mstate_global->__pyx_n_u_creates, __pyx_mstate_global->__pyx_n_u_selfdestructs, __pyx_mstate_global->__pyx_n_u_calls_into_created); if (unlikely(!__pyx_mstate_global->__pyx_tuple[1])) __PYX_ERR(0, 51, __pyx_L1_error)
+  __pyx_mstate_global->__pyx_tuple[1] = PyTuple_Pack(3, __pyx_mstate_global->__pyx_n_u_creates, __pyx_mstate_global->__pyx_n_u_selfdestructs, __pyx_mstate_global->__pyx_n_u_calls_into_created); if (unlikely(!__pyx_mstate_global->__pyx_tuple[1])) __PYX_ERR(0, 54, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[1]);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[1]);
 
-  /* "detectors/units/tree.py":74
+  /* "detectors/units/tree.py":77
  *     known for mined blocks only)."""
  * 
  *     names = ("value_calls", "eth_to_sender", "pays_block_producer")             # <<<<<<<<<<<<<<
  * 
  *     def compute(self, trace: Trace, steps: Sequence[Step], out: dict[str, float]) -> None:
 */
-  __pyx_mstate_global->__pyx_tuple[2] = PyTuple_Pack(3, __pyx_mstate_global->__pyx_n_u_value_calls, __pyx_mstate_global->__pyx_n_u_eth_to_sender, __pyx_mstate_global->__pyx_n_u_pays_block_producer); if (unlikely(!__pyx_mstate_global->__pyx_tuple[2])) __PYX_ERR(0, 74, __pyx_L1_error)
+  __pyx_mstate_global->__pyx_tuple[2] = PyTuple_Pack(3, __pyx_mstate_global->__pyx_n_u_value_calls, __pyx_mstate_global->__pyx_n_u_eth_to_sender, __pyx_mstate_global->__pyx_n_u_pays_block_producer); if (unlikely(!__pyx_mstate_global->__pyx_tuple[2])) __PYX_ERR(0, 77, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[2]);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[2]);
 
-  /* "detectors/units/tree.py":98
+  /* "detectors/units/tree.py":101
  *     ``PUBLIC_NOARG_SELECTORS``) is not."""
  * 
  *     names = ("bare_call_tree",)             # <<<<<<<<<<<<<<
  *     # reads the trace, not its steps (kinds None: called for every tree)
  * 
 */
-  __pyx_mstate_global->__pyx_tuple[3] = PyTuple_Pack(1, __pyx_mstate_global->__pyx_n_u_bare_call_tree); if (unlikely(!__pyx_mstate_global->__pyx_tuple[3])) __PYX_ERR(0, 98, __pyx_L1_error)
+  __pyx_mstate_global->__pyx_tuple[3] = PyTuple_Pack(1, __pyx_mstate_global->__pyx_n_u_bare_call_tree); if (unlikely(!__pyx_mstate_global->__pyx_tuple[3])) __PYX_ERR(0, 101, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[3]);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[3]);
   __Pyx_RefNannyFinishContext();
@@ -5606,22 +5645,22 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
   PyObject* tuple_dedup_map = PyDict_New();
   if (unlikely(!tuple_dedup_map)) return -1;
   {
-    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 13, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 19, 282};
-    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_trace, __pyx_mstate->__pyx_n_u_steps, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_depth, __pyx_mstate->__pyx_n_u_delegate, __pyx_mstate->__pyx_n_u_static, __pyx_mstate->__pyx_n_u_failed, __pyx_mstate->__pyx_n_u_contracts, __pyx_mstate->__pyx_n_u_repeats, __pyx_mstate->__pyx_n_u_step, __pyx_mstate->__pyx_n_u_f, __pyx_mstate->__pyx_n_u_key};
-    __pyx_mstate_global->__pyx_codeobj_tab[0] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_detectors_units_tree_py, __pyx_mstate->__pyx_n_u_compute, __pyx_k_UUV_9IQ_5Q_HA_A_t7_A_A_T_1_q_c, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[0])) goto bad;
+    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 15, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 19, 297};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_trace, __pyx_mstate->__pyx_n_u_steps, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_depth, __pyx_mstate->__pyx_n_u_delegate, __pyx_mstate->__pyx_n_u_static, __pyx_mstate->__pyx_n_u_failed, __pyx_mstate->__pyx_n_u_contracts, __pyx_mstate->__pyx_n_u_repeats, __pyx_mstate->__pyx_n_u_step, __pyx_mstate->__pyx_n_u_f, __pyx_mstate->__pyx_n_u_to, __pyx_mstate->__pyx_n_u_kind, __pyx_mstate->__pyx_n_u_key};
+    __pyx_mstate_global->__pyx_codeobj_tab[0] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_detectors_units_tree_py, __pyx_mstate->__pyx_n_u_compute, __pyx_k_UUV_9IQ_5Q_HA_A_t7_A_A_T_1A_uCq, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[0])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 9, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 53, 167};
+    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 9, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 56, 167};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_trace, __pyx_mstate->__pyx_n_u_steps, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_creates, __pyx_mstate->__pyx_n_u_selfdestructs, __pyx_mstate->__pyx_n_u_into_created, __pyx_mstate->__pyx_n_u_step, __pyx_mstate->__pyx_n_u_kind};
     __pyx_mstate_global->__pyx_codeobj_tab[1] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_detectors_units_tree_py, __pyx_mstate->__pyx_n_u_compute, __pyx_k_UUV_HA_4vQ_uCy_5_1_1_uC_d_fA_t7, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[1])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 9, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 76, 169};
+    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 9, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 79, 169};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_trace, __pyx_mstate->__pyx_n_u_steps, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_calls, __pyx_mstate->__pyx_n_u_paid, __pyx_mstate->__pyx_n_u_to_sender, __pyx_mstate->__pyx_n_u_step, __pyx_mstate->__pyx_n_u_f};
     __pyx_mstate_global->__pyx_codeobj_tab[2] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_detectors_units_tree_py, __pyx_mstate->__pyx_n_u_compute, __pyx_k_UUV_1_HA_A_t1A_Q_q_CuJd_7_Q_q_C, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[2])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 7, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 101, 101};
+    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 7, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 104, 101};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_trace, __pyx_mstate->__pyx_n_u_steps, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_tx, __pyx_mstate->__pyx_n_u_frames, __pyx_mstate->__pyx_n_u_bare};
     __pyx_mstate_global->__pyx_codeobj_tab[3] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_detectors_units_tree_py, __pyx_mstate->__pyx_n_u_compute, __pyx_k_UUV_IU_s_5_1Bhb_3b_2T_D_VSVV_1, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[3])) goto bad;
   }

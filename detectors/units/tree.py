@@ -24,15 +24,18 @@ class TreeSize(TraceUnit):
             f = step.frame
             if step.depth > depth:
                 depth = step.depth
-            contracts.add(f.to)
-            if f.type == "DELEGATECALL":
-                delegate += 1
-            elif f.type == "STATICCALL":
-                static += 1
+            to = f.to
+            contracts.add(to)
+            kind = f.type
+            if kind != "CALL":
+                if kind == "DELEGATECALL":
+                    delegate += 1
+                elif kind == "STATICCALL":
+                    static += 1
             if f.error is not None:
                 failed += 1
             if step.sel is not None:
-                key = (f.to, step.sel)
+                key = (to, step.sel)
                 repeats[key] = repeats.get(key, 0) + 1
         out["frames"] = float(len(steps))
         out["depth"] = float(depth)
