@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import resource
 import statistics
 import subprocess
 import sys
@@ -109,14 +108,23 @@ def main() -> None:
     long_stream(repeat=args.repeat)
 
 
+_MEASURED = """
+import resource, sys
+from chainsentry.cli import main
+try:
+    main()
+finally:
+    print("peak_rss_kb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+"""
+
+
 def replay_command(path: Path) -> tuple[float, int]:
     """``chainsentry replay PATH --scores ...`` in its own process: (its tx/s, its peak RSS in MB)."""
     with tempfile.TemporaryDirectory() as tmp:
-        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        res = subprocess.run([sys.executable, "-m", "chainsentry.cli", "replay", str(path), "--scores",
+        res = subprocess.run([sys.executable, "-c", _MEASURED, "replay", str(path), "--scores",
                               str(Path(tmp) / "s.jsonl"), "--no-progress"], capture_output=True, text=True, check=True)
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return float(orjson.loads(res.stdout)["tx_per_s"]), max(peak, before) // 1024
+    peak = int(res.stderr.rsplit("peak_rss_kb", 1)[1].split()[0])
+    return float(orjson.loads(res.stdout)["tx_per_s"]), peak // 1024
 
 
 def long_stream(times: int = 10, repeat: int = 3) -> None:
