@@ -8,6 +8,8 @@ COMPILED_MODULES = (
     "detectors.entities",
     "detectors.features",
     "detectors.fusion",
+    "detectors.online",
+    "detectors.policy",
     "detectors.rules",
     "detectors.traversal",
     "detectors.units.counterfeit",
