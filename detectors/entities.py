@@ -146,24 +146,24 @@ class EntityView:
         return self.state.seen >= WARM_AFTER
 
     def contract(self, address: str | None) -> ContractStats | None:
-        return dict_get(self.state.contracts, address) if address is not None else None
+        return self.state.contracts.get(address) if address is not None else None
 
     def is_called_contract(self, address: str | None) -> bool:
         """Whether the stream saw ``address`` called with a function (a contract, not a wallet)."""
         return address in self.state.contracts
 
     def sender_txs(self, address: str) -> int:
-        s = dict_get(self.state.senders, address)
+        s = self.state.senders.get(address)
         return s[0] if s else 0
 
     def selector_count(self, selector: str) -> int:
-        s = dict_get(self.state.selectors, selector)
+        s = self.state.selectors.get(selector)
         return s[0] if s else 0
 
     def creation(self, address: str | None) -> tuple[str, float] | None:
         """(creator, creation time) of a contract whose creation the stream saw."""
-        born = dict_get(self.state.created, address) if address is not None else None
+        born = self.state.created.get(address) if address is not None else None
         return (born[0], born[1]) if born is not None else None
 
     def profile(self, address: str) -> Profile | None:
-        return dict_get(self.wallets.profiles, address)
+        return self.wallets.profiles.get(address)
