@@ -22,7 +22,7 @@ import msgspec
 
 from ingest.events import Block, Tx
 
-from .base import Batch, Contribution, Detector, Finding
+from .base import Batch, Contribution, Detector, Finding, Score
 from .entities import EntityState, EntityView
 from .features import BlockContext, tx_features
 from .fusion import Fuser, round6
@@ -161,18 +161,7 @@ class ScoringEngine:
         raws: list[dict[str, float]] = []
         keep: list[int] = []  # the transactions the models learn from
         for i, tx in enumerate(txs):
-            raw: dict[str, float] = {}
-            explained: list[Contribution] | None = None
-            matched: list[Any] = []
-            for name, scores in verdicts:
-                s = scores[i]
-                if s is None:
-                    continue
-                raw[name] = s.raw
-                if s.explanation:
-                    explained = s.explanation if explained is None else _merged(explained, s.explanation)
-                if s.rules:
-                    matched = s.rules if not matched else matched + s.rules
+            raw, explanation, matched = _combined(verdicts, i)
             if len(raw) == 1 and next(iter(raw)) in evidence:  # one evidence detector alone: the cheap path
                 name = next(iter(raw))
                 fused, calibrated = fuse_evidence(name, raw[name])
@@ -180,7 +169,6 @@ class ScoringEngine:
                 fused, calibrated = fuse(raw)
             fused, strong, alerting = policy.decide(fused, matched, tx)
             raws.append(raw)
-            explanation = [] if explained is None else explained if len(explained) <= 5 else explained[:5]
             score = TxScore(tx.hash, tx.block_number if number is None else number, fused, calibrated, {},
                             explanation, [r.name for r in matched] if matched else [])
             out.append(score)
@@ -231,6 +219,23 @@ class ScoringEngine:
         self.policy.load_state(state)
 
 
-def _merged(a: list[Contribution], b: list[Contribution]) -> list[Contribution]:
-    """Two detectors' explanations as one, largest contribution first."""
-    return sorted(a + b, key=lambda c: -c.contribution)
+def _combined(verdicts: list[tuple[str, Sequence[Score | None]]],
+              i: int) -> tuple[dict[str, float], list[Contribution], list[Any]]:
+    """Transaction ``i``'s raw score from each detector that gave one, their explanation (the top
+    five contributions, largest first) and the named rules that hold."""
+    raw: dict[str, float] = {}
+    explained: list[Contribution] | None = None
+    matched: list[Any] = []
+    for name, scores in verdicts:
+        s = scores[i]
+        if s is None:
+            continue
+        raw[name] = s.raw
+        if s.explanation:
+            explained = s.explanation if explained is None else sorted(
+                explained + s.explanation, key=lambda c: -c.contribution)
+        if s.rules:
+            matched = s.rules if not matched else matched + s.rules
+    if explained is None:
+        return raw, [], matched
+    return raw, explained if len(explained) <= 5 else explained[:5], matched
