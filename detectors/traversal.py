@@ -31,7 +31,7 @@ class Step(msgspec.Struct, gc=False):
     frame: CallFrame
     index: int
     depth: int
-    path: frozenset[str | None]
+    path: tuple[str | None, ...]  # the contracts waiting on the stack (the sender first)
     caller_sel: str | None
     caller_input: str
     sel: str | None
@@ -88,8 +88,8 @@ def walk(tx: Tx, root: CallFrame, producer: str | None = None, entities: Any = N
     """The :class:`Trace` of ``tx``'s call tree ``root``."""
     trace = Trace(tx, root, tx.sender, root.to, producer, entities)
     steps, moves, created_at, by_kind = trace.steps, trace.moves, trace.created_at, trace.by_kind
-    stack: list[tuple[CallFrame, int, frozenset[str | None], str | None, str]] = [
-        (root, 0, frozenset((tx.sender,)), None, "")]
+    stack: list[tuple[CallFrame, int, tuple[str | None, ...], str | None, str]] = [
+        (root, 0, (tx.sender,), None, "")]
     while stack:
         f, d, path, caller_sel, caller_input = stack.pop()
         kind = f.type
@@ -118,7 +118,7 @@ def walk(tx: Tx, root: CallFrame, producer: str | None = None, entities: Any = N
         if calls:
             d += 1
             if kind != "DELEGATECALL":
-                path, caller_sel, caller_input = path | {to}, sel, inp
+                path, caller_sel, caller_input = path + (to,), sel, inp
             # (code run by delegatecall runs in its caller's context: its calls are the caller's, made
             # in the call that caller was given)
             for c in reversed(calls):
