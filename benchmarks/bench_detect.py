@@ -108,13 +108,16 @@ def main() -> None:
     long_stream(repeat=args.repeat)
 
 
+# the process's own peak RSS: VmHWM is its memory map's high-water mark, new at exec (getrusage's
+# ru_maxrss is not: a child keeps the larger RSS of the parent it was forked from)
 _MEASURED = """
-import resource, sys
+import re, sys
 from chainsentry.cli import main
 try:
     main()
 finally:
-    print("peak_rss_kb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+    status = open("/proc/self/status").read()
+    print("peak_rss_kb", re.search(r"VmHWM:\\s+(\\d+)", status).group(1), file=sys.stderr)
 """
 
 
