@@ -70,6 +70,9 @@ def tx_features(tx: Tx, ctx: BlockContext | None = None, entities: Any = None, n
     return out
 
 
+_NO_KINDS: frozenset[str] = frozenset()
+
+
 def trace_features(tx: Tx, out: dict[str, float], producer: str | None = None, entities: Any = None) -> None:
     """The trace units' features of ``tx`` into ``out``: those of the units naming kinds at 0 first
     (always in the same order), one walk, then each unit over the steps of the kinds it reads (a
@@ -77,5 +80,6 @@ def trace_features(tx: Tx, out: dict[str, float], producer: str | None = None, e
     assert tx.trace is not None
     out.update(units.trace_zeros())
     trace = walk(tx, tx.trace, producer, entities)
-    for unit, kinds in units.trace_plan(frozenset(trace.by_kind)):
+    by_kind = trace.by_kind
+    for unit, kinds in units.trace_plan(frozenset(by_kind) if by_kind else _NO_KINDS):
         unit.compute(trace, trace.steps if kinds is None else trace.of_kinds(kinds), out)

@@ -18,7 +18,7 @@ import msgspec
 
 from ingest.events import CallFrame, Tx
 
-from .selectors import KIND_OF, PRECOMPILES, TRANSFER, UNWRAP, WRAP
+from .selectors import KIND_OF, PRECOMPILES, TRANSFER
 
 _NEVER = 1 << 62  # a step index no step reaches
 
@@ -113,12 +113,13 @@ def walk(tx: Tx, root: CallFrame, producer: str | None = None, entities: Any = N
                 by_kind[of] = [step]
             else:
                 same.append(step)
-            _value_moved(step, moves)
+            if of == "token_move" or of == "wrap" or of == "unwrap":
+                _value_moved(step, moves)
         calls = f.calls
         if calls:
             d += 1
             if kind != "DELEGATECALL":
-                path, caller_sel, caller_input = path + (to,), sel, inp
+                path, caller_sel, caller_input = (*path, to), sel, inp
             # (code run by delegatecall runs in its caller's context: its calls are the caller's, made
             # in the call that caller was given)
             for c in reversed(calls):
@@ -143,10 +144,10 @@ def _value_moved(step: Step, moves: list[tuple[str | None, str | None, str | Non
                 step.amount = 0
             else:
                 moves.append((f.to, src, dest, step.amount))
-    elif step.sel == WRAP:
+    elif kind == "wrap":
         if step.ok and f.value:
             moves.append((f.to, f.to, f.sender, f.value))  # wrapped tokens minted for the ETH sent
-    elif step.sel == UNWRAP and step.ok and len(inp) >= 74:
+    elif step.ok and len(inp) >= 74:  # unwrap
         try:  # noqa: SIM105
             moves.append((f.to, f.sender, f.to, int(inp[10:74], 16)))  # wrapped tokens burnt for ETH
         except ValueError:
