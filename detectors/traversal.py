@@ -7,7 +7,8 @@ library's delegatecall: the call into the contract whose context it runs in), it
 that selector's kind (:mod:`.selectors`). The :class:`Trace` holds the steps and what several
 units need: the originator's side (the sender, the contract it called, and contracts created in
 the transaction, each from the step that created it), the value moved (ETH sent, tokens moved
-with transfer/transferFrom, wrapped and unwrapped), and the block's producer.
+with transfer/transferFrom, wrapped and unwrapped), the block's producer, the steps of each kind,
+and the function calls below the root (what re-entry and call-in units read).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class Trace(msgspec.Struct, gc=False):
     producer: str | None
     entities: Any = None  # the engine's entity view (.entities.EntityView), when scoring in a stream
     steps: list[Step] = msgspec.field(default_factory=list)
+    calls: list[Step] = msgspec.field(default_factory=list)  # function CALLs below the root, in call order
     by_kind: dict[str, list[Step]] = msgspec.field(default_factory=dict)  # each kind's steps, in call order
     # contracts created in the transaction -> the step creating them (the originator's, from then on)
     created_at: dict[str | None, int] = msgspec.field(default_factory=dict)
@@ -87,7 +89,7 @@ class Trace(msgspec.Struct, gc=False):
 def walk(tx: Tx, root: CallFrame, producer: str | None = None, entities: Any = None) -> Trace:
     """The :class:`Trace` of ``tx``'s call tree ``root``."""
     trace = Trace(tx, root, tx.sender, root.to, producer, entities)
-    steps, moves, created_at, by_kind = trace.steps, trace.moves, trace.created_at, trace.by_kind
+    steps, nested, moves, created_at, by_kind = trace.steps, trace.calls, trace.moves, trace.created_at, trace.by_kind
     stack: list[tuple[CallFrame, int, tuple[str | None, ...], str | None, str]] = [
         (root, 0, (tx.sender,), None, "")]
     while stack:
@@ -101,6 +103,8 @@ def walk(tx: Tx, root: CallFrame, producer: str | None = None, entities: Any = N
         ok = kind == "CALL" and f.error is None
         step = Step(f, index, d, path, caller_sel, caller_input, sel, of, ok)
         steps.append(step)
+        if d and sel is not None and kind == "CALL":
+            nested.append(step)
         created = kind == "CREATE" or kind == "CREATE2"
         if created and to not in created_at:
             created_at[to] = index

@@ -1869,9 +1869,6 @@ static CYTHON_INLINE int __Pyx_PySequence_ContainsTF(PyObject* item, PyObject* s
     return unlikely(result < 0) ? result : (result == (eq == Py_EQ));
 }
 
-/* PyLongCompare.proto */
-static CYTHON_INLINE int __Pyx_PyLong_BoolEqObjC(PyObject *op1, PyObject *op2, long intval, long inplace);
-
 /* PyLongBinop.proto */
 #if !CYTHON_COMPILING_IN_PYPY
 static CYTHON_INLINE PyObject* __Pyx_PyLong_AddObjC(PyObject *op1, PyObject *op2, long intval, int inplace, int zerodivision_check);
@@ -2407,7 +2404,6 @@ static const char __pyx_k_inp[] = "inp";
 static const char __pyx_k_out[] = "out";
 static const char __pyx_k_pop[] = "pop";
 static const char __pyx_k_sel[] = "sel";
-static const char __pyx_k_CALL[] = "CALL";
 static const char __pyx_k_None[] = "None";
 static const char __pyx_k_Step[] = "Step";
 static const char __pyx_k_base[] = "base";
@@ -2418,9 +2414,8 @@ static const char __pyx_k_mine[] = "mine";
 static const char __pyx_k_name[] = "__name__";
 static const char __pyx_k_self[] = "self";
 static const char __pyx_k_step[] = "step";
-static const char __pyx_k_type[] = "type";
 static const char __pyx_k_Trace[] = "Trace";
-static const char __pyx_k_depth[] = "depth";
+static const char __pyx_k_calls[] = "calls";
 static const char __pyx_k_frame[] = "frame";
 static const char __pyx_k_input[] = "input";
 static const char __pyx_k_names[] = "names";
@@ -2459,12 +2454,12 @@ static const char __pyx_k_cline_in_traceback[] = "cline_in_traceback";
 static const char __pyx_k_Counterfeits_compute[] = "Counterfeits.compute";
 static const char __pyx_k_counterfeit_token_calls[] = "counterfeit_token_calls";
 static const char __pyx_k_detectors_units_counterfeit[] = "detectors.units.counterfeit";
+static const char __pyx_k_UUV_j_e3a_3auCs_c_4wa_G5_a_Q_D[] = "\320\004\035\230^\320+@\320@U\320UV\330\010\026\220j\240\001\330\010\016\210e\2203\220a\330\010\013\2103\210a\210u\220C\220s\230$\230c\240\022\2404\240w\250a\330\014\024\220G\2305\240\t\250\025\250a\330\014\020\220\010\230\005\230Q\330\020\024\220D\230\001\330\020\025\220Q\220a\340\020\023\2203\220c\230\027\240\003\2404\240t\2501\250D\260\006\260c\270\024\270Q\270a\270y\310\001\330\024\025\330\020\023\2204\220v\230S\240\r\250S\260\004\260F\270#\270Q\330\024#\2401\330\026\032\230%\230w\320&9\270\024\270T\300\025\300g\310Q\330\026\032\230$\230l\250'\3201D\300D\310\004\310L\320X_\320_`\330\026\032\230#\230W\240E\250\024\250R\250q\260\004\260C\260t\2701\330\024\037\230q\330\010\013\2101\320\014)\250\025\250a\250q\330\010\013\2101\320\014!\240\025\240a\240q";
 static const char __pyx_k_detectors_units_counterfeit_py[] = "detectors/units/counterfeit.py";
-static const char __pyx_k_UUV_j_e3a_3auCs_c_4wa_G5_a_D_Qa[] = "\320\004\035\230^\320+@\320@U\320UV\330\010\026\220j\240\001\330\010\016\210e\2203\220a\330\010\013\2103\210a\210u\220C\220s\230$\230c\240\022\2404\240w\250a\330\014\024\220G\2305\240\t\250\025\250a\330\014\020\220\010\230\001\330\020\024\220D\230\001\330\020\025\220Q\220a\340\020\024\220D\230\007\230s\240\"\240C\240t\2505\260\003\2605\270\003\2701\270F\300#\300W\310C\310s\320RU\320UV\330\030\033\2304\230t\2401\240D\250\006\250c\260\024\260Q\260a\260y\300\001\330\024\025\330\020\023\2204\220v\230S\240\r\250S\260\004\260F\270#\270Q\330\024#\2401\330\026\032\230%\230w\320&9\270\024\270T\300\025\300g\310Q\330\026\032\230$\230l\250'\3201D\300D\310\004\310L\320X_\320_`\330\026\032\230#\230W\240E\250\024\250R\250q\260\004\260C\260t\2701\330\024\037\230q\330\010\013\2101\320\014)\250\025\250a\250q\330\010\013\2101\320\014!\240\025\240a\240q";
 static const char __pyx_k_The_originator_s_own_contracts_c[] = "The originator's own contracts called by a victim: counterfeit tokens and handed-in addresses.";
 static const char __pyx_k_When_the_transaction_does_not_it[] = "When the transaction does not itself call a token function (a token's own business: fee\n    tokens selling their fees have routers call them back):\n\n    ``counterfeit_token_calls``: the originator's own contract called as a token\n    (transfer/transferFrom/approve) by a third party: a counterfeit token fed to a victim that\n    trusts whatever token address it is given; ``foreign_callins``: the originator's contract\n    called by a third party with a function of its own (no token function, standard callback or\n    hook; not a pool's or lender's callback, not from inside a token's transfer) whose address was\n    an argument of the call that third party was making: a victim calling code whose address it was\n    handed (a fake vault, market, pool or owner).";
 /* #### Code section: decls ### */
-static PyObject *__pyx_pf_9detectors_5units_11counterfeit_12Counterfeits_compute(CYTHON_UNUSED PyObject *__pyx_self, CYTHON_UNUSED PyObject *__pyx_v_self, PyObject *__pyx_v_trace, PyObject *__pyx_v_steps, PyObject *__pyx_v_out); /* proto */
+static PyObject *__pyx_pf_9detectors_5units_11counterfeit_12Counterfeits_compute(CYTHON_UNUSED PyObject *__pyx_self, CYTHON_UNUSED PyObject *__pyx_v_self, PyObject *__pyx_v_trace, CYTHON_UNUSED PyObject *__pyx_v_steps, PyObject *__pyx_v_out); /* proto */
 /* #### Code section: late_includes ### */
 /* #### Code section: module_state ### */
 /* SmallCodeConfig */
@@ -2507,7 +2502,7 @@ typedef struct {
   PyObject *__pyx_slice[2];
   PyObject *__pyx_tuple[1];
   PyObject *__pyx_codeobj_tab[1];
-  PyObject *__pyx_string_tab[64];
+  PyObject *__pyx_string_tab[62];
   PyObject *__pyx_int_0;
   PyObject *__pyx_int_1;
   PyObject *__pyx_int_2;
@@ -2550,69 +2545,67 @@ static __pyx_mstatetype * const __pyx_mstate_global = &__pyx_mstate_global_stati
 #endif
 /* #### Code section: constant_name_defines ### */
 #define __pyx_kp_u_ __pyx_string_tab[0]
-#define __pyx_n_u_CALL __pyx_string_tab[1]
-#define __pyx_n_u_CALLBACK_PROVIDERS __pyx_string_tab[2]
-#define __pyx_n_u_CALLBACK_SELECTORS __pyx_string_tab[3]
-#define __pyx_n_u_Counterfeits __pyx_string_tab[4]
-#define __pyx_n_u_Counterfeits_compute __pyx_string_tab[5]
-#define __pyx_n_u_None __pyx_string_tab[6]
-#define __pyx_n_u_Sequence __pyx_string_tab[7]
-#define __pyx_kp_u_Sequence_Step __pyx_string_tab[8]
-#define __pyx_n_u_Step __pyx_string_tab[9]
-#define __pyx_n_u_TOKEN_FUNCTIONS __pyx_string_tab[10]
-#define __pyx_n_u_Trace __pyx_string_tab[11]
-#define __pyx_n_u_TraceUnit __pyx_string_tab[12]
-#define __pyx_kp_u_When_the_transaction_does_not_it __pyx_string_tab[13]
-#define __pyx_kp_u__2 __pyx_string_tab[14]
-#define __pyx_n_u_approve __pyx_string_tab[15]
-#define __pyx_n_u_asyncio_coroutines __pyx_string_tab[16]
-#define __pyx_n_u_base __pyx_string_tab[17]
-#define __pyx_n_u_caller_input __pyx_string_tab[18]
-#define __pyx_n_u_caller_sel __pyx_string_tab[19]
-#define __pyx_n_u_callins __pyx_string_tab[20]
+#define __pyx_n_u_CALLBACK_PROVIDERS __pyx_string_tab[1]
+#define __pyx_n_u_CALLBACK_SELECTORS __pyx_string_tab[2]
+#define __pyx_n_u_Counterfeits __pyx_string_tab[3]
+#define __pyx_n_u_Counterfeits_compute __pyx_string_tab[4]
+#define __pyx_n_u_None __pyx_string_tab[5]
+#define __pyx_n_u_Sequence __pyx_string_tab[6]
+#define __pyx_kp_u_Sequence_Step __pyx_string_tab[7]
+#define __pyx_n_u_Step __pyx_string_tab[8]
+#define __pyx_n_u_TOKEN_FUNCTIONS __pyx_string_tab[9]
+#define __pyx_n_u_Trace __pyx_string_tab[10]
+#define __pyx_n_u_TraceUnit __pyx_string_tab[11]
+#define __pyx_kp_u_When_the_transaction_does_not_it __pyx_string_tab[12]
+#define __pyx_kp_u__2 __pyx_string_tab[13]
+#define __pyx_n_u_approve __pyx_string_tab[14]
+#define __pyx_n_u_asyncio_coroutines __pyx_string_tab[15]
+#define __pyx_n_u_base __pyx_string_tab[16]
+#define __pyx_n_u_caller_input __pyx_string_tab[17]
+#define __pyx_n_u_caller_sel __pyx_string_tab[18]
+#define __pyx_n_u_callins __pyx_string_tab[19]
+#define __pyx_n_u_calls __pyx_string_tab[20]
 #define __pyx_n_u_cline_in_traceback __pyx_string_tab[21]
 #define __pyx_n_u_collections_abc __pyx_string_tab[22]
 #define __pyx_n_u_compute __pyx_string_tab[23]
 #define __pyx_n_u_counterfeit __pyx_string_tab[24]
 #define __pyx_n_u_counterfeit_token_calls __pyx_string_tab[25]
-#define __pyx_n_u_depth __pyx_string_tab[26]
-#define __pyx_n_u_detectors_units_counterfeit __pyx_string_tab[27]
-#define __pyx_kp_u_detectors_units_counterfeit_py __pyx_string_tab[28]
-#define __pyx_kp_u_dict_str_float __pyx_string_tab[29]
-#define __pyx_n_u_doc __pyx_string_tab[30]
-#define __pyx_n_u_f __pyx_string_tab[31]
-#define __pyx_n_u_foreign_callins __pyx_string_tab[32]
-#define __pyx_n_u_frame __pyx_string_tab[33]
-#define __pyx_n_u_func __pyx_string_tab[34]
-#define __pyx_n_u_inp __pyx_string_tab[35]
-#define __pyx_n_u_input __pyx_string_tab[36]
-#define __pyx_n_u_is_coroutine __pyx_string_tab[37]
-#define __pyx_n_u_kind __pyx_string_tab[38]
-#define __pyx_n_u_main __pyx_string_tab[39]
-#define __pyx_n_u_metaclass __pyx_string_tab[40]
-#define __pyx_n_u_mine __pyx_string_tab[41]
-#define __pyx_n_u_module __pyx_string_tab[42]
-#define __pyx_n_u_mro_entries __pyx_string_tab[43]
-#define __pyx_n_u_name __pyx_string_tab[44]
-#define __pyx_n_u_names __pyx_string_tab[45]
-#define __pyx_n_u_out __pyx_string_tab[46]
-#define __pyx_n_u_pop __pyx_string_tab[47]
-#define __pyx_n_u_prepare __pyx_string_tab[48]
-#define __pyx_n_u_qualname __pyx_string_tab[49]
-#define __pyx_n_u_return __pyx_string_tab[50]
-#define __pyx_n_u_sel __pyx_string_tab[51]
-#define __pyx_n_u_selectors __pyx_string_tab[52]
-#define __pyx_n_u_self __pyx_string_tab[53]
-#define __pyx_n_u_sender __pyx_string_tab[54]
-#define __pyx_n_u_set_name __pyx_string_tab[55]
-#define __pyx_n_u_step __pyx_string_tab[56]
-#define __pyx_n_u_steps __pyx_string_tab[57]
-#define __pyx_n_u_to __pyx_string_tab[58]
-#define __pyx_n_u_token_move __pyx_string_tab[59]
-#define __pyx_n_u_trace __pyx_string_tab[60]
-#define __pyx_n_u_traversal __pyx_string_tab[61]
-#define __pyx_n_u_tx __pyx_string_tab[62]
-#define __pyx_n_u_type __pyx_string_tab[63]
+#define __pyx_n_u_detectors_units_counterfeit __pyx_string_tab[26]
+#define __pyx_kp_u_detectors_units_counterfeit_py __pyx_string_tab[27]
+#define __pyx_kp_u_dict_str_float __pyx_string_tab[28]
+#define __pyx_n_u_doc __pyx_string_tab[29]
+#define __pyx_n_u_f __pyx_string_tab[30]
+#define __pyx_n_u_foreign_callins __pyx_string_tab[31]
+#define __pyx_n_u_frame __pyx_string_tab[32]
+#define __pyx_n_u_func __pyx_string_tab[33]
+#define __pyx_n_u_inp __pyx_string_tab[34]
+#define __pyx_n_u_input __pyx_string_tab[35]
+#define __pyx_n_u_is_coroutine __pyx_string_tab[36]
+#define __pyx_n_u_kind __pyx_string_tab[37]
+#define __pyx_n_u_main __pyx_string_tab[38]
+#define __pyx_n_u_metaclass __pyx_string_tab[39]
+#define __pyx_n_u_mine __pyx_string_tab[40]
+#define __pyx_n_u_module __pyx_string_tab[41]
+#define __pyx_n_u_mro_entries __pyx_string_tab[42]
+#define __pyx_n_u_name __pyx_string_tab[43]
+#define __pyx_n_u_names __pyx_string_tab[44]
+#define __pyx_n_u_out __pyx_string_tab[45]
+#define __pyx_n_u_pop __pyx_string_tab[46]
+#define __pyx_n_u_prepare __pyx_string_tab[47]
+#define __pyx_n_u_qualname __pyx_string_tab[48]
+#define __pyx_n_u_return __pyx_string_tab[49]
+#define __pyx_n_u_sel __pyx_string_tab[50]
+#define __pyx_n_u_selectors __pyx_string_tab[51]
+#define __pyx_n_u_self __pyx_string_tab[52]
+#define __pyx_n_u_sender __pyx_string_tab[53]
+#define __pyx_n_u_set_name __pyx_string_tab[54]
+#define __pyx_n_u_step __pyx_string_tab[55]
+#define __pyx_n_u_steps __pyx_string_tab[56]
+#define __pyx_n_u_to __pyx_string_tab[57]
+#define __pyx_n_u_token_move __pyx_string_tab[58]
+#define __pyx_n_u_trace __pyx_string_tab[59]
+#define __pyx_n_u_traversal __pyx_string_tab[60]
+#define __pyx_n_u_tx __pyx_string_tab[61]
 /* #### Code section: module_state_clear ### */
 #if CYTHON_USE_MODULE_STATE
 static CYTHON_SMALL_CODE int __pyx_m_clear(PyObject *m) {
@@ -2636,7 +2629,7 @@ static CYTHON_SMALL_CODE int __pyx_m_clear(PyObject *m) {
   for (int i=0; i<2; ++i) { Py_CLEAR(clear_module_state->__pyx_slice[i]); }
   for (int i=0; i<1; ++i) { Py_CLEAR(clear_module_state->__pyx_tuple[i]); }
   for (int i=0; i<1; ++i) { Py_CLEAR(clear_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<64; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<62; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
   Py_CLEAR(clear_module_state->__pyx_int_0);
   Py_CLEAR(clear_module_state->__pyx_int_1);
   Py_CLEAR(clear_module_state->__pyx_int_2);
@@ -2664,7 +2657,7 @@ static CYTHON_SMALL_CODE int __pyx_m_traverse(PyObject *m, visitproc visit, void
   for (int i=0; i<2; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_slice[i]); }
   for (int i=0; i<1; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_tuple[i]); }
   for (int i=0; i<1; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<64; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<62; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
   __Pyx_VISIT_CONST(traverse_module_state->__pyx_int_0);
   __Pyx_VISIT_CONST(traverse_module_state->__pyx_int_1);
   __Pyx_VISIT_CONST(traverse_module_state->__pyx_int_2);
@@ -2700,7 +2693,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
 ) {
   CYTHON_UNUSED PyObject *__pyx_v_self = 0;
   PyObject *__pyx_v_trace = 0;
-  PyObject *__pyx_v_steps = 0;
+  CYTHON_UNUSED PyObject *__pyx_v_steps = 0;
   PyObject *__pyx_v_out = 0;
   #if !CYTHON_METH_FASTCALL
   CYTHON_UNUSED Py_ssize_t __pyx_nargs;
@@ -2791,7 +2784,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_9detectors_5units_11counterfeit_12Counterfeits_compute(CYTHON_UNUSED PyObject *__pyx_self, CYTHON_UNUSED PyObject *__pyx_v_self, PyObject *__pyx_v_trace, PyObject *__pyx_v_steps, PyObject *__pyx_v_out) {
+static PyObject *__pyx_pf_9detectors_5units_11counterfeit_12Counterfeits_compute(CYTHON_UNUSED PyObject *__pyx_self, CYTHON_UNUSED PyObject *__pyx_v_self, PyObject *__pyx_v_trace, CYTHON_UNUSED PyObject *__pyx_v_steps, PyObject *__pyx_v_out) {
   PyObject *__pyx_v_counterfeit = NULL;
   PyObject *__pyx_v_callins = NULL;
   PyObject *__pyx_v_inp = NULL;
@@ -2850,7 +2843,7 @@ static PyObject *__pyx_pf_9detectors_5units_11counterfeit_12Counterfeits_compute
  *         inp = trace.tx.input
  *         if len(inp) >= 10 and inp[:10] not in TOKEN_FUNCTIONS:             # <<<<<<<<<<<<<<
  *             sender, mine = trace.sender, trace.mine
- *             for step in steps:
+ *             for step in trace.calls:  # function CALLs below the root
 */
   __pyx_t_4 = PyObject_Length(__pyx_v_inp); if (unlikely(__pyx_t_4 == ((Py_ssize_t)-1))) __PYX_ERR(0, 29, __pyx_L1_error)
   __pyx_t_5 = (__pyx_t_4 >= 10);
@@ -2874,7 +2867,7 @@ static PyObject *__pyx_pf_9detectors_5units_11counterfeit_12Counterfeits_compute
  *         inp = trace.tx.input
  *         if len(inp) >= 10 and inp[:10] not in TOKEN_FUNCTIONS:
  *             sender, mine = trace.sender, trace.mine             # <<<<<<<<<<<<<<
- *             for step in steps:
+ *             for step in trace.calls:  # function CALLs below the root
  *                 f = step.frame
 */
     __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_trace, __pyx_mstate_global->__pyx_n_u_sender); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 30, __pyx_L1_error)
@@ -2889,50 +2882,53 @@ static PyObject *__pyx_pf_9detectors_5units_11counterfeit_12Counterfeits_compute
     /* "detectors/units/counterfeit.py":31
  *         if len(inp) >= 10 and inp[:10] not in TOKEN_FUNCTIONS:
  *             sender, mine = trace.sender, trace.mine
- *             for step in steps:             # <<<<<<<<<<<<<<
+ *             for step in trace.calls:  # function CALLs below the root             # <<<<<<<<<<<<<<
  *                 f = step.frame
  *                 to = f.to
 */
-    if (likely(PyList_CheckExact(__pyx_v_steps)) || PyTuple_CheckExact(__pyx_v_steps)) {
-      __pyx_t_2 = __pyx_v_steps; __Pyx_INCREF(__pyx_t_2);
+    __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_v_trace, __pyx_mstate_global->__pyx_n_u_calls); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 31, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_2);
+    if (likely(PyList_CheckExact(__pyx_t_2)) || PyTuple_CheckExact(__pyx_t_2)) {
+      __pyx_t_1 = __pyx_t_2; __Pyx_INCREF(__pyx_t_1);
       __pyx_t_4 = 0;
       __pyx_t_6 = NULL;
     } else {
-      __pyx_t_4 = -1; __pyx_t_2 = PyObject_GetIter(__pyx_v_steps); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 31, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_2);
-      __pyx_t_6 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_2); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 31, __pyx_L1_error)
+      __pyx_t_4 = -1; __pyx_t_1 = PyObject_GetIter(__pyx_t_2); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 31, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_1);
+      __pyx_t_6 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_1); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 31, __pyx_L1_error)
     }
+    __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
     for (;;) {
       if (likely(!__pyx_t_6)) {
-        if (likely(PyList_CheckExact(__pyx_t_2))) {
+        if (likely(PyList_CheckExact(__pyx_t_1))) {
           {
-            Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_2);
+            Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_1);
             #if !CYTHON_ASSUME_SAFE_SIZE
             if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 31, __pyx_L1_error)
             #endif
             if (__pyx_t_4 >= __pyx_temp) break;
           }
-          __pyx_t_1 = __Pyx_PyList_GetItemRef(__pyx_t_2, __pyx_t_4);
+          __pyx_t_2 = __Pyx_PyList_GetItemRef(__pyx_t_1, __pyx_t_4);
           ++__pyx_t_4;
         } else {
           {
-            Py_ssize_t __pyx_temp = __Pyx_PyTuple_GET_SIZE(__pyx_t_2);
+            Py_ssize_t __pyx_temp = __Pyx_PyTuple_GET_SIZE(__pyx_t_1);
             #if !CYTHON_ASSUME_SAFE_SIZE
             if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 31, __pyx_L1_error)
             #endif
             if (__pyx_t_4 >= __pyx_temp) break;
           }
           #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
-          __pyx_t_1 = __Pyx_NewRef(PyTuple_GET_ITEM(__pyx_t_2, __pyx_t_4));
+          __pyx_t_2 = __Pyx_NewRef(PyTuple_GET_ITEM(__pyx_t_1, __pyx_t_4));
           #else
-          __pyx_t_1 = __Pyx_PySequence_ITEM(__pyx_t_2, __pyx_t_4);
+          __pyx_t_2 = __Pyx_PySequence_ITEM(__pyx_t_1, __pyx_t_4);
           #endif
           ++__pyx_t_4;
         }
-        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 31, __pyx_L1_error)
+        if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 31, __pyx_L1_error)
       } else {
-        __pyx_t_1 = __pyx_t_6(__pyx_t_2);
-        if (unlikely(!__pyx_t_1)) {
+        __pyx_t_2 = __pyx_t_6(__pyx_t_1);
+        if (unlikely(!__pyx_t_2)) {
           PyObject* exc_type = PyErr_Occurred();
           if (exc_type) {
             if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 31, __pyx_L1_error)
@@ -2941,100 +2937,49 @@ static PyObject *__pyx_pf_9detectors_5units_11counterfeit_12Counterfeits_compute
           break;
         }
       }
-      __Pyx_GOTREF(__pyx_t_1);
-      __Pyx_XDECREF_SET(__pyx_v_step, __pyx_t_1);
-      __pyx_t_1 = 0;
+      __Pyx_GOTREF(__pyx_t_2);
+      __Pyx_XDECREF_SET(__pyx_v_step, __pyx_t_2);
+      __pyx_t_2 = 0;
 
       /* "detectors/units/counterfeit.py":32
  *             sender, mine = trace.sender, trace.mine
- *             for step in steps:
+ *             for step in trace.calls:  # function CALLs below the root
  *                 f = step.frame             # <<<<<<<<<<<<<<
  *                 to = f.to
- *                 # a function called below the root, on the originator's side, by someone outside it
+ *                 # ... on the originator's side, by someone outside it
 */
-      __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_frame); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 32, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_1);
-      __Pyx_XDECREF_SET(__pyx_v_f, __pyx_t_1);
-      __pyx_t_1 = 0;
+      __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_frame); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 32, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_2);
+      __Pyx_XDECREF_SET(__pyx_v_f, __pyx_t_2);
+      __pyx_t_2 = 0;
 
       /* "detectors/units/counterfeit.py":33
- *             for step in steps:
+ *             for step in trace.calls:  # function CALLs below the root
  *                 f = step.frame
  *                 to = f.to             # <<<<<<<<<<<<<<
- *                 # a function called below the root, on the originator's side, by someone outside it
- *                 if (step.depth == 0 or step.sel is None or f.type != "CALL" or to == sender
+ *                 # ... on the originator's side, by someone outside it
+ *                 if to == sender or not mine(to, step) or mine(f.sender, step):
 */
-      __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_f, __pyx_mstate_global->__pyx_n_u_to); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 33, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_1);
-      __Pyx_XDECREF_SET(__pyx_v_to, __pyx_t_1);
-      __pyx_t_1 = 0;
+      __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_v_f, __pyx_mstate_global->__pyx_n_u_to); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 33, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_2);
+      __Pyx_XDECREF_SET(__pyx_v_to, __pyx_t_2);
+      __pyx_t_2 = 0;
 
       /* "detectors/units/counterfeit.py":35
  *                 to = f.to
- *                 # a function called below the root, on the originator's side, by someone outside it
- *                 if (step.depth == 0 or step.sel is None or f.type != "CALL" or to == sender             # <<<<<<<<<<<<<<
- *                         or not mine(to, step) or mine(f.sender, step)):
- *                     continue
-*/
-      __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_depth); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 35, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_1);
-      __pyx_t_5 = (__Pyx_PyLong_BoolEqObjC(__pyx_t_1, __pyx_mstate_global->__pyx_int_0, 0, 0)); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 35, __pyx_L1_error)
-      __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-      if (!__pyx_t_5) {
-      } else {
-        __pyx_t_3 = __pyx_t_5;
-        goto __pyx_L9_bool_binop_done;
-      }
-      __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_sel); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 35, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_1);
-      __pyx_t_5 = (__pyx_t_1 == Py_None);
-      __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-      if (!__pyx_t_5) {
-      } else {
-        __pyx_t_3 = __pyx_t_5;
-        goto __pyx_L9_bool_binop_done;
-      }
-      __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_f, __pyx_mstate_global->__pyx_n_u_type); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 35, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_1);
-      __pyx_t_5 = (__Pyx_PyUnicode_Equals(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_CALL, Py_NE)); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 35, __pyx_L1_error)
-      __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-      if (!__pyx_t_5) {
-      } else {
-        __pyx_t_3 = __pyx_t_5;
-        goto __pyx_L9_bool_binop_done;
-      }
-
-      /* "detectors/units/counterfeit.py":36
- *                 # a function called below the root, on the originator's side, by someone outside it
- *                 if (step.depth == 0 or step.sel is None or f.type != "CALL" or to == sender
- *                         or not mine(to, step) or mine(f.sender, step)):             # <<<<<<<<<<<<<<
+ *                 # ... on the originator's side, by someone outside it
+ *                 if to == sender or not mine(to, step) or mine(f.sender, step):             # <<<<<<<<<<<<<<
  *                     continue
  *                 if step.kind == "token_move" or step.kind == "approve":
 */
-      __pyx_t_1 = PyObject_RichCompare(__pyx_v_to, __pyx_v_sender, Py_EQ); __Pyx_XGOTREF(__pyx_t_1); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 35, __pyx_L1_error)
-
-      /* "detectors/units/counterfeit.py":35
- *                 to = f.to
- *                 # a function called below the root, on the originator's side, by someone outside it
- *                 if (step.depth == 0 or step.sel is None or f.type != "CALL" or to == sender             # <<<<<<<<<<<<<<
- *                         or not mine(to, step) or mine(f.sender, step)):
- *                     continue
-*/
-      __pyx_t_5 = __Pyx_PyObject_IsTrue(__pyx_t_1); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 35, __pyx_L1_error)
-      __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+      __pyx_t_2 = PyObject_RichCompare(__pyx_v_to, __pyx_v_sender, Py_EQ); __Pyx_XGOTREF(__pyx_t_2); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 35, __pyx_L1_error)
+      __pyx_t_5 = __Pyx_PyObject_IsTrue(__pyx_t_2); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 35, __pyx_L1_error)
+      __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
       if (!__pyx_t_5) {
       } else {
         __pyx_t_3 = __pyx_t_5;
         goto __pyx_L9_bool_binop_done;
       }
-
-      /* "detectors/units/counterfeit.py":36
- *                 # a function called below the root, on the originator's side, by someone outside it
- *                 if (step.depth == 0 or step.sel is None or f.type != "CALL" or to == sender
- *                         or not mine(to, step) or mine(f.sender, step)):             # <<<<<<<<<<<<<<
- *                     continue
- *                 if step.kind == "token_move" or step.kind == "approve":
-*/
       __pyx_t_7 = NULL;
       __Pyx_INCREF(__pyx_v_mine);
       __pyx_t_8 = __pyx_v_mine; 
@@ -3052,14 +2997,14 @@ static PyObject *__pyx_pf_9detectors_5units_11counterfeit_12Counterfeits_compute
       #endif
       {
         PyObject *__pyx_callargs[3] = {__pyx_t_7, __pyx_v_to, __pyx_v_step};
-        __pyx_t_1 = __Pyx_PyObject_FastCall(__pyx_t_8, __pyx_callargs+__pyx_t_9, (3-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+        __pyx_t_2 = __Pyx_PyObject_FastCall(__pyx_t_8, __pyx_callargs+__pyx_t_9, (3-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
         __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 36, __pyx_L1_error)
-        __Pyx_GOTREF(__pyx_t_1);
+        if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 35, __pyx_L1_error)
+        __Pyx_GOTREF(__pyx_t_2);
       }
-      __pyx_t_5 = __Pyx_PyObject_IsTrue(__pyx_t_1); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 36, __pyx_L1_error)
-      __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+      __pyx_t_5 = __Pyx_PyObject_IsTrue(__pyx_t_2); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 35, __pyx_L1_error)
+      __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
       __pyx_t_10 = (!__pyx_t_5);
       if (!__pyx_t_10) {
       } else {
@@ -3069,7 +3014,7 @@ static PyObject *__pyx_pf_9detectors_5units_11counterfeit_12Counterfeits_compute
       __pyx_t_8 = NULL;
       __Pyx_INCREF(__pyx_v_mine);
       __pyx_t_7 = __pyx_v_mine; 
-      __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_v_f, __pyx_mstate_global->__pyx_n_u_sender); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 36, __pyx_L1_error)
+      __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_v_f, __pyx_mstate_global->__pyx_n_u_sender); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 35, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_11);
       __pyx_t_9 = 1;
       #if CYTHON_UNPACK_METHODS
@@ -3085,30 +3030,22 @@ static PyObject *__pyx_pf_9detectors_5units_11counterfeit_12Counterfeits_compute
       #endif
       {
         PyObject *__pyx_callargs[3] = {__pyx_t_8, __pyx_t_11, __pyx_v_step};
-        __pyx_t_1 = __Pyx_PyObject_FastCall(__pyx_t_7, __pyx_callargs+__pyx_t_9, (3-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+        __pyx_t_2 = __Pyx_PyObject_FastCall(__pyx_t_7, __pyx_callargs+__pyx_t_9, (3-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
         __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
         __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 36, __pyx_L1_error)
-        __Pyx_GOTREF(__pyx_t_1);
+        if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 35, __pyx_L1_error)
+        __Pyx_GOTREF(__pyx_t_2);
       }
-      __pyx_t_10 = __Pyx_PyObject_IsTrue(__pyx_t_1); if (unlikely((__pyx_t_10 < 0))) __PYX_ERR(0, 36, __pyx_L1_error)
-      __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+      __pyx_t_10 = __Pyx_PyObject_IsTrue(__pyx_t_2); if (unlikely((__pyx_t_10 < 0))) __PYX_ERR(0, 35, __pyx_L1_error)
+      __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
       __pyx_t_3 = __pyx_t_10;
       __pyx_L9_bool_binop_done:;
-
-      /* "detectors/units/counterfeit.py":35
- *                 to = f.to
- *                 # a function called below the root, on the originator's side, by someone outside it
- *                 if (step.depth == 0 or step.sel is None or f.type != "CALL" or to == sender             # <<<<<<<<<<<<<<
- *                         or not mine(to, step) or mine(f.sender, step)):
- *                     continue
-*/
       if (__pyx_t_3) {
 
-        /* "detectors/units/counterfeit.py":37
- *                 if (step.depth == 0 or step.sel is None or f.type != "CALL" or to == sender
- *                         or not mine(to, step) or mine(f.sender, step)):
+        /* "detectors/units/counterfeit.py":36
+ *                 # ... on the originator's side, by someone outside it
+ *                 if to == sender or not mine(to, step) or mine(f.sender, step):
  *                     continue             # <<<<<<<<<<<<<<
  *                 if step.kind == "token_move" or step.kind == "approve":
  *                     counterfeit += 1
@@ -3117,156 +3054,156 @@ static PyObject *__pyx_pf_9detectors_5units_11counterfeit_12Counterfeits_compute
 
         /* "detectors/units/counterfeit.py":35
  *                 to = f.to
- *                 # a function called below the root, on the originator's side, by someone outside it
- *                 if (step.depth == 0 or step.sel is None or f.type != "CALL" or to == sender             # <<<<<<<<<<<<<<
- *                         or not mine(to, step) or mine(f.sender, step)):
+ *                 # ... on the originator's side, by someone outside it
+ *                 if to == sender or not mine(to, step) or mine(f.sender, step):             # <<<<<<<<<<<<<<
  *                     continue
+ *                 if step.kind == "token_move" or step.kind == "approve":
 */
       }
 
-      /* "detectors/units/counterfeit.py":38
- *                         or not mine(to, step) or mine(f.sender, step)):
+      /* "detectors/units/counterfeit.py":37
+ *                 if to == sender or not mine(to, step) or mine(f.sender, step):
  *                     continue
  *                 if step.kind == "token_move" or step.kind == "approve":             # <<<<<<<<<<<<<<
  *                     counterfeit += 1
  *                 elif (step.sel not in CALLBACK_SELECTORS and step.sel not in TOKEN_FUNCTIONS
 */
-      __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_kind); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 38, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_1);
-      __pyx_t_10 = (__Pyx_PyUnicode_Equals(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_token_move, Py_EQ)); if (unlikely((__pyx_t_10 < 0))) __PYX_ERR(0, 38, __pyx_L1_error)
-      __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+      __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_kind); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 37, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_2);
+      __pyx_t_10 = (__Pyx_PyUnicode_Equals(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_token_move, Py_EQ)); if (unlikely((__pyx_t_10 < 0))) __PYX_ERR(0, 37, __pyx_L1_error)
+      __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
       if (!__pyx_t_10) {
       } else {
         __pyx_t_3 = __pyx_t_10;
-        goto __pyx_L16_bool_binop_done;
+        goto __pyx_L13_bool_binop_done;
       }
-      __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_kind); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 38, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_1);
-      __pyx_t_10 = (__Pyx_PyUnicode_Equals(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_approve, Py_EQ)); if (unlikely((__pyx_t_10 < 0))) __PYX_ERR(0, 38, __pyx_L1_error)
-      __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+      __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_kind); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 37, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_2);
+      __pyx_t_10 = (__Pyx_PyUnicode_Equals(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_approve, Py_EQ)); if (unlikely((__pyx_t_10 < 0))) __PYX_ERR(0, 37, __pyx_L1_error)
+      __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
       __pyx_t_3 = __pyx_t_10;
-      __pyx_L16_bool_binop_done:;
+      __pyx_L13_bool_binop_done:;
       if (__pyx_t_3) {
 
-        /* "detectors/units/counterfeit.py":39
+        /* "detectors/units/counterfeit.py":38
  *                     continue
  *                 if step.kind == "token_move" or step.kind == "approve":
  *                     counterfeit += 1             # <<<<<<<<<<<<<<
  *                 elif (step.sel not in CALLBACK_SELECTORS and step.sel not in TOKEN_FUNCTIONS
  *                       and step.caller_sel not in CALLBACK_PROVIDERS and step.caller_sel not in TOKEN_FUNCTIONS
 */
-        __pyx_t_1 = __Pyx_PyLong_AddObjC(__pyx_v_counterfeit, __pyx_mstate_global->__pyx_int_1, 1, 1, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 39, __pyx_L1_error)
-        __Pyx_GOTREF(__pyx_t_1);
-        __Pyx_DECREF_SET(__pyx_v_counterfeit, __pyx_t_1);
-        __pyx_t_1 = 0;
+        __pyx_t_2 = __Pyx_PyLong_AddObjC(__pyx_v_counterfeit, __pyx_mstate_global->__pyx_int_1, 1, 1, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 38, __pyx_L1_error)
+        __Pyx_GOTREF(__pyx_t_2);
+        __Pyx_DECREF_SET(__pyx_v_counterfeit, __pyx_t_2);
+        __pyx_t_2 = 0;
 
-        /* "detectors/units/counterfeit.py":38
- *                         or not mine(to, step) or mine(f.sender, step)):
+        /* "detectors/units/counterfeit.py":37
+ *                 if to == sender or not mine(to, step) or mine(f.sender, step):
  *                     continue
  *                 if step.kind == "token_move" or step.kind == "approve":             # <<<<<<<<<<<<<<
  *                     counterfeit += 1
  *                 elif (step.sel not in CALLBACK_SELECTORS and step.sel not in TOKEN_FUNCTIONS
 */
-        goto __pyx_L15;
+        goto __pyx_L12;
       }
 
-      /* "detectors/units/counterfeit.py":40
+      /* "detectors/units/counterfeit.py":39
  *                 if step.kind == "token_move" or step.kind == "approve":
  *                     counterfeit += 1
  *                 elif (step.sel not in CALLBACK_SELECTORS and step.sel not in TOKEN_FUNCTIONS             # <<<<<<<<<<<<<<
  *                       and step.caller_sel not in CALLBACK_PROVIDERS and step.caller_sel not in TOKEN_FUNCTIONS
  *                       and to is not None and to[2:] in step.caller_input):
 */
-      __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_sel); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 40, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_1);
-      __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_CALLBACK_SELECTORS); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 40, __pyx_L1_error)
+      __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_sel); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 39, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_2);
+      __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_CALLBACK_SELECTORS); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 39, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_10 = (__Pyx_PySequence_ContainsTF(__pyx_t_1, __pyx_t_7, Py_NE)); if (unlikely((__pyx_t_10 < 0))) __PYX_ERR(0, 40, __pyx_L1_error)
-      __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+      __pyx_t_10 = (__Pyx_PySequence_ContainsTF(__pyx_t_2, __pyx_t_7, Py_NE)); if (unlikely((__pyx_t_10 < 0))) __PYX_ERR(0, 39, __pyx_L1_error)
+      __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
       if (__pyx_t_10) {
       } else {
         __pyx_t_3 = __pyx_t_10;
-        goto __pyx_L18_bool_binop_done;
+        goto __pyx_L15_bool_binop_done;
       }
 
-      /* "detectors/units/counterfeit.py":41
+      /* "detectors/units/counterfeit.py":40
  *                     counterfeit += 1
  *                 elif (step.sel not in CALLBACK_SELECTORS and step.sel not in TOKEN_FUNCTIONS
  *                       and step.caller_sel not in CALLBACK_PROVIDERS and step.caller_sel not in TOKEN_FUNCTIONS             # <<<<<<<<<<<<<<
  *                       and to is not None and to[2:] in step.caller_input):
  *                     callins += 1
 */
-      __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_sel); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 40, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_sel); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 39, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
 
-      /* "detectors/units/counterfeit.py":40
+      /* "detectors/units/counterfeit.py":39
  *                 if step.kind == "token_move" or step.kind == "approve":
  *                     counterfeit += 1
  *                 elif (step.sel not in CALLBACK_SELECTORS and step.sel not in TOKEN_FUNCTIONS             # <<<<<<<<<<<<<<
  *                       and step.caller_sel not in CALLBACK_PROVIDERS and step.caller_sel not in TOKEN_FUNCTIONS
  *                       and to is not None and to[2:] in step.caller_input):
 */
-      __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_TOKEN_FUNCTIONS); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 40, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_1);
-      __pyx_t_10 = (__Pyx_PySequence_ContainsTF(__pyx_t_7, __pyx_t_1, Py_NE)); if (unlikely((__pyx_t_10 < 0))) __PYX_ERR(0, 40, __pyx_L1_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_TOKEN_FUNCTIONS); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 39, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_2);
+      __pyx_t_10 = (__Pyx_PySequence_ContainsTF(__pyx_t_7, __pyx_t_2, Py_NE)); if (unlikely((__pyx_t_10 < 0))) __PYX_ERR(0, 39, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+      __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
       if (__pyx_t_10) {
       } else {
         __pyx_t_3 = __pyx_t_10;
-        goto __pyx_L18_bool_binop_done;
+        goto __pyx_L15_bool_binop_done;
       }
 
-      /* "detectors/units/counterfeit.py":41
+      /* "detectors/units/counterfeit.py":40
  *                     counterfeit += 1
  *                 elif (step.sel not in CALLBACK_SELECTORS and step.sel not in TOKEN_FUNCTIONS
  *                       and step.caller_sel not in CALLBACK_PROVIDERS and step.caller_sel not in TOKEN_FUNCTIONS             # <<<<<<<<<<<<<<
  *                       and to is not None and to[2:] in step.caller_input):
  *                     callins += 1
 */
-      __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_caller_sel); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 41, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_1);
-      __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_CALLBACK_PROVIDERS); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 41, __pyx_L1_error)
+      __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_caller_sel); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 40, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_2);
+      __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_CALLBACK_PROVIDERS); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 40, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_10 = (__Pyx_PySequence_ContainsTF(__pyx_t_1, __pyx_t_7, Py_NE)); if (unlikely((__pyx_t_10 < 0))) __PYX_ERR(0, 41, __pyx_L1_error)
-      __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+      __pyx_t_10 = (__Pyx_PySequence_ContainsTF(__pyx_t_2, __pyx_t_7, Py_NE)); if (unlikely((__pyx_t_10 < 0))) __PYX_ERR(0, 40, __pyx_L1_error)
+      __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
       if (__pyx_t_10) {
       } else {
         __pyx_t_3 = __pyx_t_10;
-        goto __pyx_L18_bool_binop_done;
+        goto __pyx_L15_bool_binop_done;
       }
 
-      /* "detectors/units/counterfeit.py":42
+      /* "detectors/units/counterfeit.py":41
  *                 elif (step.sel not in CALLBACK_SELECTORS and step.sel not in TOKEN_FUNCTIONS
  *                       and step.caller_sel not in CALLBACK_PROVIDERS and step.caller_sel not in TOKEN_FUNCTIONS
  *                       and to is not None and to[2:] in step.caller_input):             # <<<<<<<<<<<<<<
  *                     callins += 1
  *         out["counterfeit_token_calls"] = float(counterfeit)
 */
-      __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_caller_sel); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 41, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_caller_sel); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 40, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
 
-      /* "detectors/units/counterfeit.py":41
+      /* "detectors/units/counterfeit.py":40
  *                     counterfeit += 1
  *                 elif (step.sel not in CALLBACK_SELECTORS and step.sel not in TOKEN_FUNCTIONS
  *                       and step.caller_sel not in CALLBACK_PROVIDERS and step.caller_sel not in TOKEN_FUNCTIONS             # <<<<<<<<<<<<<<
  *                       and to is not None and to[2:] in step.caller_input):
  *                     callins += 1
 */
-      __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_TOKEN_FUNCTIONS); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 41, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_1);
-      __pyx_t_10 = (__Pyx_PySequence_ContainsTF(__pyx_t_7, __pyx_t_1, Py_NE)); if (unlikely((__pyx_t_10 < 0))) __PYX_ERR(0, 41, __pyx_L1_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_TOKEN_FUNCTIONS); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 40, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_2);
+      __pyx_t_10 = (__Pyx_PySequence_ContainsTF(__pyx_t_7, __pyx_t_2, Py_NE)); if (unlikely((__pyx_t_10 < 0))) __PYX_ERR(0, 40, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+      __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
       if (__pyx_t_10) {
       } else {
         __pyx_t_3 = __pyx_t_10;
-        goto __pyx_L18_bool_binop_done;
+        goto __pyx_L15_bool_binop_done;
       }
 
-      /* "detectors/units/counterfeit.py":42
+      /* "detectors/units/counterfeit.py":41
  *                 elif (step.sel not in CALLBACK_SELECTORS and step.sel not in TOKEN_FUNCTIONS
  *                       and step.caller_sel not in CALLBACK_PROVIDERS and step.caller_sel not in TOKEN_FUNCTIONS
  *                       and to is not None and to[2:] in step.caller_input):             # <<<<<<<<<<<<<<
@@ -3277,19 +3214,19 @@ static PyObject *__pyx_pf_9detectors_5units_11counterfeit_12Counterfeits_compute
       if (__pyx_t_10) {
       } else {
         __pyx_t_3 = __pyx_t_10;
-        goto __pyx_L18_bool_binop_done;
+        goto __pyx_L15_bool_binop_done;
       }
-      __pyx_t_1 = __Pyx_PyObject_GetSlice(__pyx_v_to, 2, 0, NULL, NULL, &__pyx_mstate_global->__pyx_slice[1], 1, 0, 1); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 42, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_1);
-      __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_caller_input); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 42, __pyx_L1_error)
+      __pyx_t_2 = __Pyx_PyObject_GetSlice(__pyx_v_to, 2, 0, NULL, NULL, &__pyx_mstate_global->__pyx_slice[1], 1, 0, 1); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 41, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_2);
+      __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_caller_input); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 41, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_10 = (__Pyx_PySequence_ContainsTF(__pyx_t_1, __pyx_t_7, Py_EQ)); if (unlikely((__pyx_t_10 < 0))) __PYX_ERR(0, 42, __pyx_L1_error)
-      __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+      __pyx_t_10 = (__Pyx_PySequence_ContainsTF(__pyx_t_2, __pyx_t_7, Py_EQ)); if (unlikely((__pyx_t_10 < 0))) __PYX_ERR(0, 41, __pyx_L1_error)
+      __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
       __pyx_t_3 = __pyx_t_10;
-      __pyx_L18_bool_binop_done:;
+      __pyx_L15_bool_binop_done:;
 
-      /* "detectors/units/counterfeit.py":40
+      /* "detectors/units/counterfeit.py":39
  *                 if step.kind == "token_move" or step.kind == "approve":
  *                     counterfeit += 1
  *                 elif (step.sel not in CALLBACK_SELECTORS and step.sel not in TOKEN_FUNCTIONS             # <<<<<<<<<<<<<<
@@ -3298,19 +3235,19 @@ static PyObject *__pyx_pf_9detectors_5units_11counterfeit_12Counterfeits_compute
 */
       if (__pyx_t_3) {
 
-        /* "detectors/units/counterfeit.py":43
+        /* "detectors/units/counterfeit.py":42
  *                       and step.caller_sel not in CALLBACK_PROVIDERS and step.caller_sel not in TOKEN_FUNCTIONS
  *                       and to is not None and to[2:] in step.caller_input):
  *                     callins += 1             # <<<<<<<<<<<<<<
  *         out["counterfeit_token_calls"] = float(counterfeit)
  *         out["foreign_callins"] = float(callins)
 */
-        __pyx_t_7 = __Pyx_PyLong_AddObjC(__pyx_v_callins, __pyx_mstate_global->__pyx_int_1, 1, 1, 0); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 43, __pyx_L1_error)
+        __pyx_t_7 = __Pyx_PyLong_AddObjC(__pyx_v_callins, __pyx_mstate_global->__pyx_int_1, 1, 1, 0); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 42, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_7);
         __Pyx_DECREF_SET(__pyx_v_callins, __pyx_t_7);
         __pyx_t_7 = 0;
 
-        /* "detectors/units/counterfeit.py":40
+        /* "detectors/units/counterfeit.py":39
  *                 if step.kind == "token_move" or step.kind == "approve":
  *                     counterfeit += 1
  *                 elif (step.sel not in CALLBACK_SELECTORS and step.sel not in TOKEN_FUNCTIONS             # <<<<<<<<<<<<<<
@@ -3318,48 +3255,48 @@ static PyObject *__pyx_pf_9detectors_5units_11counterfeit_12Counterfeits_compute
  *                       and to is not None and to[2:] in step.caller_input):
 */
       }
-      __pyx_L15:;
+      __pyx_L12:;
 
       /* "detectors/units/counterfeit.py":31
  *         if len(inp) >= 10 and inp[:10] not in TOKEN_FUNCTIONS:
  *             sender, mine = trace.sender, trace.mine
- *             for step in steps:             # <<<<<<<<<<<<<<
+ *             for step in trace.calls:  # function CALLs below the root             # <<<<<<<<<<<<<<
  *                 f = step.frame
  *                 to = f.to
 */
       __pyx_L6_continue:;
     }
-    __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+    __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
     /* "detectors/units/counterfeit.py":29
  *         counterfeit = callins = 0
  *         inp = trace.tx.input
  *         if len(inp) >= 10 and inp[:10] not in TOKEN_FUNCTIONS:             # <<<<<<<<<<<<<<
  *             sender, mine = trace.sender, trace.mine
- *             for step in steps:
+ *             for step in trace.calls:  # function CALLs below the root
 */
   }
 
-  /* "detectors/units/counterfeit.py":44
+  /* "detectors/units/counterfeit.py":43
  *                       and to is not None and to[2:] in step.caller_input):
  *                     callins += 1
  *         out["counterfeit_token_calls"] = float(counterfeit)             # <<<<<<<<<<<<<<
  *         out["foreign_callins"] = float(callins)
 */
-  __pyx_t_2 = __Pyx_PyNumber_Float(__pyx_v_counterfeit); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 44, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_2);
-  if (unlikely((PyObject_SetItem(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_counterfeit_token_calls, __pyx_t_2) < 0))) __PYX_ERR(0, 44, __pyx_L1_error)
-  __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+  __pyx_t_1 = __Pyx_PyNumber_Float(__pyx_v_counterfeit); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 43, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  if (unlikely((PyObject_SetItem(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_counterfeit_token_calls, __pyx_t_1) < 0))) __PYX_ERR(0, 43, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "detectors/units/counterfeit.py":45
+  /* "detectors/units/counterfeit.py":44
  *                     callins += 1
  *         out["counterfeit_token_calls"] = float(counterfeit)
  *         out["foreign_callins"] = float(callins)             # <<<<<<<<<<<<<<
 */
-  __pyx_t_2 = __Pyx_PyNumber_Float(__pyx_v_callins); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 45, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_2);
-  if (unlikely((PyObject_SetItem(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_foreign_callins, __pyx_t_2) < 0))) __PYX_ERR(0, 45, __pyx_L1_error)
-  __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+  __pyx_t_1 = __Pyx_PyNumber_Float(__pyx_v_callins); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 44, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  if (unlikely((PyObject_SetItem(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_foreign_callins, __pyx_t_1) < 0))) __PYX_ERR(0, 44, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
   /* "detectors/units/counterfeit.py":26
  *     names = ("counterfeit_token_calls", "foreign_callins")
@@ -3976,7 +3913,6 @@ typedef struct {
 static const char * const __pyx_string_tab_encodings[] = { 0 };
 static const __Pyx_StringTabEntry __pyx_string_tab[] = {
   {__pyx_k_, sizeof(__pyx_k_), 0, 1, 0}, /* PyObject cname: __pyx_kp_u_ */
-  {__pyx_k_CALL, sizeof(__pyx_k_CALL), 0, 1, 1}, /* PyObject cname: __pyx_n_u_CALL */
   {__pyx_k_CALLBACK_PROVIDERS, sizeof(__pyx_k_CALLBACK_PROVIDERS), 0, 1, 1}, /* PyObject cname: __pyx_n_u_CALLBACK_PROVIDERS */
   {__pyx_k_CALLBACK_SELECTORS, sizeof(__pyx_k_CALLBACK_SELECTORS), 0, 1, 1}, /* PyObject cname: __pyx_n_u_CALLBACK_SELECTORS */
   {__pyx_k_Counterfeits, sizeof(__pyx_k_Counterfeits), 0, 1, 1}, /* PyObject cname: __pyx_n_u_Counterfeits */
@@ -3996,12 +3932,12 @@ static const __Pyx_StringTabEntry __pyx_string_tab[] = {
   {__pyx_k_caller_input, sizeof(__pyx_k_caller_input), 0, 1, 1}, /* PyObject cname: __pyx_n_u_caller_input */
   {__pyx_k_caller_sel, sizeof(__pyx_k_caller_sel), 0, 1, 1}, /* PyObject cname: __pyx_n_u_caller_sel */
   {__pyx_k_callins, sizeof(__pyx_k_callins), 0, 1, 1}, /* PyObject cname: __pyx_n_u_callins */
+  {__pyx_k_calls, sizeof(__pyx_k_calls), 0, 1, 1}, /* PyObject cname: __pyx_n_u_calls */
   {__pyx_k_cline_in_traceback, sizeof(__pyx_k_cline_in_traceback), 0, 1, 1}, /* PyObject cname: __pyx_n_u_cline_in_traceback */
   {__pyx_k_collections_abc, sizeof(__pyx_k_collections_abc), 0, 1, 1}, /* PyObject cname: __pyx_n_u_collections_abc */
   {__pyx_k_compute, sizeof(__pyx_k_compute), 0, 1, 1}, /* PyObject cname: __pyx_n_u_compute */
   {__pyx_k_counterfeit, sizeof(__pyx_k_counterfeit), 0, 1, 1}, /* PyObject cname: __pyx_n_u_counterfeit */
   {__pyx_k_counterfeit_token_calls, sizeof(__pyx_k_counterfeit_token_calls), 0, 1, 1}, /* PyObject cname: __pyx_n_u_counterfeit_token_calls */
-  {__pyx_k_depth, sizeof(__pyx_k_depth), 0, 1, 1}, /* PyObject cname: __pyx_n_u_depth */
   {__pyx_k_detectors_units_counterfeit, sizeof(__pyx_k_detectors_units_counterfeit), 0, 1, 1}, /* PyObject cname: __pyx_n_u_detectors_units_counterfeit */
   {__pyx_k_detectors_units_counterfeit_py, sizeof(__pyx_k_detectors_units_counterfeit_py), 0, 1, 0}, /* PyObject cname: __pyx_kp_u_detectors_units_counterfeit_py */
   {__pyx_k_dict_str_float, sizeof(__pyx_k_dict_str_float), 0, 1, 0}, /* PyObject cname: __pyx_kp_u_dict_str_float */
@@ -4038,7 +3974,6 @@ static const __Pyx_StringTabEntry __pyx_string_tab[] = {
   {__pyx_k_trace, sizeof(__pyx_k_trace), 0, 1, 1}, /* PyObject cname: __pyx_n_u_trace */
   {__pyx_k_traversal, sizeof(__pyx_k_traversal), 0, 1, 1}, /* PyObject cname: __pyx_n_u_traversal */
   {__pyx_k_tx, sizeof(__pyx_k_tx), 0, 1, 1}, /* PyObject cname: __pyx_n_u_tx */
-  {__pyx_k_type, sizeof(__pyx_k_type), 0, 1, 1}, /* PyObject cname: __pyx_n_u_type */
   {0, 0, 0, 0, 0}
 };
 /* InitStrings.proto */
@@ -4062,20 +3997,20 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
  *         inp = trace.tx.input
  *         if len(inp) >= 10 and inp[:10] not in TOKEN_FUNCTIONS:             # <<<<<<<<<<<<<<
  *             sender, mine = trace.sender, trace.mine
- *             for step in steps:
+ *             for step in trace.calls:  # function CALLs below the root
 */
   __pyx_mstate_global->__pyx_slice[0] = PySlice_New(Py_None, __pyx_mstate_global->__pyx_int_10, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[0])) __PYX_ERR(0, 29, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_mstate_global->__pyx_slice[0]);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_slice[0]);
 
-  /* "detectors/units/counterfeit.py":42
+  /* "detectors/units/counterfeit.py":41
  *                 elif (step.sel not in CALLBACK_SELECTORS and step.sel not in TOKEN_FUNCTIONS
  *                       and step.caller_sel not in CALLBACK_PROVIDERS and step.caller_sel not in TOKEN_FUNCTIONS
  *                       and to is not None and to[2:] in step.caller_input):             # <<<<<<<<<<<<<<
  *                     callins += 1
  *         out["counterfeit_token_calls"] = float(counterfeit)
 */
-  __pyx_mstate_global->__pyx_slice[1] = PySlice_New(__pyx_mstate_global->__pyx_int_2, Py_None, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[1])) __PYX_ERR(0, 42, __pyx_L1_error)
+  __pyx_mstate_global->__pyx_slice[1] = PySlice_New(__pyx_mstate_global->__pyx_int_2, Py_None, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[1])) __PYX_ERR(0, 41, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_mstate_global->__pyx_slice[1]);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_slice[1]);
 
@@ -4136,9 +4071,9 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
   PyObject* tuple_dedup_map = PyDict_New();
   if (unlikely(!tuple_dedup_map)) return -1;
   {
-    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 12, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 26, 284};
+    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 12, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 26, 253};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_trace, __pyx_mstate->__pyx_n_u_steps, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_counterfeit, __pyx_mstate->__pyx_n_u_callins, __pyx_mstate->__pyx_n_u_inp, __pyx_mstate->__pyx_n_u_sender, __pyx_mstate->__pyx_n_u_mine, __pyx_mstate->__pyx_n_u_step, __pyx_mstate->__pyx_n_u_f, __pyx_mstate->__pyx_n_u_to};
-    __pyx_mstate_global->__pyx_codeobj_tab[0] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_detectors_units_counterfeit_py, __pyx_mstate->__pyx_n_u_compute, __pyx_k_UUV_j_e3a_3auCs_c_4wa_G5_a_D_Qa, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[0])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[0] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_detectors_units_counterfeit_py, __pyx_mstate->__pyx_n_u_compute, __pyx_k_UUV_j_e3a_3auCs_c_4wa_G5_a_Q_D, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[0])) goto bad;
   }
   Py_DECREF(tuple_dedup_map);
   return 0;
@@ -5509,67 +5444,6 @@ static CYTHON_INLINE PyObject *__Pyx__GetModuleGlobalName(PyObject *name)
     PyErr_Clear();
 #endif
     return __Pyx_GetBuiltinName(name);
-}
-
-/* PyLongCompare */
-static CYTHON_INLINE int __Pyx_PyLong_BoolEqObjC(PyObject *op1, PyObject *op2, long intval, long inplace) {
-    CYTHON_MAYBE_UNUSED_VAR(intval);
-    CYTHON_UNUSED_VAR(inplace);
-    if (op1 == op2) {
-        return 1;
-    }
-    #if CYTHON_USE_PYLONG_INTERNALS
-    if (likely(PyLong_CheckExact(op1))) {
-        int unequal;
-        unsigned long uintval;
-        Py_ssize_t size = __Pyx_PyLong_DigitCount(op1);
-        const digit* digits = __Pyx_PyLong_Digits(op1);
-        if (intval == 0) {
-            return (__Pyx_PyLong_IsZero(op1) == 1);
-        } else if (intval < 0) {
-            if (__Pyx_PyLong_IsNonNeg(op1))
-                return 0;
-            intval = -intval;
-        } else {
-            if (__Pyx_PyLong_IsNeg(op1))
-                return 0;
-        }
-        uintval = (unsigned long) intval;
-#if PyLong_SHIFT * 4 < SIZEOF_LONG*8
-        if (uintval >> (PyLong_SHIFT * 4)) {
-            unequal = (size != 5) || (digits[0] != (uintval & (unsigned long) PyLong_MASK))
-                 | (digits[1] != ((uintval >> (1 * PyLong_SHIFT)) & (unsigned long) PyLong_MASK)) | (digits[2] != ((uintval >> (2 * PyLong_SHIFT)) & (unsigned long) PyLong_MASK)) | (digits[3] != ((uintval >> (3 * PyLong_SHIFT)) & (unsigned long) PyLong_MASK)) | (digits[4] != ((uintval >> (4 * PyLong_SHIFT)) & (unsigned long) PyLong_MASK));
-        } else
-#endif
-#if PyLong_SHIFT * 3 < SIZEOF_LONG*8
-        if (uintval >> (PyLong_SHIFT * 3)) {
-            unequal = (size != 4) || (digits[0] != (uintval & (unsigned long) PyLong_MASK))
-                 | (digits[1] != ((uintval >> (1 * PyLong_SHIFT)) & (unsigned long) PyLong_MASK)) | (digits[2] != ((uintval >> (2 * PyLong_SHIFT)) & (unsigned long) PyLong_MASK)) | (digits[3] != ((uintval >> (3 * PyLong_SHIFT)) & (unsigned long) PyLong_MASK));
-        } else
-#endif
-#if PyLong_SHIFT * 2 < SIZEOF_LONG*8
-        if (uintval >> (PyLong_SHIFT * 2)) {
-            unequal = (size != 3) || (digits[0] != (uintval & (unsigned long) PyLong_MASK))
-                 | (digits[1] != ((uintval >> (1 * PyLong_SHIFT)) & (unsigned long) PyLong_MASK)) | (digits[2] != ((uintval >> (2 * PyLong_SHIFT)) & (unsigned long) PyLong_MASK));
-        } else
-#endif
-#if PyLong_SHIFT * 1 < SIZEOF_LONG*8
-        if (uintval >> (PyLong_SHIFT * 1)) {
-            unequal = (size != 2) || (digits[0] != (uintval & (unsigned long) PyLong_MASK))
-                 | (digits[1] != ((uintval >> (1 * PyLong_SHIFT)) & (unsigned long) PyLong_MASK));
-        } else
-#endif
-            unequal = (size != 1) || (((unsigned long) digits[0]) != (uintval & (unsigned long) PyLong_MASK));
-        return (unequal == 0);
-    }
-    #endif
-    if (PyFloat_CheckExact(op1)) {
-        const long b = intval;
-        double a = __Pyx_PyFloat_AS_DOUBLE(op1);
-        return ((double)a == (double)b);
-    }
-    return __Pyx_PyObject_IsTrueAndDecref(
-        PyObject_RichCompare(op1, op2, Py_EQ));
 }
 
 /* PyLongBinop */

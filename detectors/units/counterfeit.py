@@ -28,12 +28,11 @@ class Counterfeits(TraceUnit):
         inp = trace.tx.input
         if len(inp) >= 10 and inp[:10] not in TOKEN_FUNCTIONS:
             sender, mine = trace.sender, trace.mine
-            for step in steps:
+            for step in trace.calls:  # function CALLs below the root
                 f = step.frame
                 to = f.to
-                # a function called below the root, on the originator's side, by someone outside it
-                if (step.depth == 0 or step.sel is None or f.type != "CALL" or to == sender
-                        or not mine(to, step) or mine(f.sender, step)):
+                # ... on the originator's side, by someone outside it
+                if to == sender or not mine(to, step) or mine(f.sender, step):
                     continue
                 if step.kind == "token_move" or step.kind == "approve":
                     counterfeit += 1

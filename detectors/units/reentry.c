@@ -1506,7 +1506,7 @@ static const char* const __pyx_f[] = {
 /*--- Type declarations ---*/
 struct __pyx_obj_9detectors_5units_7reentry___pyx_scope_struct__genexpr;
 
-/* "detectors/units/reentry.py":40
+/* "detectors/units/reentry.py":39
  * 
  *     def compute(self, trace: Trace, steps: Sequence[Step], out: dict[str, float]) -> None:
  *         stale = sum(1 for s in steps if s.frame.to in s.path and s.frame.to != s.frame.sender)             # <<<<<<<<<<<<<<
@@ -2567,7 +2567,6 @@ static PyObject *__pyx_builtin_sum;
 /* #### Code section: string_decls ### */
 static const char __pyx_k_[] = ".";
 static const char __pyx_k_A[] = "\220A";
-static const char __pyx_k_f[] = "f";
 static const char __pyx_k_n[] = "n";
 static const char __pyx_k_s[] = "s";
 static const char __pyx_k__2[] = "?";
@@ -2578,7 +2577,6 @@ static const char __pyx_k_out[] = "out";
 static const char __pyx_k_pop[] = "pop";
 static const char __pyx_k_sel[] = "sel";
 static const char __pyx_k_sum[] = "sum";
-static const char __pyx_k_CALL[] = "CALL";
 static const char __pyx_k_None[] = "None";
 static const char __pyx_k_Step[] = "Step";
 static const char __pyx_k_base[] = "base";
@@ -2591,10 +2589,9 @@ static const char __pyx_k_path[] = "path";
 static const char __pyx_k_self[] = "self";
 static const char __pyx_k_send[] = "send";
 static const char __pyx_k_step[] = "step";
-static const char __pyx_k_type[] = "type";
 static const char __pyx_k_Trace[] = "Trace";
+static const char __pyx_k_calls[] = "calls";
 static const char __pyx_k_close[] = "close";
-static const char __pyx_k_depth[] = "depth";
 static const char __pyx_k_frame[] = "frame";
 static const char __pyx_k_kinds[] = "kinds";
 static const char __pyx_k_names[] = "names";
@@ -2639,13 +2636,13 @@ static const char __pyx_k_reentrant_price_reads[] = "reentrant_price_reads";
 static const char __pyx_k_detectors_units_reentry[] = "detectors.units.reentry";
 static const char __pyx_k_detectors_units_reentry_py[] = "detectors/units/reentry.py";
 static const char __pyx_k_ReentrantPriceReads_compute[] = "ReentrantPriceReads.compute";
-static const char __pyx_k_UUV_A_ZuA_HA_A_E_T_7_d_2TQRRVVY[] = "\320\004\035\230^\320+@\320@U\320UV\330\010\014\210A\330\010\020\220\005\220Z\230u\240A\330\010\014\210H\220A\330\014\020\220\004\220A\330\014\020\220\004\220E\230\027\240\005\240T\250\021\250&\260\003\2607\270$\270d\300'\310\022\3102\310T\320QR\320RV\320VY\320Y]\320]^\330\024\030\230\001\230\024\230W\240E\250\024\250Q\250d\260#\260Q\260h\270d\300$\300e\3107\320RS\330\020\025\220Q\330\010\013\2101\210O\2305\240\001\240\021";
+static const char __pyx_k_UUV_A_ZuA_HE_V1_s_T_t3gU_c_D_hd[] = "\320\004\035\230^\320+@\320@U\320UV\330\010\014\210A\330\010\020\220\005\220Z\230u\240A\330\010\014\210H\220E\230\021\330\014\021\220\024\220V\2301\330\014\017\210s\220#\220T\230\026\230t\2403\240g\250U\260$\260c\270\023\270D\300\006\300h\310d\320RV\320V[\320[b\320bc\330\020\025\220Q\330\010\013\2101\210O\2305\240\001\240\021";
 static const char __pyx_k_oracle_reads_price_reads_ORACLE[] = "``oracle_reads``: price reads (``ORACLE_SELECTORS``); ``reentrant_price_reads``: those of a\n    contract whose own call is still on the stack, by a third party: read-only re-entrancy (a\n    pool's virtual price read while it is mid-withdrawal).";
 static const char __pyx_k_reentries_function_calls_into_a[] = "``reentries``: function calls into a third-party contract still on the stack. A bare ETH send\n    back to the caller (WETH.withdraw paying a bot), a callback into the transaction's own contract\n    (flash-swap callbacks into the bot), a contract calling its own functions (``this.f()``) and a\n    token re-entered for a token function (fee-on-transfer tokens) are how ordinary contracts work.";
 static const char __pyx_k_Re_entry_a_contract_called_again[] = "Re-entry: a contract called again while its earlier call is still on the stack.";
 static const char __pyx_k_ReentrantPriceReads_compute_loca[] = "ReentrantPriceReads.compute.<locals>.genexpr";
 /* #### Code section: decls ### */
-static PyObject *__pyx_pf_9detectors_5units_7reentry_7Reentry_compute(CYTHON_UNUSED PyObject *__pyx_self, CYTHON_UNUSED PyObject *__pyx_v_self, PyObject *__pyx_v_trace, PyObject *__pyx_v_steps, PyObject *__pyx_v_out); /* proto */
+static PyObject *__pyx_pf_9detectors_5units_7reentry_7Reentry_compute(CYTHON_UNUSED PyObject *__pyx_self, CYTHON_UNUSED PyObject *__pyx_v_self, PyObject *__pyx_v_trace, CYTHON_UNUSED PyObject *__pyx_v_steps, PyObject *__pyx_v_out); /* proto */
 static PyObject *__pyx_pf_9detectors_5units_7reentry_19ReentrantPriceReads_7compute_genexpr(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_genexpr_arg_0); /* proto */
 static PyObject *__pyx_pf_9detectors_5units_7reentry_19ReentrantPriceReads_compute(CYTHON_UNUSED PyObject *__pyx_self, CYTHON_UNUSED PyObject *__pyx_v_self, CYTHON_UNUSED PyObject *__pyx_v_trace, PyObject *__pyx_v_steps, PyObject *__pyx_v_out); /* proto */
 static PyObject *__pyx_tp_new_9detectors_5units_7reentry___pyx_scope_struct__genexpr(PyTypeObject *t, PyObject *a, PyObject *k); /*proto*/
@@ -2692,7 +2689,7 @@ typedef struct {
   __Pyx_CachedCFunction __pyx_umethod_PyDict_Type_pop;
   PyObject *__pyx_tuple[2];
   PyObject *__pyx_codeobj_tab[3];
-  PyObject *__pyx_string_tab[75];
+  PyObject *__pyx_string_tab[72];
   PyObject *__pyx_int_0;
   PyObject *__pyx_int_1;
 /* #### Code section: module_state_contents ### */
@@ -2743,80 +2740,77 @@ static __pyx_mstatetype * const __pyx_mstate_global = &__pyx_mstate_global_stati
 #endif
 /* #### Code section: constant_name_defines ### */
 #define __pyx_kp_u_ __pyx_string_tab[0]
-#define __pyx_n_u_CALL __pyx_string_tab[1]
-#define __pyx_n_u_NOT_REENTRY __pyx_string_tab[2]
-#define __pyx_n_u_None __pyx_string_tab[3]
-#define __pyx_n_u_ReentrantPriceReads __pyx_string_tab[4]
-#define __pyx_n_u_ReentrantPriceReads_compute __pyx_string_tab[5]
-#define __pyx_n_u_ReentrantPriceReads_compute_loca __pyx_string_tab[6]
-#define __pyx_n_u_Reentry __pyx_string_tab[7]
-#define __pyx_n_u_Reentry_compute __pyx_string_tab[8]
-#define __pyx_n_u_Sequence __pyx_string_tab[9]
-#define __pyx_kp_u_Sequence_Step __pyx_string_tab[10]
-#define __pyx_n_u_Step __pyx_string_tab[11]
-#define __pyx_n_u_Trace __pyx_string_tab[12]
-#define __pyx_n_u_TraceUnit __pyx_string_tab[13]
-#define __pyx_kp_u__2 __pyx_string_tab[14]
-#define __pyx_n_u_asyncio_coroutines __pyx_string_tab[15]
-#define __pyx_n_u_base __pyx_string_tab[16]
+#define __pyx_n_u_NOT_REENTRY __pyx_string_tab[1]
+#define __pyx_n_u_None __pyx_string_tab[2]
+#define __pyx_n_u_ReentrantPriceReads __pyx_string_tab[3]
+#define __pyx_n_u_ReentrantPriceReads_compute __pyx_string_tab[4]
+#define __pyx_n_u_ReentrantPriceReads_compute_loca __pyx_string_tab[5]
+#define __pyx_n_u_Reentry __pyx_string_tab[6]
+#define __pyx_n_u_Reentry_compute __pyx_string_tab[7]
+#define __pyx_n_u_Sequence __pyx_string_tab[8]
+#define __pyx_kp_u_Sequence_Step __pyx_string_tab[9]
+#define __pyx_n_u_Step __pyx_string_tab[10]
+#define __pyx_n_u_Trace __pyx_string_tab[11]
+#define __pyx_n_u_TraceUnit __pyx_string_tab[12]
+#define __pyx_kp_u__2 __pyx_string_tab[13]
+#define __pyx_n_u_asyncio_coroutines __pyx_string_tab[14]
+#define __pyx_n_u_base __pyx_string_tab[15]
+#define __pyx_n_u_calls __pyx_string_tab[16]
 #define __pyx_n_u_cline_in_traceback __pyx_string_tab[17]
 #define __pyx_n_u_close __pyx_string_tab[18]
 #define __pyx_n_u_collections_abc __pyx_string_tab[19]
 #define __pyx_n_u_compute __pyx_string_tab[20]
-#define __pyx_n_u_depth __pyx_string_tab[21]
-#define __pyx_n_u_detectors_units_reentry __pyx_string_tab[22]
-#define __pyx_kp_u_detectors_units_reentry_py __pyx_string_tab[23]
-#define __pyx_kp_u_dict_str_float __pyx_string_tab[24]
-#define __pyx_kp_u_disable __pyx_string_tab[25]
-#define __pyx_n_u_doc __pyx_string_tab[26]
-#define __pyx_kp_u_enable __pyx_string_tab[27]
-#define __pyx_n_u_f __pyx_string_tab[28]
-#define __pyx_n_u_frame __pyx_string_tab[29]
-#define __pyx_n_u_func __pyx_string_tab[30]
-#define __pyx_kp_u_gc __pyx_string_tab[31]
-#define __pyx_n_u_genexpr __pyx_string_tab[32]
-#define __pyx_n_u_is_coroutine __pyx_string_tab[33]
-#define __pyx_kp_u_isenabled __pyx_string_tab[34]
-#define __pyx_n_u_kinds __pyx_string_tab[35]
-#define __pyx_n_u_main __pyx_string_tab[36]
-#define __pyx_n_u_metaclass __pyx_string_tab[37]
-#define __pyx_n_u_mine __pyx_string_tab[38]
-#define __pyx_n_u_module __pyx_string_tab[39]
-#define __pyx_n_u_mro_entries __pyx_string_tab[40]
-#define __pyx_n_u_n __pyx_string_tab[41]
-#define __pyx_n_u_name __pyx_string_tab[42]
-#define __pyx_n_u_names __pyx_string_tab[43]
-#define __pyx_n_u_next __pyx_string_tab[44]
-#define __pyx_n_u_oracle __pyx_string_tab[45]
-#define __pyx_n_u_oracle_reads __pyx_string_tab[46]
-#define __pyx_kp_u_oracle_reads_price_reads_ORACLE __pyx_string_tab[47]
-#define __pyx_n_u_out __pyx_string_tab[48]
-#define __pyx_n_u_path __pyx_string_tab[49]
-#define __pyx_n_u_pop __pyx_string_tab[50]
-#define __pyx_n_u_prepare __pyx_string_tab[51]
-#define __pyx_n_u_qualname __pyx_string_tab[52]
-#define __pyx_n_u_reentrant_price_reads __pyx_string_tab[53]
-#define __pyx_n_u_reentries __pyx_string_tab[54]
-#define __pyx_kp_u_reentries_function_calls_into_a __pyx_string_tab[55]
-#define __pyx_n_u_return __pyx_string_tab[56]
-#define __pyx_n_u_root_to __pyx_string_tab[57]
-#define __pyx_n_u_s __pyx_string_tab[58]
-#define __pyx_n_u_sel __pyx_string_tab[59]
-#define __pyx_n_u_selectors __pyx_string_tab[60]
-#define __pyx_n_u_self __pyx_string_tab[61]
-#define __pyx_n_u_send __pyx_string_tab[62]
-#define __pyx_n_u_sender __pyx_string_tab[63]
-#define __pyx_n_u_set_name __pyx_string_tab[64]
-#define __pyx_n_u_stale __pyx_string_tab[65]
-#define __pyx_n_u_step __pyx_string_tab[66]
-#define __pyx_n_u_steps __pyx_string_tab[67]
-#define __pyx_n_u_sum __pyx_string_tab[68]
-#define __pyx_n_u_throw __pyx_string_tab[69]
-#define __pyx_n_u_to __pyx_string_tab[70]
-#define __pyx_n_u_trace __pyx_string_tab[71]
-#define __pyx_n_u_traversal __pyx_string_tab[72]
-#define __pyx_n_u_type __pyx_string_tab[73]
-#define __pyx_n_u_value __pyx_string_tab[74]
+#define __pyx_n_u_detectors_units_reentry __pyx_string_tab[21]
+#define __pyx_kp_u_detectors_units_reentry_py __pyx_string_tab[22]
+#define __pyx_kp_u_dict_str_float __pyx_string_tab[23]
+#define __pyx_kp_u_disable __pyx_string_tab[24]
+#define __pyx_n_u_doc __pyx_string_tab[25]
+#define __pyx_kp_u_enable __pyx_string_tab[26]
+#define __pyx_n_u_frame __pyx_string_tab[27]
+#define __pyx_n_u_func __pyx_string_tab[28]
+#define __pyx_kp_u_gc __pyx_string_tab[29]
+#define __pyx_n_u_genexpr __pyx_string_tab[30]
+#define __pyx_n_u_is_coroutine __pyx_string_tab[31]
+#define __pyx_kp_u_isenabled __pyx_string_tab[32]
+#define __pyx_n_u_kinds __pyx_string_tab[33]
+#define __pyx_n_u_main __pyx_string_tab[34]
+#define __pyx_n_u_metaclass __pyx_string_tab[35]
+#define __pyx_n_u_mine __pyx_string_tab[36]
+#define __pyx_n_u_module __pyx_string_tab[37]
+#define __pyx_n_u_mro_entries __pyx_string_tab[38]
+#define __pyx_n_u_n __pyx_string_tab[39]
+#define __pyx_n_u_name __pyx_string_tab[40]
+#define __pyx_n_u_names __pyx_string_tab[41]
+#define __pyx_n_u_next __pyx_string_tab[42]
+#define __pyx_n_u_oracle __pyx_string_tab[43]
+#define __pyx_n_u_oracle_reads __pyx_string_tab[44]
+#define __pyx_kp_u_oracle_reads_price_reads_ORACLE __pyx_string_tab[45]
+#define __pyx_n_u_out __pyx_string_tab[46]
+#define __pyx_n_u_path __pyx_string_tab[47]
+#define __pyx_n_u_pop __pyx_string_tab[48]
+#define __pyx_n_u_prepare __pyx_string_tab[49]
+#define __pyx_n_u_qualname __pyx_string_tab[50]
+#define __pyx_n_u_reentrant_price_reads __pyx_string_tab[51]
+#define __pyx_n_u_reentries __pyx_string_tab[52]
+#define __pyx_kp_u_reentries_function_calls_into_a __pyx_string_tab[53]
+#define __pyx_n_u_return __pyx_string_tab[54]
+#define __pyx_n_u_root_to __pyx_string_tab[55]
+#define __pyx_n_u_s __pyx_string_tab[56]
+#define __pyx_n_u_sel __pyx_string_tab[57]
+#define __pyx_n_u_selectors __pyx_string_tab[58]
+#define __pyx_n_u_self __pyx_string_tab[59]
+#define __pyx_n_u_send __pyx_string_tab[60]
+#define __pyx_n_u_sender __pyx_string_tab[61]
+#define __pyx_n_u_set_name __pyx_string_tab[62]
+#define __pyx_n_u_stale __pyx_string_tab[63]
+#define __pyx_n_u_step __pyx_string_tab[64]
+#define __pyx_n_u_steps __pyx_string_tab[65]
+#define __pyx_n_u_sum __pyx_string_tab[66]
+#define __pyx_n_u_throw __pyx_string_tab[67]
+#define __pyx_n_u_to __pyx_string_tab[68]
+#define __pyx_n_u_trace __pyx_string_tab[69]
+#define __pyx_n_u_traversal __pyx_string_tab[70]
+#define __pyx_n_u_value __pyx_string_tab[71]
 /* #### Code section: module_state_clear ### */
 #if CYTHON_USE_MODULE_STATE
 static CYTHON_SMALL_CODE int __pyx_m_clear(PyObject *m) {
@@ -2841,7 +2835,7 @@ static CYTHON_SMALL_CODE int __pyx_m_clear(PyObject *m) {
   Py_CLEAR(clear_module_state->__pyx_type_9detectors_5units_7reentry___pyx_scope_struct__genexpr);
   for (int i=0; i<2; ++i) { Py_CLEAR(clear_module_state->__pyx_tuple[i]); }
   for (int i=0; i<3; ++i) { Py_CLEAR(clear_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<75; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<72; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
   Py_CLEAR(clear_module_state->__pyx_int_0);
   Py_CLEAR(clear_module_state->__pyx_int_1);
   return 0;
@@ -2868,7 +2862,7 @@ static CYTHON_SMALL_CODE int __pyx_m_traverse(PyObject *m, visitproc visit, void
   Py_VISIT(traverse_module_state->__pyx_type_9detectors_5units_7reentry___pyx_scope_struct__genexpr);
   for (int i=0; i<2; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_tuple[i]); }
   for (int i=0; i<3; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<75; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<72; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
   __Pyx_VISIT_CONST(traverse_module_state->__pyx_int_0);
   __Pyx_VISIT_CONST(traverse_module_state->__pyx_int_1);
   return 0;
@@ -2902,7 +2896,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
 ) {
   CYTHON_UNUSED PyObject *__pyx_v_self = 0;
   PyObject *__pyx_v_trace = 0;
-  PyObject *__pyx_v_steps = 0;
+  CYTHON_UNUSED PyObject *__pyx_v_steps = 0;
   PyObject *__pyx_v_out = 0;
   #if !CYTHON_METH_FASTCALL
   CYTHON_UNUSED Py_ssize_t __pyx_nargs;
@@ -2993,11 +2987,11 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_9detectors_5units_7reentry_7Reentry_compute(CYTHON_UNUSED PyObject *__pyx_self, CYTHON_UNUSED PyObject *__pyx_v_self, PyObject *__pyx_v_trace, PyObject *__pyx_v_steps, PyObject *__pyx_v_out) {
+static PyObject *__pyx_pf_9detectors_5units_7reentry_7Reentry_compute(CYTHON_UNUSED PyObject *__pyx_self, CYTHON_UNUSED PyObject *__pyx_v_self, PyObject *__pyx_v_trace, CYTHON_UNUSED PyObject *__pyx_v_steps, PyObject *__pyx_v_out) {
   PyObject *__pyx_v_n = NULL;
   PyObject *__pyx_v_mine = NULL;
   PyObject *__pyx_v_step = NULL;
-  PyObject *__pyx_v_f = NULL;
+  PyObject *__pyx_v_to = NULL;
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   PyObject *__pyx_t_1 = NULL;
@@ -3007,7 +3001,6 @@ static PyObject *__pyx_pf_9detectors_5units_7reentry_7Reentry_compute(CYTHON_UNU
   PyObject *(*__pyx_t_5)(PyObject *);
   int __pyx_t_6;
   int __pyx_t_7;
-  PyObject *__pyx_t_8 = NULL;
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
@@ -3018,7 +3011,7 @@ static PyObject *__pyx_pf_9detectors_5units_7reentry_7Reentry_compute(CYTHON_UNU
  *     def compute(self, trace: Trace, steps: Sequence[Step], out: dict[str, float]) -> None:
  *         n = 0             # <<<<<<<<<<<<<<
  *         mine = (trace.root_to, trace.sender)
- *         for step in steps:
+ *         for step in trace.calls:  # function CALLs below the root
 */
   __Pyx_INCREF(__pyx_mstate_global->__pyx_int_0);
   __pyx_v_n = __pyx_mstate_global->__pyx_int_0;
@@ -3027,8 +3020,8 @@ static PyObject *__pyx_pf_9detectors_5units_7reentry_7Reentry_compute(CYTHON_UNU
  *     def compute(self, trace: Trace, steps: Sequence[Step], out: dict[str, float]) -> None:
  *         n = 0
  *         mine = (trace.root_to, trace.sender)             # <<<<<<<<<<<<<<
- *         for step in steps:
- *             f = step.frame
+ *         for step in trace.calls:  # function CALLs below the root
+ *             to = step.frame.to
 */
   __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_trace, __pyx_mstate_global->__pyx_n_u_root_to); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 22, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
@@ -3048,50 +3041,53 @@ static PyObject *__pyx_pf_9detectors_5units_7reentry_7Reentry_compute(CYTHON_UNU
   /* "detectors/units/reentry.py":23
  *         n = 0
  *         mine = (trace.root_to, trace.sender)
- *         for step in steps:             # <<<<<<<<<<<<<<
- *             f = step.frame
- *             if (step.sel is not None and f.type == "CALL" and step.depth > 0 and f.to in step.path
+ *         for step in trace.calls:  # function CALLs below the root             # <<<<<<<<<<<<<<
+ *             to = step.frame.to
+ *             if to in step.path and to not in mine and to != step.frame.sender and step.sel not in NOT_REENTRY:
 */
-  if (likely(PyList_CheckExact(__pyx_v_steps)) || PyTuple_CheckExact(__pyx_v_steps)) {
-    __pyx_t_3 = __pyx_v_steps; __Pyx_INCREF(__pyx_t_3);
+  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_trace, __pyx_mstate_global->__pyx_n_u_calls); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 23, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_3);
+  if (likely(PyList_CheckExact(__pyx_t_3)) || PyTuple_CheckExact(__pyx_t_3)) {
+    __pyx_t_2 = __pyx_t_3; __Pyx_INCREF(__pyx_t_2);
     __pyx_t_4 = 0;
     __pyx_t_5 = NULL;
   } else {
-    __pyx_t_4 = -1; __pyx_t_3 = PyObject_GetIter(__pyx_v_steps); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 23, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_3);
-    __pyx_t_5 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_3); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 23, __pyx_L1_error)
+    __pyx_t_4 = -1; __pyx_t_2 = PyObject_GetIter(__pyx_t_3); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 23, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_2);
+    __pyx_t_5 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_2); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 23, __pyx_L1_error)
   }
+  __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   for (;;) {
     if (likely(!__pyx_t_5)) {
-      if (likely(PyList_CheckExact(__pyx_t_3))) {
+      if (likely(PyList_CheckExact(__pyx_t_2))) {
         {
-          Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_3);
+          Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_2);
           #if !CYTHON_ASSUME_SAFE_SIZE
           if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 23, __pyx_L1_error)
           #endif
           if (__pyx_t_4 >= __pyx_temp) break;
         }
-        __pyx_t_2 = __Pyx_PyList_GetItemRef(__pyx_t_3, __pyx_t_4);
+        __pyx_t_3 = __Pyx_PyList_GetItemRef(__pyx_t_2, __pyx_t_4);
         ++__pyx_t_4;
       } else {
         {
-          Py_ssize_t __pyx_temp = __Pyx_PyTuple_GET_SIZE(__pyx_t_3);
+          Py_ssize_t __pyx_temp = __Pyx_PyTuple_GET_SIZE(__pyx_t_2);
           #if !CYTHON_ASSUME_SAFE_SIZE
           if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 23, __pyx_L1_error)
           #endif
           if (__pyx_t_4 >= __pyx_temp) break;
         }
         #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
-        __pyx_t_2 = __Pyx_NewRef(PyTuple_GET_ITEM(__pyx_t_3, __pyx_t_4));
+        __pyx_t_3 = __Pyx_NewRef(PyTuple_GET_ITEM(__pyx_t_2, __pyx_t_4));
         #else
-        __pyx_t_2 = __Pyx_PySequence_ITEM(__pyx_t_3, __pyx_t_4);
+        __pyx_t_3 = __Pyx_PySequence_ITEM(__pyx_t_2, __pyx_t_4);
         #endif
         ++__pyx_t_4;
       }
-      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 23, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 23, __pyx_L1_error)
     } else {
-      __pyx_t_2 = __pyx_t_5(__pyx_t_3);
-      if (unlikely(!__pyx_t_2)) {
+      __pyx_t_3 = __pyx_t_5(__pyx_t_2);
+      if (unlikely(!__pyx_t_3)) {
         PyObject* exc_type = PyErr_Occurred();
         if (exc_type) {
           if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 23, __pyx_L1_error)
@@ -3100,51 +3096,54 @@ static PyObject *__pyx_pf_9detectors_5units_7reentry_7Reentry_compute(CYTHON_UNU
         break;
       }
     }
-    __Pyx_GOTREF(__pyx_t_2);
-    __Pyx_XDECREF_SET(__pyx_v_step, __pyx_t_2);
-    __pyx_t_2 = 0;
+    __Pyx_GOTREF(__pyx_t_3);
+    __Pyx_XDECREF_SET(__pyx_v_step, __pyx_t_3);
+    __pyx_t_3 = 0;
 
     /* "detectors/units/reentry.py":24
  *         mine = (trace.root_to, trace.sender)
- *         for step in steps:
- *             f = step.frame             # <<<<<<<<<<<<<<
- *             if (step.sel is not None and f.type == "CALL" and step.depth > 0 and f.to in step.path
- *                     and f.to not in mine and f.to != f.sender and step.sel not in NOT_REENTRY):
-*/
-    __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_frame); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 24, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_2);
-    __Pyx_XDECREF_SET(__pyx_v_f, __pyx_t_2);
-    __pyx_t_2 = 0;
-
-    /* "detectors/units/reentry.py":25
- *         for step in steps:
- *             f = step.frame
- *             if (step.sel is not None and f.type == "CALL" and step.depth > 0 and f.to in step.path             # <<<<<<<<<<<<<<
- *                     and f.to not in mine and f.to != f.sender and step.sel not in NOT_REENTRY):
+ *         for step in trace.calls:  # function CALLs below the root
+ *             to = step.frame.to             # <<<<<<<<<<<<<<
+ *             if to in step.path and to not in mine and to != step.frame.sender and step.sel not in NOT_REENTRY:
  *                 n += 1
 */
-    __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_sel); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 25, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_2);
-    __pyx_t_7 = (__pyx_t_2 != Py_None);
-    __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+    __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_frame); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 24, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_3);
+    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_to); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 24, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+    __Pyx_XDECREF_SET(__pyx_v_to, __pyx_t_1);
+    __pyx_t_1 = 0;
+
+    /* "detectors/units/reentry.py":25
+ *         for step in trace.calls:  # function CALLs below the root
+ *             to = step.frame.to
+ *             if to in step.path and to not in mine and to != step.frame.sender and step.sel not in NOT_REENTRY:             # <<<<<<<<<<<<<<
+ *                 n += 1
+ *         out["reentries"] = float(n)
+*/
+    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_path); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 25, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+    __pyx_t_7 = (__Pyx_PySequence_ContainsTF(__pyx_v_to, __pyx_t_1, Py_EQ)); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 25, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
     if (__pyx_t_7) {
     } else {
       __pyx_t_6 = __pyx_t_7;
       goto __pyx_L6_bool_binop_done;
     }
-    __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_v_f, __pyx_mstate_global->__pyx_n_u_type); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 25, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_2);
-    __pyx_t_7 = (__Pyx_PyUnicode_Equals(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_CALL, Py_EQ)); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 25, __pyx_L1_error)
-    __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+    __pyx_t_7 = (__Pyx_PySequence_ContainsTF(__pyx_v_to, __pyx_v_mine, Py_NE)); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 25, __pyx_L1_error)
     if (__pyx_t_7) {
     } else {
       __pyx_t_6 = __pyx_t_7;
       goto __pyx_L6_bool_binop_done;
     }
-    __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_depth); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 25, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_2);
-    __pyx_t_1 = PyObject_RichCompare(__pyx_t_2, __pyx_mstate_global->__pyx_int_0, Py_GT); __Pyx_XGOTREF(__pyx_t_1); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 25, __pyx_L1_error)
-    __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_frame); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 25, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+    __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_sender); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 25, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_3);
+    __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+    __pyx_t_1 = PyObject_RichCompare(__pyx_v_to, __pyx_t_3, Py_NE); __Pyx_XGOTREF(__pyx_t_1); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 25, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     __pyx_t_7 = __Pyx_PyObject_IsTrue(__pyx_t_1); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 25, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
     if (__pyx_t_7) {
@@ -3152,126 +3151,59 @@ static PyObject *__pyx_pf_9detectors_5units_7reentry_7Reentry_compute(CYTHON_UNU
       __pyx_t_6 = __pyx_t_7;
       goto __pyx_L6_bool_binop_done;
     }
-
-    /* "detectors/units/reentry.py":26
- *             f = step.frame
- *             if (step.sel is not None and f.type == "CALL" and step.depth > 0 and f.to in step.path
- *                     and f.to not in mine and f.to != f.sender and step.sel not in NOT_REENTRY):             # <<<<<<<<<<<<<<
- *                 n += 1
- *         out["reentries"] = float(n)
-*/
-    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_f, __pyx_mstate_global->__pyx_n_u_to); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 25, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_sel); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 25, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
-
-    /* "detectors/units/reentry.py":25
- *         for step in steps:
- *             f = step.frame
- *             if (step.sel is not None and f.type == "CALL" and step.depth > 0 and f.to in step.path             # <<<<<<<<<<<<<<
- *                     and f.to not in mine and f.to != f.sender and step.sel not in NOT_REENTRY):
- *                 n += 1
-*/
-    __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_path); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 25, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_2);
-    __pyx_t_7 = (__Pyx_PySequence_ContainsTF(__pyx_t_1, __pyx_t_2, Py_EQ)); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 25, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_NOT_REENTRY); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 25, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_3);
+    __pyx_t_7 = (__Pyx_PySequence_ContainsTF(__pyx_t_1, __pyx_t_3, Py_NE)); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 25, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    if (__pyx_t_7) {
-    } else {
-      __pyx_t_6 = __pyx_t_7;
-      goto __pyx_L6_bool_binop_done;
-    }
-
-    /* "detectors/units/reentry.py":26
- *             f = step.frame
- *             if (step.sel is not None and f.type == "CALL" and step.depth > 0 and f.to in step.path
- *                     and f.to not in mine and f.to != f.sender and step.sel not in NOT_REENTRY):             # <<<<<<<<<<<<<<
- *                 n += 1
- *         out["reentries"] = float(n)
-*/
-    __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_v_f, __pyx_mstate_global->__pyx_n_u_to); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 26, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_2);
-    __pyx_t_7 = (__Pyx_PySequence_ContainsTF(__pyx_t_2, __pyx_v_mine, Py_NE)); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 26, __pyx_L1_error)
-    __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    if (__pyx_t_7) {
-    } else {
-      __pyx_t_6 = __pyx_t_7;
-      goto __pyx_L6_bool_binop_done;
-    }
-    __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_v_f, __pyx_mstate_global->__pyx_n_u_to); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 26, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_2);
-    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_f, __pyx_mstate_global->__pyx_n_u_sender); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 26, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_8 = PyObject_RichCompare(__pyx_t_2, __pyx_t_1, Py_NE); __Pyx_XGOTREF(__pyx_t_8); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 26, __pyx_L1_error)
-    __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __pyx_t_7 = __Pyx_PyObject_IsTrue(__pyx_t_8); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 26, __pyx_L1_error)
-    __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-    if (__pyx_t_7) {
-    } else {
-      __pyx_t_6 = __pyx_t_7;
-      goto __pyx_L6_bool_binop_done;
-    }
-    __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_v_step, __pyx_mstate_global->__pyx_n_u_sel); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 26, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_8);
-    __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_NOT_REENTRY); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 26, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_7 = (__Pyx_PySequence_ContainsTF(__pyx_t_8, __pyx_t_1, Py_NE)); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 26, __pyx_L1_error)
-    __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-    __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     __pyx_t_6 = __pyx_t_7;
     __pyx_L6_bool_binop_done:;
-
-    /* "detectors/units/reentry.py":25
- *         for step in steps:
- *             f = step.frame
- *             if (step.sel is not None and f.type == "CALL" and step.depth > 0 and f.to in step.path             # <<<<<<<<<<<<<<
- *                     and f.to not in mine and f.to != f.sender and step.sel not in NOT_REENTRY):
- *                 n += 1
-*/
     if (__pyx_t_6) {
 
-      /* "detectors/units/reentry.py":27
- *             if (step.sel is not None and f.type == "CALL" and step.depth > 0 and f.to in step.path
- *                     and f.to not in mine and f.to != f.sender and step.sel not in NOT_REENTRY):
+      /* "detectors/units/reentry.py":26
+ *             to = step.frame.to
+ *             if to in step.path and to not in mine and to != step.frame.sender and step.sel not in NOT_REENTRY:
  *                 n += 1             # <<<<<<<<<<<<<<
  *         out["reentries"] = float(n)
  * 
 */
-      __pyx_t_1 = __Pyx_PyLong_AddObjC(__pyx_v_n, __pyx_mstate_global->__pyx_int_1, 1, 1, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 27, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_1);
-      __Pyx_DECREF_SET(__pyx_v_n, __pyx_t_1);
-      __pyx_t_1 = 0;
+      __pyx_t_3 = __Pyx_PyLong_AddObjC(__pyx_v_n, __pyx_mstate_global->__pyx_int_1, 1, 1, 0); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 26, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_3);
+      __Pyx_DECREF_SET(__pyx_v_n, __pyx_t_3);
+      __pyx_t_3 = 0;
 
       /* "detectors/units/reentry.py":25
- *         for step in steps:
- *             f = step.frame
- *             if (step.sel is not None and f.type == "CALL" and step.depth > 0 and f.to in step.path             # <<<<<<<<<<<<<<
- *                     and f.to not in mine and f.to != f.sender and step.sel not in NOT_REENTRY):
+ *         for step in trace.calls:  # function CALLs below the root
+ *             to = step.frame.to
+ *             if to in step.path and to not in mine and to != step.frame.sender and step.sel not in NOT_REENTRY:             # <<<<<<<<<<<<<<
  *                 n += 1
+ *         out["reentries"] = float(n)
 */
     }
 
     /* "detectors/units/reentry.py":23
  *         n = 0
  *         mine = (trace.root_to, trace.sender)
- *         for step in steps:             # <<<<<<<<<<<<<<
- *             f = step.frame
- *             if (step.sel is not None and f.type == "CALL" and step.depth > 0 and f.to in step.path
+ *         for step in trace.calls:  # function CALLs below the root             # <<<<<<<<<<<<<<
+ *             to = step.frame.to
+ *             if to in step.path and to not in mine and to != step.frame.sender and step.sel not in NOT_REENTRY:
 */
   }
-  __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+  __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "detectors/units/reentry.py":28
- *                     and f.to not in mine and f.to != f.sender and step.sel not in NOT_REENTRY):
+  /* "detectors/units/reentry.py":27
+ *             if to in step.path and to not in mine and to != step.frame.sender and step.sel not in NOT_REENTRY:
  *                 n += 1
  *         out["reentries"] = float(n)             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_3 = __Pyx_PyNumber_Float(__pyx_v_n); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 28, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_3);
-  if (unlikely((PyObject_SetItem(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_reentries, __pyx_t_3) < 0))) __PYX_ERR(0, 28, __pyx_L1_error)
-  __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+  __pyx_t_2 = __Pyx_PyNumber_Float(__pyx_v_n); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 27, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_2);
+  if (unlikely((PyObject_SetItem(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_reentries, __pyx_t_2) < 0))) __PYX_ERR(0, 27, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
   /* "detectors/units/reentry.py":20
  *     names = ("reentries",)
@@ -3288,20 +3220,19 @@ static PyObject *__pyx_pf_9detectors_5units_7reentry_7Reentry_compute(CYTHON_UNU
   __Pyx_XDECREF(__pyx_t_1);
   __Pyx_XDECREF(__pyx_t_2);
   __Pyx_XDECREF(__pyx_t_3);
-  __Pyx_XDECREF(__pyx_t_8);
   __Pyx_AddTraceback("detectors.units.reentry.Reentry.compute", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = NULL;
   __pyx_L0:;
   __Pyx_XDECREF(__pyx_v_n);
   __Pyx_XDECREF(__pyx_v_mine);
   __Pyx_XDECREF(__pyx_v_step);
-  __Pyx_XDECREF(__pyx_v_f);
+  __Pyx_XDECREF(__pyx_v_to);
   __Pyx_XGIVEREF(__pyx_r);
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-/* "detectors/units/reentry.py":39
+/* "detectors/units/reentry.py":38
  *     kinds = frozenset({"oracle"})
  * 
  *     def compute(self, trace: Trace, steps: Sequence[Step], out: dict[str, float]) -> None:             # <<<<<<<<<<<<<<
@@ -3351,44 +3282,44 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_self,&__pyx_mstate_global->__pyx_n_u_trace,&__pyx_mstate_global->__pyx_n_u_steps,&__pyx_mstate_global->__pyx_n_u_out,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len) < 0) __PYX_ERR(0, 39, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len) < 0) __PYX_ERR(0, 38, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 39, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 38, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 39, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 38, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 39, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 38, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 39, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 38, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "compute", 0) < 0) __PYX_ERR(0, 39, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "compute", 0) < 0) __PYX_ERR(0, 38, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 4; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("compute", 1, 4, 4, i); __PYX_ERR(0, 39, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("compute", 1, 4, 4, i); __PYX_ERR(0, 38, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 4)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 39, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 38, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 39, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 38, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 39, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 38, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 39, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 38, __pyx_L3_error)
     }
     __pyx_v_self = values[0];
     __pyx_v_trace = values[1];
@@ -3397,7 +3328,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("compute", 1, 4, 4, __pyx_nargs); __PYX_ERR(0, 39, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("compute", 1, 4, 4, __pyx_nargs); __PYX_ERR(0, 38, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -3419,7 +3350,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
 }
 static PyObject *__pyx_gb_9detectors_5units_7reentry_19ReentrantPriceReads_7compute_2generator(__pyx_CoroutineObject *__pyx_generator, CYTHON_UNUSED PyThreadState *__pyx_tstate, PyObject *__pyx_sent_value); /* proto */
 
-/* "detectors/units/reentry.py":40
+/* "detectors/units/reentry.py":39
  * 
  *     def compute(self, trace: Trace, steps: Sequence[Step], out: dict[str, float]) -> None:
  *         stale = sum(1 for s in steps if s.frame.to in s.path and s.frame.to != s.frame.sender)             # <<<<<<<<<<<<<<
@@ -3439,7 +3370,7 @@ static PyObject *__pyx_pf_9detectors_5units_7reentry_19ReentrantPriceReads_7comp
   if (unlikely(!__pyx_cur_scope)) {
     __pyx_cur_scope = ((struct __pyx_obj_9detectors_5units_7reentry___pyx_scope_struct__genexpr *)Py_None);
     __Pyx_INCREF(Py_None);
-    __PYX_ERR(0, 40, __pyx_L1_error)
+    __PYX_ERR(0, 39, __pyx_L1_error)
   } else {
     __Pyx_GOTREF((PyObject *)__pyx_cur_scope);
   }
@@ -3447,7 +3378,7 @@ static PyObject *__pyx_pf_9detectors_5units_7reentry_19ReentrantPriceReads_7comp
   __Pyx_INCREF(__pyx_cur_scope->__pyx_genexpr_arg_0);
   __Pyx_GIVEREF(__pyx_cur_scope->__pyx_genexpr_arg_0);
   {
-    __pyx_CoroutineObject *gen = __Pyx_Generator_New((__pyx_coroutine_body_t) __pyx_gb_9detectors_5units_7reentry_19ReentrantPriceReads_7compute_2generator, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0]), (PyObject *) __pyx_cur_scope, __pyx_mstate_global->__pyx_n_u_genexpr, __pyx_mstate_global->__pyx_n_u_ReentrantPriceReads_compute_loca, __pyx_mstate_global->__pyx_n_u_detectors_units_reentry); if (unlikely(!gen)) __PYX_ERR(0, 40, __pyx_L1_error)
+    __pyx_CoroutineObject *gen = __Pyx_Generator_New((__pyx_coroutine_body_t) __pyx_gb_9detectors_5units_7reentry_19ReentrantPriceReads_7compute_2generator, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0]), (PyObject *) __pyx_cur_scope, __pyx_mstate_global->__pyx_n_u_genexpr, __pyx_mstate_global->__pyx_n_u_ReentrantPriceReads_compute_loca, __pyx_mstate_global->__pyx_n_u_detectors_units_reentry); if (unlikely(!gen)) __PYX_ERR(0, 39, __pyx_L1_error)
     __Pyx_DECREF(__pyx_cur_scope);
     __Pyx_RefNannyFinishContext();
     return (PyObject *) gen;
@@ -3490,17 +3421,17 @@ static PyObject *__pyx_gb_9detectors_5units_7reentry_19ReentrantPriceReads_7comp
   __pyx_L3_first_run:;
   if (unlikely(__pyx_sent_value != Py_None)) {
     if (unlikely(__pyx_sent_value)) PyErr_SetString(PyExc_TypeError, "can't send non-None value to a just-started generator");
-    __PYX_ERR(0, 40, __pyx_L1_error)
+    __PYX_ERR(0, 39, __pyx_L1_error)
   }
-  if (unlikely(!__pyx_cur_scope->__pyx_genexpr_arg_0)) { __Pyx_RaiseUnboundLocalError(".0"); __PYX_ERR(0, 40, __pyx_L1_error) }
+  if (unlikely(!__pyx_cur_scope->__pyx_genexpr_arg_0)) { __Pyx_RaiseUnboundLocalError(".0"); __PYX_ERR(0, 39, __pyx_L1_error) }
   if (likely(PyList_CheckExact(__pyx_cur_scope->__pyx_genexpr_arg_0)) || PyTuple_CheckExact(__pyx_cur_scope->__pyx_genexpr_arg_0)) {
     __pyx_t_1 = __pyx_cur_scope->__pyx_genexpr_arg_0; __Pyx_INCREF(__pyx_t_1);
     __pyx_t_2 = 0;
     __pyx_t_3 = NULL;
   } else {
-    __pyx_t_2 = -1; __pyx_t_1 = PyObject_GetIter(__pyx_cur_scope->__pyx_genexpr_arg_0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 40, __pyx_L1_error)
+    __pyx_t_2 = -1; __pyx_t_1 = PyObject_GetIter(__pyx_cur_scope->__pyx_genexpr_arg_0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 39, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_3 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_1); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 40, __pyx_L1_error)
+    __pyx_t_3 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_1); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 39, __pyx_L1_error)
   }
   for (;;) {
     if (likely(!__pyx_t_3)) {
@@ -3508,7 +3439,7 @@ static PyObject *__pyx_gb_9detectors_5units_7reentry_19ReentrantPriceReads_7comp
         {
           Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_1);
           #if !CYTHON_ASSUME_SAFE_SIZE
-          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 40, __pyx_L1_error)
+          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 39, __pyx_L1_error)
           #endif
           if (__pyx_t_2 >= __pyx_temp) break;
         }
@@ -3518,7 +3449,7 @@ static PyObject *__pyx_gb_9detectors_5units_7reentry_19ReentrantPriceReads_7comp
         {
           Py_ssize_t __pyx_temp = __Pyx_PyTuple_GET_SIZE(__pyx_t_1);
           #if !CYTHON_ASSUME_SAFE_SIZE
-          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 40, __pyx_L1_error)
+          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 39, __pyx_L1_error)
           #endif
           if (__pyx_t_2 >= __pyx_temp) break;
         }
@@ -3529,13 +3460,13 @@ static PyObject *__pyx_gb_9detectors_5units_7reentry_19ReentrantPriceReads_7comp
         #endif
         ++__pyx_t_2;
       }
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 40, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 39, __pyx_L1_error)
     } else {
       __pyx_t_4 = __pyx_t_3(__pyx_t_1);
       if (unlikely(!__pyx_t_4)) {
         PyObject* exc_type = PyErr_Occurred();
         if (exc_type) {
-          if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 40, __pyx_L1_error)
+          if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 39, __pyx_L1_error)
           PyErr_Clear();
         }
         break;
@@ -3546,14 +3477,14 @@ static PyObject *__pyx_gb_9detectors_5units_7reentry_19ReentrantPriceReads_7comp
     __Pyx_XDECREF_SET(__pyx_cur_scope->__pyx_v_s, __pyx_t_4);
     __Pyx_GIVEREF(__pyx_t_4);
     __pyx_t_4 = 0;
-    __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_cur_scope->__pyx_v_s, __pyx_mstate_global->__pyx_n_u_frame); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 40, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_cur_scope->__pyx_v_s, __pyx_mstate_global->__pyx_n_u_frame); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 39, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
-    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_to); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 40, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_to); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 39, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_cur_scope->__pyx_v_s, __pyx_mstate_global->__pyx_n_u_path); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 40, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_cur_scope->__pyx_v_s, __pyx_mstate_global->__pyx_n_u_path); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 39, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
-    __pyx_t_7 = (__Pyx_PySequence_ContainsTF(__pyx_t_6, __pyx_t_4, Py_EQ)); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 40, __pyx_L1_error)
+    __pyx_t_7 = (__Pyx_PySequence_ContainsTF(__pyx_t_6, __pyx_t_4, Py_EQ)); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 39, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
     if (__pyx_t_7) {
@@ -3561,20 +3492,20 @@ static PyObject *__pyx_gb_9detectors_5units_7reentry_19ReentrantPriceReads_7comp
       __pyx_t_5 = __pyx_t_7;
       goto __pyx_L7_bool_binop_done;
     }
-    __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_cur_scope->__pyx_v_s, __pyx_mstate_global->__pyx_n_u_frame); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 40, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_cur_scope->__pyx_v_s, __pyx_mstate_global->__pyx_n_u_frame); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 39, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
-    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_to); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 40, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_to); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 39, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_cur_scope->__pyx_v_s, __pyx_mstate_global->__pyx_n_u_frame); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 40, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_cur_scope->__pyx_v_s, __pyx_mstate_global->__pyx_n_u_frame); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 39, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
-    __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_sender); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 40, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_sender); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 39, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __pyx_t_4 = PyObject_RichCompare(__pyx_t_6, __pyx_t_8, Py_NE); __Pyx_XGOTREF(__pyx_t_4); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 40, __pyx_L1_error)
+    __pyx_t_4 = PyObject_RichCompare(__pyx_t_6, __pyx_t_8, Py_NE); __Pyx_XGOTREF(__pyx_t_4); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 39, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-    __pyx_t_7 = __Pyx_PyObject_IsTrue(__pyx_t_4); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 40, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_IsTrue(__pyx_t_4); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 39, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
     __pyx_t_5 = __pyx_t_7;
     __pyx_L7_bool_binop_done:;
@@ -3597,7 +3528,7 @@ static PyObject *__pyx_gb_9detectors_5units_7reentry_19ReentrantPriceReads_7comp
       __Pyx_XGOTREF(__pyx_t_1);
       __pyx_t_2 = __pyx_cur_scope->__pyx_t_1;
       __pyx_t_3 = __pyx_cur_scope->__pyx_t_2;
-      if (unlikely(!__pyx_sent_value)) __PYX_ERR(0, 40, __pyx_L1_error)
+      if (unlikely(!__pyx_sent_value)) __PYX_ERR(0, 39, __pyx_L1_error)
     }
   }
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
@@ -3626,7 +3557,7 @@ static PyObject *__pyx_gb_9detectors_5units_7reentry_19ReentrantPriceReads_7comp
   return __pyx_r;
 }
 
-/* "detectors/units/reentry.py":39
+/* "detectors/units/reentry.py":38
  *     kinds = frozenset({"oracle"})
  * 
  *     def compute(self, trace: Trace, steps: Sequence[Step], out: dict[str, float]) -> None:             # <<<<<<<<<<<<<<
@@ -3650,7 +3581,7 @@ static PyObject *__pyx_pf_9detectors_5units_7reentry_19ReentrantPriceReads_compu
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("compute", 0);
 
-  /* "detectors/units/reentry.py":40
+  /* "detectors/units/reentry.py":39
  * 
  *     def compute(self, trace: Trace, steps: Sequence[Step], out: dict[str, float]) -> None:
  *         stale = sum(1 for s in steps if s.frame.to in s.path and s.frame.to != s.frame.sender)             # <<<<<<<<<<<<<<
@@ -3660,7 +3591,7 @@ static PyObject *__pyx_pf_9detectors_5units_7reentry_19ReentrantPriceReads_compu
   __pyx_t_2 = NULL;
   __Pyx_INCREF(__pyx_builtin_sum);
   __pyx_t_3 = __pyx_builtin_sum; 
-  __pyx_t_4 = __pyx_pf_9detectors_5units_7reentry_19ReentrantPriceReads_7compute_genexpr(NULL, __pyx_v_steps); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 40, __pyx_L1_error)
+  __pyx_t_4 = __pyx_pf_9detectors_5units_7reentry_19ReentrantPriceReads_7compute_genexpr(NULL, __pyx_v_steps); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 39, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __pyx_t_5 = 1;
   {
@@ -3669,35 +3600,35 @@ static PyObject *__pyx_pf_9detectors_5units_7reentry_19ReentrantPriceReads_compu
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 40, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 39, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __pyx_v_stale = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "detectors/units/reentry.py":41
+  /* "detectors/units/reentry.py":40
  *     def compute(self, trace: Trace, steps: Sequence[Step], out: dict[str, float]) -> None:
  *         stale = sum(1 for s in steps if s.frame.to in s.path and s.frame.to != s.frame.sender)
  *         out["oracle_reads"] = float(len(steps))             # <<<<<<<<<<<<<<
  *         out["reentrant_price_reads"] = float(stale)
 */
-  __pyx_t_6 = PyObject_Length(__pyx_v_steps); if (unlikely(__pyx_t_6 == ((Py_ssize_t)-1))) __PYX_ERR(0, 41, __pyx_L1_error)
-  __pyx_t_1 = PyFloat_FromDouble(((double)__pyx_t_6)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 41, __pyx_L1_error)
+  __pyx_t_6 = PyObject_Length(__pyx_v_steps); if (unlikely(__pyx_t_6 == ((Py_ssize_t)-1))) __PYX_ERR(0, 40, __pyx_L1_error)
+  __pyx_t_1 = PyFloat_FromDouble(((double)__pyx_t_6)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 40, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  if (unlikely((PyObject_SetItem(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_oracle_reads, __pyx_t_1) < 0))) __PYX_ERR(0, 41, __pyx_L1_error)
+  if (unlikely((PyObject_SetItem(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_oracle_reads, __pyx_t_1) < 0))) __PYX_ERR(0, 40, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "detectors/units/reentry.py":42
+  /* "detectors/units/reentry.py":41
  *         stale = sum(1 for s in steps if s.frame.to in s.path and s.frame.to != s.frame.sender)
  *         out["oracle_reads"] = float(len(steps))
  *         out["reentrant_price_reads"] = float(stale)             # <<<<<<<<<<<<<<
 */
-  __pyx_t_1 = __Pyx_PyNumber_Float(__pyx_v_stale); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 42, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyNumber_Float(__pyx_v_stale); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 41, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  if (unlikely((PyObject_SetItem(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_reentrant_price_reads, __pyx_t_1) < 0))) __PYX_ERR(0, 42, __pyx_L1_error)
+  if (unlikely((PyObject_SetItem(__pyx_v_out, __pyx_mstate_global->__pyx_n_u_reentrant_price_reads, __pyx_t_1) < 0))) __PYX_ERR(0, 41, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "detectors/units/reentry.py":39
+  /* "detectors/units/reentry.py":38
  *     kinds = frozenset({"oracle"})
  * 
  *     def compute(self, trace: Trace, steps: Sequence[Step], out: dict[str, float]) -> None:             # <<<<<<<<<<<<<<
@@ -3942,15 +3873,15 @@ static int __Pyx_modinit_type_init_code(__pyx_mstatetype *__pyx_mstate) {
   __Pyx_RefNannySetupContext("__Pyx_modinit_type_init_code", 0);
   /*--- Type init code ---*/
   #if CYTHON_USE_TYPE_SPECS
-  __pyx_mstate->__pyx_ptype_9detectors_5units_7reentry___pyx_scope_struct__genexpr = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_9detectors_5units_7reentry___pyx_scope_struct__genexpr_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_9detectors_5units_7reentry___pyx_scope_struct__genexpr)) __PYX_ERR(0, 40, __pyx_L1_error)
-  if (__Pyx_fix_up_extension_type_from_spec(&__pyx_type_9detectors_5units_7reentry___pyx_scope_struct__genexpr_spec, __pyx_mstate->__pyx_ptype_9detectors_5units_7reentry___pyx_scope_struct__genexpr) < 0) __PYX_ERR(0, 40, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_9detectors_5units_7reentry___pyx_scope_struct__genexpr = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_9detectors_5units_7reentry___pyx_scope_struct__genexpr_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_9detectors_5units_7reentry___pyx_scope_struct__genexpr)) __PYX_ERR(0, 39, __pyx_L1_error)
+  if (__Pyx_fix_up_extension_type_from_spec(&__pyx_type_9detectors_5units_7reentry___pyx_scope_struct__genexpr_spec, __pyx_mstate->__pyx_ptype_9detectors_5units_7reentry___pyx_scope_struct__genexpr) < 0) __PYX_ERR(0, 39, __pyx_L1_error)
   #else
   __pyx_mstate->__pyx_ptype_9detectors_5units_7reentry___pyx_scope_struct__genexpr = &__pyx_type_9detectors_5units_7reentry___pyx_scope_struct__genexpr;
   #endif
   #if !CYTHON_COMPILING_IN_LIMITED_API
   #endif
   #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_9detectors_5units_7reentry___pyx_scope_struct__genexpr) < 0) __PYX_ERR(0, 40, __pyx_L1_error)
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_9detectors_5units_7reentry___pyx_scope_struct__genexpr) < 0) __PYX_ERR(0, 39, __pyx_L1_error)
   #endif
   #if !CYTHON_COMPILING_IN_LIMITED_API
   if ((CYTHON_USE_TYPE_SLOTS && CYTHON_USE_PYTYPE_LOOKUP) && likely(!__pyx_mstate->__pyx_ptype_9detectors_5units_7reentry___pyx_scope_struct__genexpr->tp_dictoffset && __pyx_mstate->__pyx_ptype_9detectors_5units_7reentry___pyx_scope_struct__genexpr->tp_getattro == PyObject_GenericGetAttr)) {
@@ -4420,84 +4351,84 @@ __Pyx_RefNannySetupContext("PyInit_reentry", 0);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "detectors/units/reentry.py":31
+  /* "detectors/units/reentry.py":30
  * 
  * 
  * class ReentrantPriceReads(TraceUnit):             # <<<<<<<<<<<<<<
  *     """``oracle_reads``: price reads (``ORACLE_SELECTORS``); ``reentrant_price_reads``: those of a
  *     contract whose own call is still on the stack, by a third party: read-only re-entrancy (a
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_TraceUnit); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 31, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_TraceUnit); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 30, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  __pyx_t_4 = PyTuple_Pack(1, __pyx_t_2); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 31, __pyx_L1_error)
+  __pyx_t_4 = PyTuple_Pack(1, __pyx_t_2); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 30, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-  __pyx_t_2 = __Pyx_PEP560_update_bases(__pyx_t_4); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 31, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PEP560_update_bases(__pyx_t_4); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 30, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  __pyx_t_5 = __Pyx_CalculateMetaclass(NULL, __pyx_t_2); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 31, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_CalculateMetaclass(NULL, __pyx_t_2); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 30, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
-  __pyx_t_6 = __Pyx_Py3MetaclassPrepare(__pyx_t_5, __pyx_t_2, __pyx_mstate_global->__pyx_n_u_ReentrantPriceReads, __pyx_mstate_global->__pyx_n_u_ReentrantPriceReads, (PyObject *) NULL, __pyx_mstate_global->__pyx_n_u_detectors_units_reentry, __pyx_mstate_global->__pyx_kp_u_oracle_reads_price_reads_ORACLE); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 31, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_Py3MetaclassPrepare(__pyx_t_5, __pyx_t_2, __pyx_mstate_global->__pyx_n_u_ReentrantPriceReads, __pyx_mstate_global->__pyx_n_u_ReentrantPriceReads, (PyObject *) NULL, __pyx_mstate_global->__pyx_n_u_detectors_units_reentry, __pyx_mstate_global->__pyx_kp_u_oracle_reads_price_reads_ORACLE); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 30, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   if (__pyx_t_2 != __pyx_t_4) {
-    if (unlikely((PyDict_SetItemString(__pyx_t_6, "__orig_bases__", __pyx_t_4) < 0))) __PYX_ERR(0, 31, __pyx_L1_error)
+    if (unlikely((PyDict_SetItemString(__pyx_t_6, "__orig_bases__", __pyx_t_4) < 0))) __PYX_ERR(0, 30, __pyx_L1_error)
   }
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "detectors/units/reentry.py":36
+  /* "detectors/units/reentry.py":35
  *     pool's virtual price read while it is mid-withdrawal)."""
  * 
  *     names = ("oracle_reads", "reentrant_price_reads")             # <<<<<<<<<<<<<<
  *     kinds = frozenset({"oracle"})
  * 
 */
-  if (__Pyx_SetNameInClass(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_names, __pyx_mstate_global->__pyx_tuple[1]) < 0) __PYX_ERR(0, 36, __pyx_L1_error)
+  if (__Pyx_SetNameInClass(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_names, __pyx_mstate_global->__pyx_tuple[1]) < 0) __PYX_ERR(0, 35, __pyx_L1_error)
 
-  /* "detectors/units/reentry.py":37
+  /* "detectors/units/reentry.py":36
  * 
  *     names = ("oracle_reads", "reentrant_price_reads")
  *     kinds = frozenset({"oracle"})             # <<<<<<<<<<<<<<
  * 
  *     def compute(self, trace: Trace, steps: Sequence[Step], out: dict[str, float]) -> None:
 */
-  __pyx_t_4 = PySet_New(0); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 37, __pyx_L1_error)
+  __pyx_t_4 = PySet_New(0); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 36, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  if (PySet_Add(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_oracle) < 0) __PYX_ERR(0, 37, __pyx_L1_error)
-  __pyx_t_3 = __Pyx_PyFrozenSet_New(__pyx_t_4); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 37, __pyx_L1_error)
+  if (PySet_Add(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_oracle) < 0) __PYX_ERR(0, 36, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyFrozenSet_New(__pyx_t_4); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 36, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  if (__Pyx_SetNameInClass(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_kinds, __pyx_t_3) < 0) __PYX_ERR(0, 37, __pyx_L1_error)
+  if (__Pyx_SetNameInClass(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_kinds, __pyx_t_3) < 0) __PYX_ERR(0, 36, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "detectors/units/reentry.py":39
+  /* "detectors/units/reentry.py":38
  *     kinds = frozenset({"oracle"})
  * 
  *     def compute(self, trace: Trace, steps: Sequence[Step], out: dict[str, float]) -> None:             # <<<<<<<<<<<<<<
  *         stale = sum(1 for s in steps if s.frame.to in s.path and s.frame.to != s.frame.sender)
  *         out["oracle_reads"] = float(len(steps))
 */
-  __pyx_t_3 = __Pyx_PyDict_NewPresized(4); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 39, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyDict_NewPresized(4); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 38, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_trace, __pyx_mstate_global->__pyx_n_u_Trace) < 0) __PYX_ERR(0, 39, __pyx_L1_error)
-  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_steps, __pyx_mstate_global->__pyx_kp_u_Sequence_Step) < 0) __PYX_ERR(0, 39, __pyx_L1_error)
-  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_out, __pyx_mstate_global->__pyx_kp_u_dict_str_float) < 0) __PYX_ERR(0, 39, __pyx_L1_error)
-  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_return, __pyx_mstate_global->__pyx_n_u_None) < 0) __PYX_ERR(0, 39, __pyx_L1_error)
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_9detectors_5units_7reentry_19ReentrantPriceReads_1compute, 0, __pyx_mstate_global->__pyx_n_u_ReentrantPriceReads_compute, NULL, __pyx_mstate_global->__pyx_n_u_detectors_units_reentry, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 39, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_trace, __pyx_mstate_global->__pyx_n_u_Trace) < 0) __PYX_ERR(0, 38, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_steps, __pyx_mstate_global->__pyx_kp_u_Sequence_Step) < 0) __PYX_ERR(0, 38, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_out, __pyx_mstate_global->__pyx_kp_u_dict_str_float) < 0) __PYX_ERR(0, 38, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_return, __pyx_mstate_global->__pyx_n_u_None) < 0) __PYX_ERR(0, 38, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_9detectors_5units_7reentry_19ReentrantPriceReads_1compute, 0, __pyx_mstate_global->__pyx_n_u_ReentrantPriceReads_compute, NULL, __pyx_mstate_global->__pyx_n_u_detectors_units_reentry, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 38, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_CyFunction_SetAnnotationsDict(__pyx_t_4, __pyx_t_3);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-  if (__Pyx_SetNameInClass(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_compute, __pyx_t_4) < 0) __PYX_ERR(0, 39, __pyx_L1_error)
+  if (__Pyx_SetNameInClass(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_compute, __pyx_t_4) < 0) __PYX_ERR(0, 38, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "detectors/units/reentry.py":31
+  /* "detectors/units/reentry.py":30
  * 
  * 
  * class ReentrantPriceReads(TraceUnit):             # <<<<<<<<<<<<<<
  *     """``oracle_reads``: price reads (``ORACLE_SELECTORS``); ``reentrant_price_reads``: those of a
  *     contract whose own call is still on the stack, by a third party: read-only re-entrancy (a
 */
-  __pyx_t_4 = __Pyx_Py3ClassCreate(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_ReentrantPriceReads, __pyx_t_2, __pyx_t_6, NULL, 0, 0); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 31, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_Py3ClassCreate(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_ReentrantPriceReads, __pyx_t_2, __pyx_t_6, NULL, 0, 0); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 30, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_ReentrantPriceReads, __pyx_t_4) < 0) __PYX_ERR(0, 31, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_ReentrantPriceReads, __pyx_t_4) < 0) __PYX_ERR(0, 30, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
@@ -4566,7 +4497,6 @@ typedef struct {
 static const char * const __pyx_string_tab_encodings[] = { 0 };
 static const __Pyx_StringTabEntry __pyx_string_tab[] = {
   {__pyx_k_, sizeof(__pyx_k_), 0, 1, 0}, /* PyObject cname: __pyx_kp_u_ */
-  {__pyx_k_CALL, sizeof(__pyx_k_CALL), 0, 1, 1}, /* PyObject cname: __pyx_n_u_CALL */
   {__pyx_k_NOT_REENTRY, sizeof(__pyx_k_NOT_REENTRY), 0, 1, 1}, /* PyObject cname: __pyx_n_u_NOT_REENTRY */
   {__pyx_k_None, sizeof(__pyx_k_None), 0, 1, 1}, /* PyObject cname: __pyx_n_u_None */
   {__pyx_k_ReentrantPriceReads, sizeof(__pyx_k_ReentrantPriceReads), 0, 1, 1}, /* PyObject cname: __pyx_n_u_ReentrantPriceReads */
@@ -4582,18 +4512,17 @@ static const __Pyx_StringTabEntry __pyx_string_tab[] = {
   {__pyx_k__2, sizeof(__pyx_k__2), 0, 1, 0}, /* PyObject cname: __pyx_kp_u__2 */
   {__pyx_k_asyncio_coroutines, sizeof(__pyx_k_asyncio_coroutines), 0, 1, 1}, /* PyObject cname: __pyx_n_u_asyncio_coroutines */
   {__pyx_k_base, sizeof(__pyx_k_base), 0, 1, 1}, /* PyObject cname: __pyx_n_u_base */
+  {__pyx_k_calls, sizeof(__pyx_k_calls), 0, 1, 1}, /* PyObject cname: __pyx_n_u_calls */
   {__pyx_k_cline_in_traceback, sizeof(__pyx_k_cline_in_traceback), 0, 1, 1}, /* PyObject cname: __pyx_n_u_cline_in_traceback */
   {__pyx_k_close, sizeof(__pyx_k_close), 0, 1, 1}, /* PyObject cname: __pyx_n_u_close */
   {__pyx_k_collections_abc, sizeof(__pyx_k_collections_abc), 0, 1, 1}, /* PyObject cname: __pyx_n_u_collections_abc */
   {__pyx_k_compute, sizeof(__pyx_k_compute), 0, 1, 1}, /* PyObject cname: __pyx_n_u_compute */
-  {__pyx_k_depth, sizeof(__pyx_k_depth), 0, 1, 1}, /* PyObject cname: __pyx_n_u_depth */
   {__pyx_k_detectors_units_reentry, sizeof(__pyx_k_detectors_units_reentry), 0, 1, 1}, /* PyObject cname: __pyx_n_u_detectors_units_reentry */
   {__pyx_k_detectors_units_reentry_py, sizeof(__pyx_k_detectors_units_reentry_py), 0, 1, 0}, /* PyObject cname: __pyx_kp_u_detectors_units_reentry_py */
   {__pyx_k_dict_str_float, sizeof(__pyx_k_dict_str_float), 0, 1, 0}, /* PyObject cname: __pyx_kp_u_dict_str_float */
   {__pyx_k_disable, sizeof(__pyx_k_disable), 0, 1, 0}, /* PyObject cname: __pyx_kp_u_disable */
   {__pyx_k_doc, sizeof(__pyx_k_doc), 0, 1, 1}, /* PyObject cname: __pyx_n_u_doc */
   {__pyx_k_enable, sizeof(__pyx_k_enable), 0, 1, 0}, /* PyObject cname: __pyx_kp_u_enable */
-  {__pyx_k_f, sizeof(__pyx_k_f), 0, 1, 1}, /* PyObject cname: __pyx_n_u_f */
   {__pyx_k_frame, sizeof(__pyx_k_frame), 0, 1, 1}, /* PyObject cname: __pyx_n_u_frame */
   {__pyx_k_func, sizeof(__pyx_k_func), 0, 1, 1}, /* PyObject cname: __pyx_n_u_func */
   {__pyx_k_gc, sizeof(__pyx_k_gc), 0, 1, 0}, /* PyObject cname: __pyx_kp_u_gc */
@@ -4638,7 +4567,6 @@ static const __Pyx_StringTabEntry __pyx_string_tab[] = {
   {__pyx_k_to, sizeof(__pyx_k_to), 0, 1, 1}, /* PyObject cname: __pyx_n_u_to */
   {__pyx_k_trace, sizeof(__pyx_k_trace), 0, 1, 1}, /* PyObject cname: __pyx_n_u_trace */
   {__pyx_k_traversal, sizeof(__pyx_k_traversal), 0, 1, 1}, /* PyObject cname: __pyx_n_u_traversal */
-  {__pyx_k_type, sizeof(__pyx_k_type), 0, 1, 1}, /* PyObject cname: __pyx_n_u_type */
   {__pyx_k_value, sizeof(__pyx_k_value), 0, 1, 1}, /* PyObject cname: __pyx_n_u_value */
   {0, 0, 0, 0, 0}
 };
@@ -4649,7 +4577,7 @@ static int __Pyx_InitStrings(__Pyx_StringTabEntry const *t, PyObject **target, c
 
 static int __Pyx_InitCachedBuiltins(__pyx_mstatetype *__pyx_mstate) {
   CYTHON_UNUSED_VAR(__pyx_mstate);
-  __pyx_builtin_sum = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_sum); if (!__pyx_builtin_sum) __PYX_ERR(0, 40, __pyx_L1_error)
+  __pyx_builtin_sum = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_sum); if (!__pyx_builtin_sum) __PYX_ERR(0, 39, __pyx_L1_error)
   return 0;
   __pyx_L1_error:;
   return -1;
@@ -4672,14 +4600,14 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
   __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[0]);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[0]);
 
-  /* "detectors/units/reentry.py":36
+  /* "detectors/units/reentry.py":35
  *     pool's virtual price read while it is mid-withdrawal)."""
  * 
  *     names = ("oracle_reads", "reentrant_price_reads")             # <<<<<<<<<<<<<<
  *     kinds = frozenset({"oracle"})
  * 
 */
-  __pyx_mstate_global->__pyx_tuple[1] = PyTuple_Pack(2, __pyx_mstate_global->__pyx_n_u_oracle_reads, __pyx_mstate_global->__pyx_n_u_reentrant_price_reads); if (unlikely(!__pyx_mstate_global->__pyx_tuple[1])) __PYX_ERR(0, 36, __pyx_L1_error)
+  __pyx_mstate_global->__pyx_tuple[1] = PyTuple_Pack(2, __pyx_mstate_global->__pyx_n_u_oracle_reads, __pyx_mstate_global->__pyx_n_u_reentrant_price_reads); if (unlikely(!__pyx_mstate_global->__pyx_tuple[1])) __PYX_ERR(0, 35, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[1]);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[1]);
   __Pyx_RefNannyFinishContext();
@@ -4727,17 +4655,17 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
   PyObject* tuple_dedup_map = PyDict_New();
   if (unlikely(!tuple_dedup_map)) return -1;
   {
-    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS|CO_GENERATOR), 40, 2};
+    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS|CO_GENERATOR), 39, 2};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_s};
     __pyx_mstate_global->__pyx_codeobj_tab[0] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_detectors_units_reentry_py, __pyx_mstate->__pyx_n_u_genexpr, __pyx_k_A, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[0])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 8, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 20, 144};
-    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_trace, __pyx_mstate->__pyx_n_u_steps, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_mine, __pyx_mstate->__pyx_n_u_step, __pyx_mstate->__pyx_n_u_f};
-    __pyx_mstate_global->__pyx_codeobj_tab[1] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_detectors_units_reentry_py, __pyx_mstate->__pyx_n_u_compute, __pyx_k_UUV_A_ZuA_HA_A_E_T_7_d_2TQRRVVY, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[1])) goto bad;
+    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 8, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 20, 111};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_trace, __pyx_mstate->__pyx_n_u_steps, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_mine, __pyx_mstate->__pyx_n_u_step, __pyx_mstate->__pyx_n_u_to};
+    __pyx_mstate_global->__pyx_codeobj_tab[1] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_detectors_units_reentry_py, __pyx_mstate->__pyx_n_u_compute, __pyx_k_UUV_A_ZuA_HE_V1_s_T_t3gU_c_D_hd, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[1])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 7, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 39, 55};
+    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 7, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 38, 55};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_trace, __pyx_mstate->__pyx_n_u_steps, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_stale, __pyx_mstate->__pyx_n_u_genexpr, __pyx_mstate->__pyx_n_u_genexpr};
     __pyx_mstate_global->__pyx_codeobj_tab[2] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_detectors_units_reentry_py, __pyx_mstate->__pyx_n_u_compute, __pyx_k_UUV_1A_1_e1Cq_1_uAQ, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[2])) goto bad;
   }

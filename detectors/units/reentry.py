@@ -20,10 +20,9 @@ class Reentry(TraceUnit):
     def compute(self, trace: Trace, steps: Sequence[Step], out: dict[str, float]) -> None:
         n = 0
         mine = (trace.root_to, trace.sender)
-        for step in steps:
-            f = step.frame
-            if (step.sel is not None and f.type == "CALL" and step.depth > 0 and f.to in step.path
-                    and f.to not in mine and f.to != f.sender and step.sel not in NOT_REENTRY):
+        for step in trace.calls:  # function CALLs below the root
+            to = step.frame.to
+            if to in step.path and to not in mine and to != step.frame.sender and step.sel not in NOT_REENTRY:
                 n += 1
         out["reentries"] = float(n)
 
