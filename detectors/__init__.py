@@ -1,4 +1,5 @@
-"""Scoring: feature extraction, online detectors, fusion, explanations (issue: detection).
+"""Scoring: feature units over each transaction, the detectors that score them, fusion into one
+score, and the finding policy that decides what alerts (see the README's Detection section).
 
-Imports the event types of ``ingest`` only. Not built yet: the pipeline passes events through.
+Imports the event types of ``ingest`` only.
 """
