@@ -110,3 +110,14 @@ def test_ablation_on_a_long_stream_shows_what_pyod_adds(data_dir: Path, tmp_path
     assert runs[None]["roc_auc"] > runs["pyod"]["roc_auc"]
     assert runs[None]["alerts"]["recall"] > runs["pyod"]["alerts"]["recall"]
     assert runs[None]["alerts"]["false_alerts_per_1000"] <= runs["pyod"]["alerts"]["false_alerts_per_1000"]
+
+
+def test_the_environment_form_turns_a_dashed_rule_off() -> None:
+    from chainsentry.config import load_settings
+    from detectors.engine import engine_rules
+
+    settings = load_settings(environ={"CHAINSENTRY_DETECTORS__RULES__UNPAID_PULL__ENABLED": "false",
+                                      "CHAINSENTRY_DETECTORS__RULES__FORGED_CALLBACK__SEVERITY": "critical"})
+    rules = {r.name: r for r in engine_rules(settings.detectors.engine_config()).rules}
+    assert "unpaid-pull" not in rules and rules["forged-callback"].severity == "critical"
+    assert "reentrancy-drain" in rules
