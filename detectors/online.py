@@ -158,7 +158,8 @@ class HSTDetector:
         if not batch.traced:
             return
         if self._masses is None:  # river builds the trees from the first transaction, and learns it
-            first = next((i for i in rows if i in set(batch.traced)), None)
+            traced = set(batch.traced)
+            first = next((i for i in rows if i in traced), None)
             if first is None:
                 return
             self._river.learn_one(dict(zip(_COLUMN, scale(batch.features[first]), strict=True)))

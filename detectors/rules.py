@@ -203,8 +203,8 @@ def _by_contribution(c: Contribution) -> float:
     return -c.contribution
 
 
-def _condition(where: str, feature: str, text: object) -> tuple[str, str, float]:
-    if feature not in feature_names():
+def _condition(where: str, feature: str, text: object, known: frozenset[str]) -> tuple[str, str, float]:
+    if feature not in known:
         raise RuleError(f"{where}: unknown feature {feature!r}")
     s = str(text).strip()
     for op in sorted(_OPS, key=len, reverse=True):
@@ -220,6 +220,7 @@ def _condition(where: str, feature: str, text: object) -> tuple[str, str, float]
 
 
 def parse_rules(doc: Any, source: str) -> RuleSet:
+    known = frozenset(feature_names())  # the registered units' features, this build's and any added
     if not isinstance(doc, dict) or doc.get("version") != 1:
         raise RuleError(f"{source}: expected a mapping with version: 1")
     unknown = set(doc) - {"version", "evidence", "rules", "caps"}
@@ -235,7 +236,7 @@ def parse_rules(doc: Any, source: str) -> RuleSet:
             raise RuleError(f"{where}: keys are feature, transform, weight, over, why, group")
         if e.get("group") is not None and e["group"] not in caps:
             raise RuleError(f"{where}: group {e['group']!r} has no cap under 'caps'")
-        if e.get("feature") not in feature_names():
+        if e.get("feature") not in known:
             raise RuleError(f"{where}: unknown feature {e.get('feature')!r}")
         if e.get("transform", "log1p") not in ("log1p", "present", "zero"):
             raise RuleError(f"{where}: transform must be log1p, present or zero")
@@ -263,7 +264,7 @@ def parse_rules(doc: Any, source: str) -> RuleSet:
         when = r.get("when") or {}
         if not isinstance(when, dict) or not when:
             raise RuleError(f"{where}: 'when' must map features to conditions")
-        conds = tuple(_condition(f"{where}.when", f, c) for f, c in when.items())
+        conds = tuple(_condition(f"{where}.when", f, c, known) for f, c in when.items())
         rules.append(Rule(str(r["name"]), conds, r["severity"], r["type"], str(r.get("title", r["name"])),
                           None if min_score is None else float(min_score), float(rule_evidence)))
     return RuleSet(tuple(evidence), tuple(rules), source, {str(k): float(v) for k, v in caps.items()})

@@ -30,6 +30,7 @@ class Forest:
 
     def __init__(self, data: np.ndarray, n_estimators: int = 50, seed: int = 42) -> None:
         from pyod.models.iforest import IForest
+        from sklearn.ensemble._iforest import _average_path_length
 
         fitted = IForest(n_estimators=n_estimators, random_state=seed).fit(data)
         model = fitted.detector_
@@ -57,8 +58,6 @@ class Forest:
         self.roots = np.cumsum([0] + [len(v) for v in values[:-1]]).astype(np.intp)
         self.depth = max(tree.tree_.max_depth for tree in model.estimators_)
         self.n_features = data.shape[1]
-        from sklearn.ensemble._iforest import _average_path_length
-
         self.denominator = len(values) * float(_average_path_length([model._max_samples])[0])
 
     def score(self, rows: np.ndarray) -> np.ndarray:

@@ -17,26 +17,14 @@ from hypothesis import strategies as st
 
 from detectors.base import Batch
 from detectors.engine import EngineConfig, ScoringEngine, encode_scores
-from detectors.features import FEATURES, tx_features
+from detectors.features import tx_features
 from detectors.fusion import Calibrator, Fuser, round6
 from detectors.rules import RuleError, ShapeDetector, load_rules, parse_rules
 from detectors.snapshot import SnapshotError, load_snapshot, save_snapshot
 from detectors.wallets import WalletBehaviour
 from detectors.window import PyodWindowDetector
 from ingest import Block, CallFrame, FileBlockSource, Tx
-
-
-def synthetic(n: int, seed: int) -> list[dict[str, float]]:
-    """Feature dicts shaped like ordinary traffic, with occasional heavy ones."""
-    rng = random.Random(seed)
-    out = []
-    for _ in range(n):
-        heavy = rng.random() < 0.02
-        f = {name: float(rng.randint(0, 40 if heavy else 4)) for name in FEATURES[6:27]}
-        f["value_eth"] = rng.random() * (100 if heavy else 1)
-        f["calldata_bytes"] = float(rng.choice([0, 36, 68, 132]))
-        out.append(f)
-    return out
+from tests.test_detector_contract import synthetic
 
 
 def test_missing_fields_are_not_a_signal() -> None:
