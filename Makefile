@@ -7,7 +7,7 @@ EXT_STAMP := $(VENV)/.compiled-stamp$(if $(CHAINSENTRY_NO_EXTENSIONS),-none,)
 NODE_STAMP := node_modules/.installed-stamp
 ANVIL := node_modules/.bin/anvil
 
-.PHONY: install test demo lint bench clean kafka-local prometheus contracts compiled
+.PHONY: install test demo lint bench clean kafka-local prometheus contracts compiled docs
 
 KAFKA_STAMP := deploy/kafka/libs/.installed-stamp
 
@@ -63,11 +63,15 @@ test: install $(KAFKA_STAMP) prometheus
 demo: install
 	CHAINSENTRY_ANVIL=$(CURDIR)/$(ANVIL) $(BIN)/chainsentry demo $(DEMO_ARGS)
 
+docs: install  # the generated references in docs/reference/ (tests/test_reference.py checks them)
+	$(BIN)/python -m chainsentry.reference
+
 lint: install
 	$(BIN)/ruff check ingest detectors alerts chainsentry tests benchmarks conftest.py setup.py
 	$(BIN)/mypy ingest detectors alerts chainsentry
 
 bench: install
+	$(BIN)/python benchmarks/bench_cli.py
 	CHAINSENTRY_ANVIL=$(CURDIR)/$(ANVIL) $(BIN)/python benchmarks/bench_replay_decode.py
 	CHAINSENTRY_ANVIL=$(CURDIR)/$(ANVIL) $(BIN)/python benchmarks/bench_ingest.py
 	CHAINSENTRY_ANVIL=$(CURDIR)/$(ANVIL) $(BIN)/python benchmarks/bench_follow_memory.py

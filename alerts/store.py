@@ -20,6 +20,8 @@ from typing import Any
 
 import orjson
 
+from ingest.errors import UserError
+
 SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 
 MIGRATIONS: tuple[str, ...] = (
@@ -60,7 +62,7 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
-class StoreError(Exception):
+class StoreError(UserError):
     """A store file that cannot be used (newer schema, not a database)."""
 
 

@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet, InvalidToken
 
+from ingest.errors import UserError
+
 from .channels import Subscription, parse_subscriptions
 from .store import AlertStore
 
@@ -56,7 +58,7 @@ class SubscriptionConflict(Exception):
     """The name belongs to a config-file subscription, which the API may not change."""
 
 
-class SealedSecretError(ValueError):
+class SealedSecretError(UserError, ValueError):
     """Stored secrets that cannot be opened (no key, or another key than the one that sealed them)."""
 
 

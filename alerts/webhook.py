@@ -29,6 +29,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from ingest.errors import UserError
+
 from .store import AlertStore, OutboxItem
 from .subscriptions import SubscriptionBook
 from .targets import guarded_client, non_public
@@ -38,7 +40,7 @@ log = logging.getLogger(__name__)
 MAX_RESPONSE_BYTES = 64 * 1024  # of a receiver's answer body, read only so the connection can be reused
 
 
-class WebhookConfigError(ValueError):
+class WebhookConfigError(UserError, ValueError):
     """A webhook target or secret that must not be used."""
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import socket
 
 from ingest import IngestMetrics, RetryPolicy, RpcClient
+from ingest.errors import UserError
 
 from .config import Settings
 
 
-class ApiBindError(Exception):
+class ApiBindError(UserError):
     """The API address cannot be listened on."""
 
 

@@ -7,10 +7,10 @@ end with one line on stderr and exit code 2; an interrupted command exits 130.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
-import importlib
+import importlib.machinery
 import importlib.metadata
+import importlib.util
 import logging
 import signal
 import sys
@@ -18,56 +18,26 @@ import tempfile
 import time
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
-import orjson
 import typer
-from kafka.errors import KafkaError
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
 from typer._click.exceptions import NoArgsIsHelpError, UsageError  # typer's own click, as it raises them
 
-from alerts.store import StoreError
-from alerts.subscriptions import SealedSecretError
-from alerts.webhook import WebhookConfigError
-from detectors.evaluate import EvaluationError, evaluate
-from detectors.rules import RuleError
-from detectors.snapshot import SnapshotError, load_snapshot, save_snapshot
-from ingest import (
-    TRACE_MODES,
-    BlockAdded,
-    BlockFetcher,
-    BlockFollower,
-    BlockRecorder,
-    BlockRetracted,
-    CheckpointError,
-    FileBlockSource,
-    IngestMetrics,
-    MappingError,
-    MempoolFollower,
-    PendingRecorder,
-    PendingSeen,
-    PendingTracker,
-    RecorderError,
-    RpcError,
-    SourceError,
-    rpc_blocks,
-)
+from ingest.errors import UserError
 
-from .build import ApiBindError, make_rpc
 from .compiled import COMPILED_MODULES
-from .config import ConfigError, Settings, load_secrets, load_settings
-from .delivery import build_delivery
-from .devnet.anvil import AnvilNotFoundError
-from .kafka import KafkaSetupError, discover_chain
-from .outfiles import OutputPathError, check_writable
-from .scoring import Scorer, batch_gc
-from .sharding import ShardedEngine
+
+if TYPE_CHECKING:
+    from .config import Settings
+
+# Every command imports what it needs in its body: `chainsentry --help` and `--version` load typer
+# and nothing heavy (no Kafka, pyod, scipy or detectors); benchmarks/bench_cli.py measures it.
 
 T = TypeVar("T")
 
 app = typer.Typer(
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, PowerShell
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain help: no boxes, and nothing cut at 80 columns off a terminal
@@ -79,9 +49,20 @@ err_console = Console(stderr=True, soft_wrap=True)  # lines are not cut at 80 co
 
 def build_info() -> str:
     """``chainsentry <version>; compiled: <n>/<m> hot modules`` (chainsentry/compiled.py, the README)."""
-    compiled = [m for m in COMPILED_MODULES if not str(importlib.import_module(m).__file__).endswith(".py")]
+    compiled = [m for m in COMPILED_MODULES if _compiled(m)]
     version = importlib.metadata.version("chainsentry")
     return f"chainsentry {version}; compiled: {len(compiled)}/{len(COMPILED_MODULES)} hot modules"
+
+
+def _compiled(module: str) -> bool:
+    """Whether the import system would load ``module`` from an extension (found next to its .py,
+    as Python finds it, without importing the module or its package)."""
+    top, *rest = module.split(".")
+    spec = importlib.util.find_spec(top)
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    base = Path(next(iter(spec.submodule_search_locations)), *rest)
+    return any(base.with_name(base.name + suffix).exists() for suffix in importlib.machinery.EXTENSION_SUFFIXES)
 
 
 def _version(value: bool) -> None:
@@ -96,14 +77,17 @@ def _root(version: Annotated[bool, typer.Option(
         help="print the version and whether the hot modules are compiled")] = False) -> None:
     """Streaming anomaly detection for EVM chains."""
 
-class FlagError(Exception):
-    """A flag value the command itself refuses (one line, exit 2). A ``ValueError`` from deeper
-    down is a bug, and prints its traceback."""
+class FlagError(UserError):
+    """A flag value the command itself refuses (one line, exit 2)."""
 
 
-USER_ERRORS = (ConfigError, SourceError, RecorderError, CheckpointError, RpcError, ApiBindError,
-               AnvilNotFoundError, MappingError, RuleError, SnapshotError, EvaluationError, StoreError,
-               WebhookConfigError, KafkaSetupError, KafkaError, OutputPathError, SealedSecretError, FlagError)
+def _user_error(err: BaseException) -> bool:
+    """A mistake the user can fix (one line, exit 2); anything else is a bug and shows its traceback."""
+    if isinstance(err, UserError):
+        return True
+    kafka_errors = sys.modules.get("kafka.errors")  # loaded only by the commands that use Kafka
+    return kafka_errors is not None and isinstance(err, kafka_errors.KafkaError)
+
 
 RpcOpt = Annotated[
     list[str] | None, typer.Option("--rpc", help="HTTP JSON-RPC URL (repeat or comma-separate for failover)")
@@ -132,6 +116,8 @@ def _logging(verbose: int) -> None:
 
 
 def _traces(value: str | None) -> str | None:
+    from ingest.fetch import TRACE_MODES
+
     if value is not None and value not in TRACE_MODES:
         raise FlagError(f"--traces must be one of {', '.join(TRACE_MODES)}, not {value!r}")
     return value
@@ -144,11 +130,15 @@ def _rpc_list(values: list[str] | None) -> list[str] | None:
 
 
 def _check_outputs(**paths: Path | None) -> None:
+    from .outfiles import check_writable
+
     for name, path in paths.items():
         check_writable(path, "--" + name.replace("_", "-"))
 
 
 def _settings(config: Path | None, **overrides: Any) -> Settings:
+    from .config import load_settings
+
     return load_settings(config, overrides=overrides)
 
 
@@ -182,7 +172,11 @@ def run(
 
     Example: chainsentry run --rpc http://127.0.0.1:8545 --ws ws://127.0.0.1:8545
     """
-    from .service import build_service  # FastAPI and uvicorn load only for `run`
+    from detectors.snapshot import save_snapshot
+
+    from .config import ConfigError, load_secrets
+    from .replaying import build_engine
+    from .service import build_service
 
     _logging(verbose)
     _check_outputs(events_out=events_out, scores=scores, alerts=alerts)
@@ -194,7 +188,7 @@ def run(
     if not settings.rpc:
         raise ConfigError("no RPC URL: give --rpc URL or set rpc in the config file")
     snapshot = settings.data_dir / "detectors.snapshot"
-    engine = _engine(settings, rules, snapshot if snapshot.exists() else None, live=True)
+    engine = build_engine(settings, rules, snapshot if snapshot.exists() else None, live=True)
     service = build_service(settings, load_secrets(), engine, webhook=webhook, allow_private=webhook_allow_private,
                             scores=scores, alerts=alerts, events_out=events_out)
     status = _status_writer()
@@ -258,6 +252,13 @@ def replay(
     With --transport kafka the blocks go to the detector workers' group (chainsentry worker --role
     detect); with --scores/--alerts it waits until the group has scored the whole input.
     """
+    import orjson
+
+    from ingest import FileBlockSource, MappingError, SourceError
+
+    from .replaying import build_engine, replay_files, replay_rpc
+    from .scoring import Scorer
+
     _logging(verbose)
     if first is not None and last is not None and last < first:
         raise SourceError(f"--to {last} is below --from {first}")
@@ -270,9 +271,11 @@ def replay(
         return
     delivery = None
     if webhook is not None or settings.subscriptions:
+        from .delivery import build_delivery
+
         delivery = build_delivery(settings, webhook, webhook_allow_private,
                                   store or Path(tempfile.mkdtemp()) / "alerts.db")
-    scorer = Scorer(_engine(settings, rules, snapshot_in, live=False), chain_id=chain_id, scores_path=scores,
+    scorer = Scorer(build_engine(settings, rules, snapshot_in, live=False), chain_id=chain_id, scores_path=scores,
                     alerts_path=alerts)
     if delivery is not None:
         scorer.on_alert = delivery.accept
@@ -289,12 +292,12 @@ def replay(
             raise SourceError("give either one RPC URL or files, not both")
         if first is None or last is None:
             raise SourceError("replaying from an RPC URL needs --from N --to M")
-        stats = run_async(_replay_rpc(settings.model_copy(update={"rpc": sources}), first, last, show, on_error,
-                                      scorer))
+        stats = run_async(replay_rpc(settings.model_copy(update={"rpc": sources}), first, last, show, on_error,
+                                     scorer, err_console))
     else:
         source = FileBlockSource(sources, first=first, last=last, on_error=on_error)
         try:
-            stats = _replay_files(source, show, scorer)
+            stats = replay_files(source, show, scorer, err_console)
         except SourceError as err:  # a file breaks midway: what came before it is scored and kept
             scorer.close()
             kept = f", written to {scores}" if scores is not None else ""
@@ -302,6 +305,8 @@ def replay(
                               f"transactions) were replayed{kept}") from None
     scorer.close()
     if snapshot_out is not None:
+        from detectors.snapshot import save_snapshot
+
         save_snapshot(scorer.engine, snapshot_out)
         stats["snapshot"] = str(snapshot_out)
     stats["alerts"] = scorer.findings
@@ -324,6 +329,11 @@ def _transport_overrides(kind: str | None, bootstrap: str | None, partitions: in
 def _replay_kafka(settings: Settings, sources: list[str], first: int | None, last: int | None, chain_id: int,
                   scores: Path | None, alerts: Path | None, webhook: str | None, allow_private: bool,
                   store: Path | None, show: bool) -> None:
+    import orjson
+
+    from ingest import FileBlockSource, SourceError
+
+    from .delivery import build_delivery
     from .roles import replay_kafka
 
     if any(s.startswith(("http://", "https://")) for s in sources):
@@ -385,6 +395,8 @@ def worker(
     settings = _settings(config, rpc=_rpc_list(rpc), ws=ws, api=api, data_dir=data_dir,
                          transport=_transport_overrides("kafka", kafka_bootstrap, partitions, topic_prefix))
     from . import roles
+    from .config import ConfigError
+    from .kafka import discover_chain
 
     k = settings.transport.kafka
     err_console.print(f"chainsentry worker: role {role}, Kafka {k.bootstrap}, topic prefix {k.topic_prefix}"
@@ -418,72 +430,6 @@ def worker(
             timer.cancel()
 
 
-def _progress(total: float | None, unit_bytes: bool) -> Progress:
-    cols: list[Any] = [TextColumn("[bold]replay"), BarColumn(), TextColumn("{task.percentage:>3.0f}%")]
-    if unit_bytes:
-        cols.append(TransferSpeedColumn())
-    cols += [TextColumn("{task.fields[info]}"), TimeElapsedColumn()]
-    return Progress(*cols, console=err_console, transient=True)
-
-
-def _engine(settings: Settings, rules: Path | None, snapshot_in: Path | None, *, live: bool) -> Any:
-    """The engine the settings' ``detectors`` section describes (sharded as ``transport.partitions``
-    says), resuming from a snapshot when given."""
-    from detectors.engine import ScoringEngine
-
-    # live: a model refit never stalls scoring; replay: refits land at fixed points (deterministic)
-    cfg = settings.detectors.engine_config(rules_path=rules, live=live)
-    engine: ScoringEngine | ShardedEngine
-    if settings.transport.partitions == 1:
-        engine = ScoringEngine(cfg)
-    else:  # state sharded by contract, as the Kafka detector workers shard it
-        engine = ShardedEngine(settings.transport.partitions, lambda: ScoringEngine(cfg))
-    if snapshot_in is not None:  # refused when written under another detectors configuration
-        try:
-            load_snapshot(engine, snapshot_in)
-        except SnapshotError:
-            raise
-        except ValueError as err:
-            raise SnapshotError(f"{snapshot_in}: {err}") from None
-    return engine
-
-
-def _replay_files(source: FileBlockSource, show: bool, scorer: Scorer) -> dict[str, Any]:
-    blocks = txs = 0
-    with _progress(source.total_bytes, True) as bar:
-        task = bar.add_task("replay", total=source.total_bytes, info="", visible=show)
-        if show:  # else no update at all (~1.5 us each, every 8 lines)
-            source.progress = lambda done: bar.update(
-                task, completed=done, info=f"{blocks} blocks, {txs} txs, {scorer.findings} alerts")
-        with batch_gc():
-            for block in source:
-                blocks += 1
-                txs += len(block.transactions)
-                scorer.block(block)
-    st = source.stats
-    return {"blocks": blocks, "transactions": txs, "bad_lines": st.bad_lines, "files": [str(f) for f in source.files]}
-
-
-async def _replay_rpc(settings: Settings, first: int, last: int, show: bool, on_error: Any,
-                      scorer: Scorer) -> dict[str, Any]:
-    metrics = IngestMetrics()
-    rpc = make_rpc(settings, metrics)
-    fetcher = BlockFetcher(rpc, traces=settings.ingest.traces, receipts=settings.ingest.receipts)
-    blocks = txs = 0
-    try:
-        with _progress(last - first + 1, False) as bar:
-            task = bar.add_task("replay", total=last - first + 1, info="", visible=show)
-            async for block in rpc_blocks(fetcher, first, last, batch_size=settings.ingest.batch_size,
-                                          on_error=on_error):
-                blocks += 1
-                txs += len(block.transactions)
-                scorer.block(block)
-                bar.update(task, advance=1, info=f"block {block.number}, {txs} txs")
-    finally:
-        await rpc.aclose()
-    return {"blocks": blocks, "transactions": txs, "bad_lines": 0, "traces": fetcher.trace_mode}
-
-
 @app.command()
 def record(
     out: Annotated[Path, typer.Option("--out", "-o", help="block JSONL file to write (appends; resumes)")],
@@ -504,6 +450,13 @@ def record(
 
     Example: chainsentry record --rpc http://127.0.0.1:8545 --from 0 --to 100 --out blocks.jsonl
     """
+    import orjson
+
+    from ingest import SourceError
+
+    from .config import ConfigError
+    from .recording import record as record_blocks
+
     _logging(verbose)
     if follow == (last is not None):
         raise SourceError("give exactly one of --to M or --follow")
@@ -516,80 +469,8 @@ def record(
                          ingest={"traces": _traces(traces), "confirmations": confirmations})
     if not settings.rpc:
         raise ConfigError("no RPC URL: give --rpc URL or set rpc in the config file")
-    result = run_async(_record(settings, out, first, last, follow, mempool_out, duration, fsync))
+    result = run_async(record_blocks(settings, out, first, last, follow, mempool_out, duration, fsync))
     typer.echo(orjson.dumps(result).decode())
-
-
-async def _record(
-    settings: Settings, out: Path, first: int | None, last: int | None, follow: bool,
-    mempool_out: Path | None, duration: float | None, fsync: bool,
-) -> dict[str, Any]:
-    metrics = IngestMetrics()
-    rpc = make_rpc(settings, metrics)
-    try:  # a node that cannot be reached fails here, within the client's retries, as `run` does
-        await rpc.call("eth_chainId")
-    except RpcError:
-        await rpc.aclose()
-        raise
-    recorder = BlockRecorder(out, fsync=fsync)
-    resumed = recorder.last
-    if resumed is not None and first is not None and resumed.number < first - 1:
-        recorder.close()
-        await rpc.aclose()
-        raise RecorderError(f"{out} already ends at block {resumed.number}; recording from {first} would leave a "
-                            f"gap: use another --out or --from {resumed.number + 1}")
-    fetcher = BlockFetcher(rpc, traces=settings.ingest.traces, receipts=settings.ingest.receipts)
-    follower = BlockFollower(
-        fetcher, start=first, checkpoint=recorder, stop_at=None if follow else last,
-        confirmations=settings.ingest.confirmations, batch_size=settings.ingest.batch_size,
-        poll_interval=settings.ingest.poll_interval, ws_url=settings.ws, metrics=metrics,
-    )
-    retracted = 0
-    pending_rec = PendingRecorder(mempool_out) if mempool_out else None
-
-    async def blocks() -> None:
-        nonlocal retracted
-        async for event in follower.events():
-            if isinstance(event, BlockAdded):
-                recorder.write(event.block)
-                if not follow and last is not None and event.block.number >= last:
-                    return
-            elif isinstance(event, BlockRetracted):
-                recorder.retract(event.number, event.hash)
-                retracted += 1
-
-    async def pending() -> None:
-        assert pending_rec is not None
-        tracker = PendingTracker()
-        async for ptx in MempoolFollower(rpc, ws_url=settings.ws, metrics=metrics).pending():
-            for ev in tracker.seen(ptx):
-                if isinstance(ev, PendingSeen):
-                    pending_rec.write(ev.pending)
-
-    tasks = [asyncio.create_task(blocks())]
-    if pending_rec is not None:
-        tasks.append(asyncio.create_task(pending()))
-    try:
-        done, _ = await asyncio.wait(tasks, timeout=duration, return_when=asyncio.FIRST_COMPLETED)
-        for t in done:
-            if t.exception() is not None:
-                raise t.exception()  # type: ignore[misc]
-    finally:
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
-        recorder.close()
-        if pending_rec is not None:
-            pending_rec.close()
-        await rpc.aclose()
-    tip = recorder.last
-    return {
-        "out": str(out), "blocks_written": recorder.written, "retracted": retracted,
-        "resumed_after": resumed.number if resumed else None, "last_block": tip.number if tip else None,
-        "pending_written": pending_rec.written if pending_rec else 0, "traces": fetcher.trace_mode,
-    }
 
 
 @app.command(name="evaluate")
@@ -618,6 +499,8 @@ def evaluate_cmd(
     Ablation: chainsentry evaluate --ablate ../shared/data/attacks-dev.jsonl.gz --labels
     ../shared/data/attacks-dev.labels.csv (a table on stderr, the JSON on stdout)
     """
+    import orjson
+
     _check_outputs(plot=plot)
     if (scores is None) == (not ablate):
         raise FlagError("give either --scores (a replay's scores) or --ablate FILE (replay and compare)")
@@ -625,7 +508,7 @@ def evaluate_cmd(
         from detectors.ablation import ablate as run_ablation
         from detectors.ablation import table
 
-        settings = load_settings(config)
+        settings = _settings(config)
         missing = [str(p) for p in ablate if not p.exists()]
         if missing:
             raise FlagError(f"no such file: {missing[0]}")
@@ -634,6 +517,8 @@ def evaluate_cmd(
         typer.echo(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
         return
     assert scores is not None
+    from detectors.evaluate import evaluate
+
     typer.echo(orjson.dumps(evaluate(scores, labels, alerts, plot, details, bootstrap, seed),
                             option=orjson.OPT_INDENT_2).decode())
 
@@ -720,16 +605,16 @@ def main() -> None:
     except KeyboardInterrupt:
         err_console.print("\ninterrupted")
         sys.exit(130)
-    except USER_ERRORS as err:
-        print(f"chainsentry: error: {err}", file=sys.stderr)
-        sys.exit(2)
-    except OSError as err:
-        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
-            raise
-        where = f" writing {err.filename}" if err.filename else ""
-        print(f"chainsentry: error: disk full{where}: {err.strerror}; what was committed before is kept",
-              file=sys.stderr)
-        sys.exit(1)
+    except Exception as err:
+        if _user_error(err):
+            print(f"chainsentry: error: {err}", file=sys.stderr)
+            sys.exit(2)
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+            where = f" writing {err.filename}" if err.filename else ""
+            print(f"chainsentry: error: disk full{where}: {err.strerror}; what was committed before is kept",
+                  file=sys.stderr)
+            sys.exit(1)
+        raise  # a bug: its traceback
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -19,9 +19,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from detectors.settings import EngineConfig
+from ingest.errors import UserError
 
 
-class ConfigError(Exception):
+class ConfigError(UserError):
     """The configuration is invalid; the message says where and how."""
 
 
@@ -33,21 +34,22 @@ class RpcSettings(_Strict):
     timeout: float = Field(15.0, gt=0, description="seconds per HTTP request")
     attempts: int = Field(6, ge=1, description="tries per request on transient errors")
     backoff: float = Field(0.2, gt=0, description="first retry delay, doubled each time, with jitter")
-    backoff_max: float = Field(8.0, gt=0)
+    backoff_max: float = Field(8.0, gt=0, description="longest retry delay, seconds")
     max_batch: int = Field(200, ge=1, description="JSON-RPC calls per HTTP batch")
 
 
 class IngestSettings(_Strict):
-    traces: Literal["auto", "debug", "parity", "off"] = "auto"
-    receipts: bool = True
-    confirmations: int = Field(0, ge=0)
+    traces: Literal["auto", "debug", "parity", "off"] = Field(
+        "auto", description="call traces: debug_traceBlockByNumber, trace_block, or none (auto: what the node has)")
+    receipts: bool = Field(True, description="fetch receipts (status, logs, gas used)")
+    confirmations: int = Field(0, ge=0, description="blocks deep before an alert is confirmed (0: at once)")
     batch_size: int = Field(20, ge=1, le=1000, description="blocks per fetch while catching up")
-    poll_interval: float = Field(1.0, gt=0)
+    poll_interval: float = Field(1.0, gt=0, description="seconds between head polls without a WebSocket")
     start_block: int | None = Field(None, ge=0, description="first block when there is no checkpoint; default head")
-    mempool: bool = True
+    mempool: bool = Field(True, description="follow pending transactions (alerts at stage pending)")
     trace_pending: bool = Field(False, description="simulate each pending tx with debug_traceCall (heavy)")
     pending_ttl: float = Field(900.0, gt=0, description="seconds before an unmined pending tx counts as dropped")
-    max_pending: int = Field(200_000, ge=1)
+    max_pending: int = Field(200_000, ge=1, description="pending transactions tracked at most; the oldest go")
 
 
 class KafkaSettings(_Strict):
@@ -57,13 +59,14 @@ class KafkaSettings(_Strict):
     group_prefix: str = Field("chainsentry", description="consumer groups are <prefix>.<chain>.<role>")
     snapshot_every: float = Field(5.0, gt=0, description="seconds between partition state checkpoints")
     batch_txs: int = Field(2000, ge=1, description="replay: transactions per message and partition, at most")
-    max_message_bytes: int = Field(16 * 1024 * 1024, ge=1024 * 1024)
+    max_message_bytes: int = Field(16 * 1024 * 1024, ge=1024 * 1024, description="largest Kafka message")
     setup_wait: float = Field(120.0, ge=0, description="seconds a role or a Kafka replay waits for an unreachable "
                               "broker while it sets up before it exits (code 2); a broker lost later is waited for")
 
 
 class TransportSettings(_Strict):
-    kind: Literal["inprocess", "kafka"] = "inprocess"
+    kind: Literal["inprocess", "kafka"] = Field(
+        "inprocess", description="inprocess: one process; kafka: the stream over a broker (scale-out roles)")
     queue_size: int = Field(10_000, ge=1, description="bounded queue; producers wait when it is full")
     partitions: int = Field(1, ge=1, le=1024, description="state shards (Kafka partitions of the calls topic); "
                             "the in-process transport shards the same way, so both score alike")
@@ -74,7 +77,7 @@ SEVERITY = Literal["info", "low", "medium", "high", "critical"]
 
 
 class _DetectorSwitch(_Strict):
-    enabled: bool = True
+    enabled: bool = Field(True, description="run this detector")
     weight: float = Field(1.0, ge=0, le=100, description="evidence units a full surprise (or raw evidence) is worth")
 
 
@@ -85,8 +88,8 @@ class ShapeSettings(_DetectorSwitch):
 class HstSettings(_DetectorSwitch):
     """river HalfSpaceTrees over the call-tree shape."""
 
-    trees: int = Field(10, ge=1, le=200)
-    height: int = Field(6, ge=1, le=20)
+    trees: int = Field(10, ge=1, le=200, description="trees in the forest")
+    height: int = Field(6, ge=1, le=20, description="depth of each tree")
     window: int = Field(250, ge=10, description="transactions per reference window; cold until the first is full")
 
 
@@ -94,7 +97,7 @@ class PyodSettings(_DetectorSwitch):
     """The pyod ensemble refitted on a sliding window."""
 
     window: int = Field(5000, ge=50, description="traced transactions the ensemble is fitted on")
-    refit_every: int = Field(2500, ge=10)
+    refit_every: int = Field(2500, ge=10, description="traced transactions between refits")
     min_fit: int = Field(2000, ge=10, description="traced transactions before the first fit")
 
 
@@ -111,7 +114,7 @@ class DetectorSettings(_Strict):
     rule_min_score: float = Field(0.75, ge=0, le=1, description="fused score that corroborates a named rule")
     rule_min_severity: SEVERITY = Field("high", description="named rules below this severity make no finding")
     fusion_scale: float = Field(4.0, gt=0, description="evidence units at which the fused score is 0.63")
-    seed: int = Field(42, ge=0)
+    seed: int = Field(42, ge=0, description="seed of every learned model (replays are deterministic)")
     shape: ShapeSettings = Field(default_factory=ShapeSettings)
     hst: HstSettings = Field(default_factory=HstSettings)
     pyod: PyodSettings = Field(default_factory=PyodSettings)
@@ -154,14 +157,14 @@ class DetectorSettings(_Strict):
 
 class Settings(_Strict):
     rpc: list[str] = Field(default_factory=list, description="HTTP JSON-RPC URLs, failover in order")
-    ws: str | None = None
-    data_dir: Path = Path("chainsentry-data")
-    api: str = "127.0.0.1:8000"
+    ws: str | None = Field(None, description="WebSocket URL for new heads and pending transactions (else polling)")
+    data_dir: Path = Field(Path("chainsentry-data"), description="checkpoint, alert store, detector snapshot")
+    api: str = Field("127.0.0.1:8000", description="HOST:PORT of the API, /metrics and /healthz")
     rpc_client: RpcSettings = Field(default_factory=RpcSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     transport: TransportSettings = Field(default_factory=TransportSettings)
     subscriptions: list[dict[str, Any]] = Field(
-        default_factory=list, description="alert destinations with filters (see README: Subscriptions)")
+        default_factory=list, description="alert destinations with filters (docs/alerts.md: Subscriptions)")
     detectors: DetectorSettings = Field(default_factory=DetectorSettings)
 
     @field_validator("rpc", mode="before")

@@ -37,6 +37,7 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.structs import TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from ingest.errors import UserError
 from ingest.events import Block, Tx
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ class MessageError(ValueError):
     """A message that cannot be used (malformed, unknown kind or version)."""
 
 
-class KafkaSetupError(RuntimeError):
+class KafkaSetupError(UserError, RuntimeError):
     """Topics that exist with another shape, or a broker that cannot be reached."""
 
 

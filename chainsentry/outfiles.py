@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ingest.errors import UserError
 
-class OutputPathError(Exception):
+
+class OutputPathError(UserError):
     """An output path that cannot be written (a user mistake: one line, exit 2)."""
 
 

@@ -21,8 +21,10 @@ from typing import Any
 
 import orjson
 
+from ingest.errors import UserError
 
-class EvaluationError(ValueError):
+
+class EvaluationError(UserError, ValueError):
     """Inputs that cannot be evaluated (no labels matched, one class only, bad files)."""
 
 

@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from ingest.errors import UserError
+
 from .base import Batch, Contribution, Features, Score
 from .features import feature_names
 
@@ -28,7 +30,7 @@ TYPES = ("exploit", "suspicious", "scam", "info")
 _OPS = (">=", ">", "<=", "<", "==")  # what a condition may use (compiled to Python's own: _compile_matches)
 
 
-class RuleError(ValueError):
+class RuleError(UserError, ValueError):
     """A rule file that cannot be used."""
 
 

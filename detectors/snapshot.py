@@ -15,6 +15,8 @@ from typing import Any, Protocol
 
 import orjson
 
+from ingest.errors import UserError
+
 from .engine import EngineConfig, ScoringEngine
 from .features import feature_names
 from .online import HST_FEATURES
@@ -41,7 +43,7 @@ class Stateful(Protocol):
     def load_state(self, state: dict[str, Any]) -> None: ...
 
 
-class SnapshotError(ValueError):
+class SnapshotError(UserError, ValueError):
     """A snapshot that cannot be used here."""
 
 

@@ -5,39 +5,44 @@ its event types. Everything here works without the rest of the service: a follow
 to any async consumer, a replay source is a plain iterator of blocks.
 """
 
-from .checkpoint import ChainTracker, Checkpoint, CheckpointError, JsonCheckpoint, MemoryCheckpoint, TrackedBlock
-from .events import (
-    Block,
-    BlockAdded,
-    BlockRetracted,
-    CallFrame,
-    ChainEvent,
-    Log,
-    PendingDropped,
-    PendingIncluded,
-    PendingReplaced,
-    PendingSeen,
-    PendingTx,
-    Receipt,
-    Tx,
-)
-from .fetch import TRACE_MODES, BlockFetcher, BlockNotFoundError, TraceMode
-from .follower import BlockFollower
-from .mappers import MappingError, block_from_rpc, block_to_rpc, frames_from_parity, map_block, tx_from_rpc
-from .mempool import MempoolFollower, PendingTracker
-from .metrics import IngestMetrics
-from .recorder import BlockRecorder, PendingRecorder, RecorderError
-from .replay import FileBlockSource, SourceError, expand_sources, rpc_blocks
-from .rpc import (
-    MalformedResponseError,
-    MethodNotSupportedError,
-    PermanentRpcError,
-    RateLimitedError,
-    RetryPolicy,
-    RpcClient,
-    RpcError,
-    TransientRpcError,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .checkpoint import ChainTracker, Checkpoint, CheckpointError, JsonCheckpoint, MemoryCheckpoint, TrackedBlock
+    from .errors import UserError
+    from .events import (
+        Block,
+        BlockAdded,
+        BlockRetracted,
+        CallFrame,
+        ChainEvent,
+        Log,
+        PendingDropped,
+        PendingIncluded,
+        PendingReplaced,
+        PendingSeen,
+        PendingTx,
+        Receipt,
+        Tx,
+    )
+    from .fetch import TRACE_MODES, BlockFetcher, BlockNotFoundError, TraceMode
+    from .follower import BlockFollower
+    from .mappers import MappingError, block_from_rpc, block_to_rpc, frames_from_parity, map_block, tx_from_rpc
+    from .mempool import MempoolFollower, PendingTracker
+    from .metrics import IngestMetrics
+    from .recorder import BlockRecorder, PendingRecorder, RecorderError
+    from .replay import FileBlockSource, SourceError, expand_sources, rpc_blocks
+    from .rpc import (
+        MalformedResponseError,
+        MethodNotSupportedError,
+        PermanentRpcError,
+        RateLimitedError,
+        RetryPolicy,
+        RpcClient,
+        RpcError,
+        TransientRpcError,
+    )
 
 __all__ = [
     "TRACE_MODES",
@@ -81,6 +86,7 @@ __all__ = [
     "TrackedBlock",
     "TransientRpcError",
     "Tx",
+    "UserError",
     "block_from_rpc",
     "block_to_rpc",
     "expand_sources",
@@ -89,3 +95,19 @@ __all__ = [
     "rpc_blocks",
     "tx_from_rpc",
 ]
+
+# Loaded on first use: `import ingest.errors` (the command line's start) does not load httpx,
+# websockets or the mappers.
+_SUBMODULES = ("errors", "events", "checkpoint", "metrics", "rpc", "mappers", "fetch", "follower", "mempool",
+               "recorder", "replay")
+
+
+def __getattr__(name: str) -> Any:
+    if name not in __all__:
+        raise AttributeError(f"module 'ingest' has no attribute {name!r}")
+    for sub in _SUBMODULES:
+        module = importlib.import_module(f".{sub}", __name__)
+        if hasattr(module, name):
+            globals()[name] = value = getattr(module, name)
+            return value
+    raise AttributeError(name)

@@ -19,6 +19,8 @@ from typing import Protocol
 
 import orjson
 
+from .errors import UserError
+
 CHECKPOINT_VERSION = 1
 
 
@@ -87,7 +89,7 @@ class Checkpoint(Protocol):
     def save(self, blocks: Sequence[TrackedBlock]) -> None: ...
 
 
-class CheckpointError(Exception):
+class CheckpointError(UserError):
     """A checkpoint file that cannot be used (corrupt, another version, another chain)."""
 
 

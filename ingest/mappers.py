@@ -23,6 +23,7 @@ import msgspec
 
 from . import _hex  # C's own (ingest/_hex.pxd) when compiled
 from .deepjson import loads as loads_any_depth
+from .errors import UserError
 from .events import Block, CallFrame, Log, Receipt, Tx
 
 JsonDict = Mapping[str, Any]
@@ -30,7 +31,7 @@ JsonDict = Mapping[str, Any]
 log = logging.getLogger(__name__)
 
 
-class MappingError(ValueError):
+class MappingError(UserError, ValueError):
     """A field of an RPC result or a block-JSONL line is malformed."""
 
     def __init__(

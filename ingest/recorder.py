@@ -20,13 +20,14 @@ from typing import IO
 import orjson
 
 from .checkpoint import TrackedBlock
+from .errors import UserError
 from .events import Block, PendingTx
 from .mappers import block_to_rpc, tx_to_rpc
 
 log = logging.getLogger(__name__)
 
 
-class RecorderError(Exception):
+class RecorderError(UserError):
     """The output file cannot be used (compressed output for --follow, another range...)."""
 
 

@@ -21,6 +21,7 @@ from typing import IO
 
 import orjson
 
+from .errors import UserError
 from .events import Block
 from .fetch import BlockFetcher
 from .mappers import MappingError, map_block, map_block_line
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 BLOCK_FILE_SUFFIXES = (".jsonl", ".jsonl.gz", ".json.gz", ".json")
 
 
-class SourceError(Exception):
+class SourceError(UserError):
     """A replay source that cannot be read at all (missing file, empty directory)."""
 
 

@@ -28,11 +28,12 @@ import orjson
 import websockets
 
 from . import deepjson
+from .errors import UserError
 
 log = logging.getLogger(__name__)
 
 
-class RpcError(Exception):
+class RpcError(UserError):
     """Any failure of a JSON-RPC request."""
 
     def __init__(self, message: str, *, method: str | None = None, endpoint: str | None = None) -> None:

@@ -19,11 +19,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
+from ingest.errors import UserError
+
 ANVIL_VERSION = "1.7.1"
 _LISTEN = re.compile(rb"Listening on (127\.0\.0\.1|\[::1\]|localhost):(\d+)")
 
 
-class AnvilNotFoundError(RuntimeError):
+class AnvilNotFoundError(UserError, RuntimeError):
     pass
 
 
