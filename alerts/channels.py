@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import orjson
 
+from .model import Alert
 from .store import SEVERITY_RANK
 
 Kind = Literal["webhook", "slack", "discord", "telegram", "pagerduty"]
@@ -76,58 +77,49 @@ class Subscription:
         default_burst = DEFAULT_BURST.get(self.kind, max(1, int(rate)))
         return rate, self.burst if self.burst is not None else default_burst
 
-    def matches(self, alert: dict[str, Any]) -> bool:
-        """Whether ``alert`` passes this subscription's filters.
-
-        >>> s = Subscription("ops", "webhook", "https://x.example/h", min_severity="high", detectors=("rules",))
-        >>> s.matches({"severity": "critical", "detector": "rules/reentrancy-drain", "status": "firing"})
-        True
-        >>> s.matches({"severity": "medium", "detector": "rules/x", "status": "firing"})
-        False
-        """
-        if SEVERITY_RANK.get(alert.get("severity", "info"), 0) < SEVERITY_RANK[self.min_severity]:
+    def matches(self, alert: Alert) -> bool:
+        """Whether ``alert`` passes this subscription's filters (severity, status, detector, type,
+        addresses, chains)."""
+        if SEVERITY_RANK.get(alert.severity, 0) < SEVERITY_RANK[self.min_severity]:
             return False
-        if alert.get("status") not in self.statuses:
+        if alert.status not in self.statuses:
             return False
-        if self.detectors and not any(str(alert.get("detector", "")).startswith(d) for d in self.detectors):
+        if self.detectors and not any(alert.detector.startswith(d) for d in self.detectors):
             return False
-        if self.types and alert.get("type") not in self.types:
+        if self.types and alert.type not in self.types:
             return False
-        if self.addresses and not {a.lower() for a in alert.get("addresses") or []} & {
-            a.lower() for a in self.addresses
-        }:
+        if self.addresses and not {a.lower() for a in alert.addresses} & {a.lower() for a in self.addresses}:
             return False
-        return not (self.chains and alert.get("chain_id") not in self.chains)
+        return not (self.chains and alert.chain_id not in self.chains)
 
 
-def _line(alert: dict[str, Any]) -> str:
-    status = "" if alert["status"] == "firing" else f"[{alert['status'].upper()}] "
-    return f"{status}{alert['severity'].upper()} {alert['title']} (score {alert['score']:.2f})"
+def _line(alert: Alert) -> str:
+    status = "" if alert.status == "firing" else f"[{alert.status.upper()}] "
+    return f"{status}{alert.severity.upper()} {alert.title} (score {alert.score:.2f})"
 
 
-def _facts(alert: dict[str, Any]) -> list[tuple[str, str]]:
-    facts = [("chain", str(alert.get("chain_id"))), ("stage", str(alert.get("stage"))),
-             ("tx", str(alert.get("tx_hash"))), ("block", str(alert.get("block_number"))),
-             ("detector", str(alert.get("detector")))]
-    reasons = "; ".join(f"{e['feature']}={e['value']:g}" for e in (alert.get("explanation") or [])[:3])
+def _facts(alert: Alert) -> list[tuple[str, str]]:
+    facts = [("chain", str(alert.chain_id)), ("stage", alert.stage), ("tx", str(alert.tx_hash)),
+             ("block", str(alert.block_number)), ("detector", alert.detector)]
+    reasons = "; ".join(f"{e.feature}={e.value:g}" for e in alert.explanation[:3])
     if reasons:
         facts.append(("why", reasons))
     return facts
 
 
-def render(sub: Subscription, alert: dict[str, Any]) -> bytes | None:
+def render(sub: Subscription, alert: Alert) -> bytes | None:
     """The body ``sub``'s destination expects for ``alert``, or None to send nothing."""
     if sub.kind == "webhook":
-        return orjson.dumps(alert)
+        return alert.to_json()
     if sub.kind == "slack":
         fields = [{"type": "mrkdwn", "text": f"*{k}*\n`{v}`"} for k, v in _facts(alert)]
         return orjson.dumps({
             "text": _line(alert),  # the notification and fallback text
             "blocks": [
                 {"type": "header", "text": {"type": "plain_text", "text": _line(alert)[:150]}},
-                {"type": "section", "text": {"type": "mrkdwn", "text": alert["description"][:2900]}},
+                {"type": "section", "text": {"type": "mrkdwn", "text": alert.description[:2900]}},
                 {"type": "section", "fields": fields[:10]},
-                {"type": "context", "elements": [{"type": "mrkdwn", "text": f"alert `{alert['id']}`"}]},
+                {"type": "context", "elements": [{"type": "mrkdwn", "text": f"alert `{alert.id}`"}]},
             ],
         })
     if sub.kind == "discord":
@@ -135,27 +127,27 @@ def render(sub: Subscription, alert: dict[str, Any]) -> bytes | None:
             "content": None,
             "embeds": [{
                 "title": _line(alert)[:256],
-                "description": alert["description"][:4000],
-                "color": _DISCORD_COLOURS.get(alert["severity"], 0x9E9E9E),
+                "description": alert.description[:4000],
+                "color": _DISCORD_COLOURS.get(alert.severity, 0x9E9E9E),
                 "fields": [{"name": k, "value": v[:1024], "inline": k in ("chain", "stage", "block")}
                            for k, v in _facts(alert)][:25],
-                "footer": {"text": f"chainsentry alert {alert['id']}"},
-                "timestamp": alert.get("created_at"),
+                "footer": {"text": f"chainsentry alert {alert.id}"},
+                "timestamp": alert.created_at,
             }],
         })
     if sub.kind == "telegram":
-        text = _line(alert) + "\n" + alert["description"] + "\n" + "\n".join(f"{k}: {v}" for k, v in _facts(alert))
+        text = _line(alert) + "\n" + alert.description + "\n" + "\n".join(f"{k}: {v}" for k, v in _facts(alert))
         return orjson.dumps({"chat_id": sub.chat_id, "text": text[:4096], "disable_web_page_preview": True})
     # pagerduty: Events API v2; the alert id is the dedup key, so a retraction resolves the incident
-    if alert["status"] == "confirmed":
+    if alert.status == "confirmed":
         return None
-    action = "resolve" if alert["status"] == "retracted" else "trigger"
-    event: dict[str, Any] = {"routing_key": sub.routing_key, "event_action": action, "dedup_key": alert["id"]}
+    action = "resolve" if alert.status == "retracted" else "trigger"
+    event: dict[str, Any] = {"routing_key": sub.routing_key, "event_action": action, "dedup_key": alert.id}
     if action == "trigger":
         event["payload"] = {
-            "summary": _line(alert)[:1024], "source": f"chainsentry chain {alert.get('chain_id')}",
-            "severity": _PD_SEVERITY.get(alert["severity"], "info"), "component": alert.get("detector"),
-            "custom_details": {"description": alert["description"], **dict(_facts(alert))},
+            "summary": _line(alert)[:1024], "source": f"chainsentry chain {alert.chain_id}",
+            "severity": _PD_SEVERITY.get(alert.severity, "info"), "component": alert.detector,
+            "custom_details": {"description": alert.description, **dict(_facts(alert))},
         }
     return orjson.dumps(event)
 

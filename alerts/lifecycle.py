@@ -15,9 +15,9 @@ import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Iterable
-from typing import Any
 
 from .channels import Subscription, render
+from .model import Alert
 from .store import AlertStore
 
 log = logging.getLogger(__name__)
@@ -34,11 +34,11 @@ class AlertLifecycle:
         self.max_groups = max_groups
         # (detector, subject) -> (alert id, block number) of the alert that opened the group
         self._groups: OrderedDict[tuple[str, str], tuple[str, int]] = OrderedDict()
-        self._listeners: list[asyncio.Queue[dict[str, Any]]] = []
+        self._listeners: list[asyncio.Queue[Alert]] = []
 
-    def listen(self, maxsize: int = 1000) -> asyncio.Queue[dict[str, Any]]:
+    def listen(self, maxsize: int = 1000) -> asyncio.Queue[Alert]:
         """A queue that receives every alert status change from now on (for the live stream)."""
-        q: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=maxsize)
+        q: asyncio.Queue[Alert] = asyncio.Queue(maxsize=maxsize)
         self._listeners.append(q)
         return q
 
@@ -46,22 +46,21 @@ class AlertLifecycle:
     def listeners(self) -> int:
         return len(self._listeners)
 
-    def unlisten(self, q: asyncio.Queue[dict[str, Any]]) -> None:
+    def unlisten(self, q: asyncio.Queue[Alert]) -> None:
         if q in self._listeners:
             self._listeners.remove(q)
 
-    def _broadcast(self, alert: dict[str, Any]) -> None:
+    def _broadcast(self, alert: Alert) -> None:
         for q in self._listeners:
             if q.full():  # a slow reader loses its oldest events, not our memory
                 q.get_nowait()
             q.put_nowait(alert)
 
-    def _publish(self, alert: dict[str, Any]) -> bool:
+    def _publish(self, alert: Alert) -> bool:
         if not self.store.upsert(alert):
             return False
         self._broadcast(alert)
-        remined = int(alert.get("remined") or 0)
-        key = f"{alert['status']}#{remined}" if remined else alert["status"]
+        key = f"{alert.status}#{alert.remined}" if alert.remined else alert.status
         for sub in self.subscriptions:
             if sub.matches(alert):
                 body = render(sub, alert)
@@ -69,17 +68,17 @@ class AlertLifecycle:
                     self.store.enqueue(alert, sub.name, sub.url, body, key=key)
         return True
 
-    def fire(self, alert: dict[str, Any]) -> bool:
+    def fire(self, alert: Alert) -> bool:
         """A new alert (or the block stage of a mempool alert); False if nothing changed."""
-        existing = self.store.get(alert["id"])
-        if existing is not None and existing["status"] == "retracted" and _remined(existing, alert):
-            alert = dict(alert, status="firing", remined=int(existing.get("remined") or 0) + 1)
-            log.warning("alert %s fires again: its transaction was mined again in block %s",
-                        alert["id"], alert.get("block_number"))
+        existing = self.store.get(alert.id)
+        if existing is not None and existing.status == "retracted" and _remined(existing, alert):
+            alert = alert.with_status("firing", remined=existing.remined + 1)
+            log.warning("alert %s fires again: its transaction was mined again in block %s", alert.id,
+                        alert.block_number)
             return self._publish(alert)
-        if existing is not None and existing["status"] in ("confirmed", "retracted"):
+        if existing is not None and existing.status in ("confirmed", "retracted"):
             return False  # a later status wins over a repeated firing (redelivery, replay overlap)
-        if existing is not None and existing.get("stage") == alert.get("stage"):
+        if existing is not None and existing.stage == alert.stage:
             return False
         if existing is None and self._suppressed(alert):
             return False
@@ -87,56 +86,54 @@ class AlertLifecycle:
             return False
         return self._publish(alert)
 
-    def _suppressed(self, alert: dict[str, Any]) -> bool:
+    def _suppressed(self, alert: Alert) -> bool:
         """An analyst marked this pattern (detector, subject) a false positive."""
-        addresses = alert.get("addresses") or []
-        return bool(addresses) and self.store.allowlisted(str(alert.get("detector")), str(addresses[-1]))
+        return alert.subject is not None and self.store.allowlisted(alert.detector, alert.subject)
 
-    def _fold(self, alert: dict[str, Any]) -> bool:
+    def _fold(self, alert: Alert) -> bool:
         """Cooldown and grouping: a new alert from the same detector about the same subject (the
         contract called) within ``cooldown_blocks`` of the group's first alert is folded into it
         (its ``folded`` count grows; subscribers are not notified again)."""
-        number = alert.get("block_number")
-        addresses = alert.get("addresses") or []
-        if number is None or not addresses:
+        number, subject = alert.block_number, alert.subject
+        if number is None or subject is None:
             return False
-        key = (str(alert.get("detector")), str(addresses[-1]))
+        key = (alert.detector, subject)
         opened = self._groups.get(key)
         if opened is not None and 0 <= number - opened[1] <= self.cooldown_blocks:
             head = self.store.get(opened[0])
-            if head is not None and head["status"] != "retracted":
-                folded = [*head.get("folded_tx_hashes", []), alert["tx_hash"]][-20:]
-                self.store.update_body(dict(head, folded=int(head.get("folded", 0)) + 1, folded_tx_hashes=folded))
+            if head is not None and head.status != "retracted":
+                folded = [*head.folded_tx_hashes, alert.tx_hash or ""][-20:]
+                self.store.update_body(head.replace(folded=head.folded + 1, folded_tx_hashes=folded))
                 return True
-        self._groups[key] = (alert["id"], number)
+        self._groups[key] = (alert.id, number)
         self._groups.move_to_end(key)
         while len(self._groups) > self.max_groups:
             self._groups.popitem(last=False)
         return False
 
-    def block_added(self, number: int) -> list[dict[str, Any]]:
+    def block_added(self, number: int) -> list[Alert]:
         """Confirm the firing alerts that now have ``confirmations`` blocks on top."""
         confirmed = []
         for alert in self.store.firing_up_to(number - self.confirmations):
-            alert = dict(alert, status="confirmed")
+            alert = alert.with_status("confirmed")
             if self._publish(alert):
                 confirmed.append(alert)
         return confirmed
 
-    def block_retracted(self, block_hash: str) -> list[dict[str, Any]]:
+    def block_retracted(self, block_hash: str) -> list[Alert]:
         """Retract the alerts of a block that a reorg removed."""
         retracted = []
         for alert in self.store.by_block(block_hash):
-            if alert["status"] == "retracted":
+            if alert.status == "retracted":
                 continue
-            alert = dict(alert, status="retracted")
+            alert = alert.with_status("retracted")
             if self._publish(alert):
                 retracted.append(alert)
-                log.warning("alert %s retracted: block %s left the canonical chain", alert["id"], block_hash)
+                log.warning("alert %s retracted: block %s left the canonical chain", alert.id, block_hash)
         return retracted
 
 
-def _remined(retracted: dict[str, Any], alert: dict[str, Any]) -> bool:
+def _remined(retracted: Alert, alert: Alert) -> bool:
     """Whether ``alert`` is its retracted transaction mined again (in another block), rather than
     a redelivery of the firing that was retracted."""
-    return alert.get("stage") == "block" and alert.get("block_hash") not in (None, retracted.get("block_hash"))
+    return alert.stage == "block" and alert.block_hash not in (None, retracted.block_hash)

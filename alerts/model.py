@@ -1,44 +1,106 @@
-"""The alert value: a finding with identity, lifecycle status and the contract's fields.
+"""The alert: the product's main contract, one typed value from the finding to every consumer.
 
-The id is deterministic (chain, transaction or block, detector, subject), so the same event never
-makes two alerts, across restarts, replays and redeliveries. Field names follow ARCHITECTURE.md
-(close to Forta's Finding). The full lifecycle (cooldown, grouping, confirmation, retraction,
-store, delivery) comes with the alerts issue; this is the value they will carry.
+A detector's :class:`~detectors.base.Finding` becomes an :class:`Alert` once
+(:func:`alert_from_finding`); the lifecycle, the store, the Kafka messages, the webhooks and
+channels, the ``--alerts`` files and the API all carry this type, and its JSON (field names and
+order as in ARCHITECTURE.md, close to Forta's Finding) is the same everywhere. The id is
+deterministic (chain, transaction, detector, subject), so the same event never makes two alerts,
+across restarts, replays and redeliveries.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
+
+import msgspec
+import orjson
 
 from detectors.base import Finding
 
+Status = Literal["firing", "confirmed", "retracted"]
+Stage = Literal["mempool", "block"]
+Severity = Literal["info", "low", "medium", "high", "critical"]
+AlertType = Literal["exploit", "suspicious", "scam", "info"]
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """One feature that drove the score: its value, what it added, and what it means."""
+
+    feature: str
+    value: float
+    contribution: float
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class Label:
+    """A label on an entity the alert involves (Forta's Finding has them)."""
+
+    entity: str
+    label: str
+    confidence: float
+
+
+@dataclass(frozen=True, slots=True)
 class Alert:
+    """An alert at one status. A status change is a new value (:meth:`with_status`), same id."""
+
     id: str
-    status: str
-    stage: str
+    status: Status
+    stage: Stage
     chain_id: int
     block_number: int | None
     block_hash: str | None
     tx_hash: str | None
-    severity: str
-    type: str
+    severity: Severity
+    type: AlertType
     score: float
     detector: str
     title: str
     description: str
     addresses: list[str]
-    explanation: list[dict[str, Any]]
-    labels: list[dict[str, Any]] = field(default_factory=list)
-    created_at: str = ""
+    explanation: list[Explanation]
+    labels: list[Label] = field(default_factory=list)
+    created_at: str = ""  # RFC 3339; the block's time in replays
     remined: int = 0  # times the transaction was mined again in another block after a reorg retracted it
+    folded: int = 0  # later alerts of the same detector and subject folded into this one (cooldown)
+    folded_tx_hashes: list[str] = field(default_factory=list)  # their transactions, the last 20
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+    @property
+    def subject(self) -> str | None:
+        """What the alert is about (the contract called): grouping and allowlists key on it."""
+        return self.addresses[-1] if self.addresses else None
+
+    def with_status(self, status: Status, **changes: Any) -> Alert:
+        return dataclasses.replace(self, status=status, **changes)
+
+    def replace(self, **changes: Any) -> Alert:
+        return dataclasses.replace(self, **changes)
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON types (for a consumer that wants a mapping, such as a script)."""
+        loaded: dict[str, Any] = orjson.loads(orjson.dumps(self))
+        return loaded
+
+    @staticmethod
+    def from_json(data: bytes | str) -> Alert:
+        """An alert from its JSON; a missing or mistyped field raises ``msgspec.ValidationError``."""
+        return _decoder.decode(data)
+
+    @staticmethod
+    def from_dict(data: Any) -> Alert:
+        return msgspec.convert(data, Alert)
+
+
+_decoder = msgspec.json.Decoder(Alert)
 
 
 def alert_id(chain_id: int, tx_or_block: str, detector: str, subject: str) -> str:
@@ -59,11 +121,13 @@ def alert_from_finding(finding: Finding, chain_id: int, created_at: float) -> Al
     """The firing alert for ``finding``; ``created_at`` is passed in (block time in replays)."""
     return Alert(
         id=alert_id(chain_id, finding.tx_hash, finding.detector, finding.tx_hash),
-        status="firing", stage=finding.stage, chain_id=chain_id, block_number=finding.block_number,
-        block_hash=finding.block_hash, tx_hash=finding.tx_hash, severity=finding.severity, type=finding.type,
+        status="firing", stage=finding.stage,  # type: ignore[arg-type]
+        chain_id=chain_id, block_number=finding.block_number,
+        block_hash=finding.block_hash, tx_hash=finding.tx_hash,
+        severity=finding.severity, type=finding.type,  # type: ignore[arg-type]
         score=finding.score, detector=finding.detector, title=finding.title, description=finding.description,
         addresses=finding.addresses,
-        explanation=[{"feature": c.feature, "value": round(c.value, 6), "contribution": round(c.contribution, 6),
-                      "why": c.why} for c in finding.explanation],
+        explanation=[Explanation(c.feature, round(c.value, 6), round(c.contribution, 6), c.why)
+                     for c in finding.explanation],
         created_at=rfc3339(created_at),
     )

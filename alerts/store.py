@@ -22,6 +22,8 @@ import orjson
 
 from ingest.errors import UserError
 
+from .model import Alert
+
 SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 
 MIGRATIONS: tuple[str, ...] = (
@@ -60,6 +62,16 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE subscriptions (name TEXT PRIMARY KEY, body BLOB NOT NULL, updated_ts REAL NOT NULL);
     """,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class AllowEntry:
+    """A (detector, subject) an analyst marked a false positive: its alerts are suppressed, and the
+    detectors raise no finding on the subject (they still score it)."""
+
+    detector: str
+    subject: str
+    reason: str
 
 
 class StoreError(UserError):
@@ -143,49 +155,48 @@ class AlertStore:
 
     # -- alerts ----------------------------------------------------------------------------
 
-    def upsert(self, alert: dict[str, Any]) -> bool:
+    def upsert(self, alert: Alert) -> bool:
         """Insert ``alert`` or update it; True if it is new, or its status or stage changed."""
         now = time.time()
-        body = orjson.dumps(alert)
+        body = alert.to_json()
         with self._lock:
-            row = self._db.execute("SELECT status, stage FROM alerts WHERE id = ?", (alert["id"],)).fetchone()
-            if row is not None and row[0] == alert["status"] and row[1] == alert.get("stage"):
+            row = self._db.execute("SELECT status, stage FROM alerts WHERE id = ?", (alert.id,)).fetchone()
+            if row is not None and row[0] == alert.status and row[1] == alert.stage:
                 return False
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 if row is None:
                     self._db.execute(
                         "INSERT INTO alerts VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                        (alert["id"], alert["status"], alert.get("stage"), alert.get("chain_id"),
-                         alert.get("block_number"), alert.get("block_hash"), alert.get("tx_hash"), alert["severity"],
-                         SEVERITY_RANK.get(alert["severity"], 0), alert.get("type"), alert.get("score"),
-                         alert.get("detector"), alert.get("created_at"), now, now, body),
+                        (alert.id, alert.status, alert.stage, alert.chain_id, alert.block_number, alert.block_hash,
+                         alert.tx_hash, alert.severity, SEVERITY_RANK.get(alert.severity, 0), alert.type,
+                         alert.score, alert.detector, alert.created_at, now, now, body),
                     )
                     self._db.executemany("INSERT INTO alert_addresses VALUES (?, ?)",
-                                         [(alert["id"], a) for a in alert.get("addresses") or []])
+                                         [(alert.id, a) for a in alert.addresses])
                 else:
                     # a status change, or a mempool alert whose transaction was mined (stage, block)
                     self._db.execute("UPDATE alerts SET status = ?, stage = ?, block_number = ?, block_hash = ?, "
                                      "body = ?, updated_ts = ? WHERE id = ?",
-                                     (alert["status"], alert.get("stage"), alert.get("block_number"),
-                                      alert.get("block_hash"), body, now, alert["id"]))
+                                     (alert.status, alert.stage, alert.block_number, alert.block_hash, body, now,
+                                      alert.id))
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
         return True
 
-    def update_body(self, alert: dict[str, Any]) -> None:
+    def update_body(self, alert: Alert) -> None:
         """Replace a stored alert's JSON without a status change (a folded-in count, say)."""
         with self._lock:
             self._db.execute("UPDATE alerts SET body = ?, updated_ts = ? WHERE id = ?",
-                             (orjson.dumps(alert), time.time(), alert["id"]))
+                             (alert.to_json(), time.time(), alert.id))
 
-    def get(self, alert_id: str) -> dict[str, Any] | None:
+    def get(self, alert_id: str) -> Alert | None:
         row = self._db.execute("SELECT body FROM alerts WHERE id = ?", (alert_id,)).fetchone()
-        return orjson.loads(row[0]) if row else None
+        return Alert.from_json(row[0]) if row else None
 
-    def add_feedback(self, alert_id: str, verdict: str, note: str | None = None) -> dict[str, Any] | None:
+    def add_feedback(self, alert_id: str, verdict: str, note: str | None = None) -> AllowEntry | None:
         """Record an analyst's verdict; a false positive allowlists the alert's (detector, subject).
         Returns the allowlist entry it created, if any."""
         alert = self.get(alert_id)
@@ -194,11 +205,10 @@ class AlertStore:
         entry = None
         with self._lock:
             self._db.execute("INSERT INTO feedback VALUES (?, ?, ?, ?)", (alert_id, verdict, note, time.time()))
-            addresses = alert.get("addresses") or []
-            if verdict == "false_positive" and addresses:
-                entry = {"detector": alert.get("detector"), "subject": addresses[-1]}
+            if verdict == "false_positive" and alert.subject is not None:
+                entry = AllowEntry(alert.detector, alert.subject, f"false positive: {alert_id}")
                 self._db.execute("INSERT OR REPLACE INTO allowlist VALUES (?, ?, ?, ?)",
-                                 (entry["detector"], entry["subject"], f"false positive: {alert_id}", time.time()))
+                                 (entry.detector, entry.subject, entry.reason, time.time()))
         return entry
 
     def allowlisted(self, detector: str, subject: str) -> bool:
@@ -206,24 +216,24 @@ class AlertStore:
                                (detector, subject)).fetchone()
         return row is not None
 
-    def allowlist(self) -> list[dict[str, Any]]:
+    def allowlist(self) -> list[AllowEntry]:
         rows = self._db.execute("SELECT detector, subject, reason FROM allowlist ORDER BY created_ts").fetchall()
-        return [{"detector": d, "subject": s, "reason": r} for d, s, r in rows]
+        return [AllowEntry(d, s, r) for d, s, r in rows]
 
-    def firing_up_to(self, block_number: int) -> list[dict[str, Any]]:
+    def firing_up_to(self, block_number: int) -> list[Alert]:
         """Firing block-stage alerts at or below ``block_number`` (candidates for confirmation)."""
         rows = self._db.execute(
             "SELECT body FROM alerts WHERE status = 'firing' AND stage = 'block' AND block_number <= ? "
             "ORDER BY block_number, id", (block_number,)).fetchall()
-        return [orjson.loads(r[0]) for r in rows]
+        return [Alert.from_json(r[0]) for r in rows]
 
-    def by_block(self, block_hash: str) -> list[dict[str, Any]]:
+    def by_block(self, block_hash: str) -> list[Alert]:
         rows = self._db.execute("SELECT body FROM alerts WHERE block_hash = ?", (block_hash,)).fetchall()
-        return [orjson.loads(r[0]) for r in rows]
+        return [Alert.from_json(r[0]) for r in rows]
 
     def query(self, *, min_severity: str | None = None, address: str | None = None, detector: str | None = None,
               status: str | None = None, since: float | None = None, until: float | None = None,
-              limit: int = 100, cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+              limit: int = 100, cursor: str | None = None) -> tuple[list[Alert], str | None]:
         """Alerts, newest first, filtered; returns (page, cursor for the next page or None)."""
         where: list[str] = []
         args: list[Any] = []
@@ -254,7 +264,7 @@ class AlertStore:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created_ts DESC, id DESC LIMIT ?"
         rows = self._db.execute(sql, (*args, limit + 1)).fetchall()
-        page = [orjson.loads(r[0]) for r in rows[:limit]]
+        page = [Alert.from_json(r[0]) for r in rows[:limit]]
         nxt = f"{rows[limit - 1][1]!r}:{rows[limit - 1][2]}" if len(rows) > limit else None
         return page, nxt
 
@@ -272,7 +282,7 @@ class AlertStore:
 
     # -- outbox ----------------------------------------------------------------------------
 
-    def enqueue(self, alert: dict[str, Any], subscription: str, url: str, body: bytes | None = None,
+    def enqueue(self, alert: Alert, subscription: str, url: str, body: bytes | None = None,
                 key: str | None = None) -> bool:
         """Queue ``alert`` (at its current status) for ``subscription``, as ``body`` (default: the alert
         JSON); False if already queued. ``key`` (default: the status) names the delivery: one per
@@ -281,8 +291,7 @@ class AlertStore:
             cur = self._db.execute(
                 "INSERT OR IGNORE INTO outbox (alert_id, alert_status, subscription, url, body, state, next_ts, "
                 "created_ts) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
-                (alert["id"], key or alert["status"], subscription, url,
-                 body if body is not None else orjson.dumps(alert),
+                (alert.id, key or alert.status, subscription, url, body if body is not None else alert.to_json(),
                  time.time(), time.time()),
             )
             return cur.rowcount == 1
@@ -384,7 +393,7 @@ class AlertStore:
         with self._lock:
             return self._db.execute("DELETE FROM subscriptions WHERE name = ?", (name,)).rowcount == 1
 
-    def iter_alerts(self) -> Iterator[dict[str, Any]]:
+    def iter_alerts(self) -> Iterator[Alert]:
         for (body,) in self._db.execute("SELECT body FROM alerts ORDER BY created_ts, id"):
-            yield orjson.loads(body)
+            yield Alert.from_json(body)
 

@@ -18,7 +18,7 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from chainsentry.config import Settings
+from chainsentry.config import Secrets, Settings
 from chainsentry.devnet.anvil import Anvil
 from chainsentry.devnet.traffic import TrafficGenerator
 from chainsentry.pipeline import LivePipeline
@@ -73,7 +73,7 @@ async def follow(url: str, head: int, every: int, trace_alloc: bool) -> Sampler:
             "rpc": [url], "data_dir": tmp,
             "ingest": {"start_block": 0, "mempool": False, "batch_size": 50, "poll_interval": 0.2},
         })
-        pipeline = LivePipeline(settings, sinks=[sampler], serve_api=False)
+        pipeline = LivePipeline(settings, Secrets(), sinks=[sampler], serve_api=False)
         task = asyncio.create_task(pipeline.run())
         while sampler.blocks < head + 1:
             await asyncio.sleep(0.5)

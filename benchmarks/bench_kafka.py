@@ -47,7 +47,8 @@ def cli(*args: str) -> dict[str, object]:
 def kafka_replay(bootstrap: str, cfg: Path, source: str, workers: int, tmp: Path) -> float:
     prefix = f"b{uuid.uuid4().hex[:8]}"
     procs = [subprocess.Popen([sys.executable, "-m", "chainsentry.cli", "worker", "--role", "detect", "--config",
-                               str(cfg), "--kafka-bootstrap", bootstrap, "--topic-prefix", prefix, "-v"],
+                               str(cfg), "--kafka-bootstrap", bootstrap, "--topic-prefix", prefix, "--chain-id", "1",
+                               "-v"],  # the chain the replay names (files carry none)
                               stdout=subprocess.DEVNULL, stderr=open(tmp / f"w{i}-{prefix}.log", "wb"))  # noqa: SIM115
              for i in range(workers)]
     try:

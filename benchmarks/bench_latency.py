@@ -19,7 +19,7 @@ import contextlib
 import tempfile
 import time
 
-from chainsentry.config import Settings
+from chainsentry.config import Secrets, Settings
 from chainsentry.devnet.anvil import Anvil
 from chainsentry.devnet.traffic import TrafficGenerator
 from chainsentry.pipeline import LivePipeline
@@ -61,7 +61,7 @@ async def main_async(blocks: int, txs: int, pending_seconds: float) -> None:
                 "rpc": [node.http_url], "ws": node.ws_url, "data_dir": tmp, "api": "127.0.0.1:0",
                 "ingest": {"poll_interval": 0.05, "start_block": 0},
             })
-            pipeline = LivePipeline(settings, serve_api=False)
+            pipeline = LivePipeline(settings, Secrets(), serve_api=False)
             timing = Timing(Scorer(ScoringEngine(EngineConfig(deterministic_refit=False)), chain_id=31337))
             pipeline.sinks.insert(0, timing)
             task = asyncio.create_task(pipeline.run())

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, Literal
 
-import orjson
+import uvicorn
 from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -22,13 +23,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from alerts.channels import PAGERDUTY_URL
 from alerts.lifecycle import AlertLifecycle
-from alerts.store import AlertStore
+from alerts.model import Alert, Severity, Status
+from alerts.store import AlertStore, AllowEntry
 from alerts.subscriptions import SubscriptionBook, SubscriptionConflict, redact_url
 
+from .build import bind_socket
+from .config import Secrets, Settings
+from .delivery import Delivery
 from .guard import BodyGuard
-
-Severity = Literal["info", "low", "medium", "high", "critical"]
-Status = Literal["firing", "confirmed", "retracted"]
 
 
 def _store(request: Request) -> AlertStore:
@@ -156,6 +158,27 @@ class Error(BaseModel):
     detail: str
 
 
+class AlertPage(BaseModel):
+    alerts: list[Alert]
+    next_cursor: str | None = Field(description="pass back as ?cursor= for the next page; null on the last")
+
+
+class FeedbackOut(BaseModel):
+    alert_id: str
+    verdict: Literal["true_positive", "false_positive"]
+    allowlisted: AllowEntry | None = Field(description="the (detector, subject) a false positive allowlisted")
+
+
+class DeadLetter(BaseModel):
+    seq: int
+    alert_id: str
+    alert_status: str
+    subscription: str
+    url: str = Field(description="redacted to scheme and host")
+    attempts: int
+    last_error: str | None
+
+
 _MISSING: dict[int | str, dict[str, Any]] = {
     404: {"model": Error, "description": "not found, or not kept here"},
     401: {"model": Error, "description": "no valid bearer token (writes; reads with CHAINSENTRY_API_AUTH_READS)"},
@@ -263,10 +286,10 @@ def create_app(registry: CollectorRegistry, status: StatusProvider, store: Alert
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         cursor: Annotated[str | None, Query(pattern=r"^[0-9]+(\.[0-9]+)?(e[+-]?[0-9]+)?:[A-Za-z0-9-]+$",
                                             description="next_cursor of the previous page")] = None,
-    ) -> dict[str, Any]:
+    ) -> AlertPage:
         page, nxt = s.query(min_severity=min_severity, address=address, detector=detector, status=status,
                             since=since, until=until, limit=limit, cursor=cursor)
-        return {"alerts": page, "next_cursor": nxt}
+        return AlertPage(alerts=page, next_cursor=nxt)
 
     @app.get("/alerts/stream", summary="Live alert status changes as server-sent events",
              response_class=StreamingResponse,
@@ -287,8 +310,8 @@ def create_app(registry: CollectorRegistry, status: StatusProvider, store: Alert
                     except TimeoutError:
                         yield b": heartbeat\n\n"
                         continue
-                    yield b"event: alert\nid: " + f"{alert['id']}:{alert['status']}".encode() + b"\ndata: " + \
-                        orjson.dumps(alert) + b"\n\n"
+                    yield b"event: alert\nid: " + f"{alert.id}:{alert.status}".encode() + b"\ndata: " + \
+                        alert.to_json() + b"\n\n"
             finally:
                 lifecycle.unlisten(queue)
 
@@ -296,7 +319,7 @@ def create_app(registry: CollectorRegistry, status: StatusProvider, store: Alert
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     @app.get("/alerts/{alert_id}", summary="One alert", responses=_MISSING)
-    async def get_alert(alert_id: str, s: Store, _: Reader) -> dict[str, Any]:
+    async def get_alert(alert_id: str, s: Store, _: Reader) -> Alert:
         alert = s.get(alert_id)
         if alert is None:
             raise HTTPException(404, f"no alert {alert_id}")
@@ -305,18 +328,18 @@ def create_app(registry: CollectorRegistry, status: StatusProvider, store: Alert
     @app.post("/alerts/{alert_id}/feedback", summary="An analyst's verdict; a false positive suppresses the "
               "pattern (detector and subject) and allowlists the subject in the detectors", status_code=201,
               responses=_WRITE)
-    async def feedback(alert_id: str, body: Feedback, s: Store, _: Writer) -> dict[str, Any]:
+    async def feedback(alert_id: str, body: Feedback, s: Store, _: Writer) -> FeedbackOut:
         try:
             entry = s.add_feedback(alert_id, body.verdict, body.note)
         except KeyError:
             raise HTTPException(404, f"no alert {alert_id}") from None
         if entry is not None and on_allow is not None:
-            on_allow(str(entry["subject"]))
-        return {"alert_id": alert_id, "verdict": body.verdict, "allowlisted": entry}
+            on_allow(entry.subject)
+        return FeedbackOut(alert_id=alert_id, verdict=body.verdict, allowlisted=entry)
 
     @app.get("/dead-letters", summary="Deliveries that failed for good", responses=_MISSING)
-    async def dead_letters(s: Store, _: Reader) -> list[dict[str, Any]]:
-        return [dict(d, url=redact_url(str(d["url"]))) for d in s.dead_letters()]
+    async def dead_letters(s: Store, _: Reader) -> list[DeadLetter]:
+        return [DeadLetter(**dict(d, url=redact_url(str(d["url"])))) for d in s.dead_letters()]
 
     @app.post("/dead-letters/{seq}/resend", summary="Queue a dead letter for delivery again", status_code=202,
               responses=_WRITE)
@@ -352,3 +375,17 @@ def create_app(registry: CollectorRegistry, status: StatusProvider, store: Alert
         return status()
 
     return app
+
+
+def api_server(settings: Settings, secrets: Secrets, registry: CollectorRegistry, status: StatusProvider,
+               delivery: Delivery | None = None, on_allow: Callable[[str], None] | None = None,
+               ) -> tuple[uvicorn.Server, socket.socket]:
+    """The API of a live process (``run``, ``demo``, the alert and ingest roles) on ``settings.api``:
+    the app over ``delivery``'s store, lifecycle and subscriptions when it has them, and the
+    socket bound now (a port in use is one clear error before anything starts)."""
+    app = create_app(registry, status, delivery.store if delivery else None, Secrets.reveal(secrets.api_token),
+                     delivery.lifecycle if delivery else None, on_allow=on_allow,
+                     subscriptions=delivery.subscriptions if delivery else None, read_auth=secrets.auth_reads)
+    host, port = settings.api_host_port
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))
+    return server, bind_socket(host, port)

@@ -256,7 +256,7 @@ def replay(
 
     from ingest import FileBlockSource, MappingError, SourceError
 
-    from .replaying import build_engine, replay_files, replay_rpc
+    from .replaying import build_engine, replay, rpc_source
     from .scoring import Scorer
 
     _logging(verbose)
@@ -271,9 +271,10 @@ def replay(
         return
     delivery = None
     if webhook is not None or settings.subscriptions:
+        from .config import load_secrets
         from .delivery import build_delivery
 
-        delivery = build_delivery(settings, webhook, webhook_allow_private,
+        delivery = build_delivery(settings, load_secrets(), webhook, webhook_allow_private,
                                   store or Path(tempfile.mkdtemp()) / "alerts.db")
     scorer = Scorer(build_engine(settings, rules, snapshot_in, live=False), chain_id=chain_id, scores_path=scores,
                     alerts_path=alerts)
@@ -287,22 +288,33 @@ def replay(
         errors.append(str(err))
         logging.getLogger("chainsentry.replay").warning("%s", err)
 
+    stats: dict[str, Any] = {}
     if any(s.startswith(("http://", "https://")) for s in sources):
         if len(sources) != 1:
             raise SourceError("give either one RPC URL or files, not both")
         if first is None or last is None:
             raise SourceError("replaying from an RPC URL needs --from N --to M")
-        stats = run_async(replay_rpc(settings.model_copy(update={"rpc": sources}), first, last, show, on_error,
-                                     scorer, err_console))
+        rpc_range, rpc = rpc_source(settings.model_copy(update={"rpc": sources}), first, last, on_error)
+
+        async def from_node() -> tuple[int, int]:
+            try:
+                return await replay(rpc_range, scorer.block, show=show, console=err_console)
+            finally:
+                await rpc.aclose()
+
+        stats["blocks"], stats["transactions"] = run_async(from_node())
+        stats.update(bad_lines=0, traces=rpc_range.fetcher.trace_mode)
     else:
-        source = FileBlockSource(sources, first=first, last=last, on_error=on_error)
+        files = FileBlockSource(sources, first=first, last=last, on_error=on_error)
         try:
-            stats = replay_files(source, show, scorer, err_console)
+            stats["blocks"], stats["transactions"] = run_async(replay(files, scorer.block, show=show,
+                                                                      console=err_console))
         except SourceError as err:  # a file breaks midway: what came before it is scored and kept
             scorer.close()
             kept = f", written to {scores}" if scores is not None else ""
-            raise SourceError(f"{err}; the {source.stats.blocks} blocks before it ({source.stats.transactions} "
+            raise SourceError(f"{err}; the {files.stats.blocks} blocks before it ({files.stats.transactions} "
                               f"transactions) were replayed{kept}") from None
+        stats.update(bad_lines=files.stats.bad_lines, files=[str(f) for f in files.files])
     scorer.close()
     if snapshot_out is not None:
         from detectors.snapshot import save_snapshot
@@ -333,6 +345,7 @@ def _replay_kafka(settings: Settings, sources: list[str], first: int | None, las
 
     from ingest import FileBlockSource, SourceError
 
+    from .config import load_secrets
     from .delivery import build_delivery
     from .roles import replay_kafka
 
@@ -340,7 +353,8 @@ def _replay_kafka(settings: Settings, sources: list[str], first: int | None, las
         raise SourceError("a Kafka replay reads block files; record an RPC range first (chainsentry record)")
     delivery = None
     if webhook is not None or settings.subscriptions:
-        delivery = build_delivery(settings, webhook, allow_private, store or Path(tempfile.mkdtemp()) / "alerts.db")
+        delivery = build_delivery(settings, load_secrets(), webhook, allow_private,
+                                  store or Path(tempfile.mkdtemp()) / "alerts.db")
     started = time.perf_counter()
     source = FileBlockSource(sources, first=first, last=last)
 
@@ -349,7 +363,8 @@ def _replay_kafka(settings: Settings, sources: list[str], first: int | None, las
                           "running against the same broker and topics?", highlight=False)
 
     collect_alerts = alerts if alerts is not None else (Path(tempfile.mkdtemp()) / "a.jsonl" if delivery else None)
-    stats = replay_kafka(settings, chain_id, source, scores=scores, alerts=collect_alerts, on_wait=waiting)
+    stats = replay_kafka(settings, chain_id, source, scores=scores, alerts=collect_alerts, on_wait=waiting,
+                         show=show, console=err_console)
     produced = stats.pop("alert_list", [])
     if delivery is not None:
         for a in produced:
@@ -395,7 +410,7 @@ def worker(
     settings = _settings(config, rpc=_rpc_list(rpc), ws=ws, api=api, data_dir=data_dir,
                          transport=_transport_overrides("kafka", kafka_bootstrap, partitions, topic_prefix))
     from . import roles
-    from .config import ConfigError
+    from .config import ConfigError, load_secrets
     from .kafka import discover_chain
 
     k = settings.transport.kafka
@@ -404,7 +419,7 @@ def worker(
     if role == "ingest":
         if not settings.rpc:
             raise ConfigError("the ingest role needs --rpc URL")
-        run_async(roles.run_ingest(settings, duration))
+        run_async(roles.run_ingest(settings, load_secrets(), duration))
         return
     import threading
 
@@ -424,7 +439,7 @@ def worker(
             roles.run_detect(settings, chain_id, rules, metrics, stop)
         else:
             remaining = None if duration is None else max(0.0, duration - (time.monotonic() - started))
-            run_async(roles.run_alert(settings, chain_id, webhook, webhook_allow_private, remaining))
+            run_async(roles.run_alert(settings, load_secrets(), chain_id, webhook, webhook_allow_private, remaining))
     finally:
         if timer is not None:
             timer.cancel()
@@ -543,6 +558,7 @@ def demo(
 
     Example: chainsentry demo --duration 150 --out demo-out
     """
+    from .config import load_secrets
     from .demo import run_demo
     from .devnet.scenarios import ATTACKS
 
@@ -551,8 +567,8 @@ def demo(
     unknown = [a for a in chosen if a not in ATTACKS]
     if unknown:
         raise FlagError(f"unknown attack scenario(s) {', '.join(unknown)}; known: {', '.join(ATTACKS)}")
-    run_async(run_demo(duration=duration, out=out, rate=rate, wallets=wallets, block_time=block_time, api=api,
-                       console=err_console, status=_status_writer(), attack_every=attack_every,
+    run_async(run_demo(load_secrets(), duration=duration, out=out, rate=rate, wallets=wallets, block_time=block_time,
+                       api=api, console=err_console, status=_status_writer(), attack_every=attack_every,
                        first_attack=first_attack, scenarios=chosen))
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from detectors.settings import EngineConfig
 from ingest.errors import UserError
@@ -250,13 +250,19 @@ OTHER_VARIABLES = frozenset({
 
 @dataclass(frozen=True)
 class Secrets:
-    """Credentials: from the environment only, never a config key, never shown (``repr`` says
-    which are set, not what they are)."""
+    """Credentials: read from the environment once, by the command (:func:`load_secrets`), and
+    handed to what needs them; never a config key. Each is a ``SecretStr``: its ``repr`` and
+    ``str`` are masked, so a log line or an error message cannot show it; ``reveal`` gives the
+    value at the one place that uses it (signing, comparing a token, unsealing)."""
 
-    api_token: str | None = None  # bearer token for API writes (and reads with auth_reads)
-    webhook_secret: str | None = None  # signs webhooks without a secret of their own
-    secrets_key: str | None = None  # Fernet key sealing API subscriptions' secrets in the store
+    api_token: SecretStr | None = None  # bearer token for API writes (and reads with auth_reads)
+    webhook_secret: SecretStr | None = None  # signs webhooks without a secret of their own
+    secrets_key: SecretStr | None = None  # Fernet key sealing API subscriptions' secrets in the store
     auth_reads: bool = False  # API reads need the token too
+
+    @staticmethod
+    def reveal(secret: SecretStr | None) -> str | None:
+        return secret.get_secret_value() if secret is not None else None
 
     def __repr__(self) -> str:
         held = [f.name for f in fields(self) if f.name != "auth_reads" and getattr(self, f.name)]
@@ -264,11 +270,14 @@ class Secrets:
 
 
 def load_secrets(environ: Mapping[str, str] | None = None) -> Secrets:
-    """The secrets in ``environ`` (default: the process environment)."""
+    """The secrets in ``environ`` (default: the process environment). Called once per command."""
     env = os.environ if environ is None else environ
-    return Secrets(api_token=env.get("CHAINSENTRY_API_TOKEN") or None,
-                   webhook_secret=env.get("CHAINSENTRY_WEBHOOK_SECRET") or None,
-                   secrets_key=env.get("CHAINSENTRY_SECRETS_KEY") or None,
+
+    def secret(name: str) -> SecretStr | None:
+        return SecretStr(env[name]) if env.get(name) else None
+
+    return Secrets(api_token=secret("CHAINSENTRY_API_TOKEN"), webhook_secret=secret("CHAINSENTRY_WEBHOOK_SECRET"),
+                   secrets_key=secret("CHAINSENTRY_SECRETS_KEY"),
                    auth_reads=env.get("CHAINSENTRY_API_AUTH_READS", "").lower() in ("1", "true", "yes"))
 
 

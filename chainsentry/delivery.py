@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from alerts.channels import Subscription, parse_subscriptions
 from alerts.lifecycle import AlertLifecycle
+from alerts.model import Alert
 from alerts.store import AlertStore
 from alerts.subscriptions import SubscriptionBook
 from alerts.webhook import DeliveryWorker, check_secret, check_target
 
-from .config import ConfigError, Secrets, Settings, load_secrets
+from .config import ConfigError, Secrets, Settings
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class Delivery:
                          namespace="chainsentry", registry=registry)
             dead.set_function(lambda: self.store.outbox_counts()["dead"])
 
-    def accept(self, alert: dict[str, Any]) -> None:
+    def accept(self, alert: Alert) -> None:
         if not self.lifecycle.fire(alert):
             self.known += 1
 
@@ -83,11 +83,9 @@ class Delivery:
             await worker.aclose()
 
 
-def build_delivery(settings: Settings, webhook: str | None, allow_private: bool, store_path: Path,
-                   registry: CollectorRegistry | None = None, secrets: Secrets | None = None) -> Delivery:
-    """Subscriptions from the config file plus ``--webhook``; targets and secret checked up front.
-    ``secrets`` default to the environment's (:func:`chainsentry.config.load_secrets`)."""
-    secrets = secrets if secrets is not None else load_secrets()
+def build_delivery(settings: Settings, secrets: Secrets, webhook: str | None, allow_private: bool,
+                   store_path: Path, registry: CollectorRegistry | None = None) -> Delivery:
+    """Subscriptions from the config file plus ``--webhook``; targets and secret checked up front."""
     items = [dict(item) for item in settings.subscriptions]
     own_secrets = {str(item.get("name")): str(item.pop("secret")) for item in items if item.get("secret")}
     try:
@@ -98,8 +96,8 @@ def build_delivery(settings: Settings, webhook: str | None, allow_private: bool,
         subs.append(Subscription("cli", "webhook", webhook))
     for s in subs:
         check_target(s.url, allow_private=allow_private or s.allow_private)
-    secret = secrets.webhook_secret
+    secret = secrets.reveal(secrets.webhook_secret)
     if any(s.kind == "webhook" and s.name not in own_secrets for s in subs):
         secret = check_secret(secret)
     return Delivery(subs, secret, store_path, registry, allow_private=allow_private, own_secrets=own_secrets,
-                    secrets_key=secrets.secrets_key)
+                    secrets_key=secrets.reveal(secrets.secrets_key))

@@ -27,12 +27,14 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from pydantic import SecretStr
 from rich.console import Console
 
+from alerts.model import Alert
 from detectors.engine import ScoringEngine
 from ingest import RpcClient
 
-from .config import load_secrets, load_settings
+from .config import Secrets, load_settings
 from .devnet.anvil import Anvil
 from .devnet.scenarios import ATTACKS, Attack, DefiDevnet
 from .service import build_service
@@ -83,7 +85,7 @@ class WebhookReceiver:
         self.server.server_close()
 
 
-def summarize(attacks: list[Attack], alerts: list[dict[str, Any]], outcomes: dict[str, str],
+def summarize(attacks: list[Attack], alerts: list[Alert], outcomes: dict[str, str],
               scored_background: int) -> dict[str, Any]:
     """Which attacks were caught (and at which stages), and the false alerts on everything else.
 
@@ -95,16 +97,16 @@ def summarize(attacks: list[Attack], alerts: list[dict[str, Any]], outcomes: dic
     attack_txs = {h for a in attacks for h in a.tx_hashes}
     by_tx: dict[str, set[str]] = {}
     for al in alerts:
-        by_tx.setdefault(al["tx_hash"], set()).add(al["stage"])
+        by_tx.setdefault(al.tx_hash or "", set()).add(al.stage)
     rows = []
     for a in attacks:
         stages = sorted(by_tx.get(a.attack_tx, set()))
-        title = next((al["title"] for al in alerts if al["tx_hash"] == a.attack_tx), None)
+        title = next((al.title for al in alerts if al.tx_hash == a.attack_tx), None)
         outcome = outcomes.get(a.attack_tx, "not mined")
         rows.append({"scenario": a.scenario, "attack_tx": a.attack_tx, "outcome": outcome,
                      "caught": bool(stages) and outcome == "succeeded", "alerted": bool(stages), "stages": stages,
                      "title": title})
-    false_txs = {al["tx_hash"] for al in alerts if al["tx_hash"] not in attack_txs}
+    false_txs = {al.tx_hash for al in alerts if al.tx_hash not in attack_txs}
     succeeded = [r for r in rows if r["outcome"] == "succeeded"]
     return {"attacks": rows, "caught": sum(r["caught"] for r in rows), "total": len(succeeded),
             "reverted": sum(r["outcome"] == "reverted" for r in rows),
@@ -125,6 +127,7 @@ async def attack_outcomes(rpc: RpcClient, attacks: list[Attack]) -> dict[str, st
 
 
 async def run_demo(
+    secrets_in: Secrets,
     *,
     duration: float | None,
     out: Path | None,
@@ -140,16 +143,17 @@ async def run_demo(
 ) -> dict[str, Any]:
     out_dir = out or Path(tempfile.mkdtemp(prefix="chainsentry-demo-"))
     try:
-        return await _run_demo(out_dir, duration=duration, rate=rate, wallets=wallets, block_time=block_time,
-                               api=api, console=console, status=status, attack_every=attack_every,
-                               first_attack=first_attack, scenarios=scenarios, keep=out is not None)
+        return await _run_demo(out_dir, secrets_in, duration=duration, rate=rate, wallets=wallets,
+                               block_time=block_time, api=api, console=console, status=status,
+                               attack_every=attack_every, first_attack=first_attack, scenarios=scenarios,
+                               keep=out is not None)
     finally:
         if out is None:  # a run without --out leaves nothing behind (its files grow ~450 MB an hour)
             shutil.rmtree(out_dir, ignore_errors=True)
 
 
-async def _run_demo(out_dir: Path, *, duration: float | None, rate: float, wallets: int, block_time: float,
-                    api: str, console: Console, status: Callable[[str], None], attack_every: float,
+async def _run_demo(out_dir: Path, given: Secrets, *, duration: float | None, rate: float, wallets: int,
+                    block_time: float, api: str, console: Console, status: Callable[[str], None], attack_every: float,
                     first_attack: float, scenarios: tuple[str, ...], keep: bool) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     # a new devnet each run: the previous run's files, checkpoint and learned state belong to another chain
@@ -157,10 +161,10 @@ async def _run_demo(out_dir: Path, *, duration: float | None, rate: float, walle
                     "summary.json", "checkpoint-*.json", "detectors.snapshot"):
         for old in out_dir.glob(pattern):
             old.unlink()
-    given = load_secrets()  # the demo's own webhook secret unless one is set
-    creds = dataclasses.replace(given, webhook_secret=given.webhook_secret or secrets.token_hex(16))
-    secret = str(creds.webhook_secret)
-    alerts: list[dict[str, Any]] = []
+    # the demo's own webhook secret unless one is set
+    creds = dataclasses.replace(given, webhook_secret=given.webhook_secret or SecretStr(secrets.token_hex(16)))
+    secret = str(Secrets.reveal(creds.webhook_secret))
+    alerts: list[Alert] = []
     attacks: list[Attack] = []
     with Anvil(block_time=block_time, accounts=max(wallets, 12)) as node, \
             WebhookReceiver(secret, out_dir / "webhook.log") as receiver:
@@ -175,10 +179,10 @@ async def _run_demo(out_dir: Path, *, duration: float | None, rate: float, walle
             "subscriptions": [{"name": "demo-webhook", "kind": "webhook", "url": receiver.url,
                                "allow_private": True}],
         })
-        def on_alert(a: dict[str, Any]) -> None:
+        def on_alert(a: Alert) -> None:
             alerts.append(a)
-            console.print(f"[bold red]ALERT[/] {a['severity']:>8} {a['stage']:<7} {a['title']} tx {a['tx_hash'][:14]}"
-                          f" score {a['score']:.3f}\n        why: {a['description'][:200]}", highlight=False)
+            console.print(f"[bold red]ALERT[/] {a.severity:>8} {a.stage:<7} {a.title} tx {(a.tx_hash or '')[:14]}"
+                          f" score {a.score:.3f}\n        why: {a.description[:200]}", highlight=False)
 
         engine = ScoringEngine(settings.detectors.engine_config(live=True))
         service = build_service(settings, creds, engine, scores=out_dir / "scores.jsonl",

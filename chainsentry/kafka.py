@@ -27,7 +27,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import msgspec
 import orjson
@@ -37,6 +37,7 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.structs import TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from alerts.model import Alert
 from ingest.errors import UserError
 from ingest.events import Block, Tx
 
@@ -127,15 +128,37 @@ def decode_calls(value: bytes | None) -> _CallsMessage:
         raise MessageError(f"invalid {head['kind']} message: {err}") from None
 
 
-def encode_findings(body: dict[str, Any]) -> bytes:
-    return orjson.dumps({"v": SCHEMA_VERSION, **body})
+class Findings(msgspec.Struct, kw_only=True):
+    """A detect worker's output for one calls message, on the findings topic: ``scored`` (the
+    scores and alerts of a batch, ``upto`` its highest block), ``retract`` (block ``hash``) or
+    ``end`` (the partition finished replay ``run``)."""
+
+    kind: Literal["scored", "retract", "end"]
+    partition: int
+    run: str | None = None
+    upto: int | None = None
+    hash: str | None = None
+    scores: list[dict[str, Any]] = msgspec.field(default_factory=list)  # the rows of --scores
+    alerts: list[Alert] = msgspec.field(default_factory=list)
+    v: int = SCHEMA_VERSION
 
 
-def decode_findings(value: bytes | None) -> dict[str, Any]:
-    body = _envelope(value)
-    if body.get("kind") not in ("scored", "retract", "end"):
-        raise MessageError(f"unknown kind {body.get('kind')!r}")
-    return body
+_findings_decoder = msgspec.json.Decoder(Findings)
+
+
+def encode_findings(msg: Findings) -> bytes:
+    return _encoder.encode(msg)
+
+
+def decode_findings(value: bytes | None) -> Findings:
+    head = _envelope(value)
+    assert value is not None  # _envelope refuses None
+    if head.get("kind") not in ("scored", "retract", "end"):
+        raise MessageError(f"unknown kind {head.get('kind')!r}")
+    try:
+        return _findings_decoder.decode(value)
+    except msgspec.ValidationError as err:
+        raise MessageError(f"invalid {head['kind']} message: {err}") from None
 
 
 def dead_letter(record: Any, reason: str, role: str) -> bytes:

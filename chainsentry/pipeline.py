@@ -23,6 +23,7 @@ import msgspec
 import uvicorn
 from prometheus_client import CollectorRegistry
 
+from alerts.lifecycle import AlertLifecycle
 from ingest import (
     BlockAdded,
     BlockFetcher,
@@ -36,9 +37,10 @@ from ingest import (
     PendingTx,
 )
 
-from .api import create_app
-from .build import bind_socket, make_rpc
-from .config import Secrets, Settings, load_secrets
+from .api import api_server
+from .build import make_rpc
+from .config import ConfigError, Secrets, Settings
+from .delivery import Delivery
 from .outfiles import cut_partial_line
 from .transport import InProcessTransport
 
@@ -107,24 +109,20 @@ class LivePipeline:
     def __init__(
         self,
         settings: Settings,
+        secrets: Secrets,
         *,
         registry: CollectorRegistry | None = None,
         sinks: Sequence[EventSink] = (),
         serve_api: bool = True,
-        secrets: Secrets | None = None,
-        store: Any = None,
-        lifecycle: Any = None,
-        subscriptions: Any = None,
+        delivery: Delivery | None = None,
         on_allow: Callable[[str], None] | None = None,
-        background: Sequence[Callable[[], Any]] = (),
     ) -> None:
-        """``store`` (an ``alerts.store.AlertStore``), ``lifecycle`` and ``subscriptions`` are
-        served by the API; ``on_allow`` carries analyst feedback to the detectors; ``background``
-        are more coroutine factories run alongside (delivery)."""
+        """``delivery``: the alert store, lifecycle and subscriptions the API serves (and whose
+        worker runs alongside); ``on_allow`` carries analyst feedback to the detectors."""
         if not settings.rpc:
-            raise ValueError("no RPC URL: give --rpc URL or set rpc in the config file")
+            raise ConfigError("no RPC URL: give --rpc URL or set rpc in the config file")
         self.settings = settings
-        self.secrets = secrets if secrets is not None else load_secrets()
+        self.secrets = secrets
         self.registry = registry or CollectorRegistry()
         self.metrics = IngestMetrics(self.registry)
         self.sinks = list(sinks)
@@ -139,11 +137,9 @@ class LivePipeline:
         self.chain_id: int | None = None
         self.api_server: uvicorn.Server | None = None
         self.api_port: int | None = None
-        self.background = list(background)
-        self.store = store
-        self.lifecycle = lifecycle
+        self.delivery = delivery
+        self.lifecycle: AlertLifecycle | None = delivery.lifecycle if delivery is not None else None
         self.on_allow = on_allow
-        self.subscriptions = subscriptions
 
     # -- status ----------------------------------------------------------------------------
 
@@ -291,19 +287,14 @@ class LivePipeline:
         if self.settings.ingest.mempool:
             tasks.append(asyncio.create_task(self._produce_pending(), name="mempool"))
         if self.serve_api:
-            host, port = self.settings.api_host_port
-            app = create_app(self.registry, self.status, self.store, self.secrets.api_token, self.lifecycle,
-                             on_allow=self.on_allow, subscriptions=self.subscriptions,
-                             read_auth=self.secrets.auth_reads)
-            config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
-            self.api_server = uvicorn.Server(config)
-            sock = bind_socket(host, port)
+            self.api_server, sock = api_server(self.settings, self.secrets, self.registry, self.status,
+                                               self.delivery, self.on_allow)
             self.api_port = sock.getsockname()[1]
             tasks.append(asyncio.create_task(self.api_server.serve(sockets=[sock]), name="api"))
         if status_out is not None:
             tasks.append(asyncio.create_task(self._status_printer(status_out, status_every), name="status"))
-        for make in self.background:
-            tasks.append(asyncio.create_task(make(), name="background"))
+        if self.delivery is not None:
+            tasks.append(asyncio.create_task(self.delivery.run_forever(), name="delivery"))
         if ready is not None:
             ready(self)
         try:

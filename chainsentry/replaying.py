@@ -1,5 +1,5 @@
-"""What ``chainsentry replay`` and ``evaluate`` run: the engine the settings describe, and the
-replay loops over block files and RPC ranges, with a progress bar on a terminal."""
+"""What ``chainsentry replay`` runs: the engine the settings describe, and the one replay loop
+over a block source (files, an RPC range), with a progress bar on a terminal."""
 
 from __future__ import annotations
 
@@ -12,11 +12,20 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Tr
 
 from detectors.engine import ScoringEngine
 from detectors.snapshot import SnapshotError, load_snapshot
-from ingest import BlockFetcher, FileBlockSource, IngestMetrics, MappingError, rpc_blocks
+from ingest import (
+    Block,
+    BlockFetcher,
+    BlockSource,
+    FileBlockSource,
+    IngestMetrics,
+    MappingError,
+    RpcClient,
+    RpcRangeSource,
+)
 
 from .build import make_rpc
 from .config import Settings
-from .scoring import Scorer, batch_gc
+from .scoring import batch_gc
 from .sharding import ShardedEngine
 
 
@@ -49,37 +58,29 @@ def build_engine(settings: Settings, rules: Path | None, snapshot_in: Path | Non
     return engine
 
 
-def replay_files(source: FileBlockSource, show: bool, scorer: Scorer, console: Console) -> dict[str, Any]:
+async def replay(source: BlockSource, on_block: Callable[[Block], object], *, show: bool,
+                 console: Console) -> tuple[int, int]:
+    """The replay loop, over any :class:`BlockSource`: each block to ``on_block`` (the scorer, or
+    the Kafka publisher), in order, with a progress bar when ``show``; returns (blocks,
+    transactions). Garbage collection is batched meanwhile (:func:`batch_gc`)."""
     blocks = txs = 0
-    with progress_bar(source.total_bytes, True, console) as bar:
-        task = bar.add_task("replay", total=source.total_bytes, info="", visible=show)
-        if show:  # else no update at all (~1.5 us each, every 8 lines)
-            source.progress = lambda done: bar.update(
-                task, completed=done, info=f"{blocks} blocks, {txs} txs, {scorer.findings} alerts")
-        with batch_gc():
-            for block in source:
-                blocks += 1
-                txs += len(block.transactions)
-                scorer.block(block)
-    st = source.stats
-    return {"blocks": blocks, "transactions": txs, "bad_lines": st.bad_lines, "files": [str(f) for f in source.files]}
+    done, total = source.position()
+    bytes_unit = isinstance(source, FileBlockSource)
+    with progress_bar(total, bytes_unit, console) as bar, batch_gc():
+        task = bar.add_task("replay", total=total, info="", visible=show)
+        async for block in source.blocks():
+            on_block(block)
+            blocks += 1
+            txs += len(block.transactions)
+            if show:
+                done, _ = source.position()
+                bar.update(task, completed=done, info=f"block {block.number}, {blocks} blocks, {txs} txs")
+    return blocks, txs
 
 
-async def replay_rpc(settings: Settings, first: int, last: int, show: bool,
-                     on_error: Callable[[MappingError], None], scorer: Scorer, console: Console) -> dict[str, Any]:
-    metrics = IngestMetrics()
-    rpc = make_rpc(settings, metrics)
+def rpc_source(settings: Settings, first: int, last: int,
+               on_error: Callable[[MappingError], None]) -> tuple[RpcRangeSource, RpcClient]:
+    """An RPC range as a block source, with the client to close after it."""
+    rpc = make_rpc(settings, IngestMetrics())
     fetcher = BlockFetcher(rpc, traces=settings.ingest.traces, receipts=settings.ingest.receipts)
-    blocks = txs = 0
-    try:
-        with progress_bar(last - first + 1, False, console) as bar:
-            task = bar.add_task("replay", total=last - first + 1, info="", visible=show)
-            async for block in rpc_blocks(fetcher, first, last, batch_size=settings.ingest.batch_size,
-                                          on_error=on_error):
-                blocks += 1
-                txs += len(block.transactions)
-                scorer.block(block)
-                bar.update(task, advance=1, info=f"block {block.number}, {txs} txs")
-    finally:
-        await rpc.aclose()
-    return {"blocks": blocks, "transactions": txs, "bad_lines": 0, "traces": fetcher.trace_mode}
+    return RpcRangeSource(fetcher, first, last, batch_size=settings.ingest.batch_size, on_error=on_error), rpc

@@ -8,17 +8,18 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, start_http_server
+from rich.console import Console
 
-from ingest.events import Block
 from ingest.metrics import IngestMetrics
+from ingest.replay import BlockSource
 
 from .build import make_rpc
-from .config import Settings, load_secrets
+from .config import Secrets, Settings
 from .delivery import build_delivery
 from .kafka import KafkaMetrics, Topics, ensure_topics
 from .workers import AlertWorker, DetectWorker, KafkaIngestSink, KafkaReplay, write_jsonl
@@ -69,20 +70,17 @@ def on_signals(handler: Callable[[], None]) -> None:
         signal.signal(sig, lambda *_: handler())
 
 
-async def run_alert(settings: Settings, chain_id: int, webhook: str | None, allow_private: bool,
+async def run_alert(settings: Settings, secrets: Secrets, chain_id: int, webhook: str | None, allow_private: bool,
                     duration: float | None = None) -> None:
     """The alert role: store, lifecycle, delivery and the HTTP API (``settings.api``)."""
-    import uvicorn
-
-    from .api import create_app
-    from .build import bind_socket
+    from .api import api_server
 
     k = settings.transport.kafka
     topics = _topics(settings, chain_id)
     await asyncio.to_thread(ensure_topics, k.bootstrap, topics, settings.transport.partitions,
                             k.max_message_bytes, k.setup_wait)
     registry = CollectorRegistry()
-    delivery = build_delivery(settings, webhook, allow_private, settings.data_dir / "alerts.db", registry)
+    delivery = build_delivery(settings, secrets, webhook, allow_private, settings.data_dir / "alerts.db", registry)
     worker = await asyncio.to_thread(AlertWorker, k.bootstrap, topics, _group(settings, chain_id, "alert"),
                                      delivery.lifecycle, max_bytes=k.max_message_bytes, registry=registry,
                                      setup_wait=k.setup_wait)
@@ -92,14 +90,9 @@ async def run_alert(settings: Settings, chain_id: int, webhook: str | None, allo
         return {"role": "alert", "healthy": fresh, "topic": topics.findings, "alerts_seen": worker.alerts_seen,
                 "outbox": delivery.store.outbox_counts()}
 
-    secrets = load_secrets()
-    app = create_app(registry, status, delivery.store, secrets.api_token, delivery.lifecycle,
-                     subscriptions=delivery.subscriptions, read_auth=secrets.auth_reads)
-    host, port = settings.api_host_port
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))
-    sock = bind_socket(host, port)
-    log.info("alert worker: %s -> store %s, API on http://%s:%d", topics.findings, delivery.store.path, host,
-                sock.getsockname()[1])
+    server, sock = api_server(settings, secrets, registry, status, delivery)
+    log.info("alert worker: %s -> store %s, API on http://%s", topics.findings, delivery.store.path,
+             settings.api)
     tasks = [asyncio.create_task(worker.run()), asyncio.create_task(delivery.run_forever()),
              asyncio.create_task(server.serve(sockets=[sock]))]
     try:
@@ -115,7 +108,7 @@ async def run_alert(settings: Settings, chain_id: int, webhook: str | None, allo
         delivery.store.close()
 
 
-async def run_ingest(settings: Settings, duration: float | None = None) -> None:
+async def run_ingest(settings: Settings, secrets: Secrets, duration: float | None = None) -> None:
     """The ingest role: follow the chain (and mempool) into the calls topic."""
     from .pipeline import LivePipeline
 
@@ -128,31 +121,30 @@ async def run_ingest(settings: Settings, duration: float | None = None) -> None:
     topics = _topics(settings, chain_id)
     await asyncio.to_thread(ensure_topics, k.bootstrap, topics, settings.transport.partitions,
                             k.max_message_bytes, k.setup_wait)
-    pipeline = LivePipeline(settings)
+    registry = CollectorRegistry()
     sink = KafkaIngestSink(k.bootstrap, topics, settings.transport.partitions, k.max_message_bytes,
-                           KafkaMetrics(pipeline.registry, "ingest"), k.setup_wait)
-    pipeline.sinks.append(sink)
+                           KafkaMetrics(registry, "ingest"), k.setup_wait)
+    pipeline = LivePipeline(settings, secrets, registry=registry, sinks=[sink])
     log.info("ingest worker: chain %d -> %s (%d partitions)", chain_id, topics.calls,
                 settings.transport.partitions)
     await pipeline.run(duration=duration)
 
 
-def replay_kafka(settings: Settings, chain_id: int, blocks: Iterable[Block], *, scores: Path | None,
+def replay_kafka(settings: Settings, chain_id: int, source: BlockSource, *, scores: Path | None,
                  alerts: Path | None, on_wait: Callable[[float], None] | None = None,
-                 timeout: float | None = None) -> dict[str, Any]:
-    """Publish ``blocks`` for the detector group; with ``scores``/``alerts``, wait for the group to
+                 timeout: float | None = None, show: bool = False, console: Console | None = None) -> dict[str, Any]:
+    """Publish the blocks of ``source`` for the detector group (the one replay loop, with
+    ``rep.publish`` as what each block goes to); with ``scores``/``alerts``, wait for the group to
     finish this input and write what it produced, in chain order."""
+    from .replaying import replay
+
     k = settings.transport.kafka
     topics = _topics(settings, chain_id)
     ensure_topics(k.bootstrap, topics, settings.transport.partitions, k.max_message_bytes, k.setup_wait)
     rep = KafkaReplay(k.bootstrap, topics, settings.transport.partitions, batch_txs=k.batch_txs,
                       max_bytes=k.max_message_bytes, setup_wait=k.setup_wait)
     try:
-        n_blocks = n_txs = 0
-        for block in blocks:
-            rep.publish(block)
-            n_blocks += 1
-            n_txs += len(block.transactions)
+        n_blocks, n_txs = asyncio.run(replay(source, rep.publish, show=show, console=console or Console(stderr=True)))
         rep.finish()
         stats: dict[str, Any] = {"blocks": n_blocks, "transactions": n_txs, "messages": rep.published,
                                  "topic": topics.calls, "run": rep.run_id}

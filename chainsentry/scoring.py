@@ -10,11 +10,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-import orjson
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from alerts.lifecycle import AlertLifecycle
-from alerts.model import alert_from_finding
+from alerts.model import Alert, alert_from_finding
 from detectors.engine import ScoringEngine, TxScore, encode_scores
 from ingest import Block, BlockAdded, BlockRetracted, ChainEvent, PendingSeen
 
@@ -69,7 +68,7 @@ class Scorer:
 
     def __init__(self, engine: ScoringEngine | ShardedEngine, *, chain_id: int, scores_path: Path | None = None,
                  alerts_path: Path | None = None, registry: CollectorRegistry | None = None,
-                 flush: bool = False, on_alert: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 flush: bool = False, on_alert: Callable[[Alert], None] | None = None) -> None:
         self.flush = flush  # flush scores after each block (live); replays write in big buffers
         self.on_alert = on_alert
         self.engine = engine
@@ -103,13 +102,13 @@ class Scorer:
         for s in scores:
             if s.finding is not None:
                 self.findings += 1
-                alert = alert_from_finding(s.finding, self.chain_id, when).to_json()
+                alert = alert_from_finding(s.finding, self.chain_id, when)
                 if self.on_alert is not None:
                     self.on_alert(alert)
                 if self._alerts is not None:  # flushed: alerts are rare and someone may be tailing the file
-                    _write(self._alerts, orjson.dumps(alert) + b"\n", True)
-                log.info("ALERT %s %s %s score=%.3f: %s", alert["severity"], alert["detector"], alert["tx_hash"],
-                            alert["score"], alert["description"])
+                    _write(self._alerts, alert.to_json() + b"\n", True)
+                log.info("ALERT %s %s %s score=%.3f: %s", alert.severity, alert.detector, alert.tx_hash, alert.score,
+                         alert.description)
         if self.metrics is not None:
             self.metrics.scored.labels(stage).inc(len(scores))
             self.metrics.seconds.labels(stage).observe(time.perf_counter() - started)

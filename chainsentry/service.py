@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from alerts.model import Alert
 from detectors.engine import ScoringEngine
 
 from .config import Secrets, Settings
@@ -39,14 +39,14 @@ class Service:
 def build_service(settings: Settings, secrets: Secrets, engine: ScoringEngine | ShardedEngine, *,
                   webhook: str | None = None, allow_private: bool = False, scores: Path | None = None,
                   alerts: Path | None = None, events_out: Path | None = None,
-                  on_alert: Callable[[dict[str, Any]], None] | None = None) -> Service:
+                  on_alert: Callable[[Alert], None] | None = None) -> Service:
     """The service around ``engine``; ``on_alert`` hears each alert after the lifecycle took it."""
     registry = CollectorRegistry()
-    delivery = build_delivery(settings, webhook, allow_private, settings.data_dir / "alerts.db", registry, secrets)
+    delivery = build_delivery(settings, secrets, webhook, allow_private, settings.data_dir / "alerts.db", registry)
     for entry in delivery.store.allowlist():  # feedback given earlier still holds
-        engine.allow(entry["subject"])
+        engine.allow(entry.subject)
 
-    def accept(alert: dict[str, Any]) -> None:
+    def accept(alert: Alert) -> None:
         delivery.accept(alert)
         if on_alert is not None:
             on_alert(alert)
@@ -56,7 +56,6 @@ def build_service(settings: Settings, secrets: Secrets, engine: ScoringEngine | 
     sinks: list[EventSink] = [DetectSink(scorer, delivery.lifecycle)]
     if events_out is not None:
         sinks.append(JsonlEventSink(events_out))
-    pipeline = LivePipeline(settings, registry=registry, sinks=sinks, secrets=secrets, store=delivery.store,
-                            lifecycle=delivery.lifecycle, subscriptions=delivery.subscriptions,
-                            on_allow=engine.allow, background=[delivery.run_forever])
+    pipeline = LivePipeline(settings, secrets, registry=registry, sinks=sinks, delivery=delivery,
+                            on_allow=engine.allow)
     return Service(pipeline, scorer, delivery)

@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +29,14 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from alerts.lifecycle import AlertLifecycle
-from alerts.model import alert_from_finding
+from alerts.model import Alert, alert_from_finding
 from detectors.engine import EngineConfig, ScoringEngine, TxScore
 from detectors.snapshot import SnapshotError, load_snapshot_bytes, snapshot_bytes
 from ingest.events import Block, BlockAdded, BlockRetracted, ChainEvent, PendingSeen
 
 from .kafka import (
     SETUP_WAIT,
+    Findings,
     KafkaMetrics,
     MessageError,
     Topics,
@@ -185,10 +186,10 @@ class DetectWorker(ConsumerRebalanceListener):  # type: ignore[misc]
 
     # processing ----------------------------------------------------------------------------
 
-    def _findings(self, partition: int, msg: Any) -> dict[str, Any]:
+    def _findings(self, partition: int, msg: Any) -> Findings:
         engine = self.engines[partition]
         scores: list[dict[str, Any]] = []
-        alerts: list[dict[str, Any]] = []
+        alerts: list[Alert] = []
         upto = None
 
         def out(batch: list[TxScore], stage: str, when: float) -> None:
@@ -198,9 +199,9 @@ class DetectWorker(ConsumerRebalanceListener):  # type: ignore[misc]
                 for name, value in s.detectors.items():
                     self.detector_metrics.score.labels(name).observe(value)
                 if s.finding is not None:
-                    alert = alert_from_finding(s.finding, self.chain_id, when).to_json()
+                    alert = alert_from_finding(s.finding, self.chain_id, when)
                     alerts.append(alert)
-                    self.detector_metrics.alerts.labels(alert["severity"], alert["detector"].split("/")[0]).inc()
+                    self.detector_metrics.alerts.labels(alert.severity, alert.detector.split("/")[0]).inc()
             self.detector_metrics.scored.labels(stage).inc(len(batch))
 
         if msg.kind == "blocks":
@@ -210,8 +211,7 @@ class DetectWorker(ConsumerRebalanceListener):  # type: ignore[misc]
         else:  # pending
             now = msg.seen or time.time()
             out(engine.score_pending(msg.txs, now), "mempool", now)
-        return {"kind": "scored", "run": msg.run, "partition": partition, "upto": upto, "scores": scores,
-                "alerts": alerts}
+        return Findings(kind="scored", run=msg.run, partition=partition, upto=upto, scores=scores, alerts=alerts)
 
     def handle(self, record: Any) -> None:
         p = record.partition
@@ -223,9 +223,9 @@ class DetectWorker(ConsumerRebalanceListener):  # type: ignore[misc]
             if msg.kind in ("blocks", "pending"):
                 body = self._findings(p, msg)
             elif msg.kind == "retract":
-                body = {"kind": "retract", "hash": msg.hash, "partition": p}
+                body = Findings(kind="retract", hash=msg.hash, partition=p)
             else:
-                body = {"kind": "end", "run": msg.run, "partition": p}
+                body = Findings(kind="end", run=msg.run, partition=p)
             value = encode_findings(body)
             self.producer.send(self.topics.findings, value=value, partition=p)
             self.metrics.messages.labels(self.topics.findings, "out").inc()
@@ -342,9 +342,9 @@ class AlertWorker:
         self.alerts_seen = 0
         self.last_contact = time.time()
 
-    def _publish(self, alerts: list[dict[str, Any]]) -> None:
+    def _publish(self, alerts: list[Alert]) -> None:
         for a in alerts:
-            self.producer.send(self.topics.alerts, key=a["id"].encode(), value=orjson.dumps(a))
+            self.producer.send(self.topics.alerts, key=a.id.encode(), value=a.to_json())
             self.metrics.messages.labels(self.topics.alerts, "out").inc()
 
     def handle(self, record: Any) -> None:
@@ -356,15 +356,15 @@ class AlertWorker:
             self.producer.send(self.topics.dead, value=dead_letter(record, str(err), "alert"))
             self.metrics.dead.labels(record.topic).inc()
             return
-        if body["kind"] == "scored":
-            for alert in body.get("alerts") or []:
+        if body.kind == "scored":
+            for alert in body.alerts:
                 self.alerts_seen += 1
                 if self.lifecycle.fire(alert):
-                    self._publish([self.lifecycle.store.get(alert["id"]) or alert])
-            if body.get("upto") is not None:
-                self._publish(self.lifecycle.block_added(int(body["upto"])))
-        elif body["kind"] == "retract" and body.get("hash"):
-            self._publish(self.lifecycle.block_retracted(str(body["hash"])))
+                    self._publish([self.lifecycle.store.get(alert.id) or alert])
+            if body.upto is not None:
+                self._publish(self.lifecycle.block_added(body.upto))
+        elif body.kind == "retract" and body.hash:
+            self._publish(self.lifecycle.block_retracted(body.hash))
 
     def _poll(self) -> dict[Any, list[Any]]:
         batch: dict[Any, list[Any]] = self.consumer.poll(timeout_ms=500)
@@ -446,10 +446,10 @@ class KafkaReplay:
         self.producer.flush(timeout=300)
 
     def collect(self, timeout: float | None = None, on_wait: Callable[[float], None] | None = None
-                ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+                ) -> tuple[list[dict[str, Any]], list[Alert]]:
         """Scores and alerts of this run, in chain order, once every partition has finished it."""
         scores: dict[str, dict[str, Any]] = {}
-        alerts: dict[str, dict[str, Any]] = {}
+        alerts: dict[str, Alert] = {}
         ended: set[int] = set()
         started = last_progress = time.monotonic()
         while len(ended) < self.partitions:
@@ -460,16 +460,16 @@ class KafkaReplay:
                         body = decode_findings(r.value)
                     except MessageError:
                         continue
-                    if body.get("run") != self.run_id:
+                    if body.run != self.run_id:
                         continue
                     last_progress = time.monotonic()
-                    if body["kind"] == "end":
-                        ended.add(int(body["partition"]))
-                    elif body["kind"] == "scored":
-                        for s in body["scores"]:
+                    if body.kind == "end":
+                        ended.add(body.partition)
+                    elif body.kind == "scored":
+                        for s in body.scores:
                             scores[s["tx_hash"]] = s  # a redone message brings the same score again
-                        for a in body["alerts"]:
-                            alerts.setdefault(a["id"], a)
+                        for a in body.alerts:
+                            alerts.setdefault(a.id, a)
             now = time.monotonic()
             if on_wait is not None and now - last_progress > 10:
                 on_wait(now - started)
@@ -479,7 +479,7 @@ class KafkaReplay:
                                    f"in {timeout:.0f} s")
         rank = {h: i for i, h in enumerate(self.order)}
         ordered_scores = sorted(scores.values(), key=lambda s: rank.get(s["tx_hash"], len(rank)))
-        ordered_alerts = sorted(alerts.values(), key=lambda a: (rank.get(a["tx_hash"], len(rank)), a["id"]))
+        ordered_alerts = sorted(alerts.values(), key=lambda a: (rank.get(a.tx_hash or "", len(rank)), a.id))
         return ordered_scores, ordered_alerts
 
     def close(self) -> None:
@@ -487,7 +487,7 @@ class KafkaReplay:
         self.producer.close(timeout=10)
 
 
-def write_jsonl(path: Path, items: Iterator[dict[str, Any]] | list[dict[str, Any]]) -> None:
+def write_jsonl(path: Path, items: Iterable[dict[str, Any]] | Iterable[Alert]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as fh:
         for item in items:

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from .mempool import MempoolFollower, PendingTracker
     from .metrics import IngestMetrics
     from .recorder import BlockRecorder, PendingRecorder, RecorderError
-    from .replay import FileBlockSource, SourceError, expand_sources, rpc_blocks
+    from .replay import BlockSource, FileBlockSource, RpcRangeSource, SourceError, expand_sources, rpc_blocks
     from .rpc import (
         MalformedResponseError,
         MethodNotSupportedError,
@@ -53,6 +53,7 @@ __all__ = [
     "BlockNotFoundError",
     "BlockRecorder",
     "BlockRetracted",
+    "BlockSource",
     "CallFrame",
     "ChainEvent",
     "ChainTracker",
@@ -81,6 +82,7 @@ __all__ = [
     "RetryPolicy",
     "RpcClient",
     "RpcError",
+    "RpcRangeSource",
     "SourceError",
     "TraceMode",
     "TrackedBlock",

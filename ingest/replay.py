@@ -1,4 +1,5 @@
-"""Replay sources: block-JSONL files (plain or gzip, files or directories) and RPC ranges.
+"""Replay sources: block-JSONL files (plain or gzip, files or directories) and RPC ranges, each a
+:class:`BlockSource`, the one seam every replay loop reads.
 
 Order is deterministic: files in the order given (a directory's ``*.jsonl`` / ``*.jsonl.gz`` files
 sorted by name), lines in file order, so the same input always yields the same events. A line
@@ -17,7 +18,7 @@ import zlib
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 import orjson
 
@@ -56,6 +57,16 @@ def expand_sources(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
     return files
 
 
+class BlockSource(Protocol):
+    """Blocks in chain order, from anywhere (files, an RPC range, a Kafka topic): what a replay
+    reads. ``position`` is (done, total) in the source's own unit (bytes of a file, blocks of a
+    range; total None when unknown), for a progress bar."""
+
+    def blocks(self) -> AsyncIterator[Block]: ...
+
+    def position(self) -> tuple[float, float | None]: ...
+
+
 @dataclass(slots=True)
 class ReadStats:
     blocks: int = 0
@@ -66,10 +77,10 @@ class ReadStats:
 
 
 class FileBlockSource:
-    """Blocks from block-JSONL files.
+    """Blocks from block-JSONL files: a plain iterator of blocks, and a :class:`BlockSource`.
 
-    ``progress`` is called with the number of (compressed) bytes consumed so far; ``total_bytes``
-    is the sum of the files' sizes, for a progress bar.
+    ``done_bytes`` is the number of (compressed) bytes consumed so far (updated every 8 lines);
+    ``total_bytes`` the sum of the files' sizes.
     """
 
     def __init__(
@@ -79,15 +90,21 @@ class FileBlockSource:
         first: int | None = None,
         last: int | None = None,
         on_error: Callable[[MappingError], None] | None = None,
-        progress: Callable[[int], None] | None = None,
     ) -> None:
         self.files = expand_sources(paths)
         self.first = first
         self.last = last
         self.stats = ReadStats()
         self._on_error = on_error
-        self.progress = progress
         self.total_bytes = sum(f.stat().st_size for f in self.files)
+        self.done_bytes = 0
+
+    async def blocks(self) -> AsyncIterator[Block]:
+        for block in self:
+            yield block
+
+    def position(self) -> tuple[float, float | None]:
+        return self.done_bytes, self.total_bytes
 
     def _report(self, err: MappingError) -> None:
         self.stats.malformed_fields += 1
@@ -101,7 +118,7 @@ class FileBlockSource:
         :class:`SourceError` naming the file, the line and the byte where it breaks, after every
         block before that point has been yielded."""
         done = 0
-        progress, first, last, stats, report = self.progress, self.first, self.last, self.stats, self._report
+        first, last, stats, report = self.first, self.last, self.stats, self._report
         for path in self.files:
             with open(path, "rb") as raw, contextlib.ExitStack() as retry:
                 gz = _is_gzip(raw)
@@ -113,8 +130,8 @@ class FileBlockSource:
                         for lineno, line in enumerate(lines, 1):  # one generator level: the hot loop
                             if lineno <= seen:
                                 continue
-                            if progress is not None and lineno % 8 == 0:
-                                progress(done + raw.tell())
+                            if lineno % 8 == 0:
+                                self.done_bytes = done + raw.tell()
                             if not line or line.isspace():  # a blank line
                                 continue
                             try:
@@ -140,8 +157,7 @@ class FileBlockSource:
                         raise SourceError(f"{path}: unreadable after line {lineno}, at compressed byte "
                                           f"{source.tell()} of {path.stat().st_size} ({err})") from None
                 done += raw.tell()
-                if progress is not None:
-                    progress(done)
+                self.done_bytes = done
 
     def _bad_line(self, path: Path, lineno: int, err: Exception) -> None:
         self.stats.bad_lines += 1
@@ -208,3 +224,24 @@ async def rpc_blocks(
         numbers = range(start, min(last, start + batch_size - 1) + 1)
         for raw in await fetcher.fetch(numbers):
             yield map_block(raw, report)
+
+
+class RpcRangeSource:
+    """Blocks ``first``..``last`` (inclusive) from a node, as a :class:`BlockSource`."""
+
+    def __init__(self, fetcher: BlockFetcher, first: int, last: int, *, batch_size: int = 20,
+                 on_error: Callable[[MappingError], None] | None = None) -> None:
+        if last < first:
+            raise SourceError(f"--to {last} is below --from {first}")
+        self.fetcher, self.first, self.last = fetcher, first, last
+        self.batch_size, self.on_error = batch_size, on_error
+        self.done = 0
+
+    async def blocks(self) -> AsyncIterator[Block]:
+        async for block in rpc_blocks(self.fetcher, self.first, self.last, batch_size=self.batch_size,
+                                      on_error=self.on_error):
+            self.done += 1
+            yield block
+
+    def position(self) -> tuple[float, float | None]:
+        return self.done, self.last - self.first + 1

@@ -20,6 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from alerts.model import Alert
 from alerts.store import AlertStore, StoreError
 from alerts.webhook import DeliveryPolicy, DeliveryWorker, WebhookConfigError, check_secret, check_target, sign, verify
 from tests.rpcservers import LoopbackServer, free_port
@@ -28,11 +29,11 @@ SECRET = "test-secret-0123456789"
 
 
 def alert(i: int, *, status: str = "firing", severity: str = "high", address: str = "0x" + "a" * 40,
-          detector: str = "fusion") -> dict[str, Any]:
-    return {"id": f"cs-{i:04d}", "status": status, "stage": "block", "chain_id": 1, "block_number": i,
-            "block_hash": f"0x{i:064x}", "tx_hash": f"0x{i + 7:064x}", "severity": severity, "type": "exploit",
-            "score": 0.95, "detector": detector, "title": "t", "description": "d", "addresses": [address],
-            "explanation": [], "labels": [], "created_at": "2026-01-01T00:00:00Z"}
+          detector: str = "fusion") -> Alert:
+    return Alert(id=f"cs-{i:04d}", status=status, stage="block", chain_id=1, block_number=i,  # type: ignore[arg-type]
+                 block_hash=f"0x{i:064x}", tx_hash=f"0x{i + 7:064x}", severity=severity,  # type: ignore[arg-type]
+                 type="exploit", score=0.95, detector=detector, title="t", description="d", addresses=[address],
+                 explanation=[], created_at="2026-01-01T00:00:00Z")
 
 
 class Receiver(LoopbackServer):
@@ -84,17 +85,17 @@ def test_store_dedupes_tracks_status_filters_and_pages(tmp_path: Path) -> None:
         assert store.upsert(alert(i, severity="critical" if i % 5 == 0 else "low",
                                   address="0x" + ("b" if i % 2 else "c") * 40))
     assert not store.upsert(alert(3, severity="low", address="0x" + "b" * 40)), "same event, same status: no-op"
-    assert store.upsert(alert(3, status="retracted")) and store.get("cs-0003")["status"] == "retracted"
+    assert store.upsert(alert(3, status="retracted")) and store.get("cs-0003").status == "retracted"
     assert store.count() == 25
     crit, _ = store.query(min_severity="critical")
-    assert sorted(a["id"] for a in crit) == [f"cs-{i:04d}" for i in range(0, 25, 5)]
+    assert sorted(a.id for a in crit) == [f"cs-{i:04d}" for i in range(0, 25, 5)]
     by_addr, _ = store.query(address="0x" + "B" * 40, limit=100)
     assert len(by_addr) == 12
-    assert [a["id"] for a in store.query(status="retracted")[0]] == ["cs-0003"]
+    assert [a.id for a in store.query(status="retracted")[0]] == ["cs-0003"]
     seen, cursor = [], None
     while True:
         page, cursor = store.query(limit=7, cursor=cursor)
-        seen += [a["id"] for a in page]
+        seen += [a.id for a in page]
         if cursor is None:
             break
     assert sorted(seen) == sorted(f"cs-{i:04d}" for i in range(25)) and len(seen) == 25
@@ -449,15 +450,15 @@ def test_cooldown_folds_repeats_about_the_same_subject(tmp_path: Path) -> None:
     store = AlertStore(tmp_path / "c.db")
     life = AlertLifecycle(store, [Subscription("s", "webhook", "http://127.0.0.1:9/x")], cooldown_blocks=5)
     victim, other = "0x" + "1" * 40, "0x" + "2" * 40
-    first = alert(100) | {"addresses": ["0x" + "e" * 40, victim]}
+    first = alert(100).replace(addresses=["0x" + "e" * 40, victim])
     assert life.fire(first)
-    assert not life.fire(alert(102) | {"addresses": ["0x" + "f" * 40, victim]}), "same detector and subject"
-    assert not life.fire(alert(105) | {"addresses": ["0x" + "f" * 40, victim]})
-    assert life.fire(alert(103) | {"addresses": ["0x" + "f" * 40, other]}), "another subject is another alert"
-    assert life.fire(alert(104, detector="rules/x") | {"addresses": ["0x" + "f" * 40, victim]}), "another detector"
-    assert life.fire(alert(111) | {"addresses": ["0x" + "f" * 40, victim]}), "after the cooldown, a new alert"
-    head = store.get(first["id"])
-    assert head is not None and head["folded"] == 2 and len(head["folded_tx_hashes"]) == 2
+    assert not life.fire(alert(102).replace(addresses=["0x" + "f" * 40, victim])), "same detector and subject"
+    assert not life.fire(alert(105).replace(addresses=["0x" + "f" * 40, victim]))
+    assert life.fire(alert(103).replace(addresses=["0x" + "f" * 40, other])), "another subject is another alert"
+    assert life.fire(alert(104, detector="rules/x").replace(addresses=["0x" + "f" * 40, victim])), "another detector"
+    assert life.fire(alert(111).replace(addresses=["0x" + "f" * 40, victim])), "after the cooldown, a new alert"
+    head = store.get(first.id)
+    assert head is not None and head.folded == 2 and len(head.folded_tx_hashes) == 2
     assert store.outbox_counts()["pending"] == 4, "folded repeats notify nobody"
 
 
@@ -467,7 +468,7 @@ def test_a_version_1_store_is_migrated_with_its_data(tmp_path: Path) -> None:
     db = sqlite3.connect(tmp_path / "old.db", isolation_level=None)
     db.executescript("BEGIN;" + MIGRATIONS[0] + "PRAGMA user_version = 1;COMMIT;")
     db.execute("INSERT INTO alerts VALUES ('cs-1','firing','block',1,5,'0xb','0xt','high',3,'exploit',0.9,'fusion',"
-               "'2026-01-01T00:00:00Z',1.0,1.0,?)", (orjson.dumps(alert(1)),))
+               "'2026-01-01T00:00:00Z',1.0,1.0,?)", (alert(1).to_json(),))
     db.close()
     store = AlertStore(tmp_path / "old.db")
     assert store.schema_version == 3 and store.get("cs-0001") is None and store.get("cs-1") is not None
@@ -485,20 +486,21 @@ def test_false_positive_feedback_suppresses_the_pattern_and_reaches_the_detector
     store = AlertStore(tmp_path / "f.db")
     life = AlertLifecycle(store, cooldown_blocks=0)
     router = "0x" + "7" * 40
-    first = alert(1) | {"addresses": ["0x" + "e" * 40, router]}
+    first = alert(1).replace(addresses=["0x" + "e" * 40, router])
     assert life.fire(first)
     engine = ScoringEngine()
     client = TestClient(create_app(CollectorRegistry(), lambda: {"healthy": True}, store, api_token="tok",
                                    on_allow=engine.allow))
     auth = {"Authorization": "Bearer tok"}
-    assert client.post(f"/alerts/{first['id']}/feedback", json={"verdict": "false_positive"}).status_code == 401
+    assert client.post(f"/alerts/{first.id}/feedback", json={"verdict": "false_positive"}).status_code == 401
     assert client.post("/alerts/nope/feedback", json={"verdict": "false_positive"}, headers=auth).status_code == 404
-    assert client.post(f"/alerts/{first['id']}/feedback", json={"verdict": "maybe"}, headers=auth).status_code == 422
-    r = client.post(f"/alerts/{first['id']}/feedback", json={"verdict": "false_positive", "note": "router"},
+    assert client.post(f"/alerts/{first.id}/feedback", json={"verdict": "maybe"}, headers=auth).status_code == 422
+    r = client.post(f"/alerts/{first.id}/feedback", json={"verdict": "false_positive", "note": "router"},
                     headers=auth)
-    assert r.status_code == 201 and r.json()["allowlisted"] == {"detector": "fusion", "subject": router}
-    assert not life.fire(alert(50) | {"addresses": ["0x" + "f" * 40, router]}), "the same pattern is suppressed"
-    assert life.fire(alert(51, detector="rules/x") | {"addresses": ["0x" + "f" * 40, router]}), "other detector"
+    assert r.status_code == 201 and r.json()["allowlisted"] == {"detector": "fusion", "subject": router,
+                                                              "reason": f"false positive: {first.id}"}
+    assert not life.fire(alert(50).replace(addresses=["0x" + "f" * 40, router])), "the same pattern is suppressed"
+    assert life.fire(alert(51, detector="rules/x").replace(addresses=["0x" + "f" * 40, router])), "other detector"
     assert router in engine.allowlist
     snapshot = engine.state()
     assert snapshot["allowlist"] == [router]
@@ -510,19 +512,19 @@ def test_a_mempool_alert_becomes_the_block_alert_once_mined(tmp_path: Path) -> N
 
     store = AlertStore(tmp_path / "m.db")
     life = AlertLifecycle(store, [Subscription("s", "webhook", "http://127.0.0.1:9/x")], confirmations=12)
-    pending = alert(7) | {"stage": "mempool", "block_number": None, "block_hash": None}
+    pending = alert(7).replace(stage="mempool", block_number=None, block_hash=None)
     assert life.fire(pending)
     mined = alert(7)
     assert life.fire(mined), "the mined transaction moves the alert to block stage"
     assert not life.fire(mined), "and only once"
     stored = store.get("cs-0007")
-    assert stored is not None and stored["stage"] == "block" and stored["block_hash"] == mined["block_hash"]
+    assert stored is not None and stored.stage == "block" and stored.block_hash == mined.block_hash
     assert store.outbox_counts()["pending"] == 1, "subscribers hear of the firing alert once"
-    assert [a["id"] for a in life.block_added(7 + 12)] == ["cs-0007"], "then it is confirmed as a block alert"
-    other = alert(8) | {"stage": "mempool", "block_number": None, "block_hash": None}
-    life.fire(other | {"addresses": ["0x" + "b" * 40]})
-    life.fire(alert(8) | {"addresses": ["0x" + "b" * 40]})
-    assert [a["id"] for a in life.block_retracted(alert(8)["block_hash"])] == ["cs-0008"], "and a reorg retracts it"
+    assert [a.id for a in life.block_added(7 + 12)] == ["cs-0007"], "then it is confirmed as a block alert"
+    other = alert(8).replace(stage="mempool", block_number=None, block_hash=None)
+    life.fire(other.replace(addresses=["0x" + "b" * 40]))
+    life.fire(alert(8).replace(addresses=["0x" + "b" * 40]))
+    assert [a.id for a in life.block_retracted(alert(8).block_hash or "")] == ["cs-0008"], "and a reorg retracts it"
 
 
 async def test_a_retracted_alert_whose_transaction_is_mined_again_fires_again_for_every_subscriber(
@@ -537,23 +539,23 @@ async def test_a_retracted_alert_whose_transaction_is_mined_again_fires_again_fo
     life = AlertLifecycle(store, [Subscription("s", "webhook", rx.url)], confirmations=3)
     first = alert(5)
     assert life.fire(first)
-    assert [a["id"] for a in life.block_retracted(first["block_hash"])] == ["cs-0005"]
+    assert [a.id for a in life.block_retracted(first.block_hash or "")] == ["cs-0005"]
     assert not life.fire(first), "a redelivery of the retracted firing changes nothing"
-    remined = first | {"block_number": 6, "block_hash": "0x" + "e" * 64}
+    remined = first.replace(block_number=6, block_hash="0x" + "e" * 64)
     assert life.fire(remined), "the transaction mined again in another block fires again"
     stored = store.get("cs-0005")
-    assert stored is not None and stored["status"] == "firing" and stored["block_hash"] == remined["block_hash"]
+    assert stored is not None and stored.status == "firing" and stored.block_hash == remined.block_hash
     assert orjson.loads(render(pager, stored) or b"{}")["event_action"] == "trigger", "the incident reopens"
-    assert [a["id"] for a in life.block_added(6 + 3)] == ["cs-0005"], "and it is confirmed in its new block"
+    assert [a.id for a in life.block_added(6 + 3)] == ["cs-0005"], "and it is confirmed in its new block"
     try:
         await drained(store)
     finally:
         rx.stop()
     heard = {k: (a["status"], a["block_hash"]) for k, a in rx.acted.items()}
-    assert heard == {"cs-0005:firing": ("firing", first["block_hash"]),
-                     "cs-0005:retracted": ("retracted", first["block_hash"]),
-                     "cs-0005:firing#1": ("firing", remined["block_hash"]),
-                     "cs-0005:confirmed#1": ("confirmed", remined["block_hash"])}
+    assert heard == {"cs-0005:firing": ("firing", first.block_hash),
+                     "cs-0005:retracted": ("retracted", first.block_hash),
+                     "cs-0005:firing#1": ("firing", remined.block_hash),
+                     "cs-0005:confirmed#1": ("confirmed", remined.block_hash)}
 
 
 class RawReceiver:

@@ -3,6 +3,7 @@ the schema, for generated reads and writes, with and without the bearer token.""
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -46,3 +47,32 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", _app(_TMP))
 def test_api_conforms_to_its_schema(case: Any, auth: bool) -> None:
     headers = {"Authorization": f"Bearer {TOKEN}"} if auth else {}
     case.call_and_validate(headers=headers)
+
+
+def _contract_fields(architecture: str) -> list[str]:
+    """The alert fields ARCHITECTURE.md's contract names: the backticked names of its Alert
+    paragraph, once the parenthesised explanations (which name values, not fields) are gone."""
+    section = architecture.split("### Alert", 1)[1].split("\n", 1)[1].split("\n\n", 1)[0]
+    while re.search(r"\([^()]*\)", section):
+        section = re.sub(r"\([^()]*\)", "", section)
+    return re.findall(r"`([a-z_]+)`", section)
+
+
+def test_openapi_documents_the_alert_with_every_field_of_the_contract(data_dir: Path) -> None:
+    spec = create_app(CollectorRegistry(), lambda: {"healthy": True}, AlertStore(_TMP / "openapi.db")).openapi()
+    fields = _contract_fields((data_dir.parent / "design" / "ARCHITECTURE.md").read_text())
+    assert len(fields) >= 17 and {"id", "explanation", "labels", "created_at"} <= set(fields)
+    alert = spec["components"]["schemas"]["Alert"]
+    assert set(fields) <= set(alert["properties"]) and {"id", "status", "severity", "tx_hash"} <= set(alert["required"])
+    assert {"remined", "folded", "folded_tx_hashes"} <= set(alert["properties"])
+    assert alert["properties"]["status"]["enum"] == ["firing", "confirmed", "retracted"]
+    assert alert["properties"]["severity"]["enum"] == ["info", "low", "medium", "high", "critical"]
+    explanation = spec["components"]["schemas"]["Explanation"]["properties"]
+    assert set(explanation) == {"feature", "value", "contribution", "why"}
+
+    def ref(path: str) -> str:
+        return str(spec["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"])
+
+    assert ref("/alerts/{alert_id}").endswith("/Alert'}") and ref("/alerts").endswith("/AlertPage'}")
+    assert spec["components"]["schemas"]["AlertPage"]["properties"]["alerts"]["items"] == {
+        "$ref": "#/components/schemas/Alert"}

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from alerts.channels import Subscription, parse_subscriptions, render
+from alerts.model import Explanation
 from tests.rpcservers import LoopbackServer
 from tests.test_alerts import alert
 
@@ -91,15 +92,14 @@ def check(kind: str, body: Any) -> str | None:
 def test_payloads_pass_each_services_checks(kind: str) -> None:
     sub = parse_subscriptions([{"name": "x", "kind": kind, "url": "https://x.example/h", "chat_id": "42",
                                 "routing_key": "R" * 32}])[0]
-    a = alert(1, severity="critical") | {"explanation": [{"feature": "reentries", "value": 31.0,
-                                                          "contribution": 4.2, "why": "w"}]}
+    a = alert(1, severity="critical").replace(explanation=[Explanation("reentries", 31.0, 4.2, "w")])
     body = orjson.loads(render(sub, a) or b"null")
     assert check(kind, body) is None
     if kind == "pagerduty":
-        assert body["dedup_key"] == a["id"] and body["payload"]["severity"] == "critical"
-        resolve = orjson.loads(render(sub, a | {"status": "retracted"}) or b"null")
-        assert resolve == {"routing_key": "R" * 32, "event_action": "resolve", "dedup_key": a["id"]}
-        assert render(sub, a | {"status": "confirmed"}) is None
+        assert body["dedup_key"] == a.id and body["payload"]["severity"] == "critical"
+        resolve = orjson.loads(render(sub, a.with_status("retracted")) or b"null")
+        assert resolve == {"routing_key": "R" * 32, "event_action": "resolve", "dedup_key": a.id}
+        assert render(sub, a.with_status("confirmed")) is None
 
 
 def test_subscription_validation() -> None:

@@ -207,7 +207,7 @@ def test_broker_down_for_20_s_mid_stream_every_role_recovers_and_nothing_is_lost
     while stored != want and time.monotonic() < deadline:
         time.sleep(1)
         store = AlertStore(tmp_path / "alert" / "alerts.db")
-        stored = {a["id"] for a in store.iter_alerts()}
+        stored = {a.id for a in store.iter_alerts()}
         store.close()
     assert alert_proc.poll() is None, alert_log.read_text()[-3000:]
     assert stored == want, "the alert role stored every alert once"

@@ -168,7 +168,7 @@ async def test_receiver_down_for_30_s_then_up_every_alert_arrives_and_is_acted_o
 
 
 async def test_a_config_file_webhook_may_carry_its_own_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from chainsentry.config import Settings
+    from chainsentry.config import Secrets, Settings
     from chainsentry.delivery import build_delivery
 
     monkeypatch.delenv("CHAINSENTRY_WEBHOOK_SECRET", raising=False)
@@ -176,7 +176,7 @@ async def test_a_config_file_webhook_may_carry_its_own_secret(tmp_path: Path, mo
     try:
         settings = Settings.model_validate({"subscriptions": [
             {"name": "team", "kind": "webhook", "url": rx.url, "allow_private": True, "secret": OWN_SECRET}]})
-        d = build_delivery(settings, None, False, tmp_path / "a.db")
+        d = build_delivery(settings, Secrets(), None, False, tmp_path / "a.db")
         listed = _client(d).get("/subscriptions").json()
         assert listed[0]["has_own_secret"] and OWN_SECRET not in str(listed)
         d.accept(distinct(1))
@@ -185,7 +185,7 @@ async def test_a_config_file_webhook_may_carry_its_own_secret(tmp_path: Path, mo
         no_secret = Settings.model_validate({"subscriptions": [
             {"name": "team", "kind": "webhook", "url": rx.url, "allow_private": True}]})
         with pytest.raises(ValueError, match="webhook secret is empty"):
-            build_delivery(no_secret, None, False, tmp_path / "b.db")
+            build_delivery(no_secret, Secrets(), None, False, tmp_path / "b.db")
     finally:
         rx.stop()
 
