@@ -3,7 +3,7 @@ hashes and transaction hashes (deterministic), so every model fits and refits as
 With ``--labels``, the file's transaction labels follow the new hashes (``PATH.labels.csv``):
 each repetition's exploits are labelled as the originals are.
 
-    python benchmarks/long_stream.py [FILE] [--times 10] [--out PATH] [--labels CSV]   # prints the path(s)
+    python benchmarks/long_stream.py [FILE] [--times 10] [--out PATH] [--labels CSV]   # prints PATH (and LABELS)
 """
 
 from __future__ import annotations
@@ -50,11 +50,16 @@ def write_long_stream(source: Path, times: int, out: Path, labels: Path | None =
     return out
 
 
+def labels_of(out: Path) -> Path:
+    """Where ``write_long_stream`` puts the labels of the stream ``out``."""
+    return out.with_name(out.name.removesuffix(".gz").removesuffix(".jsonl") + ".labels.csv")
+
+
 def _relabel(labels: Path, times: int, out: Path) -> Path:
     with open(labels, newline="") as fh:
         rows = list(csv.reader(fh))
     head, body = rows[0], rows[1:]
-    path = out.with_name(out.name.removesuffix(".gz").removesuffix(".jsonl") + ".labels.csv")
+    path = labels_of(out)
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(head)
@@ -74,6 +79,8 @@ def main() -> None:
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="cs-long-")) / "long.jsonl.gz"
     labels = Path(args.labels) if args.labels else None
     print(write_long_stream(Path(args.file), args.times, out, labels))
+    if labels is not None:
+        print(labels_of(out))
 
 
 if __name__ == "__main__":

@@ -128,11 +128,12 @@ def decode_calls(value: bytes | None) -> _CallsMessage:
         raise MessageError(f"invalid {head['kind']} message: {err}") from None
 
 
-class Findings(msgspec.Struct, kw_only=True):
+class Findings(msgspec.Struct, kw_only=True, omit_defaults=True):
     """A detect worker's output for one calls message, on the findings topic: ``scored`` (the
     scores and alerts of a batch, ``upto`` its highest block), ``retract`` (block ``hash``) or
     ``end`` (the partition finished replay ``run``)."""
 
+    v: int  # SCHEMA_VERSION, always written
     kind: Literal["scored", "retract", "end"]
     partition: int
     run: str | None = None
@@ -140,7 +141,6 @@ class Findings(msgspec.Struct, kw_only=True):
     hash: str | None = None
     scores: list[dict[str, Any]] = msgspec.field(default_factory=list)  # the rows of --scores
     alerts: list[Alert] = msgspec.field(default_factory=list)
-    v: int = SCHEMA_VERSION
 
 
 _findings_decoder = msgspec.json.Decoder(Findings)

@@ -35,6 +35,7 @@ from detectors.snapshot import SnapshotError, load_snapshot_bytes, snapshot_byte
 from ingest.events import Block, BlockAdded, BlockRetracted, ChainEvent, PendingSeen
 
 from .kafka import (
+    SCHEMA_VERSION,
     SETUP_WAIT,
     Findings,
     KafkaMetrics,
@@ -211,7 +212,8 @@ class DetectWorker(ConsumerRebalanceListener):  # type: ignore[misc]
         else:  # pending
             now = msg.seen or time.time()
             out(engine.score_pending(msg.txs, now), "mempool", now)
-        return Findings(kind="scored", run=msg.run, partition=partition, upto=upto, scores=scores, alerts=alerts)
+        return Findings(v=SCHEMA_VERSION, kind="scored", run=msg.run, partition=partition, upto=upto, scores=scores,
+                        alerts=alerts)
 
     def handle(self, record: Any) -> None:
         p = record.partition
@@ -223,9 +225,9 @@ class DetectWorker(ConsumerRebalanceListener):  # type: ignore[misc]
             if msg.kind in ("blocks", "pending"):
                 body = self._findings(p, msg)
             elif msg.kind == "retract":
-                body = Findings(kind="retract", hash=msg.hash, partition=p)
+                body = Findings(v=SCHEMA_VERSION, kind="retract", hash=msg.hash, partition=p)
             else:
-                body = Findings(kind="end", run=msg.run, partition=p)
+                body = Findings(v=SCHEMA_VERSION, kind="end", run=msg.run, partition=p)
             value = encode_findings(body)
             self.producer.send(self.topics.findings, value=value, partition=p)
             self.metrics.messages.labels(self.topics.findings, "out").inc()

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     )
     from .fetch import TRACE_MODES, BlockFetcher, BlockNotFoundError, TraceMode
     from .follower import BlockFollower
-    from .mappers import MappingError, block_from_rpc, block_to_rpc, frames_from_parity, map_block, tx_from_rpc
+    from .mappers import MappingError, block_from_rpc, map_block, tx_from_rpc
     from .mempool import MempoolFollower, PendingTracker
     from .metrics import IngestMetrics
     from .recorder import BlockRecorder, PendingRecorder, RecorderError
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
         RpcError,
         TransientRpcError,
     )
+    from .wire import block_to_rpc, frames_from_parity
 
 __all__ = [
     "TRACE_MODES",
@@ -100,8 +101,8 @@ __all__ = [
 
 # Loaded on first use: `import ingest.errors` (the command line's start) does not load httpx,
 # websockets or the mappers.
-_SUBMODULES = ("errors", "events", "checkpoint", "metrics", "rpc", "mappers", "fetch", "follower", "mempool",
-               "recorder", "replay")
+_SUBMODULES = ("errors", "events", "checkpoint", "metrics", "rpc", "mappers", "wire", "fetch", "follower",
+               "mempool", "recorder", "replay")
 
 
 def __getattr__(name: str) -> Any:

@@ -19,8 +19,9 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from .mappers import MappingError, frames_from_parity, quantity
+from .mappers import MappingError, quantity
 from .rpc import MalformedResponseError, MethodNotSupportedError, PermanentRpcError, RpcClient
+from .wire import frames_from_parity
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ import orjson
 from .checkpoint import TrackedBlock
 from .errors import UserError
 from .events import Block, PendingTx
-from .mappers import block_to_rpc, tx_to_rpc
+from .wire import block_to_rpc, tx_to_rpc
 
 log = logging.getLogger(__name__)
 

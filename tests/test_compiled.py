@@ -143,37 +143,28 @@ _HEXISH = st.text(alphabet="0123456789abcdefABCDEFxX_ +-g\u00e9\u0130", max_size
 def test_the_mappers_hex_helpers_are_int_and_lower(s: str) -> None:
     """Compiled, the mappers read hex quantities and lower-case addresses with C code of their own
     (ingest/_hex.pxd): for any string it must give what int(s, 16) and s.lower() give, or fail alike."""
-    from ingest.mappers import _fixed, _hexq, _q
+    from ingest.mappers import MappingError, address, quantity
 
     try:
-        expected: object = (int(s, 16) if len(s) > 2 else 0) if s[:2] == "0x" and len(s) <= 66 else ValueError
+        expected: object = (int(s, 16) if len(s) > 2 else 0) if s[:2] == "0x" and len(s) <= 66 else MappingError
     except ValueError:
-        expected = ValueError
+        expected = MappingError
     try:
-        got: object = _hexq(s)
-    except ValueError:
-        got = ValueError
-    assert got == expected and type(got) is type(expected)
-    try:  # a transaction's quantity: the same, but "0x" alone and any length go to int()
-        expected = int(s, 16) if s[:2] == "0x" else ValueError
-    except ValueError:
-        expected = ValueError
-    try:
-        got = _q(s)
-    except ValueError:
-        got = ValueError
+        got: object = quantity(s, "f")
+    except MappingError:
+        got = MappingError
     assert got == expected and type(got) is type(expected)
     padded = "0x" + (s + "aB" * 20)[:40]
-    assert _fixed(padded, 42) == padded.lower()
+    assert address(padded, "f") == padded.lower()
 
 
 def test_the_typed_fast_path_reads_every_data_line(data_dir: Path) -> None:
-    """A line the typed decoder cannot take is read again by the checked path: the same block, at
-    about twice the cost. So the same output proves nothing about speed; this does. Every line of
-    the data files (wallets-dev: its first 20,000) maps on the fast path."""
+    """A line that does not map whole is mapped again part by part: the same block, at several
+    times the cost. So the same output proves nothing about speed; this does. Every line of the
+    data files (wallets-dev: its first 20,000) maps whole."""
     import gzip
 
-    from ingest.mappers import _block_typed, _decode_raw_block
+    from ingest.mappers import _block, _decode_raw_block
 
     n = 0
     for name, limit in (("attacks-dev.jsonl.gz", None), ("mainnet-17173049-17173050.jsonl", None),
@@ -183,6 +174,6 @@ def test_the_typed_fast_path_reads_every_data_line(data_dir: Path) -> None:
             for i, line in enumerate(fh):
                 if limit is not None and i == limit:
                     break
-                _block_typed(_decode_raw_block(line))  # raises where the slow path would take over
+                _block(_decode_raw_block(line))  # raises where the part-by-part path would take over
                 n += 1
     assert n == 13 + 2 + 20_000

@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ingest import Block, CallFrame, Log, MappingError, Receipt, Tx, block_from_rpc, block_to_rpc, map_block
-from ingest.mappers import frame_from_calltracer, frames_from_parity, map_block_line, quantity, tx_from_rpc, tx_to_rpc
+from ingest.mappers import frame_from_calltracer, map_block_line, quantity, tx_from_rpc
+from ingest.wire import frames_from_parity, tx_to_rpc
 
 hexes = st.integers(min_value=0, max_value=2**256 - 1)
 small = st.integers(min_value=0, max_value=2**64 - 1)
@@ -85,7 +86,7 @@ def test_block_round_trip_through_json(block: Block) -> None:
 @settings(max_examples=150, deadline=None)
 @given(frames())
 def test_calltracer_frames_round_trip(frame: CallFrame) -> None:
-    from ingest.mappers import frame_to_calltracer
+    from ingest.wire import frame_to_calltracer
 
     assert frame_from_calltracer(json.loads(json.dumps(frame_to_calltracer(frame)))) == frame
 
