@@ -100,10 +100,10 @@ def api_latency(stored: int, requests: int, tmp: Path) -> None:
         for i in range(stored):
             a = alert(i, rng)
             store._db.execute("INSERT INTO alerts VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", (
-                a["id"], "firing", "block", 1, i, a["block_hash"], a["tx_hash"], a["severity"],
-                ["info", "low", "medium", "high", "critical"].index(str(a["severity"])), "exploit", a["score"],
-                a["detector"], a["created_at"], 1.7e9 + i, 1.7e9 + i, __import__("orjson").dumps(a)))
-            store._db.execute("INSERT INTO alert_addresses VALUES (?, ?)", (a["id"], a["addresses"][0]))  # type: ignore[index]
+                a.id, "firing", "block", 1, i, a.block_hash, a.tx_hash, a.severity,
+                ["info", "low", "medium", "high", "critical"].index(a.severity), "exploit", a.score,
+                a.detector, a.created_at, 1.7e9 + i, 1.7e9 + i, a.to_json()))
+            store._db.execute("INSERT INTO alert_addresses VALUES (?, ?)", (a.id, a.addresses[0]))
         store._db.execute("COMMIT")
     print(f"loaded {stored:,} alerts in {time.perf_counter() - t:.1f} s")
     port = free_port()

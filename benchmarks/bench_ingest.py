@@ -28,8 +28,8 @@ from ingest import BlockFetcher, RpcClient, rpc_blocks
 
 HERE = Path(__file__).resolve().parent
 ETL_VENV = HERE / ".venv-etl"
-# ethereum-etl 2.4.2 pins parsimonious 0.8.1, which does not import on Python 3.11; 0.9.0 does.
-ETL_PACKAGES = ["ethereum-etl==2.4.2", "parsimonious==0.9.0"]
+# ethereum-etl 2.4.2 pins parsimonious 0.8.1, which does not import on Python 3.11; 0.9.0 does (with regex).
+ETL_PACKAGES = ["ethereum-etl==2.4.2", "parsimonious==0.9.0", "regex==2024.11.6"]
 
 
 def ensure_etl() -> Path | None:
@@ -41,7 +41,7 @@ def ensure_etl() -> Path | None:
         subprocess.run([sys.executable, "-m", "venv", str(ETL_VENV)], check=True)
         pip = str(ETL_VENV / "bin" / "pip")
         subprocess.run([pip, "install", "-q", ETL_PACKAGES[0]], check=True)
-        subprocess.run([pip, "install", "-q", "--no-deps", ETL_PACKAGES[1]], check=True)
+        subprocess.run([pip, "install", "-q", "--no-deps", *ETL_PACKAGES[1:]], check=True)
     except subprocess.CalledProcessError as err:
         print("could not install ethereum-etl:", err)
         return None

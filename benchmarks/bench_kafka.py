@@ -59,6 +59,7 @@ def kafka_replay(bootstrap: str, cfg: Path, source: str, workers: int, tmp: Path
             time.sleep(0.2)
         time.sleep(1)  # let the group settle before timing
         out = tmp / prefix
+        out.mkdir()
         t0 = time.perf_counter()
         cli("replay", source, "--transport", "kafka", "--config", str(cfg), "--kafka-bootstrap", bootstrap,
             "--topic-prefix", prefix, "--scores", str(out / "s.jsonl"), "--no-progress")

@@ -1,7 +1,8 @@
-"""The ``chainsentry`` command line: run, replay, record, demo.
+"""The ``chainsentry`` command line: run, replay, worker, record, evaluate, demo.
 
-User mistakes (a bad flag value, a config typo, a missing file, a node that cannot be reached)
-end with one line on stderr and exit code 2; an interrupted command exits 130.
+A user mistake (a :class:`~ingest.errors.UserError`: a bad flag value, a config typo, a missing
+file, a node that cannot be reached) ends with one line on stderr and exit code 2; anything else
+is a bug and prints its traceback. An interrupted command exits 130.
 """
 
 from __future__ import annotations
@@ -44,7 +45,6 @@ app = typer.Typer(
     help="Streaming anomaly detection for EVM chains.",
 )
 err_console = Console(stderr=True, soft_wrap=True)  # lines are not cut at 80 columns off a terminal
-
 
 
 def build_info() -> str:
@@ -277,9 +277,7 @@ def replay(
         delivery = build_delivery(settings, load_secrets(), webhook, webhook_allow_private,
                                   store or Path(tempfile.mkdtemp()) / "alerts.db")
     scorer = Scorer(build_engine(settings, rules, snapshot_in, live=False), chain_id=chain_id, scores_path=scores,
-                    alerts_path=alerts)
-    if delivery is not None:
-        scorer.on_alert = delivery.accept
+                    alerts_path=alerts, on_alert=delivery.accept if delivery is not None else None)
     show = sys.stderr.isatty() if progress is None else progress
     started = time.perf_counter()
     errors: list[str] = []

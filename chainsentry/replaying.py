@@ -64,17 +64,26 @@ async def replay(source: BlockSource, on_block: Callable[[Block], object], *, sh
     the Kafka publisher), in order, with a progress bar when ``show``; returns (blocks,
     transactions). Garbage collection is batched meanwhile (:func:`batch_gc`)."""
     blocks = txs = 0
-    done, total = source.position()
-    bytes_unit = isinstance(source, FileBlockSource)
-    with progress_bar(total, bytes_unit, console) as bar, batch_gc():
+    total = source.position()[1]
+    files = isinstance(source, FileBlockSource)
+    with progress_bar(total, files, console) as bar, batch_gc():
         task = bar.add_task("replay", total=total, info="", visible=show)
-        async for block in source.blocks():
+
+        def one(block: Block) -> None:
+            nonlocal blocks, txs
             on_block(block)
             blocks += 1
             txs += len(block.transactions)
             if show:
-                done, _ = source.position()
-                bar.update(task, completed=done, info=f"block {block.number}, {blocks} blocks, {txs} txs")
+                bar.update(task, completed=source.position()[0], info=f"block {block.number}, {blocks} blocks, "
+                           f"{txs} txs")
+
+        if isinstance(source, FileBlockSource):  # a plain iterator too: no event-loop step per block (~3%)
+            for block in source:
+                one(block)
+        else:
+            async for block in source.blocks():
+                one(block)
     return blocks, txs
 
 

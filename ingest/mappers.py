@@ -123,7 +123,7 @@ def address(value: object, field: str) -> str | None:
     """
     if value is None:
         return None
-    if type(value) is str and len(value) == 42 and value[0] == "0" and (value[1] == "x" or value[1] == "X"):
+    if type(value) is str and len(value) == 42 and (_hex.has0x(value) or value[:2] == "0X"):
         return _hex.lower(value)
     raise MappingError(field, value, "not a 20-byte 0x address")
 

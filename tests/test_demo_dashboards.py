@@ -81,7 +81,7 @@ def test_demo_catches_every_attack_and_every_dashboard_query_returns_data(
                               stderr=subprocess.DEVNULL)
     out = tmp_path / "demo"
     demo = subprocess.Popen(
-        [sys.executable, "-m", "chainsentry.cli", "demo", "--duration", "85", "--out", str(out), "--api",
+        [sys.executable, "-m", "chainsentry.cli", "demo", "--duration", "100", "--out", str(out), "--api",
          f"127.0.0.1:{demo_api}", "--block-time", "1", "--rate", "25", "--first-attack", "20", "--attack-every", "8"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump({
