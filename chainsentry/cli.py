@@ -501,6 +501,8 @@ def evaluate_cmd(
     ablate: Annotated[list[Path] | None, typer.Option(
         "--ablate", help="instead of --scores: replay these block files as configured and once without each "
                          "detector, and print each run's metrics side by side (repeat for several files)")] = None,
+    warm: Annotated[list[Path] | None, typer.Option(
+        "--warm", help="with --ablate: history each run learns from first, unscored (repeatable)")] = None,
     config: ConfigOpt = None,
     rules: Annotated[Path | None, typer.Option("--rules", help="with --ablate: attack-shape rules YAML")] = None,
 ) -> None:
@@ -510,22 +512,25 @@ def evaluate_cmd(
     --bootstrap 1000
 
     Ablation: chainsentry evaluate --ablate ../shared/data/attacks-dev.jsonl.gz --labels
-    ../shared/data/attacks-dev.labels.csv (a table on stderr, the JSON on stdout)
+    ../shared/data/attacks-dev.labels.csv (a table on stderr, the JSON on stdout); add --warm HISTORY
+    for the detectors' contribution once they have learned a chain's normal
     """
     import orjson
 
     _check_outputs(plot=plot)
     if (scores is None) == (not ablate):
         raise FlagError("give either --scores (a replay's scores) or --ablate FILE (replay and compare)")
+    if warm and not ablate:
+        raise FlagError("--warm goes with --ablate")
     if ablate:
         from detectors.ablation import ablate as run_ablation
         from detectors.ablation import table
 
         settings = _settings(config)
-        missing = [str(p) for p in ablate if not p.exists()]
+        missing = [str(p) for p in [*ablate, *(warm or [])] if not p.exists()]
         if missing:
             raise FlagError(f"no such file: {missing[0]}")
-        result = run_ablation(ablate, labels, settings.detectors.engine_config(rules_path=rules))
+        result = run_ablation(ablate, labels, settings.detectors.engine_config(rules_path=rules), warm or ())
         err_console.print(table(result), highlight=False, soft_wrap=True)
         typer.echo(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
         return

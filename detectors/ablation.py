@@ -4,6 +4,10 @@ The configured engine replays the sources once as configured and once with each 
 removed in turn (the ``shape`` detector is the rule file's evidence and named rules as a whole);
 every run is scored against the same labels, so the metrics can be read side by side. A detector
 whose removal changes nothing adds nothing on that data.
+
+``warm``: history each run's engine learns from first (replayed, not scored), as a service started
+from a snapshot (``replay HISTORY --snapshot-out S``, then ``--snapshot-in S``) has learned it: what
+the learned detectors add once they know a chain's normal, against what they add cold.
 """
 
 from __future__ import annotations
@@ -27,9 +31,14 @@ COLUMNS = {
 }
 
 
-def replay_once(sources: Sequence[Path], config: EngineConfig) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(score lines, alerts) of one replay of ``sources`` under ``config``; each finding is an alert."""
+def replay_once(sources: Sequence[Path], config: EngineConfig, warm: Sequence[Path] = (),
+                ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(score lines, alerts) of one replay of ``sources`` under ``config``, after the engine learned
+    from ``warm``; each finding is an alert."""
     engine = ScoringEngine(config)
+    if warm:
+        for block in FileBlockSource(list(warm)):
+            engine.score_block(block)  # learned from, not scored
     scores: list[dict[str, Any]] = []
     alerts: list[dict[str, Any]] = []
     for block in FileBlockSource(list(sources)):
@@ -40,8 +49,10 @@ def replay_once(sources: Sequence[Path], config: EngineConfig) -> tuple[list[dic
     return scores, alerts
 
 
-def ablate(sources: Sequence[Path], labels_path: Path, config: EngineConfig | None = None) -> dict[str, Any]:
-    """The metrics of the configured run and of each run without one detector."""
+def ablate(sources: Sequence[Path], labels_path: Path, config: EngineConfig | None = None,
+           warm: Sequence[Path] = ()) -> dict[str, Any]:
+    """The metrics of the configured run and of each run without one detector (each warmed on
+    ``warm`` first, when given)."""
     config = config or EngineConfig()
     kind, labels = read_labels(labels_path)
     runs: list[dict[str, Any]] = []
@@ -52,11 +63,11 @@ def ablate(sources: Sequence[Path], labels_path: Path, config: EngineConfig | No
     for without, cfg in variants:
         if not cfg.detectors:
             continue
-        scores, alerts = replay_once(sources, cfg)
+        scores, alerts = replay_once(sources, cfg, warm)
         metrics = (evaluate_transactions(scores, labels, alerts) if kind == "tx"
                    else evaluate_accounts(scores, labels))
         runs.append({"without": without, "detectors": list(cfg.detectors), **metrics})
-    return {"kind": "ablation", "labels": kind, "runs": runs}
+    return {"kind": "ablation", "labels": kind, "warm": [str(p) for p in warm], "runs": runs}
 
 
 def table(result: dict[str, Any]) -> str:
