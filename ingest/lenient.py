@@ -37,8 +37,9 @@ from .mappers import (
     _tx,
     invalid,
 )
+from .wire import HEADER_FIELDS
 
-_HEADER_KEYS = ("hash", "parentHash", "timestamp", "miner", "gasLimit", "gasUsed", "baseFeePerGas")
+_HEADER_KEYS = tuple(key for key, _, _ in HEADER_FIELDS)  # the header after the number, in Block's order
 _RAW_NAME = {"from": "sender"}  # a JSON key whose raw-schema attribute is named otherwise
 _MOST_RETRIES = 20  # more than a transaction has fields
 

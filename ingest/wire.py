@@ -6,53 +6,54 @@ then read like any other trace.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .events import Block, CallFrame, Log, Receipt, Tx
-from .mappers import MappingError, address, data, hash32, quantity
+from .mappers import MappingError
 
 JsonDict = Mapping[str, Any]
 
 
-# (JSON key, Tx attribute, parser) for every optional scalar field of a transaction.
-_TX_FIELDS: tuple[tuple[str, str, Callable[[object, str], Any]], ...] = (
-    ("from", "sender", address),
-    ("to", "to", address),
-    ("value", "value", quantity),
-    ("input", "input", data),
-    ("nonce", "nonce", quantity),
-    ("gas", "gas", quantity),
-    ("type", "type", quantity),
-    ("gasPrice", "gas_price", quantity),
-    ("maxFeePerGas", "max_fee_per_gas", quantity),
-    ("maxPriorityFeePerGas", "max_priority_fee_per_gas", quantity),
-    ("maxFeePerBlobGas", "max_fee_per_blob_gas", quantity),
-    ("chainId", "chain_id", quantity),
-    ("blockNumber", "block_number", quantity),
-    ("blockHash", "block_hash", hash32),
-    ("transactionIndex", "index", quantity),
+# (JSON key, Tx attribute, whether it is a hex quantity) for every optional scalar field of a transaction.
+TX_FIELDS: tuple[tuple[str, str, bool], ...] = (
+    ("from", "sender", False),
+    ("to", "to", False),
+    ("value", "value", True),
+    ("input", "input", False),
+    ("nonce", "nonce", True),
+    ("gas", "gas", True),
+    ("type", "type", True),
+    ("gasPrice", "gas_price", True),
+    ("maxFeePerGas", "max_fee_per_gas", True),
+    ("maxPriorityFeePerGas", "max_priority_fee_per_gas", True),
+    ("maxFeePerBlobGas", "max_fee_per_blob_gas", True),
+    ("chainId", "chain_id", True),
+    ("blockNumber", "block_number", True),
+    ("blockHash", "block_hash", False),
+    ("transactionIndex", "index", True),
 )
 
 
-_BLOCK_FIELDS: tuple[tuple[str, str, Callable[[object, str], Any]], ...] = (
-    ("hash", "hash", hash32),
-    ("parentHash", "parent_hash", hash32),
-    ("timestamp", "timestamp", quantity),
-    ("miner", "miner", address),
-    ("gasLimit", "gas_limit", quantity),
-    ("gasUsed", "gas_used", quantity),
-    ("baseFeePerGas", "base_fee_per_gas", quantity),
+# the same for a block's header, after its number
+HEADER_FIELDS: tuple[tuple[str, str, bool], ...] = (
+    ("hash", "hash", False),
+    ("parentHash", "parent_hash", False),
+    ("timestamp", "timestamp", True),
+    ("miner", "miner", False),
+    ("gasLimit", "gas_limit", True),
+    ("gasUsed", "gas_used", True),
+    ("baseFeePerGas", "base_fee_per_gas", True),
 )
 
 
 def block_to_rpc(block: Block) -> dict[str, Any]:
     """The block-JSONL object for a block: header, full transactions, receipts and traces."""
     out: dict[str, Any] = {"number": hex(block.number)}
-    for key, attr, parse in _BLOCK_FIELDS:
+    for key, attr, is_quantity in HEADER_FIELDS:
         value = getattr(block, attr)
         if value is not None:
-            out[key] = hex(value) if parse is quantity else value
+            out[key] = hex(value) if is_quantity else value
     out["transactions"] = [tx_to_rpc(tx) for tx in block.transactions]
     receipts = [receipt_to_rpc(tx.receipt, tx) for tx in block.transactions if tx.receipt is not None]
     if receipts:
@@ -69,11 +70,11 @@ def block_to_rpc(block: Block) -> dict[str, Any]:
 
 def tx_to_rpc(tx: Tx) -> dict[str, Any]:
     out: dict[str, Any] = {"hash": tx.hash}
-    for key, attr, parse in _TX_FIELDS:
+    for key, attr, is_quantity in TX_FIELDS:
         value = getattr(tx, attr)
         if value is None:
             continue
-        out[key] = hex(value) if parse is quantity else value
+        out[key] = hex(value) if is_quantity else value
     if tx.blob_versioned_hashes:
         out["blobVersionedHashes"] = list(tx.blob_versioned_hashes)
     return out
