@@ -61,6 +61,10 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE subscriptions (name TEXT PRIMARY KEY, body BLOB NOT NULL, updated_ts REAL NOT NULL);
     """,
+    # 4: who gave a verdict
+    """
+    ALTER TABLE feedback ADD COLUMN analyst TEXT;
+    """,
 )
 
 
@@ -72,6 +76,17 @@ class AllowEntry:
     detector: str
     subject: str
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """An analyst's verdict on an alert, as stored: who gave it and when (unix seconds)."""
+
+    alert_id: str
+    verdict: str
+    analyst: str | None
+    note: str | None
+    created_ts: float
 
 
 class StoreError(UserError):
@@ -196,20 +211,28 @@ class AlertStore:
         row = self._db.execute("SELECT body FROM alerts WHERE id = ?", (alert_id,)).fetchone()
         return Alert.from_json(row[0]) if row else None
 
-    def add_feedback(self, alert_id: str, verdict: str, note: str | None = None) -> AllowEntry | None:
-        """Record an analyst's verdict; a false positive allowlists the alert's (detector, subject).
-        Returns the allowlist entry it created, if any."""
+    def add_feedback(self, alert_id: str, verdict: str, note: str | None = None,
+                     analyst: str | None = None) -> AllowEntry | None:
+        """Record an analyst's verdict (with who and when); a false positive allowlists the alert's
+        (detector, subject). Returns the allowlist entry it created, if any."""
         alert = self.get(alert_id)
         if alert is None:
             raise KeyError(alert_id)
         entry = None
         with self._lock:
-            self._db.execute("INSERT INTO feedback VALUES (?, ?, ?, ?)", (alert_id, verdict, note, time.time()))
+            self._db.execute("INSERT INTO feedback (alert_id, verdict, note, created_ts, analyst) "
+                             "VALUES (?, ?, ?, ?, ?)", (alert_id, verdict, note, time.time(), analyst))
             if verdict == "false_positive" and alert.subject is not None:
                 entry = AllowEntry(alert.detector, alert.subject, f"false positive: {alert_id}")
                 self._db.execute("INSERT OR REPLACE INTO allowlist VALUES (?, ?, ?, ?)",
                                  (entry.detector, entry.subject, entry.reason, time.time()))
         return entry
+
+    def verdicts(self, limit: int = 20) -> list[Verdict]:
+        """The latest verdicts, newest first."""
+        rows = self._db.execute("SELECT alert_id, verdict, analyst, note, created_ts FROM feedback "
+                                "ORDER BY created_ts DESC, rowid DESC LIMIT ?", (limit,)).fetchall()
+        return [Verdict(*row) for row in rows]
 
     def allowlisted(self, detector: str, subject: str) -> bool:
         row = self._db.execute("SELECT 1 FROM allowlist WHERE (detector = ? OR detector = '*') AND subject = ?",

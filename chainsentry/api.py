@@ -7,10 +7,11 @@ nothing here is created at import time.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hmac
 import socket
 from collections.abc import AsyncIterator, Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 import uvicorn
 from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request, Response
@@ -69,6 +70,41 @@ class Feedback(BaseModel):
     model_config = ConfigDict(extra="forbid")
     verdict: Literal["true_positive", "false_positive"]
     note: str | None = Field(None, max_length=2000)
+    analyst: str | None = Field(None, max_length=200, description="who gives the verdict (stored with it)")
+
+
+class Learner(Protocol):
+    """What analysts' verdicts reach in the detectors (the engine, through
+    :class:`chainsentry.service.EngineLearner`)."""
+
+    def allow(self, address: str) -> None: ...
+
+    def learn_verdict(self, alert: Alert, verdict: str) -> None: ...
+
+    def feedback_model(self) -> dict[str, Any]: ...
+
+    def reset_feedback(self) -> None: ...
+
+
+class VerdictOut(BaseModel):
+    alert_id: str
+    verdict: str
+    analyst: str | None
+    note: str | None
+    created_ts: float
+
+
+class FeedbackModelOut(BaseModel):
+    """What the detectors learned from analysts' verdicts (``detectors/feedback.py``)."""
+
+    verdicts: dict[str, int] = Field(description="verdicts learned, by kind")
+    learning_rate: float
+    max_shift: float = Field(description="the most evidence units the verdicts take from a score")
+    max_raise: float = Field(description="the most evidence units the verdicts add to a score")
+    dismiss_weight: float = Field(description="a false-positive verdict counts this many confirmations")
+    weights: dict[str, float] = Field(description="the largest learned weights by explanation term (negative: "
+                                      "the analysts called alerts with this term false positives)")
+    recent: list[VerdictOut] = Field(description="the latest verdicts in the store, newest first, with who and when")
 
 
 _ALL_STATUSES: tuple[Status, ...] = ("firing", "confirmed", "retracted")
@@ -203,7 +239,7 @@ Book = Annotated[SubscriptionBook, Depends(_book)]
 
 def create_app(registry: CollectorRegistry, status: StatusProvider, store: AlertStore | None = None,
                api_token: str | None = None, lifecycle: AlertLifecycle | None = None,
-               heartbeat: float = 15.0, on_allow: Callable[[str], None] | None = None,
+               heartbeat: float = 15.0, learner: Learner | None = None,
                subscriptions: SubscriptionBook | None = None, read_auth: bool = False) -> FastAPI:
     """The app. With a ``store``, the alert routes; with ``subscriptions``, their CRUD. Writes need
     ``Authorization: Bearer <api_token>`` and are refused (403) when no token is configured; with
@@ -325,17 +361,36 @@ def create_app(registry: CollectorRegistry, status: StatusProvider, store: Alert
             raise HTTPException(404, f"no alert {alert_id}")
         return alert
 
-    @app.post("/alerts/{alert_id}/feedback", summary="An analyst's verdict; a false positive suppresses the "
-              "pattern (detector and subject) and allowlists the subject in the detectors", status_code=201,
-              responses=_WRITE)
+    @app.post("/alerts/{alert_id}/feedback", summary="An analyst's verdict: the detectors learn it (similar "
+              "transactions score up or down); a false positive also suppresses the pattern (detector and "
+              "subject) and allowlists the subject in the detectors", status_code=201, responses=_WRITE)
     async def feedback(alert_id: str, body: Feedback, s: Store, _: Writer) -> FeedbackOut:
         try:
-            entry = s.add_feedback(alert_id, body.verdict, body.note)
+            entry = s.add_feedback(alert_id, body.verdict, body.note, body.analyst)
         except KeyError:
             raise HTTPException(404, f"no alert {alert_id}") from None
-        if entry is not None and on_allow is not None:
-            on_allow(entry.subject)
+        if learner is not None:
+            alert = s.get(alert_id)
+            if alert is not None:
+                learner.learn_verdict(alert, body.verdict)
+            if entry is not None:
+                learner.allow(entry.subject)
         return FeedbackOut(alert_id=alert_id, verdict=body.verdict, allowlisted=entry)
+
+    @app.get("/feedback/model", summary="What the detectors learned from analysts' verdicts", responses=_MISSING)
+    async def feedback_model(s: Store, _: Reader) -> FeedbackModelOut:
+        if learner is None:
+            raise HTTPException(404, "this process runs no detectors")
+        recent = [VerdictOut(**dataclasses.asdict(v)) for v in s.verdicts()]
+        return FeedbackModelOut(**learner.feedback_model(), recent=recent)
+
+    @app.delete("/feedback/model", summary="Forget what the detectors learned from verdicts (the verdicts stay "
+                "stored, the allowlist stays)", responses=_WRITE)
+    async def reset_feedback_model(_: Writer) -> dict[str, bool]:
+        if learner is None:
+            raise HTTPException(404, "this process runs no detectors")
+        learner.reset_feedback()
+        return {"reset": True}
 
     @app.get("/dead-letters", summary="Deliveries that failed for good", responses=_MISSING)
     async def dead_letters(s: Store, _: Reader) -> list[DeadLetter]:
@@ -378,13 +433,13 @@ def create_app(registry: CollectorRegistry, status: StatusProvider, store: Alert
 
 
 def api_server(settings: Settings, secrets: Secrets, registry: CollectorRegistry, status: StatusProvider,
-               delivery: Delivery | None = None, on_allow: Callable[[str], None] | None = None,
+               delivery: Delivery | None = None, learner: Learner | None = None,
                ) -> tuple[uvicorn.Server, socket.socket]:
     """The API of a live process (``run``, ``demo``, the alert and ingest roles) on ``settings.api``:
     the app over ``delivery``'s store, lifecycle and subscriptions when it has them, and the
     socket bound now (a port in use is one clear error before anything starts)."""
     app = create_app(registry, status, delivery.store if delivery else None, Secrets.reveal(secrets.api_token),
-                     delivery.lifecycle if delivery else None, on_allow=on_allow,
+                     delivery.lifecycle if delivery else None, learner=learner,
                      subscriptions=delivery.subscriptions if delivery else None, read_auth=secrets.auth_reads)
     host, port = settings.api_host_port
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))

@@ -17,7 +17,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -30,6 +30,9 @@ from ingest.errors import UserError
 from .compiled import COMPILED_MODULES
 
 if TYPE_CHECKING:
+    from detectors.engine import TxScore
+    from ingest.events import Block
+
     from .config import Settings
 
 # Every command imports what it needs in its body: `chainsentry --help` and `--version` load typer
@@ -234,6 +237,9 @@ def replay(
     rules: Annotated[Path | None, typer.Option("--rules", help="attack-shape rules YAML (default: built in)")] = None,
     snapshot_in: Annotated[Path | None, typer.Option("--snapshot-in", help="start from learned state")] = None,
     snapshot_out: Annotated[Path | None, typer.Option("--snapshot-out", help="save learned state at the end")] = None,
+    feedback: Annotated[Path | None, typer.Option(
+        "--feedback", help="labels CSV (tx_hash,label): each alert's label is given back as an analyst's verdict "
+                           "after its block")] = None,
     chain_id: Annotated[int, typer.Option("--chain-id", min=0, help="chain id for alert ids (files carry none)")] = 1,
     webhook: WebhookOpt = None,
     webhook_allow_private: AllowPrivateOpt = False,
@@ -256,7 +262,7 @@ def replay(
 
     from ingest import FileBlockSource, MappingError, SourceError
 
-    from .replaying import build_engine, replay, rpc_source
+    from .replaying import build_engine, replay, revealing_verdicts, rpc_source
     from .scoring import Scorer
 
     _logging(verbose)
@@ -278,6 +284,14 @@ def replay(
                                   store or Path(tempfile.mkdtemp()) / "alerts.db")
     scorer = Scorer(build_engine(settings, rules, snapshot_in, live=False), chain_id=chain_id, scores_path=scores,
                     alerts_path=alerts, on_alert=delivery.accept if delivery is not None else None)
+    on_block: Callable[[Block], list[TxScore]] = scorer.block
+    if feedback is not None:
+        from detectors.evaluate import read_labels
+
+        kind, labels = read_labels(feedback)
+        if kind != "tx":
+            raise FlagError(f"--feedback {feedback}: needs transaction labels (tx_hash,label)")
+        on_block = revealing_verdicts(scorer.block, scorer.engine, labels)
     show = sys.stderr.isatty() if progress is None else progress
     started = time.perf_counter()
     errors: list[str] = []
@@ -296,7 +310,7 @@ def replay(
 
         async def from_node() -> tuple[int, int]:
             try:
-                return await replay(rpc_range, scorer.block, show=show, console=err_console)
+                return await replay(rpc_range, on_block, show=show, console=err_console)
             finally:
                 await rpc.aclose()
 
@@ -305,7 +319,7 @@ def replay(
     else:
         files = FileBlockSource(sources, first=first, last=last, on_error=on_error)
         try:
-            stats["blocks"], stats["transactions"] = run_async(replay(files, scorer.block, show=show,
+            stats["blocks"], stats["transactions"] = run_async(replay(files, on_block, show=show,
                                                                       console=err_console))
         except SourceError as err:  # a file breaks midway: what came before it is scored and kept
             scorer.close()
@@ -320,6 +334,8 @@ def replay(
         save_snapshot(scorer.engine, snapshot_out)
         stats["snapshot"] = str(snapshot_out)
     stats["alerts"] = scorer.findings
+    if feedback is not None:
+        stats["feedback"] = scorer.engine.feedback_summary()["verdicts"]
     if delivery is not None:
         stats["webhook"] = run_async(delivery.finish())
     elapsed = time.perf_counter() - started
@@ -554,6 +570,8 @@ def demo(
     attacks: Annotated[str | None, typer.Option(
         "--attacks", help="comma-separated scenarios (default all: reentrancy,oracle,phishing,takeover,mixer,"
                           "arbitrary-call)")] = None,
+    config: Annotated[Path | None, typer.Option(
+        "--config", "-c", help="YAML config file; the demo sets the node, API, data directory and webhook")] = None,
     verbose: VerboseOpt = 0,
 ) -> None:
     """Start a local anvil devnet with a DeFi world, its users' traffic and real exploits at intervals,
@@ -561,7 +579,7 @@ def demo(
 
     Example: chainsentry demo --duration 150 --out demo-out
     """
-    from .config import load_secrets
+    from .config import load_secrets, load_settings
     from .demo import run_demo
     from .devnet.scenarios import ATTACKS
 
@@ -570,9 +588,11 @@ def demo(
     unknown = [a for a in chosen if a not in ATTACKS]
     if unknown:
         raise FlagError(f"unknown attack scenario(s) {', '.join(unknown)}; known: {', '.join(ATTACKS)}")
+    if config is not None:
+        load_settings(config, environ={})  # a bad file: one clear error before the devnet starts
     run_async(run_demo(load_secrets(), duration=duration, out=out, rate=rate, wallets=wallets, block_time=block_time,
                        api=api, console=err_console, status=_status_writer(), attack_every=attack_every,
-                       first_attack=first_attack, scenarios=chosen))
+                       first_attack=first_attack, scenarios=chosen, config=config))
 
 
 class Terminated(Exception):

@@ -101,6 +101,23 @@ class PyodSettings(_DetectorSwitch):
     min_fit: int = Field(2000, ge=10, description="traced transactions before the first fit")
 
 
+class BaselineSettings(_DetectorSwitch):
+    """Per-address behaviour baselines learned from the stream (outflows and call trees)."""
+
+    min_history: int = Field(10, ge=1, description="transactions an address is seen in before it is compared")
+    max_addresses: int = Field(100_000, ge=100, description="baselines kept (LRU; ~1.5 KB each at most)")
+
+
+class FeedbackSettings(_Strict):
+    """Analysts' verdicts (``POST /alerts/{id}/feedback``) re-weighting similar transactions."""
+
+    learning_rate: float = Field(4.0, ge=0, le=100, description="how far one verdict moves its pattern's score")
+    max_shift: float = Field(3.0, ge=0, le=20, description="the most evidence units verdicts take from a score")
+    max_raise: float = Field(0.5, ge=0, le=20, description="the most evidence units verdicts add to a score")
+    dismiss_weight: float = Field(5.0, gt=0, le=100, description="a false-positive verdict counts this many "
+                                  "confirmations")
+
+
 class RuleSettings(_Strict):
     enabled: bool = True
     severity: SEVERITY | None = None
@@ -118,6 +135,8 @@ class DetectorSettings(_Strict):
     shape: ShapeSettings = Field(default_factory=ShapeSettings)
     hst: HstSettings = Field(default_factory=HstSettings)
     pyod: PyodSettings = Field(default_factory=PyodSettings)
+    baseline: BaselineSettings = Field(default_factory=BaselineSettings)
+    feedback: FeedbackSettings = Field(default_factory=FeedbackSettings)
     rule_files: list[Path] = Field(default_factory=list, description="your rule files, beside the built-in one")
     unit_modules: list[str] = Field(default_factory=list, description="Python modules of your own feature units, "
                                     "imported before the engine is built (each calls detectors.units.register)")
@@ -141,14 +160,18 @@ class DetectorSettings(_Strict):
             except Exception as err:  # an ImportError, or the module's own error: one line either way
                 why = f"{type(err).__name__}: {err}"
                 raise ConfigError(f"detectors.unit_modules: cannot import {name!r}: {why}") from None
-        switches = {"shape": self.shape, "hst": self.hst, "pyod": self.pyod}
+        switches = {"shape": self.shape, "hst": self.hst, "pyod": self.pyod, "baseline": self.baseline}
         return EngineConfig(
             seed=self.seed, detectors=tuple(n for n, sw in switches.items() if sw.enabled),
             alert_threshold=self.threshold, rule_min_severity=self.rule_min_severity,
             rule_min_score=self.rule_min_score, weights={n: sw.weight for n, sw in switches.items()},
             fusion_scale=self.fusion_scale, hst_trees=self.hst.trees, hst_height=self.hst.height,
             hst_window=self.hst.window, pyod_window=self.pyod.window, pyod_refit_every=self.pyod.refit_every,
-            pyod_min_fit=self.pyod.min_fit, deterministic_refit=not live,
+            pyod_min_fit=self.pyod.min_fit, baseline_min_history=self.baseline.min_history,
+            baseline_max_addresses=self.baseline.max_addresses, feedback_learning_rate=self.feedback.learning_rate,
+            feedback_max_shift=self.feedback.max_shift, feedback_max_raise=self.feedback.max_raise,
+            feedback_dismiss_weight=self.feedback.dismiss_weight,
+            deterministic_refit=not live,
             rules_path=str(rules_path) if rules_path else None, rules_files=tuple(str(p) for p in self.rule_files),
             unit_modules=tuple(self.unit_modules),
             rule_overrides=tuple((name, r.enabled, r.severity, r.min_score) for name, r in sorted(self.rules.items())),

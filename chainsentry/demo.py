@@ -5,8 +5,10 @@ webhook to a local receiver, API and /metrics), until Ctrl-C or ``--duration``.
 Writes to the output directory: ``alerts.jsonl`` (every alert as raised, mempool and block stage),
 ``attacks.jsonl`` (each attack's scenario and transaction hashes, written when it is sent),
 ``scores.jsonl``, ``events.jsonl``, ``webhook.log`` (what the local receiver got, signature
-checked), ``alerts.db`` (the store) and ``summary.json`` (which attack was caught, at which stage,
-and the false alerts on background traffic).
+checked), ``alerts.db`` (the store), ``summary.json`` (which attack was caught, at which stage,
+and the false alerts on background traffic), and the chain itself as ``blocks.jsonl`` with
+``labels.csv`` (each exploit 1, the background 0), to replay and evaluate:
+``chainsentry evaluate --ablate DIR/blocks.jsonl --labels DIR/labels.csv``.
 """
 
 from __future__ import annotations
@@ -115,6 +117,24 @@ def summarize(attacks: list[Attack], alerts: list[Alert], outcomes: dict[str, st
             "false_per_1000": round(1000 * len(false_txs) / scored_background, 3) if scored_background else None}
 
 
+def write_labels(blocks: Path, out: Path, attacks: list[Attack], outcomes: dict[str, str]) -> int:
+    """The labels of the recorded chain ``blocks`` for ``chainsentry evaluate`` (``tx_hash,label,
+    incident,date``): 1 for each exploit that succeeded on chain, 0 for the background; the
+    scenarios' set-up transactions (deployments, mixer deposits) are left out. Returns the exploits."""
+    exploits = {a.attack_tx: a.scenario for a in attacks if outcomes.get(a.attack_tx) == "succeeded"}
+    setup = {h for a in attacks for h in a.tx_hashes} - set(exploits)
+    lines = ["tx_hash,label,incident,date"]
+    if blocks.exists():
+        with open(blocks, "rb") as fh:
+            for line in fh:
+                for tx in orjson.loads(line).get("transactions", ()):
+                    h = tx["hash"]
+                    if h not in setup:
+                        lines.append(f"{h},1,{exploits[h]}," if h in exploits else f"{h},0,,")
+    out.write_text("\n".join(lines) + "\n")
+    return len(exploits)
+
+
 async def attack_outcomes(rpc: RpcClient, attacks: list[Attack]) -> dict[str, str]:
     """The mined transactions of the attacks (set-up and exploit), each ``succeeded`` or ``reverted``
     by its receipt; a transaction not mined yet is absent."""
@@ -140,13 +160,16 @@ async def run_demo(
     attack_every: float = 20.0,
     first_attack: float = 30.0,
     scenarios: tuple[str, ...] = ATTACKS,
+    config: Path | None = None,
 ) -> dict[str, Any]:
+    """Run the demo; ``config``: a config file whose settings the demo's own (node, API, data
+    directory, its webhook) override: the detectors section, for one, applies."""
     out_dir = out or Path(tempfile.mkdtemp(prefix="chainsentry-demo-"))
     try:
         return await _run_demo(out_dir, secrets_in, duration=duration, rate=rate, wallets=wallets,
                                block_time=block_time, api=api, console=console, status=status,
                                attack_every=attack_every, first_attack=first_attack, scenarios=scenarios,
-                               keep=out is not None)
+                               keep=out is not None, config=config)
     finally:
         if out is None:  # a run without --out leaves nothing behind (its files grow ~450 MB an hour)
             shutil.rmtree(out_dir, ignore_errors=True)
@@ -154,11 +177,12 @@ async def run_demo(
 
 async def _run_demo(out_dir: Path, given: Secrets, *, duration: float | None, rate: float, wallets: int,
                     block_time: float, api: str, console: Console, status: Callable[[str], None], attack_every: float,
-                    first_attack: float, scenarios: tuple[str, ...], keep: bool) -> dict[str, Any]:
+                    first_attack: float, scenarios: tuple[str, ...], keep: bool,
+                    config: Path | None = None) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     # a new devnet each run: the previous run's files, checkpoint and learned state belong to another chain
     for pattern in ("alerts.jsonl", "attacks.jsonl", "scores.jsonl", "events.jsonl", "webhook.log", "alerts.db*",
-                    "summary.json", "checkpoint-*.json", "detectors.snapshot"):
+                    "summary.json", "checkpoint-*.json", "detectors.snapshot", "blocks.jsonl", "labels.csv"):
         for old in out_dir.glob(pattern):
             old.unlink()
     # the demo's own webhook secret unless one is set
@@ -173,7 +197,7 @@ async def _run_demo(out_dir: Path, given: Secrets, *, duration: float | None, ra
         console.print(f"[bold]chainsentry demo[/bold]: deploying the devnet's contracts at {node.http_url} ...",
                       highlight=False)
         await world.setup(mine=False)
-        settings = load_settings(environ={}, overrides={  # validated: a bad --api is one clear error
+        settings = load_settings(config, environ={}, overrides={  # validated: a bad --api is one clear error
             "rpc": [node.http_url], "ws": node.ws_url, "api": api, "data_dir": out_dir,
             "ingest": {"poll_interval": min(1.0, block_time), "start_block": 0, "trace_pending": True},
             "subscriptions": [{"name": "demo-webhook", "kind": "webhook", "url": receiver.url,
@@ -187,6 +211,7 @@ async def _run_demo(out_dir: Path, given: Secrets, *, duration: float | None, ra
         engine = ScoringEngine(settings.detectors.engine_config(live=True))
         service = build_service(settings, creds, engine, scores=out_dir / "scores.jsonl",
                                 alerts=out_dir / "alerts.jsonl", events_out=out_dir / "events.jsonl",
+                                blocks_out=out_dir / "blocks.jsonl",
                                 on_alert=on_alert)
         pipeline, delivery = service.pipeline, service.delivery
         console.print(
@@ -243,6 +268,7 @@ async def _run_demo(out_dir: Path, given: Secrets, *, duration: float | None, ra
         summary = summarize(attacks, alerts, outcomes, max(0, pipeline.stats.txs - len(outcomes)))
         summary["webhook"] = {"received": receiver.received, "bad_signatures": receiver.bad}
         (out_dir / "summary.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
+        write_labels(out_dir / "blocks.jsonl", out_dir / "labels.csv", attacks, outcomes)
         s = pipeline.status()
         others = "".join(f"; {summary[k]} {k.replace('_', ' ')}" for k in ("reverted", "not_mined") if summary[k])
         where = f"summary in {out_dir / 'summary.json'}" if keep else "files removed (give --out DIR to keep them)"

@@ -28,6 +28,7 @@ from ingest import (
     BlockAdded,
     BlockFetcher,
     BlockFollower,
+    BlockRecorder,
     BlockRetracted,
     ChainEvent,
     IngestMetrics,
@@ -37,7 +38,7 @@ from ingest import (
     PendingTx,
 )
 
-from .api import api_server
+from .api import Learner, api_server
 from .build import make_rpc
 from .config import ConfigError, Secrets, Settings
 from .delivery import Delivery
@@ -71,6 +72,23 @@ class JsonlEventSink:
 
     async def close(self) -> None:
         self._fh.close()
+
+
+class BlockFileSink:
+    """Writes the canonical chain as block JSONL (the recorder's file: a retracted block is cut
+    off), so a run can be replayed and evaluated like any recording."""
+
+    def __init__(self, path: str | Path) -> None:
+        self._recorder = BlockRecorder(path, fsync=False)
+
+    async def handle(self, event: ChainEvent) -> None:
+        if isinstance(event, BlockAdded):
+            self._recorder.write(event.block)
+        elif isinstance(event, BlockRetracted):
+            self._recorder.retract(event.number, event.hash)
+
+    async def close(self) -> None:
+        self._recorder.close()
 
 
 @dataclass
@@ -115,10 +133,10 @@ class LivePipeline:
         sinks: Sequence[EventSink] = (),
         serve_api: bool = True,
         delivery: Delivery | None = None,
-        on_allow: Callable[[str], None] | None = None,
+        learner: Learner | None = None,
     ) -> None:
         """``delivery``: the alert store, lifecycle and subscriptions the API serves (and whose
-        worker runs alongside); ``on_allow`` carries analyst feedback to the detectors."""
+        worker runs alongside); ``learner`` carries analysts' verdicts to the detectors."""
         if not settings.rpc:
             raise ConfigError("no RPC URL: give --rpc URL or set rpc in the config file")
         self.settings = settings
@@ -139,7 +157,7 @@ class LivePipeline:
         self.api_port: int | None = None
         self.delivery = delivery
         self.lifecycle: AlertLifecycle | None = delivery.lifecycle if delivery is not None else None
-        self.on_allow = on_allow
+        self.learner = learner
 
     # -- status ----------------------------------------------------------------------------
 
@@ -288,7 +306,7 @@ class LivePipeline:
             tasks.append(asyncio.create_task(self._produce_pending(), name="mempool"))
         if self.serve_api:
             self.api_server, sock = api_server(self.settings, self.secrets, self.registry, self.status,
-                                               self.delivery, self.on_allow)
+                                               self.delivery, self.learner)
             self.api_port = sock.getsockname()[1]
             tasks.append(asyncio.create_task(self.api_server.serve(sockets=[sock]), name="api"))
         if status_out is not None:

@@ -3,14 +3,14 @@ over a block source (files, an RPC range), with a progress bar on a terminal."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
 
-from detectors.engine import ScoringEngine
+from detectors.engine import ScoringEngine, TxScore
 from detectors.snapshot import SnapshotError, load_snapshot
 from ingest import (
     Block,
@@ -85,6 +85,24 @@ async def replay(source: BlockSource, on_block: Callable[[Block], object], *, sh
             async for block in source.blocks():
                 one(block)
     return blocks, txs
+
+
+def revealing_verdicts(score_block: Callable[[Block], list[TxScore]], engine: ScoringEngine | ShardedEngine,
+                       labels: Mapping[str, int]) -> Callable[[Block], list[TxScore]]:
+    """``score_block``, then each alerted transaction's label revealed to the engine's feedback
+    model as an analyst's verdict after its block (``replay --feedback``: a simulation of analysts
+    marking alerts, measured against the same labels)."""
+
+    def block(b: Block) -> list[TxScore]:
+        scores = score_block(b)
+        for s in scores:
+            label = labels.get(s.tx_hash) if s.finding is not None else None
+            if label is not None and s.finding is not None:
+                engine.learn_verdict([(c.feature, c.contribution) for c in s.finding.explanation],
+                                     "true_positive" if label else "false_positive")
+        return scores
+
+    return block
 
 
 def rpc_source(settings: Settings, first: int, last: int,

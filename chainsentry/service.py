@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
@@ -18,7 +19,7 @@ from detectors.engine import ScoringEngine
 
 from .config import Secrets, Settings
 from .delivery import Delivery, build_delivery
-from .pipeline import EventSink, JsonlEventSink, LivePipeline
+from .pipeline import BlockFileSink, EventSink, JsonlEventSink, LivePipeline
 from .scoring import DetectSink, Scorer
 from .sharding import ShardedEngine
 
@@ -36,11 +37,32 @@ class Service:
         await self.pipeline.run(duration=duration, status_out=status_out, ready=chain_known)
 
 
+class EngineLearner:
+    """Analysts' verdicts into the engine: the allowlist, and the verdict model that re-weights
+    similar transactions (``detectors/feedback.py``), learned from the alert's explanation."""
+
+    def __init__(self, engine: ScoringEngine | ShardedEngine) -> None:
+        self.engine = engine
+
+    def allow(self, address: str) -> None:
+        self.engine.allow(address)
+
+    def learn_verdict(self, alert: Alert, verdict: str) -> None:
+        self.engine.learn_verdict([(e.feature, e.contribution) for e in alert.explanation], verdict)
+
+    def feedback_model(self) -> dict[str, Any]:
+        return self.engine.feedback_summary()
+
+    def reset_feedback(self) -> None:
+        self.engine.reset_feedback()
+
+
 def build_service(settings: Settings, secrets: Secrets, engine: ScoringEngine | ShardedEngine, *,
                   webhook: str | None = None, allow_private: bool = False, scores: Path | None = None,
-                  alerts: Path | None = None, events_out: Path | None = None,
+                  alerts: Path | None = None, events_out: Path | None = None, blocks_out: Path | None = None,
                   on_alert: Callable[[Alert], None] | None = None) -> Service:
-    """The service around ``engine``; ``on_alert`` hears each alert after the lifecycle took it."""
+    """The service around ``engine``; ``on_alert`` hears each alert after the lifecycle took it;
+    ``blocks_out``: the chain it saw, as block JSONL."""
     registry = CollectorRegistry()
     delivery = build_delivery(settings, secrets, webhook, allow_private, settings.data_dir / "alerts.db", registry)
     for entry in delivery.store.allowlist():  # feedback given earlier still holds
@@ -56,6 +78,8 @@ def build_service(settings: Settings, secrets: Secrets, engine: ScoringEngine | 
     sinks: list[EventSink] = [DetectSink(scorer, delivery.lifecycle)]
     if events_out is not None:
         sinks.append(JsonlEventSink(events_out))
+    if blocks_out is not None:
+        sinks.append(BlockFileSink(blocks_out))
     pipeline = LivePipeline(settings, secrets, registry=registry, sinks=sinks, delivery=delivery,
-                            on_allow=engine.allow)
+                            learner=EngineLearner(engine))
     return Service(pipeline, scorer, delivery)

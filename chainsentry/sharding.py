@@ -64,6 +64,17 @@ class ShardedEngine:
         for e in self.shards:
             e.allow(address)
 
+    def learn_verdict(self, terms: Sequence[tuple[str, float]], verdict: str) -> None:
+        for e in self.shards:
+            e.learn_verdict(terms, verdict)
+
+    def feedback_summary(self) -> dict[str, Any]:
+        return self.shards[0].feedback_summary()
+
+    def reset_feedback(self) -> None:
+        for e in self.shards:
+            e.reset_feedback()
+
     def score_block(self, block: Block, *, learn: bool = True) -> list[TxScore]:
         by_hash: dict[str, TxScore] = {}
         for engine, part in zip(self.shards, split_block(block, self.partitions), strict=True):

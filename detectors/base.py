@@ -58,14 +58,16 @@ class Score(msgspec.Struct, gc=False):
 class Batch:
     """The transactions a detector scores at once (a block, or pending transactions), with their
     features; ``traced``: the indexes of those with a call tree of more than one frame (what the
-    tree models read), computed here unless the caller has them."""
+    tree models read), computed here unless the caller has them; ``traces``: each transaction's
+    walked call tree (:class:`~.traversal.Trace`, or None), when the caller has them."""
 
-    __slots__ = ("features", "now", "size", "traced", "txs")
+    __slots__ = ("features", "now", "size", "traced", "traces", "txs")
 
     def __init__(self, txs: Sequence[Any], features: Sequence[dict[str, float]], now: float = 0.0,
-                 traced: list[int] | None = None) -> None:
+                 traced: list[int] | None = None, traces: Sequence[Any] | None = None) -> None:
         self.txs = txs
         self.features = features
+        self.traces = traces
         self.now = now
         self.size = len(features)
         self.traced = [i for i, f in enumerate(features) if f.get("frames", 0.0) > 1] if traced is None else traced

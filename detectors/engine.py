@@ -15,6 +15,7 @@ worker thread but is swapped in at a point fixed by the transaction count).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,15 +25,19 @@ from ingest.events import Block, Tx
 
 from .base import Batch, Contribution, Detector, Finding, Score
 from .entities import EntityState, EntityView
-from .features import BlockContext, tx_features
+from .features import BlockContext, features_and_trace
+from .feedback import FEEDBACK_TERM, FeedbackModel, pattern
 from .fusion import Fuser, round6
 from .policy import FindingPolicy
 from .registry import build_detectors
 from .rules import RuleOverride, RuleSet, configure_rules, load_rules, merge_rules
 from .settings import EngineConfig
+from .traversal import Trace
 from .wallets import WalletBehaviour
 
 __all__ = ["EngineConfig", "ScoringEngine", "TxScore", "encode_scores"]
+
+FEEDBACK_FLOOR = 0.3  # transactions scored lower are too far from alerting for verdicts to matter
 
 
 class TxScore(msgspec.Struct):
@@ -100,8 +105,12 @@ class ScoringEngine:
         self.view = EntityView(self.entities, self.wallet)
         evidence = tuple(d.name for d in self.detectors if not d.calibrated)
         weights = {d.name: cfg.weights.get(d.name, 1.0) for d in self.detectors}
-        self.fuser = Fuser(weights, evidence, cfg.calibration_window, cfg.calibration_min_history, cfg.fusion_scale)
+        apart = tuple(d.name for d in self.detectors if getattr(d, "apart", False))
+        self.fuser = Fuser(weights, evidence, cfg.calibration_window, cfg.calibration_min_history, cfg.fusion_scale,
+                           apart)
         self.policy = FindingPolicy(cfg.alert_threshold, cfg.rule_min_severity, cfg.rule_min_score)
+        self.feedback = FeedbackModel(cfg.feedback_learning_rate, cfg.feedback_max_shift, cfg.feedback_max_raise,
+                                      cfg.feedback_dismiss_weight)
         self.scored = 0
 
     def detector(self, name: str) -> Detector | None:
@@ -115,6 +124,18 @@ class ScoringEngine:
     def allow(self, address: str) -> None:
         """Allowlist a contract (from analyst feedback): its transactions make no findings."""
         self.policy.allow(address)
+
+    def learn_verdict(self, terms: Sequence[tuple[str, float]], verdict: str) -> None:
+        """An analyst's verdict (``true_positive`` / ``false_positive``) on an alert whose explanation
+        was ``terms`` (feature, contribution): similar transactions are scored up or down from now on
+        (:mod:`.feedback`)."""
+        self.feedback.learn(pattern(terms), verdict)
+
+    def feedback_summary(self) -> dict[str, Any]:
+        return self.feedback.summary()
+
+    def reset_feedback(self) -> None:
+        self.feedback.reset()
 
     def set_live(self, live: bool) -> None:
         """Live: a model refit never stalls scoring; replay: refits land at fixed points."""
@@ -139,13 +160,15 @@ class ScoringEngine:
         before this block)."""
         view = self.view
         feats: list[dict[str, float]] = []
+        traces: list[Trace | None] = []
         traced: list[int] = []
         for tx in txs:
-            f = tx_features(tx, ctx, view, now)
+            f, trace = features_and_trace(tx, ctx, view, now)
             if f.get("frames", 0.0) > 1:
                 traced.append(len(feats))
             feats.append(f)
-        return Batch(txs, feats, now, traced)
+            traces.append(trace)
+        return Batch(txs, feats, now, traced, traces)
 
     def _score(self, txs: Sequence[Tx], ctx: BlockContext, now: float, *, stage: str, block: Block | None,
                learn: bool) -> list[TxScore]:
@@ -155,7 +178,7 @@ class ScoringEngine:
         feats = batch.features
         verdicts = [(d.name, d.score_many(batch)) for d in self.detectors]
         fuse, fuse_evidence, evidence = self.fuser.fuse, self.fuser.fuse_evidence, self.fuser.evidence
-        policy, wallet = self.policy, self.wallet
+        policy, wallet, feedback = self.policy, self.wallet, self.feedback
         number = None if block is None else block.number
         out: list[TxScore] = []
         raws: list[dict[str, float]] = []
@@ -167,6 +190,8 @@ class ScoringEngine:
                 fused, calibrated = fuse_evidence(name, raw[name])
             else:
                 fused, calibrated = fuse(raw)
+            if feedback.active and fused >= FEEDBACK_FLOOR:
+                fused, explanation = self._with_feedback(fused, explanation, matched)
             fused, strong, alerting = policy.decide(fused, matched, tx)
             raws.append(raw)
             score = TxScore(tx.hash, tx.block_number if number is None else number, fused, calibrated, {},
@@ -191,6 +216,20 @@ class ScoringEngine:
         self.scored += len(txs)
         return out
 
+    def _with_feedback(self, fused: float, explanation: list[Contribution],
+                       matched: list[Any]) -> tuple[float, list[Contribution]]:
+        """The score shifted by what analysts' verdicts on similar alerts taught, and the shift as an
+        explanation term; never lowered where a critical rule holds."""
+        shift = self.feedback.shift(pattern((c.feature, c.contribution) for c in explanation))
+        if shift < 0 and any(r.severity == "critical" for r in matched):
+            return fused, explanation
+        if abs(shift) < 0.01:
+            return fused, explanation
+        fused = 1.0 - (1.0 - fused) * math.exp(-shift / self.fuser.scale)  # the evidence, shifted
+        why = "analysts confirmed similar alerts" if shift > 0 else "analysts called similar alerts false positives"
+        term = Contribution(FEEDBACK_TERM, round6(shift), shift, why)
+        return fused, sorted([*explanation, term], key=lambda c: -c.contribution)  # (the term always shown)
+
     def _learn(self, batch: Batch, raws: list[dict[str, float]], keep: list[int], now: float) -> None:
         entities, learn_fused = self.entities, self.fuser.learn
         feats = batch.features
@@ -207,7 +246,7 @@ class ScoringEngine:
     def state(self) -> dict[str, Any]:
         return {"detectors": {d.name: d.state() for d in self.detectors}, "entities": self.entities.state(),
                 "wallet": self.wallet.state(), "fuser": self.fuser.state(), "scored": self.scored,
-                "allowlist": sorted(self.allowlist)}
+                "allowlist": sorted(self.allowlist), "feedback": self.feedback.state()}
 
     def load_state(self, state: dict[str, Any]) -> None:
         for d in self.detectors:
@@ -217,6 +256,8 @@ class ScoringEngine:
         self.fuser.load_state(state["fuser"])
         self.scored = int(state["scored"])
         self.policy.load_state(state)
+        if "feedback" in state:
+            self.feedback.load_state(state["feedback"])
 
 
 def _combined(verdicts: list[tuple[str, Sequence[Score | None]]],

@@ -22,7 +22,7 @@ from ingest.events import Block, Tx
 
 from . import units
 from .selectors import EXPOSED_INTERNAL_SELECTORS, TAKEOVER_SELECTORS, WEI  # noqa: F401  (re-exported)
-from .traversal import walk
+from .traversal import Trace, walk
 
 
 def feature_names() -> tuple[str, ...]:
@@ -59,21 +59,29 @@ def tx_features(tx: Tx, ctx: BlockContext | None = None, entities: Any = None, n
     >>> f["value_eth"], f["calldata_bytes"], "frames" in f
     (2.0, 68.0, False)
     """
+    return features_and_trace(tx, ctx, entities, now)[0]
+
+
+def features_and_trace(tx: Tx, ctx: BlockContext | None = None, entities: Any = None,
+                       now: float = 0.0) -> tuple[dict[str, float], Trace | None]:
+    """:func:`tx_features`, and the walked call tree (None without a trace) for the detectors that
+    read it."""
     out: dict[str, float] = {}
     for unit in units.TX_UNITS:
         unit.compute(tx, ctx, out)
+    trace = None
     if tx.trace is not None:
-        trace_features(tx, out, ctx.producer if ctx is not None else None, entities)
+        trace = trace_features(tx, out, ctx.producer if ctx is not None else None, entities)
     if entities is not None:
         for entity_unit in units.ENTITY_UNITS:
             entity_unit.compute(tx, out, entities, now)
-    return out
+    return out, trace
 
 
 _NO_KINDS: frozenset[str] = frozenset()
 
 
-def trace_features(tx: Tx, out: dict[str, float], producer: str | None = None, entities: Any = None) -> None:
+def trace_features(tx: Tx, out: dict[str, float], producer: str | None = None, entities: Any = None) -> Trace:
     """The trace units' features of ``tx`` into ``out``: those of the units naming kinds at 0 first
     (always in the same order), one walk, then each unit over the steps of the kinds it reads (a
     unit reading kinds the tree has none of is not called: its features stay 0)."""
@@ -83,3 +91,4 @@ def trace_features(tx: Tx, out: dict[str, float], producer: str | None = None, e
     by_kind = trace.by_kind
     for unit, kinds in units.trace_plan(frozenset(by_kind) if by_kind else _NO_KINDS):
         unit.compute(trace, trace.steps if kinds is None else trace.of_kinds(kinds), out)
+    return trace

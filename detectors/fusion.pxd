@@ -5,7 +5,7 @@ from libc cimport math  # the .py's math.exp and math.log10 are C's (the same li
 
 cdef class Fuser:
     cdef public dict weights, calibrators
-    cdef public object evidence, scale
+    cdef public object evidence, scale, apart
 
     cpdef tuple fuse_evidence(self, str name, double value)
 

@@ -69,13 +69,17 @@ class Fuser:
 
     ``weights`` gives, for each calibrated (anomaly-model) detector, how many units of evidence a
     full surprise of 1.0 is worth; ``evidence`` names detectors whose raw score is already evidence
-    (the shape rules), added as is.
+    (the shape rules), added as is; ``apart`` names evidence detectors that score against each
+    address's own history (the baselines): added after the others, whose negative evidence (a
+    familiar public service) does not offset them, since a contract's own normal already accounts
+    for what is ordinary for it.
     """
 
     def __init__(self, weights: Mapping[str, float], evidence: tuple[str, ...] = ("shape",), window: int = 5000,
-                 min_history: int = 200, scale: float = 4.0) -> None:
+                 min_history: int = 200, scale: float = 4.0, apart: tuple[str, ...] = ()) -> None:
         self.weights = dict(weights)
         self.evidence = evidence
+        self.apart = apart
         self.scale = scale
         self.calibrators = {name: Calibrator(window, min_history) for name in self.weights if name not in evidence}
 
@@ -84,7 +88,12 @@ class Fuser:
         detectors only: a cold one has none)."""
         calibrated: dict[str, float] = {}
         total = 0.0
+        apart = 0.0
         for name, value in raw.items():
+            if name in self.apart:
+                apart += self.weights.get(name, 1.0) * value
+                calibrated[name] = round6(squash(value, self.scale))
+                continue
             if name in self.evidence:
                 total += self.weights.get(name, 1.0) * value
                 calibrated[name] = round6(squash(value, self.scale))
@@ -95,6 +104,8 @@ class Fuser:
             c = cal.calibrate(value)
             calibrated[name] = round6(c)
             total += self.weights.get(name, 0.0) * c
+        if apart:
+            total = (total if total > 0 else 0.0) + apart
         return squash(total, self.scale), calibrated
 
     def fuse_evidence(self, name: str, value: float) -> tuple[float, dict[str, float]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .base import Detector
+from .baseline import BaselineDetector
 from .online import HSTDetector
 from .rules import RuleSet, ShapeDetector
 from .settings import EngineConfig
@@ -31,10 +32,15 @@ def _pyod(cfg: EngineConfig, rules: RuleSet) -> Detector:
                               seed=cfg.seed, wait_for_fit=cfg.deterministic_refit)
 
 
+def _baseline(cfg: EngineConfig, rules: RuleSet) -> Detector:
+    return BaselineDetector(min_history=cfg.baseline_min_history, max_addresses=cfg.baseline_max_addresses)
+
+
 DETECTORS: dict[str, Callable[[EngineConfig, RuleSet], Detector]] = {
     "shape": _shape,  # the rule file's evidence terms and named rules
     "hst": _hst,  # river HalfSpaceTrees over the call-tree shape
     "pyod": _pyod,  # a pyod ensemble refitted on a sliding window
+    "baseline": _baseline,  # per-address behaviour baselines: outflows and call trees against their history
 }
 
 

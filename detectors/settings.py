@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-DEFAULT_DETECTORS = ("shape", "hst", "pyod")
+DEFAULT_DETECTORS = ("shape", "hst", "pyod", "baseline")
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class EngineConfig:
     alert_threshold: float = 0.78  # fused score that alerts alone (<= 1 false alert per 1,000 on dev)
     rule_min_severity: str = "high"
     rule_min_score: float = 0.75  # a named rule alerts when the fused score corroborates it
-    weights: dict[str, float] = field(default_factory=lambda: {"shape": 1.0, "hst": 1.0, "pyod": 1.0})
+    weights: dict[str, float] = field(default_factory=lambda: dict.fromkeys(DEFAULT_DETECTORS, 1.0))
     fusion_scale: float = 4.0
     hst_trees: int = 10
     hst_height: int = 6
@@ -30,6 +30,12 @@ class EngineConfig:
     pyod_window: int = 5000
     pyod_refit_every: int = 2500
     pyod_min_fit: int = 2000
+    baseline_min_history: int = 10
+    baseline_max_addresses: int = 100_000
+    feedback_learning_rate: float = 4.0  # analysts' verdicts: how far one moves its pattern (detectors.feedback)
+    feedback_max_shift: float = 3.0  # the most evidence verdicts take away
+    feedback_max_raise: float = 0.5  # the most evidence verdicts add
+    feedback_dismiss_weight: float = 5.0  # a false-positive verdict counts this many confirmations
     deterministic_refit: bool = True  # False in the live service: never wait on a refit
     calibration_window: int = 5000
     calibration_min_history: int = 200

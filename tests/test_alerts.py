@@ -20,8 +20,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alerts.model import Alert
-from alerts.store import AlertStore, StoreError
+from alerts.model import Alert, Explanation
+from alerts.store import MIGRATIONS, AlertStore, StoreError
 from alerts.webhook import DeliveryPolicy, DeliveryWorker, WebhookConfigError, check_secret, check_target, sign, verify
 from tests.rpcservers import LoopbackServer, free_port
 
@@ -80,7 +80,7 @@ def _api_up(api: str) -> bool:
 
 def test_store_dedupes_tracks_status_filters_and_pages(tmp_path: Path) -> None:
     store = AlertStore(tmp_path / "a.db")
-    assert store.schema_version == 3
+    assert store.schema_version == len(MIGRATIONS)
     for i in range(25):
         assert store.upsert(alert(i, severity="critical" if i % 5 == 0 else "low",
                                   address="0x" + ("b" if i % 2 else "c") * 40))
@@ -471,7 +471,7 @@ def test_a_version_1_store_is_migrated_with_its_data(tmp_path: Path) -> None:
                "'2026-01-01T00:00:00Z',1.0,1.0,?)", (alert(1).to_json(),))
     db.close()
     store = AlertStore(tmp_path / "old.db")
-    assert store.schema_version == 3 and store.get("cs-0001") is None and store.get("cs-1") is not None
+    assert store.schema_version == len(MIGRATIONS) and store.get("cs-0001") is None and store.get("cs-1") is not None
     assert store.allowlist() == []
 
 
@@ -481,16 +481,18 @@ def test_false_positive_feedback_suppresses_the_pattern_and_reaches_the_detector
 
     from alerts.lifecycle import AlertLifecycle
     from chainsentry.api import create_app
+    from chainsentry.service import EngineLearner
     from detectors.engine import ScoringEngine
 
     store = AlertStore(tmp_path / "f.db")
     life = AlertLifecycle(store, cooldown_blocks=0)
     router = "0x" + "7" * 40
-    first = alert(1).replace(addresses=["0x" + "e" * 40, router])
+    first = alert(1).replace(addresses=["0x" + "e" * 40, router],
+                             explanation=[Explanation("token_moves", 40.0, 2.1, "tokens moved")])
     assert life.fire(first)
     engine = ScoringEngine()
     client = TestClient(create_app(CollectorRegistry(), lambda: {"healthy": True}, store, api_token="tok",
-                                   on_allow=engine.allow))
+                                   learner=EngineLearner(engine)))
     auth = {"Authorization": "Bearer tok"}
     assert client.post(f"/alerts/{first.id}/feedback", json={"verdict": "false_positive"}).status_code == 401
     assert client.post("/alerts/nope/feedback", json={"verdict": "false_positive"}, headers=auth).status_code == 404
@@ -504,6 +506,19 @@ def test_false_positive_feedback_suppresses_the_pattern_and_reaches_the_detector
     assert router in engine.allowlist
     snapshot = engine.state()
     assert snapshot["allowlist"] == [router]
+    # the verdict trained the feedback model: readable, with who gave it and when; reset needs the token
+    assert client.get("/feedback/model").status_code == 200  # reads are open unless read auth is on
+    client.post(f"/alerts/{first.id}/feedback", json={"verdict": "true_positive", "analyst": "ana"}, headers=auth)
+    model = client.get("/feedback/model").json()
+    assert model["verdicts"] == {"true_positive": 1, "false_positive": 1} and model["weights"]
+    assert [(v["verdict"], v["analyst"]) for v in model["recent"]] == [("true_positive", "ana"),
+                                                                      ("false_positive", None)]
+    assert all(v["created_ts"] > 0 for v in model["recent"])
+    assert client.delete("/feedback/model").status_code == 401
+    assert client.delete("/feedback/model", headers=auth).json() == {"reset": True}
+    after = client.get("/feedback/model").json()
+    assert after["verdicts"] == {"true_positive": 0, "false_positive": 0} and after["weights"] == {}
+    assert len(after["recent"]) == 2, "the verdicts stay stored"
 
 
 def test_a_mempool_alert_becomes_the_block_alert_once_mined(tmp_path: Path) -> None:

@@ -36,13 +36,14 @@ detectors:
   threshold: 0.6
   hst: {{enabled: false}}
   pyod: {{enabled: false}}
+  baseline: {{enabled: false}}
   rule_files: [{mine}]
   rules:
     flash-loan-manipulation: {{enabled: false}}
     overflow-bait: {{severity: critical}}
 """)
     scores, alerts = replay(data_dir, tmp_path, "tuned", "--config", str(config))
-    assert all(set(s["detectors"]) == {"shape"} for s in scores), "hst and pyod off: the rule evidence alone"
+    assert all(set(s["detectors"]) == {"shape"} for s in scores), "the models off: the rule evidence alone"
     assert not any(a["detector"] == "rules/flash-loan-manipulation" for a in alerts)
     assert any(a["detector"] == "rules/many-creations" and a["severity"] == "critical" for a in alerts)
     bait = [a for a in alerts if a["detector"] == "rules/overflow-bait"]
@@ -53,7 +54,7 @@ detectors:
     # the environment variable form says the same
     env_scores, _ = replay(data_dir, tmp_path, "env", env={
         **os.environ, "CHAINSENTRY_DETECTORS__HST__ENABLED": "false",
-        "CHAINSENTRY_DETECTORS__PYOD__ENABLED": "false"})
+        "CHAINSENTRY_DETECTORS__PYOD__ENABLED": "false", "CHAINSENTRY_DETECTORS__BASELINE__ENABLED": "false"})
     assert all(set(s["detectors"]) == {"shape"} for s in env_scores)
 
 
@@ -90,7 +91,7 @@ def test_ablation_shows_what_each_detector_adds(data_dir: Path, tmp_path: Path) 
                   str(data_dir / "attacks-dev.labels.csv"))
     assert res.returncode == 0, res.stderr
     runs = {r["without"]: r for r in orjson.loads(res.stdout)["runs"]}
-    assert set(runs) == {None, "shape", "hst", "pyod"}
+    assert set(runs) == {None, "shape", "hst", "pyod", "baseline"}
     assert runs[None]["average_precision"] >= 0.87  # the configured run: the replay's own numbers
     assert runs["shape"]["average_precision"] < 0.5 < runs["hst"]["average_precision"]  # the rules carry it
     assert runs["hst"]["alerts"]["recall"] < runs[None]["alerts"]["recall"], "hst adds alerts on dev"

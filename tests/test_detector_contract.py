@@ -33,20 +33,32 @@ def make(name: str) -> Detector:
 
 def synthetic(n: int, seed: int) -> list[dict[str, float]]:
     """Feature dicts shaped like ordinary traffic with call trees, with occasional heavy ones."""
+    return [f for _, f in synthetic_txs(n, seed)]
+
+
+def synthetic_txs(n: int, seed: int) -> list[tuple[Tx, dict[str, float]]]:
+    """Transactions calling one of five contracts, each paying its caller ETH from inside its call
+    tree, with their features: shaped like ordinary traffic, with occasional heavy ones."""
     rng = random.Random(seed)
     out = []
-    for _ in range(n):
+    for k in range(n):
         heavy = rng.random() < 0.02
         f = {name: float(rng.randint(0, 40 if heavy else 4)) for name in FEATURES[6:27]}
         f["frames"] = float(rng.randint(2, 60 if heavy else 8))
         f["value_eth"] = rng.random() * (100 if heavy else 1)
         f["calldata_bytes"] = float(rng.choice([0, 36, 68, 132]))
-        out.append(f)
+        vault = "0x" + f"{rng.randrange(5):040x}"
+        pay = CallFrame(type="CALL", sender=vault, to=A, value=int(rng.lognormvariate(40, 1 + 3 * heavy)))
+        trace = CallFrame(type="CALL", sender=A, to=vault, input="0x2e1a7d4d", calls=(pay,))
+        out.append((Tx(hash=f"0x{seed:x}{k:x}", sender=A, to=vault, input="0x2e1a7d4d", trace=trace), f))
     return out
 
 
-def batches(rows: list[dict[str, float]], size: int = 5) -> list[Batch]:
-    return [Batch([None] * len(rows[i : i + size]), rows[i : i + size]) for i in range(0, len(rows), size)]
+def batches(rows: list[dict[str, float]] | list[tuple[Tx, dict[str, float]]], size: int = 5) -> list[Batch]:
+    """The rows in batches of ``size`` (feature dicts alone: no transactions behind them)."""
+    txs = [r[0] if isinstance(r, tuple) else None for r in rows]
+    feats = [r[1] if isinstance(r, tuple) else r for r in rows]
+    return [Batch(txs[i : i + size], feats[i : i + size]) for i in range(0, len(rows), size)]
 
 
 def run(d: Detector, stream: Sequence[Batch]) -> list[float | None]:
@@ -80,7 +92,7 @@ def test_keeps_the_protocol(name: str) -> None:
 def test_scores_are_finite_deterministic_and_warm_up_is_explicit(name: str) -> None:
     a, b = make(name), make(name)
     was_cold = not a.warm
-    stream = batches(synthetic(600, seed=1))
+    stream = batches(synthetic_txs(600, seed=1))
     got = run(a, stream)
     assert got == run(b, stream), "same seed, same stream, same scores"
     scored = [s for s in got if s is not None]
@@ -93,7 +105,7 @@ def test_scores_are_finite_deterministic_and_warm_up_is_explicit(name: str) -> N
 
 def test_state_round_trips(name: str) -> None:
     a = make(name)
-    stream = batches(synthetic(500, seed=2))
+    stream = batches(synthetic_txs(500, seed=2))
     run(a, stream[:80])
     b = make(name)
     b.load_state(pickle.loads(pickle.dumps(a.state())))
@@ -102,7 +114,7 @@ def test_state_round_trips(name: str) -> None:
 
 def test_odd_input_is_scored_without_error(name: str) -> None:
     d = make(name)
-    run(d, batches(synthetic(400, seed=3)))
+    run(d, batches(synthetic_txs(400, seed=3)))
     assert d.score_many(Batch([], [])) == []
     plain = Tx(hash="0x1", sender=A, to=B, value=10**18)
     one = Tx(hash="0x2", sender=A, to=B, value=0, input="0x", trace=CallFrame(type="CALL", sender=A, to=B))
