@@ -120,7 +120,9 @@ def rfc3339(ts: float) -> str:
 def alert_from_finding(finding: Finding, chain_id: int, created_at: float) -> Alert:
     """The firing alert for ``finding``; ``created_at`` is passed in (block time in replays)."""
     return Alert(
-        id=alert_id(chain_id, finding.tx_hash, finding.detector, finding.tx_hash),
+        # a transaction's finding is about the transaction; a wallet's about the wallet
+        id=alert_id(chain_id, finding.tx_hash, finding.detector,
+                    finding.addresses[-1] if finding.detector == "wallet" else finding.tx_hash),
         status="firing", stage=finding.stage,  # type: ignore[arg-type]
         chain_id=chain_id, block_number=finding.block_number,
         block_hash=finding.block_hash, tx_hash=finding.tx_hash,

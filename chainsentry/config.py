@@ -108,6 +108,15 @@ class BaselineSettings(_DetectorSwitch):
     max_addresses: int = Field(100_000, ge=100, description="baselines kept (LRU; ~1.5 KB each at most)")
 
 
+class WalletAlertSettings(_Strict):
+    """Wallet behaviour alerts (``scam``: a wallet that behaves like a scam collection account)."""
+
+    threshold: float = Field(0.475, gt=0, le=2, description="wallet behaviour score that alerts (2: never)")
+    min_watch_days: float = Field(7.0, ge=0, description="chain days the stream watches before wallets alert "
+                                  "(a short busy life means nothing in a stream an hour old)")
+    cooldown_days: float = Field(7.0, ge=0, description="chain days between two alerts about one wallet")
+
+
 class FeedbackSettings(_Strict):
     """Analysts' verdicts (``POST /alerts/{id}/feedback``) re-weighting similar transactions."""
 
@@ -137,6 +146,7 @@ class DetectorSettings(_Strict):
     pyod: PyodSettings = Field(default_factory=PyodSettings)
     baseline: BaselineSettings = Field(default_factory=BaselineSettings)
     feedback: FeedbackSettings = Field(default_factory=FeedbackSettings)
+    wallets: WalletAlertSettings = Field(default_factory=WalletAlertSettings)
     rule_files: list[Path] = Field(default_factory=list, description="your rule files, beside the built-in one")
     unit_modules: list[str] = Field(default_factory=list, description="Python modules of your own feature units, "
                                     "imported before the engine is built (each calls detectors.units.register)")
@@ -170,7 +180,8 @@ class DetectorSettings(_Strict):
             pyod_min_fit=self.pyod.min_fit, baseline_min_history=self.baseline.min_history,
             baseline_max_addresses=self.baseline.max_addresses, feedback_learning_rate=self.feedback.learning_rate,
             feedback_max_shift=self.feedback.max_shift, feedback_max_raise=self.feedback.max_raise,
-            feedback_dismiss_weight=self.feedback.dismiss_weight,
+            feedback_dismiss_weight=self.feedback.dismiss_weight, wallet_threshold=self.wallets.threshold,
+            wallet_min_watch=self.wallets.min_watch_days * 86400, wallet_cooldown=self.wallets.cooldown_days * 86400,
             deterministic_refit=not live,
             rules_path=str(rules_path) if rules_path else None, rules_files=tuple(str(p) for p in self.rule_files),
             unit_modules=tuple(self.unit_modules),

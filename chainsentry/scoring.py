@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from alerts.lifecycle import AlertLifecycle
 from alerts.model import Alert, alert_from_finding
+from detectors.base import Finding
 from detectors.engine import ScoringEngine, TxScore, encode_scores
 from ingest import Block, BlockAdded, BlockRetracted, ChainEvent, PendingSeen
 
@@ -101,14 +102,10 @@ class Scorer:
             _write(self._scores, encode_scores(scores), self.flush)
         for s in scores:
             if s.finding is not None:
-                self.findings += 1
-                alert = alert_from_finding(s.finding, self.chain_id, when)
-                if self.on_alert is not None:
-                    self.on_alert(alert)
-                if self._alerts is not None:  # flushed: alerts are rare and someone may be tailing the file
-                    _write(self._alerts, alert.to_json() + b"\n", True)
-                log.info("ALERT %s %s %s score=%.3f: %s", alert.severity, alert.detector, alert.tx_hash, alert.score,
-                         alert.description)
+                self._alert(s.finding, when)
+            if s.wallet_findings:
+                for finding in s.wallet_findings:
+                    self._alert(finding, when)
         if self.metrics is not None:
             self.metrics.scored.labels(stage).inc(len(scores))
             self.metrics.seconds.labels(stage).observe(time.perf_counter() - started)
@@ -121,6 +118,18 @@ class Scorer:
                     self.metrics.alerts.labels(s.finding.severity, family).inc()
                     if seen_at is not None:
                         self.metrics.latency.labels(stage).observe(max(0.0, emitted - seen_at))
+                for finding in s.wallet_findings:
+                    self.metrics.alerts.labels(finding.severity, finding.detector).inc()
+
+    def _alert(self, finding: Finding, when: float) -> None:
+        self.findings += 1
+        alert = alert_from_finding(finding, self.chain_id, when)
+        if self.on_alert is not None:
+            self.on_alert(alert)
+        if self._alerts is not None:  # flushed: alerts are rare and someone may be tailing the file
+            _write(self._alerts, alert.to_json() + b"\n", True)
+        log.info("ALERT %s %s %s score=%.3f: %s", alert.severity, alert.detector, alert.tx_hash, alert.score,
+                 alert.description)
 
     def close(self) -> None:
         for fh in (self._scores, self._alerts):

@@ -27,7 +27,7 @@ from .settings import EngineConfig
 COLUMNS = {
     "tx": ("average_precision", "roc_auc", "recall_at_0.1pct_fpr", "top3_in_block_among_ordinary",
            "alerts.recall", "alerts.false_alerts_per_1000", "alerts.alerted_transactions"),
-    "address": ("roc_auc", "recall_at_5pct_fpr"),
+    "account": ("roc_auc", "recall_at_5pct_fpr", "alerts.labelled_alerted", "alerts.ordinary_alerted"),
 }
 
 
@@ -44,8 +44,9 @@ def replay_once(sources: Sequence[Path], config: EngineConfig, warm: Sequence[Pa
     for block in FileBlockSource(list(sources)):
         for s in engine.score_block(block):
             scores.append(s.to_json())
-            if s.finding is not None:
-                alerts.append({"tx_hash": s.tx_hash, "status": "firing"})
+            for f in ([s.finding] if s.finding is not None else []) + s.wallet_findings:
+                alerts.append({"tx_hash": s.tx_hash, "status": "firing", "detector": f.detector,
+                               "addresses": f.addresses})
     return scores, alerts
 
 
@@ -65,7 +66,7 @@ def ablate(sources: Sequence[Path], labels_path: Path, config: EngineConfig | No
             continue
         scores, alerts = replay_once(sources, cfg, warm)
         metrics = (evaluate_transactions(scores, labels, alerts) if kind == "tx"
-                   else evaluate_accounts(scores, labels))
+                   else evaluate_accounts(scores, labels, alerts=alerts))
         runs.append({"without": without, "detectors": list(cfg.detectors), **metrics})
     return {"kind": "ablation", "labels": kind, "warm": [str(p) for p in warm], "runs": runs}
 

@@ -33,6 +33,7 @@ from .registry import build_detectors
 from .rules import RuleOverride, RuleSet, configure_rules, load_rules, merge_rules
 from .settings import EngineConfig
 from .traversal import Trace
+from .wallet_alerts import WalletAlerts
 from .wallets import WalletBehaviour
 
 __all__ = ["EngineConfig", "ScoringEngine", "TxScore", "encode_scores"]
@@ -52,6 +53,7 @@ class TxScore(msgspec.Struct):
     explanation: list[Contribution]
     rules: list[str]
     finding: Finding | None = None
+    wallet_findings: list[Finding] = []  # wallets whose behaviour alerted after this transaction
 
     def to_json(self) -> dict[str, Any]:
         return {"tx_hash": self.tx_hash, "block_number": self.block_number, "score": round6(self.score),
@@ -109,6 +111,8 @@ class ScoringEngine:
         self.fuser = Fuser(weights, evidence, cfg.calibration_window, cfg.calibration_min_history, cfg.fusion_scale,
                            apart)
         self.policy = FindingPolicy(cfg.alert_threshold, cfg.rule_min_severity, cfg.rule_min_score)
+        self.wallet_alerts = WalletAlerts(cfg.wallet_threshold, cfg.wallet_min_watch, cfg.wallet_cooldown,
+                                          cfg.max_wallets)
         self.feedback = FeedbackModel(cfg.feedback_learning_rate, cfg.feedback_max_shift, cfg.feedback_max_raise,
                                       cfg.feedback_dismiss_weight)
         self.scored = 0
@@ -149,6 +153,8 @@ class ScoringEngine:
         """Score every transaction of ``block``, then learn from the block."""
         ctx = BlockContext(block.transactions, block.miner)  # BlockContext.of(block), one call less
         now = float(block.timestamp or 0)
+        if learn:
+            self.wallet_alerts.watch(now)
         return self._score(block.transactions, ctx, now, stage="block", block=block, learn=learn)
 
     def score_pending(self, txs: Sequence[Tx], now: float) -> list[TxScore]:
@@ -204,6 +210,8 @@ class ScoringEngine:
             if learn:
                 wallet.learn_tx(tx, now, feats[i].get("value_eth", 0.0))  # the features' value, not divided again
         # wallets: read after the whole batch is learned, for each address involved
+        wallet_threshold = self.wallet_alerts.threshold if learn else 2.0  # (pending: nothing learned yet)
+        crossed: list[tuple[int, str, float]] = []
         for i, tx in enumerate(txs):
             w = out[i].wallets
             sender, to = tx.sender, tx.to
@@ -211,10 +219,23 @@ class ScoringEngine:
                 w[sender] = round6(wallet.score(sender))
             if to is not None and to not in w:
                 w[to] = round6(wallet.score(to))
+            for address, value in w.items():
+                if value >= wallet_threshold:
+                    crossed.append((i, address, value))
         if learn:
             self._learn(batch, raws, keep, now)
+        for i, address, value in crossed:  # (after learning: the block's calls tell contracts from wallets)
+            self._wallet_finding(out[i], address, value, txs[i], now, block)
         self.scored += len(txs)
         return out
+
+    def _wallet_finding(self, score: TxScore, address: str, value: float, tx: Tx, now: float,
+                        block: Block | None) -> None:
+        called = tx.to == address and (len(tx.input) > 2 or (tx.trace is not None and bool(tx.trace.calls)))
+        finding = self.wallet_alerts.check(address, value, tx, now, self.wallet,
+                                           called or self.view.is_called_contract(address), block)
+        if finding is not None:
+            score.wallet_findings = [*score.wallet_findings, finding]
 
     def _with_feedback(self, fused: float, explanation: list[Contribution],
                        matched: list[Any]) -> tuple[float, list[Contribution]]:
@@ -246,7 +267,8 @@ class ScoringEngine:
     def state(self) -> dict[str, Any]:
         return {"detectors": {d.name: d.state() for d in self.detectors}, "entities": self.entities.state(),
                 "wallet": self.wallet.state(), "fuser": self.fuser.state(), "scored": self.scored,
-                "allowlist": sorted(self.allowlist), "feedback": self.feedback.state()}
+                "allowlist": sorted(self.allowlist), "feedback": self.feedback.state(),
+                "wallet_alerts": self.wallet_alerts.state()}
 
     def load_state(self, state: dict[str, Any]) -> None:
         for d in self.detectors:
@@ -258,6 +280,8 @@ class ScoringEngine:
         self.policy.load_state(state)
         if "feedback" in state:
             self.feedback.load_state(state["feedback"])
+        if "wallet_alerts" in state:
+            self.wallet_alerts.load_state(state["wallet_alerts"])
 
 
 def _combined(verdicts: list[tuple[str, Sequence[Score | None]]],

@@ -258,12 +258,19 @@ def _best_wallet_scores(scores: list[dict[str, Any]], labels: dict[str, int]) ->
 
 
 def _alerted(alerts: list[dict[str, Any]]) -> set[str]:
-    """The transactions with an alert that was not retracted."""
-    return {a["tx_hash"] for a in alerts if a.get("tx_hash") and a.get("status") != "retracted"}
+    """The transactions with an alert about them (not a wallet's) that was not retracted."""
+    return {a["tx_hash"] for a in alerts
+            if a.get("tx_hash") and a.get("status") != "retracted" and a.get("detector") != "wallet"}
+
+
+def _alerted_wallets(alerts: list[dict[str, Any]]) -> set[str]:
+    """The wallets with a behaviour alert that was not retracted."""
+    return {a["addresses"][-1].lower() for a in alerts
+            if a.get("detector") == "wallet" and a.get("addresses") and a.get("status") != "retracted"}
 
 
 def evaluate_accounts(scores: list[dict[str, Any]], labels: dict[str, int], resamples: int = 0,
-                      seed: int = 0) -> dict[str, Any]:
+                      seed: int = 0, alerts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     best = _best_wallet_scores(scores, labels)
     if not best:
         raise EvaluationError("no scored address has a label: wrong labels file?")
@@ -276,6 +283,15 @@ def evaluate_accounts(scores: list[dict[str, Any]], labels: dict[str, int], resa
     }
     if resamples:
         out["confidence_95"] = bootstrap(y, x, _ACCOUNT_METRICS, resamples, seed)
+    if alerts is not None:
+        alerted = _alerted_wallets(alerts)
+        positives = sum(y)
+        out["alerts"] = {
+            "alerted_accounts": len(alerted),
+            "labelled_alerted": round(sum(1 for a, lab in labels.items() if lab and a in alerted) / positives, 4),
+            "ordinary_alerted": round(sum(1 for a, lab in labels.items() if not lab and a in alerted)
+                                      / (len(y) - positives), 4),
+        }
     return out
 
 
@@ -386,7 +402,7 @@ def evaluate(scores_path: str | Path, labels_path: str | Path, alerts_path: str 
     scores = list(read_jsonl(scores_path))
     alerts = list(read_jsonl(alerts_path)) if alerts_path else None
     result = (evaluate_transactions(scores, labels, alerts, resamples, seed) if kind == "tx"
-              else evaluate_accounts(scores, labels, resamples, seed))
+              else evaluate_accounts(scores, labels, resamples, seed, alerts))
     if details_top is not None:
         result["details"] = details(scores, labels, kind, details_top, extra, alerts)
     if plot_path is not None:

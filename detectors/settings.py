@@ -41,6 +41,9 @@ class EngineConfig:
     calibration_min_history: int = 200
     max_entities: int = 200_000
     max_wallets: int = 200_000
+    wallet_threshold: float = 0.475  # wallet behaviour score that alerts (about 1 ordinary account in 100 on dev)
+    wallet_min_watch: float = 7 * 86400  # chain seconds the stream watches before wallet behaviour alerts
+    wallet_cooldown: float = 7 * 86400  # chain seconds between two alerts about one wallet
     rules_path: str | None = None  # a rule file in place of the built-in one
     rules_files: tuple[str, ...] = ()  # the user's rule files, beside the built-in one
     unit_modules: tuple[str, ...] = ()  # the user's feature unit modules (imported by whoever builds the config)

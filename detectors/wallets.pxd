@@ -23,7 +23,7 @@ cdef class WalletBehaviour:
     cpdef learn_tx(self, object tx, double now, object value_eth=*)
 
     @cython.locals(p=Profile, total=double, small=double, span=double, burst=double, forwarded=double,
-                   log101=double, log91=double, lo=double, hi=double)
+                   log101=double, log_year=double, lo=double, hi=double)
     cpdef double score(self, str address)
 
 

@@ -9,8 +9,8 @@ each typically, up to ~3 KB at the counterparty cap), so memory is bounded by co
 measured in ``benchmarks/``.
 
 The behaviour score reads shapes that fraud accounts share rather than any address:
-- a busy account whose whole activity falls in a short period (scam addresses are used, reported
-  and abandoned); it counts half when the payments it receives are large;
+- a busy account whose whole activity falls in a short period, well under a year (scam addresses
+  are used, reported and abandoned); it counts half when the payments it receives are large;
 - many small incoming payments (victims paying);
 - most of what came in sent on (sweeping);
 - the account emptied: what it received all sent on, within 5% (a collection or pass-through
@@ -30,7 +30,7 @@ from ingest.events import Tx
 from .base import Contribution, dict_get, move_to_end
 
 WEI = 10**18
-_LOG91 = math.log1p(90.0)
+_LOG_YEAR = math.log1p(365.0)  # a busy life shorter than a year counts
 _LOG101 = math.log1p(100.0)
 _EMPTIED_LO, _EMPTIED_HI = 0.95, 1.05  # sent on what it received, within 5% (fees, rounding)
 
@@ -173,11 +173,11 @@ class WalletBehaviour:
         if p is None:
             return 0.0
         total = 0.0
-        log101, log91, lo, hi = _LOG101, _LOG91, _EMPTIED_LO, _EMPTIED_HI  # C doubles when compiled
+        log101, log_year, lo, hi = _LOG101, _LOG_YEAR, _EMPTIED_LO, _EMPTIED_HI  # C doubles when compiled
         small = max(0.0, 1.0 - math.log1p(p.value_in / p.ins) / log101) if p.ins else 0.0
         if p.ins + p.outs >= 5:
             span = max(p.last - p.first, 0.0) / 86400
-            burst = max(0.0, 1.0 - math.log1p(span) / log91)
+            burst = max(0.0, 1.0 - math.log1p(span) / log_year)
             total += burst * (0.5 + 0.5 * small) if p.ins else burst
         if p.ins >= 3:
             total += small
@@ -199,7 +199,7 @@ class WalletBehaviour:
         avg_in = f["value_in"] / f["ins"] if f["ins"] else 0.0
         small = max(0.0, 1.0 - math.log1p(avg_in) / _LOG101) if f["ins"] else 0.0
         if n >= 5:  # a young account is not suspicious for being young: it must also be busy
-            burst = max(0.0, 1.0 - math.log1p(span) / _LOG91)
+            burst = max(0.0, 1.0 - math.log1p(span) / _LOG_YEAR)
             if f["ins"]:  # half as much when what comes in is large (victims pay small amounts)
                 burst *= 0.5 + 0.5 * small
             if burst > 0:
