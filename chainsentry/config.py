@@ -105,7 +105,7 @@ class BaselineSettings(_DetectorSwitch):
     """Per-address behaviour baselines learned from the stream (outflows and call trees)."""
 
     min_history: int = Field(10, ge=1, description="transactions an address is seen in before it is compared")
-    max_addresses: int = Field(100_000, ge=100, description="baselines kept (LRU; ~1.5 KB each at most)")
+    max_addresses: int = Field(50_000, ge=100, description="baselines kept (LRU; ~0.6 KB typical, ~9 KB at most each)")
 
 
 class WalletAlertSettings(_Strict):

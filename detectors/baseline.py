@@ -23,7 +23,8 @@ normal nor anomalous here (an attack contract, for one, is new). The sender is l
 scored: what it does with its own funds is its choice, and its behaviour is the wallet detector's.
 
 Memory is bounded: an LRU of ``max_addresses`` baselines, each keeping at most ``MAX_ASSETS``
-assets (~1.5 KB for a busy contract at the caps; measured in ``benchmarks/``).
+assets: ~0.6 KB for an address seen with one asset, ~9 KB at the caps (16 values for the call tree
+and each of 8 assets), so at most ~450 MB at the default 50,000 (`benchmarks/bench_baseline_memory.py`).
 """
 
 from __future__ import annotations
@@ -147,7 +148,7 @@ class BaselineDetector:
     calibrated = False  # evidence units, like the rule file's
     apart = True  # against each address's own normal: the rules' "familiar public service" does not offset it
 
-    def __init__(self, min_history: int = 10, min_outflows: int = 5, max_addresses: int = 100_000) -> None:
+    def __init__(self, min_history: int = 10, min_outflows: int = 5, max_addresses: int = 50_000) -> None:
         self.min_history = min_history
         self.min_outflows = min_outflows
         self.max_addresses = max_addresses

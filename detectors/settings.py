@@ -31,7 +31,7 @@ class EngineConfig:
     pyod_refit_every: int = 2500
     pyod_min_fit: int = 2000
     baseline_min_history: int = 10
-    baseline_max_addresses: int = 100_000
+    baseline_max_addresses: int = 50_000
     feedback_learning_rate: float = 4.0  # analysts' verdicts: how far one moves its pattern (detectors.feedback)
     feedback_max_shift: float = 3.0  # the most evidence verdicts take away
     feedback_max_raise: float = 0.5  # the most evidence verdicts add
