@@ -4,6 +4,7 @@ detail: every module is plain Python that runs as it is when not compiled, with 
 (``tests/test_compiled.py``). Read without importing the package (setup.py executes this file)."""
 
 COMPILED_MODULES = (
+    "detectors.baseline",
     "detectors.engine",
     "detectors.entities",
     "detectors.features",

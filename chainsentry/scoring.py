@@ -101,10 +101,8 @@ class Scorer:
         if self._scores is not None and write_scores:
             _write(self._scores, encode_scores(scores), self.flush)
         for s in scores:
-            if s.finding is not None:
-                self._alert(s.finding, when)
-            if s.wallet_findings:
-                for finding in s.wallet_findings:
+            if s.finding is not None or s.wallet_findings:
+                for finding in s.findings():
                     self._alert(finding, when)
         if self.metrics is not None:
             self.metrics.scored.labels(stage).inc(len(scores))
@@ -113,13 +111,10 @@ class Scorer:
             for s in scores:
                 for name, value in s.detectors.items():
                     self.metrics.score.labels(name).observe(value)
-                if s.finding is not None:
-                    family = s.finding.detector.split("/", 1)[0]
-                    self.metrics.alerts.labels(s.finding.severity, family).inc()
-                    if seen_at is not None:
-                        self.metrics.latency.labels(stage).observe(max(0.0, emitted - seen_at))
-                for finding in s.wallet_findings:
-                    self.metrics.alerts.labels(finding.severity, finding.detector).inc()
+                for finding in s.findings():
+                    self.metrics.alerts.labels(finding.severity, finding.detector.split("/", 1)[0]).inc()
+                if s.finding is not None and seen_at is not None:
+                    self.metrics.latency.labels(stage).observe(max(0.0, emitted - seen_at))
 
     def _alert(self, finding: Finding, when: float) -> None:
         self.findings += 1

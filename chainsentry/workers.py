@@ -199,8 +199,8 @@ class DetectWorker(ConsumerRebalanceListener):  # type: ignore[misc]
                     scores.append(s.to_json())
                 for name, value in s.detectors.items():
                     self.detector_metrics.score.labels(name).observe(value)
-                if s.finding is not None:
-                    alert = alert_from_finding(s.finding, self.chain_id, when)
+                for finding in s.findings():
+                    alert = alert_from_finding(finding, self.chain_id, when)
                     alerts.append(alert)
                     self.detector_metrics.alerts.labels(alert.severity, alert.detector.split("/")[0]).inc()
             self.detector_metrics.scored.labels(stage).inc(len(batch))

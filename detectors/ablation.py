@@ -44,7 +44,7 @@ def replay_once(sources: Sequence[Path], config: EngineConfig, warm: Sequence[Pa
     for block in FileBlockSource(list(sources)):
         for s in engine.score_block(block):
             scores.append(s.to_json())
-            for f in ([s.finding] if s.finding is not None else []) + s.wallet_findings:
+            for f in s.findings():
                 alerts.append({"tx_hash": s.tx_hash, "status": "firing", "detector": f.detector,
                                "addresses": f.addresses})
     return scores, alerts

@@ -98,39 +98,44 @@ def _baseline(seen: int, subtree: Series, assets: dict[str, Series]) -> Baseline
 
 class Activity:
     """What one transaction did to each address: the largest call tree under a call into it, and its
-    net flow of each asset (positive: it received); ``sender``: learned from but not scored (what a
-    sender does with its own funds is its choice; wallet behaviour is :mod:`.wallets`')."""
+    net outflow of each asset it sent; ``sender``: learned from but not scored (what a sender does
+    with its own funds is its choice; wallet behaviour is :mod:`.wallets`')."""
 
-    __slots__ = ("flows", "sender", "subtrees")
+    __slots__ = ("addresses", "outflows", "sender", "subtrees")
 
     def __init__(self, trace: Trace) -> None:
         self.sender = trace.sender
-        self.subtrees: dict[str, int] = {}
-        steps = trace.steps
-        open_: list[tuple[int, int]] = []  # (depth, index) of calls whose subtree is still open
-        for i, step in enumerate(steps):
-            while open_ and open_[-1][0] >= step.depth:
-                self._close(steps, open_.pop()[1], i)
-            if step.sel is not None and step.frame.type != "DELEGATECALL":
-                open_.append((step.depth, i))
-        while open_:
-            self._close(steps, open_.pop()[1], len(steps))
-        flows: dict[tuple[str, str], int] = {}
+        subtrees: dict[str, int] = {}
+        open_: list[tuple[int, int, str]] = []  # (depth, index, contract) of calls whose subtree is open
+        end = 0
+        for i, step in enumerate(trace.steps):
+            depth = step.depth
+            while open_ and open_[-1][0] >= depth:
+                _, start, to = open_.pop()
+                if i - start > subtrees.get(to, 0):
+                    subtrees[to] = i - start
+            if step.sel is not None:
+                f = step.frame
+                if f.to is not None and f.type != "DELEGATECALL":
+                    open_.append((depth, i, f.to))
+            end = i + 1
+        for _, start, to in open_:
+            if end - start > subtrees.get(to, 0):
+                subtrees[to] = end - start
+        net: dict[tuple[str, str], int] = {}
         for asset, src, dest, amount in trace.moves:
             key = ETH if asset is None else asset  # (a token's own contract minting or burning is no flow)
             if src is not None and src != asset:
-                flows[(src, key)] = flows.get((src, key), 0) - amount
+                net[(src, key)] = net.get((src, key), 0) - amount
             if dest is not None and dest != asset:
-                flows[(dest, key)] = flows.get((dest, key), 0) + amount
-        self.flows = flows
-
-    def _close(self, steps: Sequence[Any], start: int, end: int) -> None:
-        to = steps[start].frame.to
-        if to is not None and end - start > self.subtrees.get(to, 0):
-            self.subtrees[to] = end - start
-
-    def addresses(self) -> set[str]:
-        return {*self.subtrees, *(holder for holder, _ in self.flows)}
+                net[(dest, key)] = net.get((dest, key), 0) + amount
+        outflows: dict[str, list[tuple[str, int]]] = {}
+        for (holder, key), value in net.items():
+            if value < 0:
+                outflows.setdefault(holder, []).append((key, -value))
+        self.subtrees = subtrees
+        self.outflows = outflows
+        self.addresses = subtrees.keys() | {holder for holder, _ in net}
 
 
 def short(address: str) -> str:
@@ -189,7 +194,7 @@ class BaselineDetector:
         best_total = 0.0
         baselines = self._baselines
         sender = activity.sender
-        for address in activity.addresses():
+        for address in activity.addresses:
             base = dict_get(baselines, address)
             if base is None or base.seen < self.min_history or address == sender:
                 continue
@@ -210,16 +215,18 @@ class BaselineDetector:
             terms.append(Contribution("subtree_vs_p99", round(ratio, 2), _evidence(ratio, 1.0, 6.0),
                                       f"call tree under {short(address)}: {ratio:.0f}x its 99th percentile "
                                       f"(n={base.subtree.n})"))
-        outflow = max(((-net, asset) for (holder, asset), net in activity.flows.items()
-                       if holder == address and net < 0), default=None)
-        if outflow is not None:
-            amount, asset = outflow
+        top: tuple[float, str, int] | None = None  # the asset sent furthest above its own 99th percentile
+        for asset, amount in activity.outflows.get(address, ()):
             past = base.assets.get(asset)
             if past is not None and past.n >= self.min_outflows:
                 ratio = amount / max(past.p99(), 1)
-                terms.append(Contribution("outflow_vs_p99", round(ratio, 2), _evidence(ratio, 2.0, 8.0),
-                                          f"{short(asset)} out of {short(address)}: {ratio:.0f}x its 99th "
-                                          f"percentile (n={past.n})"))
+                if top is None or ratio > top[0]:
+                    top = (ratio, asset, past.n)
+        if top is not None:
+            ratio, asset, n = top
+            terms.append(Contribution("outflow_vs_p99", round(ratio, 2), _evidence(ratio, 2.0, 8.0),
+                                      f"{short(asset)} out of {short(address)}: {ratio:.0f}x its 99th "
+                                      f"percentile (n={n})"))
         return terms
 
     def learn_many(self, batch: Batch, rows: Sequence[int]) -> None:
@@ -231,20 +238,21 @@ class BaselineDetector:
         self._batch = None
 
     def _learn(self, activity: Activity) -> None:
-        for address in activity.addresses():
-            self._get(address).seen += 1
-        for address, size in activity.subtrees.items():
-            self._get(address).subtree.add(size)
-        for (holder, asset), net in activity.flows.items():
-            if net >= 0:
-                continue
-            assets = self._get(holder).assets
-            past = assets.get(asset)
-            if past is None:
-                if len(assets) >= MAX_ASSETS:
-                    continue
-                past = assets[asset] = Series()
-            past.add(-net)
+        subtrees, outflows = activity.subtrees, activity.outflows
+        for address in activity.addresses:
+            base = self._get(address)
+            base.seen += 1
+            size = subtrees.get(address)
+            if size is not None:
+                base.subtree.add(size)
+            for asset, amount in outflows.get(address, ()):
+                assets = base.assets
+                past = assets.get(asset)
+                if past is None:
+                    if len(assets) >= MAX_ASSETS:
+                        continue
+                    past = assets[asset] = Series()
+                past.add(amount)
 
     def _get(self, address: str) -> Baseline:
         baselines = self._baselines

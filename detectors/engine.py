@@ -55,6 +55,12 @@ class TxScore(msgspec.Struct):
     finding: Finding | None = None
     wallet_findings: list[Finding] = []  # wallets whose behaviour alerted after this transaction
 
+    def findings(self) -> list[Finding]:
+        """What alerts after this transaction: its own finding, then any wallet's."""
+        if not self.wallet_findings:
+            return [self.finding] if self.finding is not None else []
+        return ([self.finding] if self.finding is not None else []) + self.wallet_findings
+
     def to_json(self) -> dict[str, Any]:
         return {"tx_hash": self.tx_hash, "block_number": self.block_number, "score": round6(self.score),
                 "detectors": self.detectors, "wallets": self.wallets}
