@@ -166,6 +166,9 @@ def run(
     scores: Annotated[Path | None, typer.Option("--scores", help="write mined transactions' scores")] = None,
     alerts: Annotated[Path | None, typer.Option("--alerts", help="write alerts as JSONL")] = None,
     rules: Annotated[Path | None, typer.Option("--rules", help="attack-shape rules YAML (default: built in)")] = None,
+    snapshot_in: Annotated[Path | None, typer.Option(
+        "--snapshot-in", help="start from this learned state (replay HISTORY --snapshot-out S) when the data "
+                              "directory holds none of its own")] = None,
     webhook: WebhookOpt = None,
     webhook_allow_private: AllowPrivateOpt = False,
     duration: Annotated[float | None, typer.Option("--duration", help="stop after this many seconds")] = None,
@@ -191,7 +194,10 @@ def run(
     if not settings.rpc:
         raise ConfigError("no RPC URL: give --rpc URL or set rpc in the config file")
     snapshot = settings.data_dir / "detectors.snapshot"
-    engine = build_engine(settings, rules, snapshot if snapshot.exists() else None, live=True)
+    if snapshot.exists() and snapshot_in is not None:  # a restart resumes its own state, learned since
+        logging.getLogger("chainsentry.run").warning("resuming from %s; --snapshot-in %s is for a first start",
+                                                     snapshot, snapshot_in)
+    engine = build_engine(settings, rules, snapshot if snapshot.exists() else snapshot_in, live=True)
     service = build_service(settings, load_secrets(), engine, webhook=webhook, allow_private=webhook_allow_private,
                             scores=scores, alerts=alerts, events_out=events_out)
     status = _status_writer()

@@ -329,3 +329,29 @@ def test_help_shows_whole_option_names_and_no_type_placeholders_for_flags() -> N
     assert res.returncode == 0
     assert "--fsync / --no-fsync" in res.stdout and "--mempool-out" in res.stdout and "--follow" in res.stdout
     assert "<bool>" not in res.stdout and "╭" not in res.stdout, "plain help, whatever the width"
+
+
+async def test_run_starts_from_a_replayed_history_and_then_resumes_its_own(anvil: Anvil, rpc: RpcClient,
+                                                                           tmp_path: Path, data_dir: Path) -> None:
+    from detectors.engine import ScoringEngine
+    from detectors.snapshot import load_snapshot
+
+    history = tmp_path / "history.snap"
+    assert run_cli("replay", str(data_dir / "attacks-dev.jsonl.gz"), "--snapshot-out", str(history),
+                   "--no-progress").returncode == 0
+    gen = TrafficGenerator(rpc)
+    await gen.setup()
+    await fill_blocks(rpc, gen, 2, 4)
+    data = tmp_path / "d"
+    env = dict(os.environ, CHAINSENTRY_INGEST__POLL_INTERVAL="0.1")
+    args = ["run", "--rpc", anvil.http_url, "--api", f"127.0.0.1:{free_port()}", "--data-dir", str(data),
+            "--start-block", "0", "--no-mempool", "--snapshot-in", str(history), "--duration", "4"]
+    assert run_cli(*args, env=env).returncode == 0
+    learned = ScoringEngine()
+    load_snapshot(learned, data / "detectors.snapshot")
+    assert learned.scored >= 2887 + 8, "the history, then the chain"
+    again = run_cli(*args, env=env)  # the data directory's own state wins over the history now
+    assert again.returncode == 0 and "--snapshot-in" in again.stderr and "first start" in again.stderr
+    bad = run_cli("run", "--rpc", anvil.http_url, "--data-dir", str(tmp_path / "e"), "--snapshot-in",
+                  str(tmp_path / "nope.snap"), "--duration", "1")
+    assert bad.returncode == 2 and "cannot read snapshot" in bad.stderr
