@@ -3,9 +3,11 @@
 Per block: each transaction's features (:mod:`.features`: the registered feature units, those
 reading per-entity state through :class:`.entities.EntityView`), then every configured detector
 scores the whole batch (:mod:`.registry`; the protocol in :mod:`.base`), fusion calibrates and adds
-their raw scores into one score in [0, 1] (:mod:`.fusion`), the finding policy decides which
+their raw scores into one score in [0, 1] (:mod:`.fusion`), shifted by what analysts' verdicts
+taught about similar transactions (:mod:`.feedback`), the finding policy decides which
 transactions make a finding (:mod:`.policy`), and wallet behaviour scores are read for each address
-involved (:mod:`.wallets`). A block is scored before any of it is learned, so the order of
+involved (:mod:`.wallets`), a wallet that crosses its threshold making a finding of its own
+(:mod:`.wallet_alerts`). A block is scored before any of it is learned, so the order of
 transactions within a block does not change scores; the detectors then learn the transactions the
 policy lets them learn from.
 
