@@ -108,7 +108,7 @@ def summarize(attacks: list[Attack], alerts: list[Alert], outcomes: dict[str, st
         rows.append({"scenario": a.scenario, "attack_tx": a.attack_tx, "outcome": outcome,
                      "caught": bool(stages) and outcome == "succeeded", "alerted": bool(stages), "stages": stages,
                      "title": title})
-    false_txs = {al.tx_hash for al in alerts if al.tx_hash not in attack_txs}
+    false_txs = {al.tx_hash or al.id for al in alerts if al.tx_hash not in attack_txs}  # (a wallet's: its id)
     succeeded = [r for r in rows if r["outcome"] == "succeeded"]
     return {"attacks": rows, "caught": sum(r["caught"] for r in rows), "total": len(succeeded),
             "reverted": sum(r["outcome"] == "reverted" for r in rows),

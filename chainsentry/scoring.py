@@ -14,7 +14,6 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from alerts.lifecycle import AlertLifecycle
 from alerts.model import Alert, alert_from_finding
-from detectors.base import Finding
 from detectors.engine import ScoringEngine, TxScore, encode_scores
 from ingest import Block, BlockAdded, BlockRetracted, ChainEvent, PendingSeen
 
@@ -64,6 +63,14 @@ class DetectorMetrics:
                                  ["stage"], namespace="chainsentry", registry=registry)
 
 
+def alerts_of(scores: list[TxScore], chain_id: int, when: float) -> list[Alert]:
+    """The alerts of a block's (or a batch's) scores, in one order wherever they are made: each
+    transaction's in transaction order, then the wallets' (about wallets, not transactions) by id."""
+    alerts = [alert_from_finding(s.finding, chain_id, when) for s in scores if s.finding is not None]
+    wallets = [alert_from_finding(f, chain_id, when) for s in scores if s.wallet_findings for f in s.wallet_findings]
+    return alerts + sorted(wallets, key=lambda a: a.id) if wallets else alerts
+
+
 class Scorer:
     """Scores blocks and pending transactions; writes ``--scores`` and ``--alerts`` JSONL."""
 
@@ -100,10 +107,8 @@ class Scorer:
         self.transactions += len(scores)
         if self._scores is not None and write_scores:
             _write(self._scores, encode_scores(scores), self.flush)
-        for s in scores:
-            if s.finding is not None or s.wallet_findings:
-                for finding in s.findings():
-                    self._alert(finding, when)
+        for alert in alerts_of(scores, self.chain_id, when):
+            self._alert(alert)
         if self.metrics is not None:
             self.metrics.scored.labels(stage).inc(len(scores))
             self.metrics.seconds.labels(stage).observe(time.perf_counter() - started)
@@ -116,9 +121,8 @@ class Scorer:
                 if s.finding is not None and seen_at is not None:
                     self.metrics.latency.labels(stage).observe(max(0.0, emitted - seen_at))
 
-    def _alert(self, finding: Finding, when: float) -> None:
+    def _alert(self, alert: Alert) -> None:
         self.findings += 1
-        alert = alert_from_finding(finding, self.chain_id, when)
         if self.on_alert is not None:
             self.on_alert(alert)
         if self._alerts is not None:  # flushed: alerts are rare and someone may be tailing the file

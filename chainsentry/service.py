@@ -48,6 +48,8 @@ class EngineLearner:
         self.engine.allow(address)
 
     def learn_verdict(self, alert: Alert, verdict: str) -> None:
+        if alert.tx_hash is None:  # a wallet's alert: its false positive allowlists the wallet
+            return
         self.engine.learn_verdict([(e.feature, e.contribution) for e in alert.explanation], verdict)
 
     def feedback_model(self) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from alerts.lifecycle import AlertLifecycle
-from alerts.model import Alert, alert_from_finding
+from alerts.model import Alert
 from detectors.engine import EngineConfig, ScoringEngine, TxScore
 from detectors.snapshot import SnapshotError, load_snapshot_bytes, snapshot_bytes
 from ingest.events import Block, BlockAdded, BlockRetracted, ChainEvent, PendingSeen
@@ -51,7 +51,7 @@ from .kafka import (
     encode_pending,
     producer,
 )
-from .scoring import DetectorMetrics
+from .scoring import DetectorMetrics, alerts_of
 from .sharding import partition_of, split_block, tx_key
 
 log = logging.getLogger(__name__)
@@ -199,10 +199,9 @@ class DetectWorker(ConsumerRebalanceListener):  # type: ignore[misc]
                     scores.append(s.to_json())
                 for name, value in s.detectors.items():
                     self.detector_metrics.score.labels(name).observe(value)
-                for finding in s.findings():
-                    alert = alert_from_finding(finding, self.chain_id, when)
-                    alerts.append(alert)
-                    self.detector_metrics.alerts.labels(alert.severity, alert.detector.split("/")[0]).inc()
+            for alert in alerts_of(batch, self.chain_id, when):
+                alerts.append(alert)
+                self.detector_metrics.alerts.labels(alert.severity, alert.detector.split("/")[0]).inc()
             self.detector_metrics.scored.labels(stage).inc(len(batch))
 
         if msg.kind == "blocks":
@@ -481,8 +480,12 @@ class KafkaReplay:
                                    f"in {timeout:.0f} s")
         rank = {h: i for i, h in enumerate(self.order)}
         ordered_scores = sorted(scores.values(), key=lambda s: rank.get(s["tx_hash"], len(rank)))
-        ordered_alerts = sorted(alerts.values(), key=lambda a: (rank.get(a.tx_hash or "", len(rank)), a.id))
-        return ordered_scores, ordered_alerts
+        block_end = {s["block_number"]: rank.get(s["tx_hash"], len(rank)) + 0.5 for s in ordered_scores}
+
+        def place(a: Alert) -> tuple[float, str]:  # a wallet's alert (no transaction) after its block's
+            return (rank.get(a.tx_hash, len(rank)) if a.tx_hash else block_end.get(a.block_number, len(rank)), a.id)
+
+        return ordered_scores, sorted(alerts.values(), key=place)
 
     def close(self) -> None:
         self.collector.close()

@@ -3,8 +3,10 @@
 A wallet (an address the stream has not seen called as a contract) whose behaviour score
 (:mod:`.wallets`) reaches ``threshold`` after one of its transactions makes a ``scam`` finding
 about it: the address is the finding's subject, its explanation the behaviour (fan-in of small
-payments, forwarding, emptied, a short busy life). Once per wallet per ``cooldown`` seconds of
-chain time (the lifecycle folds what follows into it as well).
+payments, forwarding, emptied, a short busy life). Its alert names no transaction (the one after
+which the wallet crossed the threshold is in the description), so transaction metrics leave it
+out. Once per wallet per ``cooldown`` seconds of chain time (the lifecycle folds what follows into
+it as well).
 
 The behaviour reads "busy within a short period" against how long the stream has watched: in a
 stream that started an hour ago every busy account is busy within a short period. So no wallet
@@ -62,7 +64,8 @@ class WalletAlerts:
             tx_hash=tx.hash, block_number=block.number if block else tx.block_number,
             block_hash=block.hash if block else None, stage="block", score=round6(score),
             severity="high" if score >= 0.6 else "medium", type="scam", detector=DETECTOR, title=title,
-            description=f"{title} ({address}): {reasons}.", addresses=[address], explanation=explanation,
+            description=f"{title} ({address}): {reasons}; after transaction {tx.hash}.", addresses=[address],
+            explanation=explanation,
         )
 
     def state(self) -> dict[str, Any]:

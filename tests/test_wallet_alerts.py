@@ -4,6 +4,7 @@ wallet before the stream has watched long enough raise none; the evaluation coun
 
 from __future__ import annotations
 
+from alerts.model import alert_from_finding
 from detectors.engine import EngineConfig, ScoringEngine
 from detectors.evaluate import evaluate_accounts
 from ingest import Block, Tx
@@ -38,11 +39,15 @@ def stream(scam_starts: float) -> list[Block]:
 
 
 def wallet_alerts(engine: ScoringEngine, blocks: list[Block]) -> list[tuple[float, str, str]]:
-    """(chain time, wallet, type) of each wallet finding."""
+    """(chain time, wallet, type) of each wallet finding; each one's alert is about the wallet."""
     out = []
     for b in blocks:
         for s in engine.score_block(b):
-            out += [(float(b.timestamp or 0), f.addresses[-1], f.type) for f in s.wallet_findings]
+            for f in s.wallet_findings:
+                alert = alert_from_finding(f, 1, float(b.timestamp or 0))
+                assert alert.tx_hash is None and alert.subject == f.addresses[-1] and alert.detector == "wallet"
+                assert s.tx_hash in alert.description and alert.explanation, "after which transaction, and why"
+                out.append((float(b.timestamp or 0), f.addresses[-1], f.type))
     return out
 
 
