@@ -117,10 +117,10 @@ def summarize(attacks: list[Attack], alerts: list[Alert], outcomes: dict[str, st
             "false_per_1000": round(1000 * len(false_txs) / scored_background, 3) if scored_background else None}
 
 
-def write_labels(blocks: Path, out: Path, attacks: list[Attack], outcomes: dict[str, str]) -> int:
+def write_labels(blocks: Path, out: Path, attacks: list[Attack], outcomes: dict[str, str]) -> None:
     """The labels of the recorded chain ``blocks`` for ``chainsentry evaluate`` (``tx_hash,label,
     incident,date``): 1 for each exploit that succeeded on chain, 0 for the background; the
-    scenarios' set-up transactions (deployments, mixer deposits) are left out. Returns the exploits."""
+    scenarios' set-up transactions (deployments, mixer deposits) are left out."""
     exploits = {a.attack_tx: a.scenario for a in attacks if outcomes.get(a.attack_tx) == "succeeded"}
     setup = {h for a in attacks for h in a.tx_hashes} - set(exploits)
     lines = ["tx_hash,label,incident,date"]
@@ -132,7 +132,6 @@ def write_labels(blocks: Path, out: Path, attacks: list[Attack], outcomes: dict[
                     if h not in setup:
                         lines.append(f"{h},1,{exploits[h]}," if h in exploits else f"{h},0,,")
     out.write_text("\n".join(lines) + "\n")
-    return len(exploits)
 
 
 async def attack_outcomes(rpc: RpcClient, attacks: list[Attack]) -> dict[str, str]:

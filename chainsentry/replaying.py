@@ -96,8 +96,8 @@ def revealing_verdicts(score_block: Callable[[Block], list[TxScore]], engine: Sc
     def block(b: Block) -> list[TxScore]:
         scores = score_block(b)
         for s in scores:
-            label = labels.get(s.tx_hash) if s.finding is not None else None
-            if label is not None and s.finding is not None:
+            label = labels.get(s.tx_hash)
+            if s.finding is not None and label is not None:
                 engine.learn_verdict([(c.feature, c.contribution) for c in s.finding.explanation],
                                      "true_positive" if label else "false_positive")
         return scores

@@ -355,3 +355,19 @@ async def test_run_starts_from_a_replayed_history_and_then_resumes_its_own(anvil
     bad = run_cli("run", "--rpc", anvil.http_url, "--data-dir", str(tmp_path / "e"), "--snapshot-in",
                   str(tmp_path / "nope.snap"), "--duration", "1")
     assert bad.returncode == 2 and "cannot read snapshot" in bad.stderr
+
+
+def test_replay_feedback_gives_each_alert_its_label_as_a_verdict(data_dir: Path, tmp_path: Path) -> None:
+    labels = data_dir / "attacks-dev.labels.csv"
+    res = run_cli("replay", str(data_dir / "attacks-dev.jsonl.gz"), "--alerts", str(tmp_path / "a.jsonl"),
+                  "--feedback", str(labels), "--no-progress")
+    assert res.returncode == 0, res.stderr
+    stats = orjson.loads(res.stdout)
+    exploits = {line.split(",")[0] for line in labels.read_text().splitlines()[1:] if line.split(",")[1] == "1"}
+    alerted = [orjson.loads(x) for x in (tmp_path / "a.jsonl").read_text().splitlines()]
+    tx_alerts = [a for a in alerted if a["tx_hash"]]
+    assert stats["feedback"] == {"true_positive": sum(a["tx_hash"] in exploits for a in tx_alerts),
+                                 "false_positive": sum(a["tx_hash"] not in exploits for a in tx_alerts)}
+    wrong = run_cli("replay", str(data_dir / "attacks-dev.jsonl.gz"), "--feedback",
+                    str(data_dir / "wallets-dev.labels.csv"), "--no-progress")
+    assert wrong.returncode == 2 and "needs transaction labels" in wrong.stderr
