@@ -119,14 +119,14 @@ def rfc3339(ts: float) -> str:
 
 def alert_from_finding(finding: Finding, chain_id: int, created_at: float) -> Alert:
     """The firing alert for ``finding``; ``created_at`` is passed in (block time in replays). A
-    transaction's finding is about the transaction; a wallet's is about the wallet, so its alert
-    names no transaction (the one after which it crossed its threshold is in the description)."""
-    wallet = finding.detector == "wallet"
+    finding about a subject other than its transaction (a wallet) names no transaction (the one
+    after which it was made is in its description)."""
+    about = finding.subject
     return Alert(
-        id=alert_id(chain_id, finding.tx_hash, finding.detector, finding.addresses[-1] if wallet else finding.tx_hash),
+        id=alert_id(chain_id, finding.tx_hash, finding.detector, about or finding.tx_hash),
         status="firing", stage=finding.stage,  # type: ignore[arg-type]
         chain_id=chain_id, block_number=finding.block_number,
-        block_hash=finding.block_hash, tx_hash=None if wallet else finding.tx_hash,
+        block_hash=finding.block_hash, tx_hash=None if about else finding.tx_hash,
         severity=finding.severity, type=finding.type,  # type: ignore[arg-type]
         score=finding.score, detector=finding.detector, title=finding.title, description=finding.description,
         addresses=finding.addresses,

@@ -32,8 +32,7 @@ def second_half(scores: Path, alerts: Path, labels: dict[str, int]) -> dict[str,
     blocks = sorted({s["block_number"] for s in lines}, key=lambda b: b)
     order = {b: i for i, b in enumerate(blocks)}
     late = {s["tx_hash"] for s in lines if order[s["block_number"]] >= len(blocks) // 2}
-    alerted = {a["tx_hash"] for a in map(orjson.loads, alerts.read_bytes().splitlines())
-               if a["detector"] != "wallet"} & late  # (an alert about a wallet is not about its transaction)
+    alerted = {a["tx_hash"] for a in map(orjson.loads, alerts.read_bytes().splitlines())} & late
     exploits = {h for h in late if labels.get(h) == 1}
     ordinary = {h for h in late if labels.get(h) == 0}
     return {"alerts_recall": round(len(alerted & exploits) / max(1, len(exploits)), 3),

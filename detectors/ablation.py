@@ -45,8 +45,8 @@ def replay_once(sources: Sequence[Path], config: EngineConfig, warm: Sequence[Pa
         for s in engine.score_block(block):
             scores.append(s.to_json())
             for f in s.findings():
-                alerts.append({"tx_hash": s.tx_hash, "status": "firing", "detector": f.detector,
-                               "addresses": f.addresses})
+                alerts.append({"tx_hash": None if f.subject else s.tx_hash, "status": "firing",
+                               "detector": f.detector, "addresses": f.addresses})
     return scores, alerts
 
 

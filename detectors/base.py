@@ -94,7 +94,8 @@ class Detector(Protocol):
 
 @dataclass(slots=True)
 class Finding:
-    """A detector's verdict on one transaction, before the alert stage turns it into an alert."""
+    """A detector's verdict after one transaction, before the alert stage turns it into an alert:
+    about the transaction, or, with ``subject``, about that address (a wallet) as seen after it."""
 
     tx_hash: str
     block_number: int | None
@@ -108,3 +109,4 @@ class Finding:
     description: str
     addresses: list[str]
     explanation: list[Contribution] = field(default_factory=list)
+    subject: str | None = None  # what the finding is about when not its transaction

@@ -59,8 +59,6 @@ class TxScore(msgspec.Struct):
 
     def findings(self) -> list[Finding]:
         """What alerts after this transaction: its own finding, then any wallet's."""
-        if not self.wallet_findings:
-            return [self.finding] if self.finding is not None else []
         return ([self.finding] if self.finding is not None else []) + self.wallet_findings
 
     def to_json(self) -> dict[str, Any]:
@@ -224,12 +222,13 @@ class ScoringEngine:
             w = out[i].wallets
             sender, to = tx.sender, tx.to
             if sender is not None:
-                w[sender] = round6(wallet.score(sender))
+                v = w[sender] = round6(wallet.score(sender))
+                if v >= wallet_threshold:
+                    crossed.append((i, sender, v))
             if to is not None and to not in w:
-                w[to] = round6(wallet.score(to))
-            for address, value in w.items():
-                if value >= wallet_threshold:
-                    crossed.append((i, address, value))
+                v = w[to] = round6(wallet.score(to))
+                if v >= wallet_threshold:
+                    crossed.append((i, to, v))
         if learn:
             self._learn(batch, raws, keep, now)
         for i, address, value in crossed:  # (after learning: the block's calls tell contracts from wallets)

@@ -258,9 +258,8 @@ def _best_wallet_scores(scores: list[dict[str, Any]], labels: dict[str, int]) ->
 
 
 def _alerted(alerts: list[dict[str, Any]]) -> set[str]:
-    """The transactions with an alert about them (not a wallet's) that was not retracted."""
-    return {a["tx_hash"] for a in alerts
-            if a.get("tx_hash") and a.get("status") != "retracted" and a.get("detector") != "wallet"}
+    """The transactions with an alert about them (a wallet's names none) that was not retracted."""
+    return {a["tx_hash"] for a in alerts if a.get("tx_hash") and a.get("status") != "retracted"}
 
 
 def _alerted_wallets(alerts: list[dict[str, Any]]) -> set[str]:

@@ -65,7 +65,7 @@ class WalletAlerts:
             block_hash=block.hash if block else None, stage="block", score=round6(score),
             severity="high" if score >= 0.6 else "medium", type="scam", detector=DETECTOR, title=title,
             description=f"{title} ({address}): {reasons}; after transaction {tx.hash}.", addresses=[address],
-            explanation=explanation,
+            explanation=explanation, subject=address,
         )
 
     def state(self) -> dict[str, Any]:
