@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from .channels import Subscription, render
 from .model import Alert
@@ -35,6 +35,8 @@ class AlertLifecycle:
         # (detector, subject) -> (alert id, block number) of the alert that opened the group
         self._groups: OrderedDict[tuple[str, str], tuple[str, int]] = OrderedDict()
         self._listeners: list[asyncio.Queue[Alert]] = []
+        # the subscriptions an alert may go to (a monitor's own list), None meaning all; set by the service
+        self.routes: Callable[[Alert], set[str] | None] | None = None
 
     def listen(self, maxsize: int = 1000) -> asyncio.Queue[Alert]:
         """A queue that receives every alert status change from now on (for the live stream)."""
@@ -61,8 +63,9 @@ class AlertLifecycle:
             return False
         self._broadcast(alert)
         key = f"{alert.status}#{alert.remined}" if alert.remined else alert.status
+        allowed = self.routes(alert) if self.routes is not None else None
         for sub in self.subscriptions:
-            if sub.matches(alert):
+            if (allowed is None or sub.name in allowed) and sub.matches(alert):
                 body = render(sub, alert)
                 if body is not None:
                     self.store.enqueue(alert, sub.name, sub.url, body, key=key)

@@ -20,6 +20,7 @@ import msgspec
 import orjson
 
 from detectors.base import Finding
+from detectors.monitors.monitor import Match
 
 Status = Literal["firing", "confirmed", "retracted"]
 Stage = Literal["mempool", "block"]
@@ -47,6 +48,20 @@ class Label:
 
 
 @dataclass(frozen=True, slots=True)
+class ResponseOutcome:
+    """What a response to the alert did: ``outcome`` ``started``, ``simulated``, ``sent``, ``mined``,
+    ``reverted``, ``proposed`` (a Safe transaction written for the owners), ``ran`` (a script
+    exited 0), ``failed`` or ``skipped``; ``tx_hash`` the transaction it sent; ``detail`` why, in words."""
+
+    responder: str  # the response's name in its monitor (or "<monitor>.<kind>")
+    kind: str  # script, transaction, safe
+    outcome: str
+    tx_hash: str | None = None
+    detail: str = ""
+    at: str = ""  # RFC 3339
+
+
+@dataclass(frozen=True, slots=True)
 class Alert:
     """An alert at one status. A status change is a new value (:meth:`with_status`), same id."""
 
@@ -70,6 +85,10 @@ class Alert:
     remined: int = 0  # times the transaction was mined again in another block after a reorg retracted it
     folded: int = 0  # later alerts of the same detector and subject folded into this one (cooldown)
     folded_tx_hashes: list[str] = field(default_factory=list)  # their transactions, the last 20
+    monitor: str | None = None  # the monitor that raised it (its detector is monitor/<name>)
+    matches: list[Match] = field(default_factory=list)  # what the monitor matched: decoded call, event, flow
+    responses: list[ResponseOutcome] = field(default_factory=list)  # what was done about it (from the store)
+    related: list[str] = field(default_factory=list)  # ids of alerts it links to (the deployment it ran through)
 
     @property
     def subject(self) -> str | None:
@@ -133,4 +152,7 @@ def alert_from_finding(finding: Finding, chain_id: int, created_at: float) -> Al
         explanation=[Explanation(c.feature, round(c.value, 6), round(c.contribution, 6), c.why)
                      for c in finding.explanation],
         created_at=rfc3339(created_at),
+        monitor=finding.detector.split("/", 1)[1] if finding.detector.startswith("monitor/") else None,
+        matches=list(finding.matches),
+        related=[alert_id(chain_id, tx, detector, subject) for tx, detector, subject in finding.related],
     )

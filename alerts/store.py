@@ -18,12 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import orjson
 
 from ingest.errors import UserError
 
-from .model import Alert
+from .model import Alert, ResponseOutcome
 
+_response_decoder = msgspec.json.Decoder(ResponseOutcome)
 SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 
 MIGRATIONS: tuple[str, ...] = (
@@ -64,6 +66,14 @@ MIGRATIONS: tuple[str, ...] = (
     # 4: who gave a verdict
     """
     ALTER TABLE feedback ADD COLUMN analyst TEXT;
+    """,
+    # 5: monitors made through the API, and the responses taken to alerts (one row per alert and response)
+    """
+    CREATE TABLE monitors (name TEXT PRIMARY KEY, body BLOB NOT NULL, updated_ts REAL NOT NULL);
+    CREATE TABLE responses (
+        alert_id TEXT NOT NULL, responder TEXT NOT NULL, body BLOB NOT NULL, created_ts REAL NOT NULL,
+        PRIMARY KEY (alert_id, responder)
+    );
     """,
 )
 
@@ -208,8 +218,39 @@ class AlertStore:
                              (alert.to_json(), time.time(), alert.id))
 
     def get(self, alert_id: str) -> Alert | None:
+        """The alert, with the responses taken to it."""
         row = self._db.execute("SELECT body FROM alerts WHERE id = ?", (alert_id,)).fetchone()
-        return Alert.from_json(row[0]) if row else None
+        return self._with_responses([Alert.from_json(row[0])])[0] if row else None
+
+    def _with_responses(self, alerts: list[Alert]) -> list[Alert]:
+        if not alerts:
+            return alerts
+        marks = ",".join("?" * len(alerts))
+        found: dict[str, list[ResponseOutcome]] = {}
+        for alert_id, body in self._db.execute(
+                f"SELECT alert_id, body FROM responses WHERE alert_id IN ({marks}) ORDER BY created_ts, responder",
+                [a.id for a in alerts]):
+            found.setdefault(alert_id, []).append(_response_decoder.decode(body))
+        return [a.replace(responses=found[a.id]) if a.id in found else a for a in alerts]
+
+    # -- responses ---------------------------------------------------------------------------
+
+    def claim_response(self, alert_id: str, outcome: ResponseOutcome) -> bool:
+        """Record that a response to the alert starts; False if it was taken before (once per alert)."""
+        with self._lock:
+            cur = self._db.execute("INSERT OR IGNORE INTO responses VALUES (?, ?, ?, ?)",
+                                   (alert_id, outcome.responder, orjson.dumps(outcome), time.time()))
+            return cur.rowcount == 1
+
+    def record_response(self, alert_id: str, outcome: ResponseOutcome) -> None:
+        """The response's latest outcome (sent, then mined, say)."""
+        with self._lock:
+            self._db.execute("UPDATE responses SET body = ? WHERE alert_id = ? AND responder = ?",
+                             (orjson.dumps(outcome), alert_id, outcome.responder))
+
+    def responses(self, alert_id: str) -> list[ResponseOutcome]:
+        return [_response_decoder.decode(b) for (b,) in self._db.execute(
+            "SELECT body FROM responses WHERE alert_id = ? ORDER BY created_ts, responder", (alert_id,))]
 
     def add_feedback(self, alert_id: str, verdict: str, note: str | None = None,
                      analyst: str | None = None) -> AllowEntry | None:
@@ -287,7 +328,7 @@ class AlertStore:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created_ts DESC, id DESC LIMIT ?"
         rows = self._db.execute(sql, (*args, limit + 1)).fetchall()
-        page = [Alert.from_json(r[0]) for r in rows[:limit]]
+        page = self._with_responses([Alert.from_json(r[0]) for r in rows[:limit]])
         nxt = f"{rows[limit - 1][1]!r}:{rows[limit - 1][2]}" if len(rows) > limit else None
         return page, nxt
 
@@ -415,6 +456,21 @@ class AlertStore:
     def delete_subscription(self, name: str) -> bool:
         with self._lock:
             return self._db.execute("DELETE FROM subscriptions WHERE name = ?", (name,)).rowcount == 1
+
+    def monitors(self) -> list[dict[str, Any]]:
+        return [orjson.loads(b) for (b,) in self._db.execute("SELECT body FROM monitors ORDER BY name")]
+
+    def save_monitor(self, name: str, body: dict[str, Any]) -> bool:
+        """Create or replace; True if it is new."""
+        with self._lock:
+            new = self._db.execute("SELECT 1 FROM monitors WHERE name = ?", (name,)).fetchone() is None
+            self._db.execute("INSERT OR REPLACE INTO monitors VALUES (?, ?, ?)",
+                             (name, orjson.dumps(body), time.time()))
+            return new
+
+    def delete_monitor(self, name: str) -> bool:
+        with self._lock:
+            return self._db.execute("DELETE FROM monitors WHERE name = ?", (name,)).rowcount == 1
 
     def iter_alerts(self) -> Iterator[Alert]:
         for (body,) in self._db.execute("SELECT body FROM alerts ORDER BY created_ts, id"):

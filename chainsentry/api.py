@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hmac
 import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, Literal, Protocol
 
 import uvicorn
-from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request, Response
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
@@ -28,38 +27,13 @@ from alerts.model import Alert, Severity, Status
 from alerts.store import AlertStore, AllowEntry
 from alerts.subscriptions import SubscriptionBook, SubscriptionConflict, redact_url
 
+from .api_deps import Reader, Store, Writer
 from .build import bind_socket
 from .config import Secrets, Settings
 from .delivery import Delivery
 from .guard import BodyGuard
-
-
-def _store(request: Request) -> AlertStore:
-    store: AlertStore | None = request.app.state.store
-    if store is None:
-        raise HTTPException(404, "this service keeps no alert store")
-    return store
-
-
-def _writer(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
-    token: str | None = request.app.state.api_token
-    if not token:
-        raise HTTPException(403, "writes are disabled: set CHAINSENTRY_API_TOKEN")
-    given = (authorization or "").encode("utf-8", "surrogateescape")  # headers may hold any byte
-    if authorization is None or not hmac.compare_digest(given, f"Bearer {token}".encode()):
-        raise HTTPException(401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
-
-
-def _reader(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
-    """Reads are open unless the service was started with CHAINSENTRY_API_AUTH_READS=1; then they need
-    the same bearer token as writes (health, readiness and /metrics stay open for probes)."""
-    if request.app.state.read_auth:
-        _writer(request, authorization)
-
-
-Store = Annotated[AlertStore, Depends(_store)]
-Writer = Annotated[None, Depends(_writer)]
-Reader = Annotated[None, Depends(_reader)]
+from .monitor_api import router as monitor_routes
+from .monitoring import MonitorBook
 
 StatusProvider = Callable[[], dict[str, Any]]
 MAX_STREAMS = 100  # concurrent /alerts/stream connections
@@ -240,7 +214,8 @@ Book = Annotated[SubscriptionBook, Depends(_book)]
 def create_app(registry: CollectorRegistry, status: StatusProvider, store: AlertStore | None = None,
                api_token: str | None = None, lifecycle: AlertLifecycle | None = None,
                heartbeat: float = 15.0, learner: Learner | None = None,
-               subscriptions: SubscriptionBook | None = None, read_auth: bool = False) -> FastAPI:
+               subscriptions: SubscriptionBook | None = None, read_auth: bool = False,
+               monitors: MonitorBook | None = None) -> FastAPI:
     """The app. With a ``store``, the alert routes; with ``subscriptions``, their CRUD. Writes need
     ``Authorization: Bearer <api_token>`` and are refused (403) when no token is configured; with
     ``read_auth`` reads of alerts, subscriptions and dead letters need it too."""
@@ -249,6 +224,8 @@ def create_app(registry: CollectorRegistry, status: StatusProvider, store: Alert
     app.state.api_token = api_token
     app.state.subscriptions = subscriptions
     app.state.read_auth = read_auth
+    app.state.monitors = monitors
+    app.include_router(monitor_routes)
 
     def is_write(method: str, path: str) -> bool:
         return any(isinstance(r, APIRoute) and method in (r.methods or ()) and r.path_regex.match(path)
@@ -434,13 +411,14 @@ def create_app(registry: CollectorRegistry, status: StatusProvider, store: Alert
 
 def api_server(settings: Settings, secrets: Secrets, registry: CollectorRegistry, status: StatusProvider,
                delivery: Delivery | None = None, learner: Learner | None = None,
-               ) -> tuple[uvicorn.Server, socket.socket]:
+               monitors: MonitorBook | None = None) -> tuple[uvicorn.Server, socket.socket]:
     """The API of a live process (``run``, ``demo``, the alert and ingest roles) on ``settings.api``:
     the app over ``delivery``'s store, lifecycle and subscriptions when it has them, and the
     socket bound now (a port in use is one clear error before anything starts)."""
     app = create_app(registry, status, delivery.store if delivery else None, Secrets.reveal(secrets.api_token),
                      delivery.lifecycle if delivery else None, learner=learner,
-                     subscriptions=delivery.subscriptions if delivery else None, read_auth=secrets.auth_reads)
+                     subscriptions=delivery.subscriptions if delivery else None, read_auth=secrets.auth_reads,
+                     monitors=monitors)
     host, port = settings.api_host_port
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))
     return server, bind_socket(host, port)

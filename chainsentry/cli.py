@@ -290,6 +290,10 @@ def replay(
                                   store or Path(tempfile.mkdtemp()) / "alerts.db")
     scorer = Scorer(build_engine(settings, rules, snapshot_in, live=False), chain_id=chain_id, scores_path=scores,
                     alerts_path=alerts, on_alert=delivery.accept if delivery is not None else None)
+    if settings.monitors:  # the config's monitors run in a replay too (their responses do not)
+        from detectors.monitors import Monitor, MonitorSet
+
+        scorer.monitors = MonitorSet((Monitor(m) for m in settings.monitors), chain_id=chain_id)
     on_block: Callable[[Block], list[TxScore]] = scorer.block
     if feedback is not None:
         from detectors.evaluate import read_labels
@@ -578,6 +582,9 @@ def demo(
                           "arbitrary-call)")] = None,
     config: Annotated[Path | None, typer.Option(
         "--config", "-c", help="YAML config file; the demo sets the node, API, data directory and webhook")] = None,
+    respond: Annotated[bool, typer.Option(
+        "--respond/--no-respond", help="the guardian pauses the bank when a drain is seen (else only simulated)")
+    ] = True,
     verbose: VerboseOpt = 0,
 ) -> None:
     """Start a local anvil devnet with a DeFi world, its users' traffic and real exploits at intervals,
@@ -598,7 +605,7 @@ def demo(
         load_settings(config, environ={})  # a bad file: one clear error before the devnet starts
     run_async(run_demo(load_secrets(), duration=duration, out=out, rate=rate, wallets=wallets, block_time=block_time,
                        api=api, console=err_console, status=_status_writer(), attack_every=attack_every,
-                       first_attack=first_attack, scenarios=chosen, config=config))
+                       first_attack=first_attack, scenarios=chosen, config=config, respond=respond))
 
 
 class Terminated(Exception):

@@ -13,11 +13,14 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from alerts.responses import ResponseSpec
+from detectors.monitors import Monitor, MonitorError, MonitorSpec
+from detectors.monitors.abi import BUILTIN
 from detectors.settings import EngineConfig
 from ingest.errors import UserError
 
@@ -189,6 +192,40 @@ class DetectorSettings(_Strict):
         )
 
 
+class MonitorSettings(MonitorSpec):
+    """A monitor (``detectors/monitors/spec.py``) and the responses its alerts get."""
+
+    responses: list[Annotated[ResponseSpec, Field(discriminator="kind")]] = []
+    respond_to_detectors: Literal["info", "low", "medium", "high", "critical"] | None = Field(
+        None, description="also respond to detector alerts of this severity or above on the watched addresses")
+
+
+class GuardianSettings(_Strict):
+    """The key that signs response transactions: ``CHAINSENTRY_GUARDIAN_KEY`` (a hex private key), or
+    an encrypted ``keystore`` file unlocked with ``CHAINSENTRY_GUARDIAN_PASSWORD``."""
+
+    keystore: Path | None = None
+
+
+def check_monitors(monitors: list[MonitorSettings]) -> list[MonitorSettings]:
+    """Compile every monitor (ABIs read, expressions parsed and checked): one clear error at load."""
+    names: set[str] = set()
+    for m in monitors:
+        if m.name in names:
+            raise ValueError(f"two monitors are named {m.name!r}")
+        names.add(m.name)
+        try:
+            Monitor(m)
+        except MonitorError as err:
+            raise ValueError(str(err)) from None
+        for r in m.responses:
+            for field in ("contract", "safe"):
+                value = getattr(r, field, None)
+                if value is not None and not (value.startswith("0x") and len(value) == 42):
+                    raise ValueError(f"monitor {m.name!r}, response {r.name!r}: {field} {value!r} is not an address")
+    return monitors
+
+
 class Settings(_Strict):
     rpc: list[str] = Field(default_factory=list, description="HTTP JSON-RPC URLs, failover in order")
     ws: str | None = Field(None, description="WebSocket URL for new heads and pending transactions (else polling)")
@@ -200,6 +237,11 @@ class Settings(_Strict):
     subscriptions: list[dict[str, Any]] = Field(
         default_factory=list, description="alert destinations with filters (docs/alerts.md: Subscriptions)")
     detectors: DetectorSettings = Field(default_factory=DetectorSettings)
+    monitors: list[MonitorSettings] = Field(default_factory=list,
+                                            description="your contracts watched (README: Monitors)")
+    guardian: GuardianSettings = Field(default_factory=GuardianSettings)
+
+    _monitors = field_validator("monitors")(classmethod(lambda cls, v: check_monitors(v)))
 
     @field_validator("rpc", mode="before")
     @classmethod
@@ -279,6 +321,7 @@ def _drop_none(d: Mapping[str, Any]) -> dict[str, Any]:
 OTHER_VARIABLES = frozenset({
     "CHAINSENTRY_API_TOKEN", "CHAINSENTRY_API_AUTH_READS", "CHAINSENTRY_WEBHOOK_SECRET", "CHAINSENTRY_ANVIL",
     "CHAINSENTRY_NO_EXTENSIONS", "CHAINSENTRY_HEALTH_URL", "CHAINSENTRY_KAFKA_BOOTSTRAP", "CHAINSENTRY_SECRETS_KEY",
+    "CHAINSENTRY_GUARDIAN_KEY", "CHAINSENTRY_GUARDIAN_PASSWORD",
 })
 
 
@@ -292,6 +335,8 @@ class Secrets:
     api_token: SecretStr | None = None  # bearer token for API writes (and reads with auth_reads)
     webhook_secret: SecretStr | None = None  # signs webhooks without a secret of their own
     secrets_key: SecretStr | None = None  # Fernet key sealing API subscriptions' secrets in the store
+    guardian_key: SecretStr | None = None  # signs response transactions (a hex private key)
+    guardian_password: SecretStr | None = None  # unlocks guardian.keystore
     auth_reads: bool = False  # API reads need the token too
 
     @staticmethod
@@ -311,7 +356,8 @@ def load_secrets(environ: Mapping[str, str] | None = None) -> Secrets:
         return SecretStr(env[name]) if env.get(name) else None
 
     return Secrets(api_token=secret("CHAINSENTRY_API_TOKEN"), webhook_secret=secret("CHAINSENTRY_WEBHOOK_SECRET"),
-                   secrets_key=secret("CHAINSENTRY_SECRETS_KEY"),
+                   secrets_key=secret("CHAINSENTRY_SECRETS_KEY"), guardian_key=secret("CHAINSENTRY_GUARDIAN_KEY"),
+                   guardian_password=secret("CHAINSENTRY_GUARDIAN_PASSWORD"),
                    auth_reads=env.get("CHAINSENTRY_API_AUTH_READS", "").lower() in ("1", "true", "yes"))
 
 
@@ -360,6 +406,20 @@ def _explain(err: ValidationError) -> str:
     return "; ".join(lines)
 
 
+def _relative_abis(doc: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Monitors' ABI files and a guardian keystore named relative to the config file, made absolute."""
+    monitors = doc.get("monitors")
+    if isinstance(monitors, list):
+        for m in monitors:
+            if isinstance(m, dict) and isinstance(m.get("abis"), list):
+                m["abis"] = [a if not isinstance(a, str) or a in BUILTIN or Path(a).is_absolute() else str(base / a)
+                             for a in m["abis"]]
+    guardian = doc.get("guardian")
+    if isinstance(guardian, dict) and isinstance(guardian.get("keystore"), str):
+        guardian["keystore"] = str(base / guardian["keystore"])
+    return doc
+
+
 def load_settings(
     path: str | os.PathLike[str] | None = None,
     *,
@@ -380,7 +440,7 @@ def load_settings(
             raise ConfigError(f"config file {p} is not valid YAML: {err}") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {p} must hold a mapping of keys, not {type(loaded).__name__}")
-        doc = loaded
+        doc = _relative_abis(loaded, p.parent)
     doc = _deep_merge(doc, _env_overrides(os.environ if environ is None else environ))
     doc = _deep_merge(doc, _drop_none(overrides or {}))
     try:

@@ -52,9 +52,12 @@ class Delivery:
                          namespace="chainsentry", registry=registry)
             dead.set_function(lambda: self.store.outbox_counts()["dead"])
 
-    def accept(self, alert: Alert) -> None:
+    def accept(self, alert: Alert) -> bool:
+        """Into the lifecycle; True if it is new or moved on (its stage), False if already known."""
         if not self.lifecycle.fire(alert):
             self.known += 1
+            return False
+        return True
 
     def worker(self) -> DeliveryWorker:
         counter = self._outcomes

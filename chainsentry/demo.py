@@ -32,12 +32,14 @@ import orjson
 from pydantic import SecretStr
 from rich.console import Console
 
-from alerts.model import Alert
+from alerts.model import Alert, ResponseOutcome
+from alerts.store import AlertStore
 from detectors.engine import ScoringEngine
 from ingest import RpcClient
 
 from .config import Secrets, load_settings
 from .devnet.anvil import Anvil
+from .devnet.defense import demo_monitors, fund, new_guardian, order_in_chain
 from .devnet.scenarios import ATTACKS, Attack, DefiDevnet
 from .service import build_service
 
@@ -88,14 +90,18 @@ class WebhookReceiver:
 
 
 def summarize(attacks: list[Attack], alerts: list[Alert], outcomes: dict[str, str],
-              scored_background: int) -> dict[str, Any]:
-    """Which attacks were caught (and at which stages), and the false alerts on everything else.
+              scored_background: int, responses: dict[str, list[dict[str, Any]]] | None = None,
+              prevented: set[str] | None = None) -> dict[str, Any]:
+    """Which attacks were caught (and at which stages), prevented, and the false alerts on everything else.
 
     ``outcomes``: each attack transaction's fate on chain (``succeeded``, ``reverted``, or ``not
     mined`` before the demo stopped); ``scored_background``: the mined transactions scored that
     belong to no attack. ``caught`` counts the attacks that succeeded on chain and alerted;
-    a reverted or unmined attack is reported as such, never as caught or missed.
+    a reverted or unmined attack is reported as such, never as caught or missed. ``responses``:
+    what was done about each attack's alerts; ``prevented``: the attacks that reverted because a
+    response transaction was mined before them.
     """
+    responses, prevented = responses or {}, prevented or set()
     attack_txs = {h for a in attacks for h in a.tx_hashes}
     by_tx: dict[str, set[str]] = {}
     for al in alerts:
@@ -107,11 +113,15 @@ def summarize(attacks: list[Attack], alerts: list[Alert], outcomes: dict[str, st
         outcome = outcomes.get(a.attack_tx, "not mined")
         rows.append({"scenario": a.scenario, "attack_tx": a.attack_tx, "outcome": outcome,
                      "caught": bool(stages) and outcome == "succeeded", "alerted": bool(stages), "stages": stages,
-                     "title": title})
-    false_txs = {al.tx_hash or al.id for al in alerts if al.tx_hash not in attack_txs}  # (a wallet's: its id)
+                     "title": title, "prevented": a.attack_tx in prevented,
+                     "responses": responses.get(a.attack_tx, [])})
+    ours = {r["tx_hash"] for steps in responses.values() for r in steps if r.get("tx_hash")}  # the guardian's
+    false_txs = {al.tx_hash or al.id for al in alerts  # (a wallet's: its id)
+                 if al.tx_hash not in attack_txs and al.tx_hash not in ours}
     succeeded = [r for r in rows if r["outcome"] == "succeeded"]
     return {"attacks": rows, "caught": sum(r["caught"] for r in rows), "total": len(succeeded),
             "reverted": sum(r["outcome"] == "reverted" for r in rows),
+            "prevented": sum(r["prevented"] for r in rows),
             "not_mined": sum(r["outcome"] == "not mined" for r in rows),
             "false_alerts": len(false_txs), "background_transactions": scored_background,
             "false_per_1000": round(1000 * len(false_txs) / scored_background, 3) if scored_background else None}
@@ -160,15 +170,17 @@ async def run_demo(
     first_attack: float = 30.0,
     scenarios: tuple[str, ...] = ATTACKS,
     config: Path | None = None,
+    respond: bool = True,
 ) -> dict[str, Any]:
     """Run the demo; ``config``: a config file whose settings the demo's own (node, API, data
-    directory, its webhook) override: the detectors section, for one, applies."""
+    directory, its webhook) override: the detectors section, for one, applies; ``respond``: the
+    bank's guardian pauses it when a drain is seen (else the pause is only simulated)."""
     out_dir = out or Path(tempfile.mkdtemp(prefix="chainsentry-demo-"))
     try:
         return await _run_demo(out_dir, secrets_in, duration=duration, rate=rate, wallets=wallets,
                                block_time=block_time, api=api, console=console, status=status,
                                attack_every=attack_every, first_attack=first_attack, scenarios=scenarios,
-                               keep=out is not None, config=config)
+                               keep=out is not None, config=config, respond=respond)
     finally:
         if out is None:  # a run without --out leaves nothing behind (its files grow ~450 MB an hour)
             shutil.rmtree(out_dir, ignore_errors=True)
@@ -177,7 +189,7 @@ async def run_demo(
 async def _run_demo(out_dir: Path, given: Secrets, *, duration: float | None, rate: float, wallets: int,
                     block_time: float, api: str, console: Console, status: Callable[[str], None], attack_every: float,
                     first_attack: float, scenarios: tuple[str, ...], keep: bool,
-                    config: Path | None = None) -> dict[str, Any]:
+                    config: Path | None = None, respond: bool = True) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     # a new devnet each run: the previous run's files, checkpoint and learned state belong to another chain
     for pattern in ("alerts.jsonl", "attacks.jsonl", "scores.jsonl", "events.jsonl", "webhook.log", "alerts.db*",
@@ -185,19 +197,26 @@ async def _run_demo(out_dir: Path, given: Secrets, *, duration: float | None, ra
         for old in out_dir.glob(pattern):
             old.unlink()
     # the demo's own webhook secret unless one is set
-    creds = dataclasses.replace(given, webhook_secret=given.webhook_secret or SecretStr(secrets.token_hex(16)))
+    guardian_key, guardian = new_guardian()
+    creds = dataclasses.replace(given, webhook_secret=given.webhook_secret or SecretStr(secrets.token_hex(16)),
+                                guardian_key=SecretStr(guardian_key))
+    del guardian_key
     secret = str(Secrets.reveal(creds.webhook_secret))
     alerts: list[Alert] = []
     attacks: list[Attack] = []
+    latencies: list[float] = []  # a pending exploit first seen -> the guardian's transaction sent
     with Anvil(block_time=block_time, accounts=max(wallets, 12)) as node, \
             WebhookReceiver(secret, out_dir / "webhook.log") as receiver:
         traffic_rpc = RpcClient([node.http_url])
         world = DefiDevnet(traffic_rpc, wallets=max(wallets, 12))
         console.print(f"[bold]chainsentry demo[/bold]: deploying the devnet's contracts at {node.http_url} ...",
                       highlight=False)
-        await world.setup(mine=False)
+        await fund(traffic_rpc, guardian)
+        await world.setup(mine=False, guardian=guardian)
+        theirs = [m.model_dump(mode="json") for m in load_settings(config, environ={}).monitors] if config else []
         settings = load_settings(config, environ={}, overrides={  # validated: a bad --api is one clear error
             "rpc": [node.http_url], "ws": node.ws_url, "api": api, "data_dir": out_dir,
+            "monitors": demo_monitors(world.world, respond) + theirs,
             "ingest": {"poll_interval": min(1.0, block_time), "start_block": 0, "trace_pending": True},
             "subscriptions": [{"name": "demo-webhook", "kind": "webhook", "url": receiver.url,
                                "allow_private": True}],
@@ -207,16 +226,27 @@ async def _run_demo(out_dir: Path, given: Secrets, *, duration: float | None, ra
             console.print(f"[bold red]ALERT[/] {a.severity:>8} {a.stage:<7} {a.title} tx {(a.tx_hash or '')[:14]}"
                           f" score {a.score:.3f}\n        why: {a.description[:200]}", highlight=False)
 
+        def on_response(step: ResponseOutcome, since_seen: float | None) -> None:
+            if step.outcome == "sent" and since_seen is not None and step.kind == "transaction" \
+                    and not step.detail.startswith("not mined"):
+                latencies.append(since_seen)
+            seen = f" ({since_seen * 1000:.0f} ms after the pending transaction was first seen)" \
+                if since_seen is not None and step.outcome in ("sent", "simulated") else ""
+            console.print(f"[bold green]RESPONSE[/] {step.responder} {step.outcome} {step.tx_hash or ''}{seen}\n"
+                          f"        {step.detail[:200]}", highlight=False)
+
         engine = ScoringEngine(settings.detectors.engine_config(live=True))
         service = build_service(settings, creds, engine, scores=out_dir / "scores.jsonl",
                                 alerts=out_dir / "alerts.jsonl", events_out=out_dir / "events.jsonl",
                                 blocks_out=out_dir / "blocks.jsonl",
-                                on_alert=on_alert)
+                                on_alert=on_alert, on_response=on_response)
         pipeline, delivery = service.pipeline, service.delivery
         console.print(
             f"  devnet   {node.http_url}: {len(world.users)} users ({rate:g} tx/s of transfers, swaps, lending, "
             f"NFT mints, bank deposits), a block every {block_time:g}s\n"
             f"  attacks  {', '.join(scenarios)}: the first after {first_attack:g}s, then one every {attack_every:g}s\n"
+            f"  defence  guardian {guardian} may pause the bank; monitor bank-drain "
+            f"{'pauses it' if respond else 'simulates a pause (--no-respond)'} when >5 ETH leaves it\n"
             f"  API      http://{api}/alerts   metrics http://{api}/metrics   status http://{api}/status\n"
             f"  webhook  {receiver.url} (signed; log: {out_dir / 'webhook.log'})\n"
             f"  files    {out_dir}/alerts.jsonl, attacks.jsonl, scores.jsonl, summary.json\n"
@@ -232,6 +262,9 @@ async def _run_demo(out_dir: Path, given: Secrets, *, duration: float | None, ra
                 scenario = scenarios[i % len(scenarios)]
                 if i and i % len(scenarios) == 0:
                     await world.refill()
+                with contextlib.suppress(Exception):
+                    if await world.resume():
+                        console.print("[cyan]the bank's owner unpaused it (incident handled)[/]", highlight=False)
                 try:
                     attack = await world.attack(scenario)
                 except Exception as err:
@@ -261,10 +294,14 @@ async def _run_demo(out_dir: Path, given: Secrets, *, duration: float | None, ra
                 await asyncio.wait_for(delivery.finish(), 10)
         try:
             outcomes = await attack_outcomes(traffic_rpc, attacks)
+            responses, prevented = await _responses(traffic_rpc, attacks, alerts, delivery.store, outcomes)
         finally:
             await traffic_rpc.aclose()
         # the background: every mined transaction the service scored, less the attacks' own
-        summary = summarize(attacks, alerts, outcomes, max(0, pipeline.stats.txs - len(outcomes)))
+        summary = summarize(attacks, alerts, outcomes, max(0, pipeline.stats.txs - len(outcomes)), responses,
+                            prevented)
+        summary["response_latency_s"] = _percentiles(latencies)
+        _rewrite_attacks(out_dir / "attacks.jsonl", summary["attacks"])
         summary["webhook"] = {"received": receiver.received, "bad_signatures": receiver.bad}
         (out_dir / "summary.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
         write_labels(out_dir / "blocks.jsonl", out_dir / "labels.csv", attacks, outcomes)
@@ -272,12 +309,56 @@ async def _run_demo(out_dir: Path, given: Secrets, *, duration: float | None, ra
         others = "".join(f"; {summary[k]} {k.replace('_', ' ')}" for k in ("reverted", "not_mined") if summary[k])
         where = f"summary in {out_dir / 'summary.json'}" if keep else "files removed (give --out DIR to keep them)"
         console.print(f"\ndemo done: {s['blocks']} blocks, {s['transactions']} transactions; attacks caught "
-                      f"{summary['caught']} of {summary['total']} that succeeded on chain{others}; false alerts "
+                      f"{summary['caught']} of {summary['total']} that succeeded on chain{others}; "
+                      f"prevented {summary['prevented']}; false alerts "
                       f"{summary['false_alerts']} on {summary['background_transactions']} background transactions "
                       f"scored; {where}", highlight=False)
         marks = {"succeeded": None, "reverted": "[yellow]reverted on chain[/]", "not mined": "[dim]not mined[/]"}
         for row in summary["attacks"]:
             mark = marks[row["outcome"]] or ("[green]caught[/]" if row["caught"] else "[red]missed[/]")
+            if row["prevented"]:
+                mark = "[bold green]prevented: paused before inclusion; exploit reverted[/]"
             console.print(f"  {mark} {row['scenario']:<10} {row['attack_tx'][:14]} stages {row['stages']} "
                           f"{row['title'] or ''}", highlight=False)
         return summary
+
+
+async def _responses(rpc: RpcClient, attacks: list[Attack], alerts: list[Alert], store: AlertStore,
+                     outcomes: dict[str, str]) -> tuple[dict[str, list[dict[str, Any]]], set[str]]:
+    """Each attack's responses (from its alerts), and the attacks a response transaction prevented:
+    the exploit reverted and the response was mined before it."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    prevented = set()
+    for a in attacks:
+        ids = sorted({al.id for al in alerts if al.tx_hash == a.attack_tx})
+        steps = [r for i in ids for r in store.responses(i)]
+        out[a.attack_tx] = [{"responder": r.responder, "kind": r.kind, "outcome": r.outcome, "tx_hash": r.tx_hash,
+                             "detail": r.detail} for r in steps]
+        if outcomes.get(a.attack_tx) == "reverted":
+            for r in steps:
+                if r.tx_hash and await order_in_chain(rpc, r.tx_hash, a.attack_tx):
+                    prevented.add(a.attack_tx)
+    return out, prevented
+
+
+def _percentiles(values: list[float]) -> dict[str, float | int | None]:
+    ordered = sorted(values)
+
+    def at(q: float) -> float | None:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 4) if ordered else None
+
+    return {"n": len(ordered), "p50": at(0.5), "p99": at(0.99), "max": round(ordered[-1], 4) if ordered else None}
+
+
+def _rewrite_attacks(path: Path, rows: list[dict[str, Any]]) -> None:
+    """attacks.jsonl with each attack's ``outcome`` on chain and the ``responses`` taken."""
+    if not path.exists():
+        return
+    lines = [orjson.loads(x) for x in path.read_bytes().splitlines() if x.strip()]
+    by_tx = {r["attack_tx"]: r for r in rows}
+    with open(path, "wb") as fh:
+        for line in lines:
+            row = by_tx.get(line.get("attack_tx"), {})
+            outcome = str(row.get("outcome", "not mined")).replace(" ", "_")
+            fh.write(orjson.dumps(line | {"outcome": outcome, "prevented": row.get("prevented", False),
+                                          "responses": row.get("responses", [])}) + b"\n")

@@ -42,6 +42,7 @@ from .api import Learner, api_server
 from .build import make_rpc
 from .config import ConfigError, Secrets, Settings
 from .delivery import Delivery
+from .monitoring import MonitorBook
 from .outfiles import cut_partial_line
 from .transport import InProcessTransport
 
@@ -134,6 +135,7 @@ class LivePipeline:
         serve_api: bool = True,
         delivery: Delivery | None = None,
         learner: Learner | None = None,
+        monitors: MonitorBook | None = None,
     ) -> None:
         """``delivery``: the alert store, lifecycle and subscriptions the API serves (and whose
         worker runs alongside); ``learner`` carries analysts' verdicts to the detectors."""
@@ -158,6 +160,7 @@ class LivePipeline:
         self.delivery = delivery
         self.lifecycle: AlertLifecycle | None = delivery.lifecycle if delivery is not None else None
         self.learner = learner
+        self.monitors = monitors  # the MonitorBook the API serves
 
     # -- status ----------------------------------------------------------------------------
 
@@ -306,7 +309,7 @@ class LivePipeline:
             tasks.append(asyncio.create_task(self._produce_pending(), name="mempool"))
         if self.serve_api:
             self.api_server, sock = api_server(self.settings, self.secrets, self.registry, self.status,
-                                               self.delivery, self.learner)
+                                               self.delivery, self.learner, self.monitors)
             self.api_port = sock.getsockname()[1]
             tasks.append(asyncio.create_task(self.api_server.serve(sockets=[sock]), name="api"))
         if status_out is not None:

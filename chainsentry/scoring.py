@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from alerts.lifecycle import AlertLifecycle
 from alerts.model import Alert, alert_from_finding
 from detectors.engine import ScoringEngine, TxScore, encode_scores
+from detectors.monitors import MonitorSet
 from ingest import Block, BlockAdded, BlockRetracted, ChainEvent, PendingSeen
 
 from .outfiles import cut_partial_line
@@ -76,7 +77,7 @@ class Scorer:
 
     def __init__(self, engine: ScoringEngine | ShardedEngine, *, chain_id: int, scores_path: Path | None = None,
                  alerts_path: Path | None = None, registry: CollectorRegistry | None = None,
-                 flush: bool = False, on_alert: Callable[[Alert], None] | None = None) -> None:
+                 flush: bool = False, on_alert: Callable[[Alert], object] | None = None) -> None:
         self.flush = flush  # flush scores after each block (live); replays write in big buffers
         self.on_alert = on_alert
         self.engine = engine
@@ -87,12 +88,26 @@ class Scorer:
         self.metrics = DetectorMetrics(registry) if registry is not None else None
         self.transactions = 0
         self.findings = 0
+        self.monitors: MonitorSet | None = None  # the monitors run on each scored transaction
+
+    def _monitored(self, txs: Any, scores: list[TxScore], stage: str, when: float,
+                   block_hash: str | None = None) -> None:
+        """The monitors' alerts on these transactions, after the detectors'."""
+        if not self.monitors:
+            return
+        by_hash = {s.tx_hash: (s.score, s.rules) for s in scores}
+        findings = self.monitors.findings(txs, stage, [by_hash.get(tx.hash, (None, [])) for tx in txs], block_hash)
+        for finding in findings:
+            self._alert(alert_from_finding(finding, self.chain_id, when))
+            if self.metrics is not None:
+                self.metrics.alerts.labels(finding.severity, "monitor").inc()
 
     def block(self, block: Block, seen_at: float | None = None) -> list[TxScore]:
         """Score a mined block; ``seen_at`` (wall clock, live only) is when ingest first saw it."""
         started = time.perf_counter()
         scores = self.engine.score_block(block)
         self._out(scores, "block", float(block.timestamp or 0), started, seen_at=seen_at)
+        self._monitored(block.transactions, scores, "block", float(block.timestamp or 0), block.hash)
         return scores
 
     def pending(self, txs: list[Any], now: float) -> list[TxScore]:
@@ -100,6 +115,7 @@ class Scorer:
         started = time.perf_counter()
         scores = self.engine.score_pending(txs, now)
         self._out(scores, "mempool", now, started, write_scores=False, seen_at=now)
+        self._monitored(txs, scores, "mempool", now)
         return scores
 
     def _out(self, scores: list[TxScore], stage: str, when: float, started: float, write_scores: bool = True,

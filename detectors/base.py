@@ -110,3 +110,6 @@ class Finding:
     addresses: list[str]
     explanation: list[Contribution] = field(default_factory=list)
     subject: str | None = None  # what the finding is about when not its transaction
+    matches: list[Any] = field(default_factory=list)  # a monitor's: what matched (monitors.Match)
+    # findings this one links to, as (tx_hash, detector, subject): the deployment an exploit ran through
+    related: list[tuple[str, str, str]] = field(default_factory=list)

@@ -162,9 +162,10 @@ class DefiDevnet:
 
     # -- set-up -----------------------------------------------------------------------------
 
-    async def setup(self, *, mine: bool = True) -> World:
+    async def setup(self, *, mine: bool = True, guardian: str | None = None) -> World:
         """Deploy the world and give the users tokens and approvals (mined at once when ``mine``;
-        else the node's interval mining picks them up)."""
+        else the node's interval mining picks them up); ``guardian``: the address that may pause
+        the bank (its owner, the deployer, unpauses it)."""
         accounts = await self.rpc.call("eth_accounts")
         self.accounts = accounts[: self.wallets_wanted]
         if len(self.accounts) < 8:
@@ -199,6 +200,8 @@ class DefiDevnet:
                self._tx(d, w.treasury, "0x", value=50 * E18)]
         await self._step(txs, mine)
         await self._step([self._tx(d, w.pool, a.call("Pool", "addLiquidity", 100_000 * E18, 100_000 * E18))], mine)
+        if guardian is not None:
+            await self._step([self._tx(d, w.bank, a.call("EtherBank", "setGuardian", guardian))], mine)
         # every user: tokens, approvals for the pool, the lending market and the router (which users
         # send their own tokens through), a bank deposit for some
         txs = []
@@ -366,6 +369,15 @@ class DefiDevnet:
                                                                      bytes.fromhex(pull[2:])), gas=200_000))
             return Attack(scenario, [h], h, eoa, "makes the router pull a user's USD with the user's approval of it")
         raise ValueError(f"unknown attack scenario {scenario!r}; known: {', '.join(ATTACKS)}")
+
+    async def resume(self) -> bool:
+        """Unpause the bank if a guardian paused it (the team's all-clear); True if it was paused."""
+        a, w, d = self.abi, self.world, self.accounts[0]
+        paused = await self.rpc.call("eth_call", [{"to": w.bank, "data": a.call("EtherBank", "paused")}, "latest"])
+        if int(paused, 16) == 0:
+            return False
+        await self._mined(await self._send_all([self._tx(d, w.bank, a.call("EtherBank", "unpause"))]))
+        return True
 
     async def refill(self) -> None:
         """Top the victims up again (the bank and treasury too), so the attacks can repeat."""

@@ -1,15 +1,51 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
-/// An ETH bank that pays out before it updates the balance: reentrancy.
+/// An ETH bank that pays out before it updates the balance: reentrancy. Its owner can name a
+/// guardian, and the guardian (or the owner) can pause it: deposits and withdrawals stop.
 contract EtherBank {
     mapping(address => uint256) public balances;
+    address public owner;
+    address public guardian;
+    bool public paused;
 
-    function deposit() external payable {
+    event Paused(address account);
+    event Unpaused(address account);
+    event GuardianChanged(address previousGuardian, address newGuardian);
+
+    constructor() {
+        owner = msg.sender;
+        guardian = msg.sender;
+    }
+
+    modifier whenNotPaused() {
+        require(!paused, "paused");
+        _;
+    }
+
+    function setGuardian(address guardian_) external {
+        require(msg.sender == owner, "owner");
+        emit GuardianChanged(guardian, guardian_);
+        guardian = guardian_;
+    }
+
+    function pause() external {
+        require(msg.sender == guardian || msg.sender == owner, "guardian");
+        paused = true;
+        emit Paused(msg.sender);
+    }
+
+    function unpause() external {
+        require(msg.sender == owner, "owner");
+        paused = false;
+        emit Unpaused(msg.sender);
+    }
+
+    function deposit() external payable whenNotPaused {
         balances[msg.sender] += msg.value;
     }
 
-    function withdraw() external {
+    function withdraw() external whenNotPaused {
         uint256 amount = balances[msg.sender];
         require(amount > 0, "nothing");
         (bool ok,) = msg.sender.call{value: amount}("");
