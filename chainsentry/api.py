@@ -27,7 +27,7 @@ from alerts.model import Alert, Severity, Status
 from alerts.store import AlertStore, AllowEntry
 from alerts.subscriptions import SubscriptionBook, SubscriptionConflict, redact_url
 
-from .api_deps import Reader, Store, Writer
+from .api_deps import _MISSING, _WRITE, Reader, Store, Writer
 from .build import bind_socket
 from .config import Secrets, Settings
 from .delivery import Delivery
@@ -164,10 +164,6 @@ class SubscriptionOut(BaseModel):
     has_own_secret: bool
 
 
-class Error(BaseModel):
-    detail: str
-
-
 class AlertPage(BaseModel):
     alerts: list[Alert]
     next_cursor: str | None = Field(description="pass back as ?cursor= for the next page; null on the last")
@@ -187,18 +183,6 @@ class DeadLetter(BaseModel):
     url: str = Field(description="redacted to scheme and host")
     attempts: int
     last_error: str | None
-
-
-_MISSING: dict[int | str, dict[str, Any]] = {
-    404: {"model": Error, "description": "not found, or not kept here"},
-    401: {"model": Error, "description": "no valid bearer token (writes; reads with CHAINSENTRY_API_AUTH_READS)"},
-    403: {"model": Error, "description": "no CHAINSENTRY_API_TOKEN is configured"},
-}
-_WRITE: dict[int | str, dict[str, Any]] = {
-    **_MISSING,
-    400: {"model": Error, "description": "the body is not JSON"},
-    409: {"model": Error, "description": "conflicts with the config file"},
-}
 
 
 def _book(request: Request) -> SubscriptionBook:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hmac
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, HTTPException, Request
+from pydantic import BaseModel
 
 from alerts.store import AlertStore
 
@@ -37,3 +38,19 @@ Store = Annotated[AlertStore, Depends(_store)]
 Writer = Annotated[None, Depends(_writer)]
 Reader = Annotated[None, Depends(_reader)]
 
+
+
+class Error(BaseModel):
+    detail: str
+
+
+_MISSING: dict[int | str, dict[str, Any]] = {
+    404: {"model": Error, "description": "not found, or not kept here"},
+    401: {"model": Error, "description": "no valid bearer token (writes; reads with CHAINSENTRY_API_AUTH_READS)"},
+    403: {"model": Error, "description": "no CHAINSENTRY_API_TOKEN is configured"},
+}
+_WRITE: dict[int | str, dict[str, Any]] = {
+    **_MISSING,
+    400: {"model": Error, "description": "the body is not JSON"},
+    409: {"model": Error, "description": "conflicts with the config file"},
+}

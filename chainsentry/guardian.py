@@ -15,7 +15,7 @@ import logging
 from typing import Any
 
 from eth_account import Account
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 
 from alerts.responders import ChainError
 from ingest import RpcClient

@@ -7,7 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 
-from .api_deps import Reader, Writer
+from .api_deps import _MISSING, _WRITE, Reader, Writer
+from .config import MonitorSettings
 from .monitoring import MonitorBook, MonitorConflict
 
 router = APIRouter()
@@ -29,12 +30,12 @@ def _out(book: MonitorBook, name: str) -> dict[str, Any]:
     return {**spec.model_dump(mode="json"), "source": book.source(name)}
 
 
-@router.get("/monitors", summary="Every monitor, from the config file and the API")
+@router.get("/monitors", summary="Every monitor, from the config file and the API", responses=_MISSING)
 async def list_monitors(book: Book, _: Reader) -> list[dict[str, Any]]:
     return [_out(book, m.name) for m in book]
 
 
-@router.get("/monitors/{name}", summary="One monitor")
+@router.get("/monitors/{name}", summary="One monitor", responses=_MISSING)
 async def get_monitor(name: str, book: Book, _: Reader) -> dict[str, Any]:
     if book.get(name) is None:
         raise HTTPException(404, f"no monitor {name}")
@@ -42,12 +43,14 @@ async def get_monitor(name: str, book: Book, _: Reader) -> dict[str, Any]:
 
 
 @router.put("/monitors/{name}", summary="Create or replace a monitor (runs from the next transaction; kept in "
-            "the store). Script responses are refused here: they belong in the config file")
+            "the store). Script responses are refused here: they belong in the config file",
+            responses={200: {"description": "replaced"}, 201: {"description": "created"},
+                       422: {"description": "not a valid monitor (the message names the place)"}, **_WRITE})
 async def put_monitor(name: str, book: Book, _: Writer,
-                      body: Annotated[dict[str, Any], Body(description="a monitor, as in the config file")]
+                      body: Annotated[MonitorSettings, Body(description="a monitor, as in the config file")]
                       ) -> JSONResponse:
     try:
-        created = book.put({**body, "name": name})
+        created = book.put({**body.model_dump(mode="json", exclude_unset=True), "name": name})
     except MonitorConflict as err:
         raise HTTPException(409, str(err)) from None
     except ValueError as err:
@@ -55,7 +58,8 @@ async def put_monitor(name: str, book: Book, _: Writer,
     return JSONResponse(_out(book, name), status_code=201 if created[1] else 200)
 
 
-@router.delete("/monitors/{name}", summary="Delete a monitor made through the API", status_code=204)
+@router.delete("/monitors/{name}", summary="Delete a monitor made through the API", status_code=204,
+               responses=_WRITE)
 async def delete_monitor(name: str, book: Book, _: Writer) -> Response:
     try:
         if not book.delete(name):

@@ -12,12 +12,15 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from prometheus_client import CollectorRegistry
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from alerts.channels import Subscription
 from alerts.lifecycle import AlertLifecycle
 from alerts.store import AlertStore
 from alerts.subscriptions import SubscriptionBook
 from chainsentry.api import create_app
+from chainsentry.config import Settings
+from chainsentry.monitoring import MonitorBook
 from tests.test_alerts import alert
 
 TOKEN = "contract-test-token"
@@ -33,8 +36,9 @@ def _app(tmp: Path) -> Any:
                         address="0x" + f"{i:02x}" * 20))
     [item, *_] = store.due(time.time() + 1)
     store.dead(item.seq, "HTTP 410")
+    monitors = MonitorBook(Settings(monitors=[{"name": "from-config", "addresses": ["0x" + "ab" * 20]}]), store)
     return create_app(CollectorRegistry(), lambda: {"healthy": True}, store, api_token=TOKEN, lifecycle=life,
-                      heartbeat=0.1, subscriptions=book)
+                      heartbeat=0.1, subscriptions=book, monitors=monitors)
 
 
 _TMP = Path(__import__("tempfile").mkdtemp(prefix="cs-contract-"))
@@ -46,7 +50,10 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", _app(_TMP))
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 def test_api_conforms_to_its_schema(case: Any, auth: bool) -> None:
     headers = {"Authorization": f"Bearer {TOKEN}"} if auth else {}
-    case.call_and_validate(headers=headers)
+    # a monitor that fits the schema may still name a function its ABIs lack or hold a bad
+    # expression: a 422 naming the place, which the monitor tests check; every other check holds
+    semantic = [positive_data_acceptance] if case.path == "/monitors/{name}" and case.method == "PUT" else []
+    case.call_and_validate(headers=headers, excluded_checks=semantic)
 
 
 def _contract_fields(architecture: str) -> list[str]:
