@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from alerts.responses import ResponseSpec
+from detectors.deployment import DeploymentWatch
 from detectors.monitors import Monitor, MonitorError, MonitorSpec
 from detectors.monitors.abi import BUILTIN
 from detectors.settings import EngineConfig
@@ -120,6 +121,13 @@ class WalletAlertSettings(_Strict):
     cooldown_days: float = Field(7.0, ge=0, description="chain days between two alerts about one wallet")
 
 
+class DeploymentSettings(_Strict):
+    """Early warning on contract creations (``detectors/deployment.py``)."""
+
+    enabled: bool = True
+    threshold: float = Field(3.0, gt=0, description="evidence (signs of an attack contract) that alerts")
+
+
 class FeedbackSettings(_Strict):
     """Analysts' verdicts (``POST /alerts/{id}/feedback``) re-weighting similar transactions."""
 
@@ -150,6 +158,7 @@ class DetectorSettings(_Strict):
     baseline: BaselineSettings = Field(default_factory=BaselineSettings)
     feedback: FeedbackSettings = Field(default_factory=FeedbackSettings)
     wallets: WalletAlertSettings = Field(default_factory=WalletAlertSettings)
+    deployments: DeploymentSettings = Field(default_factory=DeploymentSettings)
     rule_files: list[Path] = Field(default_factory=list, description="your rule files, beside the built-in one")
     unit_modules: list[str] = Field(default_factory=list, description="Python modules of your own feature units, "
                                     "imported before the engine is built (each calls detectors.units.register)")
@@ -270,6 +279,10 @@ class Settings(_Strict):
     def _api(cls, v: str) -> str:
         parse_hostport(v)
         return v
+
+    def deployment_watch(self) -> DeploymentWatch | None:
+        d = self.detectors.deployments
+        return DeploymentWatch(d.threshold) if d.enabled else None
 
     @property
     def api_host_port(self) -> tuple[str, int]:

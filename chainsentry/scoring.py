@@ -13,7 +13,8 @@ from typing import IO, Any
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from alerts.lifecycle import AlertLifecycle
-from alerts.model import Alert, alert_from_finding
+from alerts.model import Alert, alert_from_finding, alert_id
+from detectors.deployment import DeploymentWatch
 from detectors.engine import ScoringEngine, TxScore, encode_scores
 from detectors.monitors import MonitorSet
 from ingest import Block, BlockAdded, BlockRetracted, ChainEvent, PendingSeen
@@ -89,16 +90,43 @@ class Scorer:
         self.transactions = 0
         self.findings = 0
         self.monitors: MonitorSet | None = None  # the monitors run on each scored transaction
+        self.deployments: DeploymentWatch | None = None  # early warning on contract creations
+
+    def _funded_by_contract(self, sender: str | None) -> bool:
+        view = getattr(self.engine, "view", None)  # the in-process engine's wallet profiles
+        if view is None or sender is None:
+            return False
+        profile = view.profile(sender)
+        return profile is not None and profile.funder is not None and bool(view.is_called_contract(profile.funder))
+
+    def _deployed(self, txs: Any, stage: str, when: float, block_hash: str | None = None) -> None:
+        """Early warnings on the contracts these transactions create."""
+        if self.deployments is None:
+            return
+        for finding in self.deployments.findings(txs, stage, block_hash, self._funded_by_contract):
+            self._alert(alert_from_finding(finding, self.chain_id, when))
+            if self.metrics is not None:
+                self.metrics.alerts.labels(finding.severity, finding.detector).inc()
+
+    def _linked(self, alert: Alert, txs: dict[str, Any]) -> Alert:
+        """The alert with the flagged deployments its transaction ran through."""
+        tx = txs.get(alert.tx_hash or "") if self.deployments is not None else None
+        related = self.deployments.related(tx) if tx is not None and self.deployments is not None else []
+        if not related:
+            return alert
+        return alert.replace(related=[alert_id(self.chain_id, *r) for r in related])
 
     def _monitored(self, txs: Any, scores: list[TxScore], stage: str, when: float,
                    block_hash: str | None = None) -> None:
         """The monitors' alerts on these transactions, after the detectors'."""
+        self._deployed(txs, stage, when, block_hash)
         if not self.monitors:
             return
         by_hash = {s.tx_hash: (s.score, s.rules) for s in scores}
         findings = self.monitors.findings(txs, stage, [by_hash.get(tx.hash, (None, [])) for tx in txs], block_hash)
+        by_tx = {tx.hash: tx for tx in txs}
         for finding in findings:
-            self._alert(alert_from_finding(finding, self.chain_id, when))
+            self._alert(self._linked(alert_from_finding(finding, self.chain_id, when), by_tx))
             if self.metrics is not None:
                 self.metrics.alerts.labels(finding.severity, "monitor").inc()
 
@@ -106,7 +134,7 @@ class Scorer:
         """Score a mined block; ``seen_at`` (wall clock, live only) is when ingest first saw it."""
         started = time.perf_counter()
         scores = self.engine.score_block(block)
-        self._out(scores, "block", float(block.timestamp or 0), started, seen_at=seen_at)
+        self._out(scores, "block", float(block.timestamp or 0), started, seen_at=seen_at, txs=block.transactions)
         self._monitored(block.transactions, scores, "block", float(block.timestamp or 0), block.hash)
         return scores
 
@@ -114,17 +142,19 @@ class Scorer:
         """Score pending transactions first seen at ``now`` (wall clock)."""
         started = time.perf_counter()
         scores = self.engine.score_pending(txs, now)
-        self._out(scores, "mempool", now, started, write_scores=False, seen_at=now)
+        self._out(scores, "mempool", now, started, write_scores=False, seen_at=now, txs=txs)
         self._monitored(txs, scores, "mempool", now)
         return scores
 
     def _out(self, scores: list[TxScore], stage: str, when: float, started: float, write_scores: bool = True,
-             seen_at: float | None = None) -> None:
+             seen_at: float | None = None, txs: Any = ()) -> None:
         self.transactions += len(scores)
         if self._scores is not None and write_scores:
             _write(self._scores, encode_scores(scores), self.flush)
-        for alert in alerts_of(scores, self.chain_id, when):
-            self._alert(alert)
+        alerts = alerts_of(scores, self.chain_id, when)
+        by_tx = {tx.hash: tx for tx in txs} if alerts and self.deployments is not None else {}
+        for alert in alerts:
+            self._alert(self._linked(alert, by_tx) if by_tx else alert)
         if self.metrics is not None:
             self.metrics.scored.labels(stage).inc(len(scores))
             self.metrics.seconds.labels(stage).observe(time.perf_counter() - started)
