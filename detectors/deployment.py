@@ -148,8 +148,7 @@ class DeploymentWatch:
                 evidence = sum(c.contribution for c in terms)
                 if evidence < self.threshold or frame.to is None:
                     continue
-                if stage == "block":
-                    self._remember(frame.to, tx.hash)
+                self._remember(frame.to, tx.hash)  # (a pending deployment too: an exploit may follow it at once)
                 out.append(Finding(
                     tx_hash=tx.hash, block_number=tx.block_number, block_hash=block_hash, stage=stage,
                     score=round(min(1.0, evidence / (2 * self.threshold)), 6), severity="medium", type="suspicious",

@@ -139,14 +139,20 @@ def test_demo_catches_every_attack_and_every_dashboard_query_returns_data(
     by_tx: dict[str, set[str]] = {}
     for a in alerts:
         by_tx.setdefault(a["tx_hash"], set()).add(a["stage"])
-    missed = [a["scenario"] for a in attacks if "block" not in by_tx.get(a["attack_tx"], set())]
+    missed = [a["scenario"] for a in attacks
+              if a["outcome"] == "succeeded" and "block" not in by_tx.get(a["attack_tx"], set())]
     assert not missed, f"attacks not alerted within their block: {missed}"
+    # the guardian paused the bank before a pending drain was mined: that exploit reverted on chain
+    prevented = [a for a in attacks if a["prevented"]]
+    assert prevented and all(a["outcome"] == "reverted" and a["responses"][0]["outcome"] == "mined"
+                             for a in prevented), attacks
     early = [a["scenario"] for a in attacks if "mempool" in by_tx.get(a["attack_tx"], set())]
     assert len(early) == len(attacks), f"alerted before inclusion: {early} of {[a['scenario'] for a in attacks]}"
     for a in alerts:
         if a["tx_hash"] in {x["attack_tx"] for x in attacks}:
             assert a["explanation"] and a["description"], "each alert names what was odd"
     summary = orjson.loads((out / "summary.json").read_bytes())
-    assert summary["caught"] == summary["total"] >= 5 and summary["background_transactions"] > 500
+    assert summary["caught"] == summary["total"] and summary["total"] + summary["prevented"] >= 5
+    assert summary["background_transactions"] > 500
     assert summary["false_per_1000"] is not None and summary["false_per_1000"] <= 2.0, summary
     assert summary["webhook"]["received"] > 0 and summary["webhook"]["bad_signatures"] == 0

@@ -24,7 +24,7 @@ def test_the_learned_detectors_alone_catch_the_drains_with_no_false_alert(anvil_
     run = subprocess.run(
         [sys.executable, "-m", "chainsentry.cli", "demo", "--config", str(config), "--duration", "100", "--out",
          str(out), "--api", f"127.0.0.1:{free_port()}", "--block-time", "1", "--rate", "30", "--first-attack", "25",
-         "--attack-every", "10"], capture_output=True, text=True, timeout=400)
+         "--attack-every", "10", "--no-respond"], capture_output=True, text=True, timeout=400)
     assert run.returncode == 0, run.stderr[-3000:]
     summary = orjson.loads((out / "summary.json").read_bytes())
     caught = {a["scenario"] for a in summary["attacks"] if a["caught"]}
@@ -34,8 +34,9 @@ def test_the_learned_detectors_alone_catch_the_drains_with_no_false_alert(anvil_
     exploits = {a["attack_tx"]: a["scenario"] for a in summary["attacks"]}
     scenario_txs = {h for line in (out / "attacks.jsonl").read_bytes().splitlines()
                     for h in orjson.loads(line)["tx_hashes"]}
+    alerts = [a for a in alerts if a["detector"] == "fusion"]  # (not the demo's monitors or deployment warnings)
     for a in alerts:  # each is about an attack, and says which contract or holder left its own history
-        assert a["tx_hash"] in scenario_txs and a["detector"] == "fusion"
+        assert a["tx_hash"] in scenario_txs
         assert a["tx_hash"] not in exploits or any(
             e["feature"] in ("outflow_vs_p99", "subtree_vs_p99") and "99th percentile" in e["why"]
             for e in a["explanation"]), a
