@@ -134,7 +134,8 @@ async def test_a_safe_proposal_carries_the_hash_the_owners_sign(tmp_path: Path) 
     proposal = orjson.loads(written.read_bytes())
     assert proposal["nonce"] == 7 and proposal["data"] == "0x8456cb59" and proposal["to"] == BANK
     typed = encode_typed_data(full_message={
-        "types": {"EIP712Domain": [{"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"}],
+        "types": {"EIP712Domain": [{"name": "chainId", "type": "uint256"},
+                                   {"name": "verifyingContract", "type": "address"}],
                   "SafeTx": [{"name": n, "type": t} for n, t in (
                       ("to", "address"), ("value", "uint256"), ("data", "bytes"), ("operation", "uint8"),
                       ("safeTxGas", "uint256"), ("baseGas", "uint256"), ("gasPrice", "uint256"),
