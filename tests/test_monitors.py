@@ -160,3 +160,19 @@ def test_an_abi_file_is_read_and_a_malformed_one_refused(tmp_path: Path) -> None
     bad.write_text(json.dumps([{"type": "function", "inputs": []}]))
     with pytest.raises(MonitorError, match="without a name"):
         monitor(abis=[str(bad)])
+
+
+def test_a_spike_of_failed_transactions_within_a_window_of_blocks() -> None:
+    m = monitor(failures={"min_count": 3, "window_blocks": 5})
+
+    def failing(number: int, h: str) -> Tx:
+        return tx(CallFrame("CALL", USER, VAULT, 0, "0x", error="execution reverted"),
+                  receipt=Receipt(h, status=0), number=number, h=h)
+
+    assert m.match(failing(10, "0x1"), "block", None, []) == []
+    assert m.match(failing(16, "0x2"), "block", None, []) == []  # block 10 is out of the window
+    assert m.match(failing(17, "0x3"), "block", None, []) == []
+    [spike] = m.match(failing(18, "0x4"), "block", None, [])
+    assert spike.kind == "failures" and spike.args == {"count": 3, "blocks": 5}
+    assert m.match(tx(CallFrame("CALL", USER, VAULT, 0, "0x"), receipt=Receipt("0x5", status=1), number=18),
+                   "block", None, []) == [], "a transaction that succeeded is not part of it"

@@ -92,6 +92,7 @@ class Monitor:
         self.where = self._cond(spec.where, "where", set())
         # (outflow index, address) -> (block number, amount) of recent blocks' outflows
         self._windows: dict[tuple[int, str], deque[tuple[int, int]]] = {}
+        self._failed: deque[int] = deque()  # block numbers of recent failed transactions
 
     # -- loading ----------------------------------------------------------------------------
 
@@ -153,7 +154,9 @@ class Monitor:
             if held or (a.min_score is not None and score is not None and score >= a.min_score):
                 found.append(Match("anomaly", ", ".join(held) or f"score {score:.3f}", tx.to,
                                    {"score": round(score or 0.0, 6), "rules": held}))
-        if not (self.functions or self.events or self.outflows or spec.anomaly):
+        if spec.failures is not None and failed and stage == "block":
+            found += self._failure_spike(tx)
+        if not (self.functions or self.events or self.outflows or spec.anomaly or spec.failures):
             kind = "status" if spec.status == "failed" else "transaction"
             found.append(Match(kind, "failed" if failed else "transaction", tx.to, {}))
         return found
@@ -215,6 +218,21 @@ class Monitor:
                     out.append(Match("outflow", label, address, {"amount": _json_safe(amount),
                                                                  "window": _json_safe(total), "blocks": window}))
         return out
+
+    def _failure_spike(self, tx: Tx) -> list[Match]:
+        f = self.spec.failures
+        assert f is not None
+        block = tx.block_number if tx.block_number is not None else -1
+        q = self._failed
+        q.append(block)
+        while q and q[0] <= block - f.window_blocks:
+            q.popleft()
+        while len(q) > f.min_count:  # only the count up to the threshold matters
+            q.popleft()
+        if len(q) < f.min_count:
+            return []
+        return [Match("failures", f"{len(q)} failed transactions in {f.window_blocks} blocks", tx.to,
+                      {"count": len(q), "blocks": f.window_blocks})]
 
     def _remember(self, i: int, address: str, block: int, amount: int, window: int) -> None:
         q = self._windows.setdefault((i, address), deque())

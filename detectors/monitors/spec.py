@@ -8,7 +8,8 @@ transaction condition holds and any of its matchers match (none given: every suc
 - ``events``: a log emitted by a watched address, with a condition over its decoded arguments;
 - ``outflows``: the net outflow of ETH or a token from a watched address in the transaction
   (``amount``) and summed over a window of blocks (``window``);
-- ``anomaly``: the detectors' fused score, or named rules, on the transaction.
+- ``anomaly``: the detectors' fused score, or named rules, on the transaction;
+- ``failures``: a spike of failed transactions touching the watched addresses.
 """
 
 from __future__ import annotations
@@ -57,6 +58,14 @@ class OutflowMatch(_Strict):
     window_blocks: int = Field(1, ge=1, le=100_000)
 
 
+class FailureMatch(_Strict):
+    """A spike of failed transactions: ``min_count`` or more touching the watched addresses within
+    ``window_blocks`` (counted at block stage)."""
+
+    min_count: int = Field(5, ge=1, le=100_000)
+    window_blocks: int = Field(10, ge=1, le=100_000)
+
+
 class AnomalyMatch(_Strict):
     min_score: float | None = Field(None, ge=0.0, le=1.0)  # the detectors' fused score
     rules: list[str] = []  # any of these rules held
@@ -72,6 +81,7 @@ class MonitorSpec(_Strict):
     events: list[EventMatch] = []
     outflows: list[OutflowMatch] = []
     anomaly: AnomalyMatch | None = None
+    failures: FailureMatch | None = None
     status: Literal["any", "success", "failed"] = "any"
     where: str | None = None  # over tx.{hash,from,to,value,nonce,failed,...}, score, rules
     severity: Literal["info", "low", "medium", "high", "critical"] = "high"
