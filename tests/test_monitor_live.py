@@ -35,7 +35,10 @@ async def _attack_with_defence(anvil: Any, tmp_path: Path, respond: bool, caplog
     w = await dev.setup(mine=True, guardian=guardian)
     settings = load_settings(None, environ={}, overrides={
         "rpc": [anvil.http_url], "ws": anvil.ws_url, "api": "127.0.0.1:0", "data_dir": tmp_path,
-        "ingest": {"poll_interval": 0.2, "trace_pending": True}, "monitors": demo_monitors(w, respond)})
+        "ingest": {"poll_interval": 0.2, "trace_pending": True},
+        "monitors": [*demo_monitors(w, respond),  # and the USD pulled by the router, found deep in the call tree
+                     {"name": "usd-pulls", "addresses": [w.usd], "abis": ["erc20"], "functions": [
+                         {"function": "transferFrom", "where": f"call.from == {w.router} and value > 100 ether"}]}]})
     alerts: list[Alert] = []
     engine = ScoringEngine(settings.detectors.engine_config(live=True))
     service = build_service(settings, Secrets(api_token=SecretStr("t0ken"), guardian_key=SecretStr(key)), engine,
@@ -65,13 +68,17 @@ async def _attack_with_defence(anvil: Any, tmp_path: Path, respond: bool, caplog
         await rpc.call("evm_mine")
         receipts = await dev._mined([exploit])
         await asyncio.sleep(1.0)  # the block is scored, the response sees its receipt
+        pull = await dev.attack("arbitrary-call")  # the router pulls a user's USD with the user's approval
+        await wait_until(lambda: any(a.monitor == "usd-pulls" for a in alerts), timeout=20)
+        await rpc.call("evm_mine")
+        await wait_until(lambda: any(a.monitor == "usd-pulls" and a.stage == "block" for a in alerts), timeout=20)
         drain = next(a.id for a in alerts if a.detector == "monitor/bank-drain")
         api = f"http://127.0.0.1:{service.pipeline.api_port}"
         async with httpx.AsyncClient() as http:
             pages = [(await http.get(api + path)).text for path in
                      ("/alerts?limit=500", f"/alerts/{drain}", "/monitors", "/metrics", "/status")]
         return {"key": key, "guardian": guardian, "exploit": exploit, "exploit_receipt": receipts[0], "thief": thief,
-                "dep": dep, "alerts": alerts, "drain": store.get(drain), "pages": pages, "rpc": rpc,
+                "dep": dep, "alerts": alerts, "pull": pull, "router": w.router, "drain": store.get(drain), "pages": pages, "rpc": rpc,
                 "deployment_id": alert_id(service.scorer.chain_id, dep, "deployment", dep)}
     finally:
         running.cancel()
@@ -103,6 +110,11 @@ async def test_the_guardian_pauses_the_bank_before_a_pending_drain_is_mined(anvi
         assert warning.tx_hash == got["dep"] and warning.addresses[-1] == got["thief"]
         assert warning.type == "suspicious" and "no events" in warning.description
         assert got["deployment_id"] == warning.id and warning.id in drain.related
+        # a call two frames deep (user -> router -> token), decoded, in the mempool and in the block
+        pulls = [a for a in got["alerts"] if a.monitor == "usd-pulls"]
+        assert {a.stage for a in pulls} == {"mempool", "block"} and {a.tx_hash for a in pulls} == {got["pull"].attack_tx}
+        args = pulls[-1].matches[0].args
+        assert args["caller"] == got["router"] and args["to"] == got["pull"].attacker and int(args["value"]) > 0
         # the Paused event, decoded, from the bank-paused monitor
         paused = [a for a in got["alerts"] if a.monitor == "bank-paused"]
         assert paused and paused[0].matches[0].args == {"account": got["guardian"]}

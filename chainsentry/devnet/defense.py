@@ -40,7 +40,7 @@ def demo_monitors(world: World, respond: bool) -> list[dict[str, Any]]:
          "outflows": [{"asset": "ETH", "where": "amount > 5 ether"}],
          "severity": "critical", "type": "exploit", "title": "{monitor}: ETH drained from the bank ({stage})",
          "responses": [{"kind": "transaction", "name": "pause", "contract": world.bank, "function": "pause()",
-                        "dry_run": not respond, "wait_receipt": 30}]},
+                        "dry_run": not respond, "wait_receipt": 30, "max_per_hour": 1000}]},
         {"name": "bank-paused", "addresses": [world.bank], "abis": ["pausable"],
          "events": [{"event": "Paused"}], "severity": "info", "type": "info",
          "title": "{monitor}: the bank was paused"},
