@@ -84,6 +84,9 @@ def test_nesting_and_length_are_bounded() -> None:
         parse("not " * 200 + "true")
     with pytest.raises(ExprError, match="longer than"):
         parse("1 + " * 2000 + "1")
+    with pytest.raises(ExprError, match="operations deep"):
+        parse("1+" * 1500 + "1")  # evaluating it would recurse 1,500 deep
+    assert evaluate(parse("1+" * 150 + "1 == 151"), {}) is True
 
 
 _ATOMS = st.one_of(st.integers(-10**30, 10**30).map(str), st.sampled_from(["a", "b", "true", "false", "'s'", A]))

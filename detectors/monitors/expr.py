@@ -26,14 +26,16 @@ literals are integers. Errors name the column: :class:`ExprError` at parse time,
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Context, Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation, localcontext
 from typing import Any
 
 MAX_LENGTH = 4000
-MAX_DEPTH = 40
+MAX_DEPTH = 40  # parentheses, brackets, not and unary minus nested
+MAX_TREE = 200  # operations deep in all (evaluation recurses once per level)
 MAX_MAGNITUDE = 10**96  # no literal beyond this: 2**256 wei is ~1.2e77
 UNITS = {"wei": 0, "gwei": 9, "ether": 18, "eth": 18}
 KEYWORDS = {"and", "or", "not", "in", "true", "false"}
@@ -263,7 +265,21 @@ def parse(source: str, units: Mapping[str, int] | None = None) -> Node:
         raise ExprError("column 1: empty expression")
     if len(source) > MAX_LENGTH:
         raise ExprError(f"column {MAX_LENGTH + 1}: longer than {MAX_LENGTH} characters")
-    return _Parser(source, units or {}).parse()
+    node = _Parser(source, units or {}).parse()
+    depth = _depth(node)
+    if depth > MAX_TREE:  # (a long chain such as 1+1+...+1 nests without parentheses)
+        raise ExprError(f"column 1: {depth} operations deep; at most {MAX_TREE}")
+    return node
+
+
+def _depth(node: Node) -> int:
+    """How deep the tree is (walked without recursion: the tree may be deep)."""
+    deepest, stack = 0, [(node, 1)]
+    while stack:
+        n, d = stack.pop()
+        deepest = max(deepest, d)
+        stack.extend((a, d + 1) for a in n.args if isinstance(a, Node))
+    return deepest
 
 
 def names(node: Node) -> set[str]:
@@ -309,7 +325,14 @@ def evaluate(node: Node, env: Mapping[str, Any]) -> Any:
             return base[key] if isinstance(base, Mapping) else base[int(_num(key, node))]
         except (KeyError, IndexError, TypeError):
             raise EvalError(f"column {node.col}: no element {key!r}") from None
-    left, right = evaluate(args[0], env), evaluate(args[1], env)
+    return _binary(op, evaluate(args[0], env), evaluate(args[1], env), node)
+
+
+_ORDER = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+_ARITHMETIC = {"+": operator.add, "-": operator.sub, "*": operator.mul}
+
+
+def _binary(op: str, left: Any, right: Any, node: Node) -> Any:
     if op == "in":
         if not isinstance(right, list | tuple | str):
             raise EvalError(f"column {node.col}: 'in' needs a list or a string on its right")
@@ -321,26 +344,20 @@ def evaluate(node: Node, env: Mapping[str, Any]) -> Any:
     if op == "!=":
         return not _equal(left, right)
     a, b = _num(left, node), _num(right, node)
-    if op == "<":
-        return a < b
-    if op == "<=":
-        return a <= b
-    if op == ">":
-        return a > b
-    if op == ">=":
-        return a >= b
-    if op == "+":
-        return a + b
-    if op == "-":
-        return a - b
-    if op == "*":
-        return a * b
-    if b == 0:
+    if op in _ORDER:
+        return _ORDER[op](a, b)
+    if b == 0 and op in ("/", "%"):
         raise EvalError(f"column {node.col}: division by zero")
-    if op == "/":
-        quotient = _CTX.divide(Decimal(a), Decimal(b))
-        return int(quotient) if quotient == quotient.to_integral_value() else quotient
-    return a % b
+    try:
+        with localcontext(_CTX):  # exact to 100 digits, whatever the thread's decimal context
+            if op in _ARITHMETIC:
+                return _ARITHMETIC[op](a, b)
+            if op == "/":
+                quotient = Decimal(a) / Decimal(b)
+                return int(quotient) if quotient == quotient.to_integral_value() else quotient
+            return a % b
+    except ArithmeticError:  # beyond 100 digits (decimal.InvalidOperation, Overflow)
+        raise EvalError(f"column {node.col}: {op} out of range") from None
 
 
 def _truth(value: Any, node: Node) -> bool:
