@@ -290,7 +290,6 @@ def replay(
                                   store or Path(tempfile.mkdtemp()) / "alerts.db")
     scorer = Scorer(build_engine(settings, rules, snapshot_in, live=False), chain_id=chain_id, scores_path=scores,
                     alerts_path=alerts, on_alert=delivery.accept if delivery is not None else None)
-    scorer.deployments = settings.deployment_watch()
     if settings.monitors:  # the config's monitors run in a replay too (their responses do not)
         from detectors.monitors import Monitor, MonitorSet
 

@@ -19,7 +19,6 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from alerts.responses import ResponseSpec
-from detectors.deployment import DeploymentWatch
 from detectors.monitors import Monitor, MonitorError, MonitorSpec
 from detectors.monitors.abi import BUILTIN
 from detectors.settings import EngineConfig
@@ -194,6 +193,7 @@ class DetectorSettings(_Strict):
             feedback_max_shift=self.feedback.max_shift, feedback_max_raise=self.feedback.max_raise,
             feedback_dismiss_weight=self.feedback.dismiss_weight, wallet_threshold=self.wallets.threshold,
             wallet_min_watch=self.wallets.min_watch_days * 86400, wallet_cooldown=self.wallets.cooldown_days * 86400,
+            deployment_threshold=self.deployments.threshold if self.deployments.enabled else None,
             deterministic_refit=not live,
             rules_path=str(rules_path) if rules_path else None, rules_files=tuple(str(p) for p in self.rule_files),
             unit_modules=tuple(self.unit_modules),
@@ -279,10 +279,6 @@ class Settings(_Strict):
     def _api(cls, v: str) -> str:
         parse_hostport(v)
         return v
-
-    def deployment_watch(self) -> DeploymentWatch | None:
-        d = self.detectors.deployments
-        return DeploymentWatch(d.threshold) if d.enabled else None
 
     @property
     def api_host_port(self) -> tuple[str, int]:

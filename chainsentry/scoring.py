@@ -66,10 +66,20 @@ class DetectorMetrics:
 
 
 def alerts_of(scores: list[TxScore], chain_id: int, when: float) -> list[Alert]:
-    """The alerts of a block's (or a batch's) scores, in one order wherever they are made: each
-    transaction's in transaction order, then the wallets' (about wallets, not transactions) by id."""
-    alerts = [alert_from_finding(s.finding, chain_id, when) for s in scores if s.finding is not None]
-    wallets = [alert_from_finding(f, chain_id, when) for s in scores if s.wallet_findings for f in s.wallet_findings]
+    """The alerts of a block's (or a batch's) scores, in one order wherever they are made: the
+    transactions' in transaction order (one transaction's by id: its own, its deployments'), then
+    the wallets' (about wallets, not transactions) by id."""
+    alerts: list[Alert] = []
+    wallets: list[Alert] = []
+    for s in scores:
+        if s.deployment_findings:
+            own = [alert_from_finding(f, chain_id, when) for f in ([s.finding] if s.finding else [])
+                   + s.deployment_findings]
+            alerts += sorted(own, key=lambda a: a.id)
+        elif s.finding is not None:
+            alerts.append(alert_from_finding(s.finding, chain_id, when))
+        if s.wallet_findings:
+            wallets += [alert_from_finding(f, chain_id, when) for f in s.wallet_findings]
     return alerts + sorted(wallets, key=lambda a: a.id) if wallets else alerts
 
 
@@ -90,23 +100,8 @@ class Scorer:
         self.transactions = 0
         self.findings = 0
         self.monitors: MonitorSet | None = None  # the monitors run on each scored transaction
-        self.deployments: DeploymentWatch | None = None  # early warning on contract creations
-
-    def _funded_by_contract(self, sender: str | None) -> bool:
-        view = getattr(self.engine, "view", None)  # the in-process engine's wallet profiles
-        if view is None or sender is None:
-            return False
-        profile = view.profile(sender)
-        return profile is not None and profile.funder is not None and bool(view.is_called_contract(profile.funder))
-
-    def _deployed(self, txs: Any, stage: str, when: float, block_hash: str | None = None) -> None:
-        """Early warnings on the contracts these transactions create."""
-        if self.deployments is None:
-            return
-        for finding in self.deployments.findings(txs, stage, block_hash, self._funded_by_contract):
-            self._alert(alert_from_finding(finding, self.chain_id, when))
-            if self.metrics is not None:
-                self.metrics.alerts.labels(finding.severity, finding.detector).inc()
+        # the early warnings on contract creations (the in-process engine's), for linking monitor alerts
+        self.deployments: DeploymentWatch | None = getattr(engine, "deployments", None)
 
     def _linked(self, alert: Alert, txs: dict[str, Any]) -> Alert:
         """The alert with the flagged deployments its transaction ran through."""
@@ -119,7 +114,6 @@ class Scorer:
     def _monitored(self, txs: Any, scores: list[TxScore], stage: str, when: float,
                    block_hash: str | None = None) -> None:
         """The monitors' alerts on these transactions, after the detectors'."""
-        self._deployed(txs, stage, when, block_hash)
         if not self.monitors:
             return
         by_hash = {s.tx_hash: (s.score, s.rules) for s in scores}
@@ -151,10 +145,8 @@ class Scorer:
         self.transactions += len(scores)
         if self._scores is not None and write_scores:
             _write(self._scores, encode_scores(scores), self.flush)
-        alerts = alerts_of(scores, self.chain_id, when)
-        by_tx = {tx.hash: tx for tx in txs} if alerts and self.deployments is not None else {}
-        for alert in alerts:
-            self._alert(self._linked(alert, by_tx) if by_tx else alert)
+        for alert in alerts_of(scores, self.chain_id, when):
+            self._alert(alert)
         if self.metrics is not None:
             self.metrics.scored.labels(stage).inc(len(scores))
             self.metrics.seconds.labels(stage).observe(time.perf_counter() - started)

@@ -101,7 +101,6 @@ def build_service(settings: Settings, secrets: Secrets, engine: ScoringEngine | 
     scorer = Scorer(engine, chain_id=0, scores_path=scores, alerts_path=alerts, registry=registry, flush=True,
                     on_alert=accept)
     scorer.monitors = monitors.live
-    scorer.deployments = settings.deployment_watch()
     sinks: list[EventSink] = [DetectSink(scorer, delivery.lifecycle)]
     if events_out is not None:
         sinks.append(JsonlEventSink(events_out))

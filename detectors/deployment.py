@@ -18,6 +18,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ingest.events import CallFrame, Tx
 
@@ -98,26 +99,26 @@ def signs(p: CodeProfile, tx: Tx, funded_by_contract: bool) -> list[Contribution
     out: list[Contribution] = []
     flash = p.called & FLASH_SELECTORS
     if flash:
-        out.append(Contribution("calls_flash_loan", len(flash), 2.0, "calls a flash-loan lender"))
+        out.append(Contribution("calls_flash_loan", float(len(flash)), 2.0, "calls a flash-loan lender"))
     callbacks = p.own & (CALLBACK_SELECTORS - TOKEN_HOOKS)
     if callbacks:
-        out.append(Contribution("implements_callback", len(callbacks), 1.5,
+        out.append(Contribution("implements_callback", float(len(callbacks)), 1.5,
                                 "implements a flash-loan or swap callback"))
     kinds = sorted({KIND_OF[s] for s in p.called if KIND_OF.get(s) in _CALLED_KINDS})
     if kinds:
         why = "calls " + ", ".join(_CALLED_KINDS[k] for k in kinds)
-        out.append(Contribution("calls_protocol_kinds", len(kinds), min(2.0, 1.5 * len(kinds)), why))
+        out.append(Contribution("calls_protocol_kinds", float(len(kinds)), min(2.0, 1.5 * len(kinds)), why))
     if p.called & WITHDRAWALS:
         out.append(Contribution("calls_withdraw", 1.0, 1.0, "calls another contract's withdraw"))
     if p.calls and not p.logs:
         out.append(Contribution("no_events", 1.0, 1.0, "calls other contracts and emits no events"))
     if p.calls and len(p.own) <= 3 and TOTAL_SUPPLY not in p.own:
-        out.append(Contribution("few_functions", len(p.own), 1.0,
+        out.append(Contribution("few_functions", float(len(p.own)), 1.0,
                                 f"{len(p.own)} function(s) of its own and no token interface"))
     if p.selfdestruct:
         out.append(Contribution("selfdestruct", 1.0, 1.0, "can self-destruct"))
     if tx.nonce is not None and tx.nonce <= 1:
-        out.append(Contribution("fresh_deployer", tx.nonce, 1.0, "deployed on its deployer's first transactions"))
+        out.append(Contribution("fresh_deployer", float(tx.nonce), 1.0, "deployed on its deployer's first transactions"))
     if funded_by_contract:
         out.append(Contribution("deployer_funded_by_contract", 1.0, 1.5,
                                 "its deployer's first ETH came from a contract (a mixer, a bridge)"))
@@ -135,34 +136,50 @@ class DeploymentWatch:
 
     def findings(self, txs: Sequence[Tx], stage: str, block_hash: str | None = None,
                  funded_by_contract: Callable[[str | None], bool] | None = None) -> list[Finding]:
-        """The suspicious deployments among ``txs``; ``funded_by_contract``: whether a sender's
-        first ETH came from a contract (the engine's wallet profiles know)."""
+        """The suspicious deployments among ``txs``, one finding per transaction (about the most
+        suspicious contract it created; its alert id is the transaction's); ``funded_by_contract``:
+        whether a sender's first ETH came from a contract (the engine's wallet profiles know)."""
         out = []
         for tx in txs:
+            funded = funded_by_contract is not None and funded_by_contract(tx.sender)
+            flagged: list[tuple[float, str, int, list[Contribution]]] = []
             for frame, code in creations(tx):
                 try:
                     raw = bytes.fromhex(code[2:])
                 except ValueError:
                     continue
-                terms = signs(profile(raw), tx, funded_by_contract is not None and funded_by_contract(tx.sender))
+                terms = signs(profile(raw), tx, funded)
                 evidence = sum(c.contribution for c in terms)
-                if evidence < self.threshold or frame.to is None:
-                    continue
-                self._remember(frame.to, tx.hash)  # (a pending deployment too: an exploit may follow it at once)
-                out.append(Finding(
-                    tx_hash=tx.hash, block_number=tx.block_number, block_hash=block_hash, stage=stage,
-                    score=round(min(1.0, evidence / (2 * self.threshold)), 6), severity="medium", type="suspicious",
-                    detector=DETECTOR, title=f"Suspicious contract deployed: {frame.to}",
-                    description=f"{tx.sender} deployed {frame.to} ({len(raw)} bytes) in {tx.hash}: "
-                                + "; ".join(c.why for c in terms),
-                    addresses=[a for a in (tx.sender, frame.to) if a], explanation=terms))
+                if evidence >= self.threshold and frame.to is not None:
+                    self._remember(frame.to, tx.hash)  # (a pending deployment too: an exploit may follow at once)
+                    flagged.append((evidence, frame.to, len(raw), terms))
+            if flagged:
+                out.append(self._finding(tx, stage, block_hash, flagged))
         return out
+
+    def _finding(self, tx: Tx, stage: str, block_hash: str | None,
+                 flagged: list[tuple[float, str, int, list[Contribution]]]) -> Finding:
+        evidence, contract, size, terms = max(flagged, key=lambda f: (f[0], f[1]))
+        more = f" (and {len(flagged) - 1} more contract(s) like it)" if len(flagged) > 1 else ""
+        return Finding(
+            tx_hash=tx.hash, block_number=tx.block_number, block_hash=block_hash, stage=stage,
+            score=round(min(1.0, evidence / (2 * self.threshold)), 6), severity="medium", type="suspicious",
+            detector=DETECTOR, title=f"Suspicious contract deployed: {contract}",
+            description=f"{tx.sender} deployed {contract} ({size} bytes) in {tx.hash}{more}: "
+                        + "; ".join(c.why for c in terms),
+            addresses=[a for a in (tx.sender, contract) if a], explanation=terms)
 
     def _remember(self, contract: str, tx_hash: str) -> None:
         self._flagged[contract] = tx_hash
         self._flagged.move_to_end(contract)
         while len(self._flagged) > self.max_flagged:
             self._flagged.popitem(last=False)
+
+    def state(self) -> dict[str, Any]:
+        return {"flagged": list(self._flagged.items())}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self._flagged = OrderedDict((str(c), str(h)) for c, h in state.get("flagged", ()))
 
     def related(self, tx: Tx) -> list[tuple[str, str, str]]:
         """The flagged deployments ``tx`` runs through, as (tx hash, detector, subject) of their findings."""

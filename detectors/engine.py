@@ -26,6 +26,7 @@ import msgspec
 from ingest.events import Block, Tx
 
 from .base import Batch, Contribution, Detector, Finding, Score
+from .deployment import DeploymentWatch
 from .entities import EntityState, EntityView
 from .features import BlockContext, features_and_trace
 from .feedback import FEEDBACK_TERM, FeedbackModel, pattern
@@ -56,10 +57,12 @@ class TxScore(msgspec.Struct):
     rules: list[str]
     finding: Finding | None = None
     wallet_findings: list[Finding] = []  # wallets whose behaviour alerted after this transaction
+    deployment_findings: list[Finding] = []  # contracts it created that look like attack contracts
 
     def findings(self) -> list[Finding]:
-        """What alerts after this transaction: its own finding, then any wallet's."""
-        return ([self.finding] if self.finding is not None else []) + self.wallet_findings
+        """What alerts after this transaction: its own finding, its deployments', then any wallet's."""
+        own = [self.finding] if self.finding is not None else []
+        return own + self.deployment_findings + self.wallet_findings
 
     def to_json(self) -> dict[str, Any]:
         return {"tx_hash": self.tx_hash, "block_number": self.block_number, "score": round6(self.score),
@@ -121,6 +124,7 @@ class ScoringEngine:
                                           cfg.max_wallets)
         self.feedback = FeedbackModel(cfg.feedback_learning_rate, cfg.feedback_max_shift, cfg.feedback_max_raise,
                                       cfg.feedback_dismiss_weight)
+        self.deployments = DeploymentWatch(cfg.deployment_threshold) if cfg.deployment_threshold is not None else None
         self.scored = 0
 
     def detector(self, name: str) -> Detector | None:
@@ -210,9 +214,15 @@ class ScoringEngine:
                             explanation, [r.name for r in matched] if matched else [])
             out.append(score)
             if alerting:
-                score.finding = policy.finding(tx, fused, score.block_number, explanation, strong, stage, block)
+                score.finding = finding = policy.finding(tx, fused, score.block_number, explanation, strong, stage,
+                                                         block)
+                if self.deployments is not None:
+                    finding.related = self.deployments.related(tx)
             else:
                 keep.append(i)
+            if self.deployments is not None and feats[i].get("creates"):
+                score.deployment_findings = self.deployments.findings(
+                    (tx,), stage, block.hash if block is not None else None, self._funded_by_contract)
             if learn:
                 wallet.learn_tx(tx, now, feats[i].get("value_eth", 0.0))  # the features' value, not divided again
         # wallets: read after the whole batch is learned, for each address involved
@@ -235,6 +245,11 @@ class ScoringEngine:
             self._wallet_finding(out[i], address, value, txs[i], now, block)
         self.scored += len(txs)
         return out
+
+    def _funded_by_contract(self, sender: str | None) -> bool:
+        """Whether ``sender``'s first ETH came from a contract (a mixer, a bridge)."""
+        profile = self.view.profile(sender) if sender is not None else None
+        return profile is not None and profile.funder is not None and bool(self.view.is_called_contract(profile.funder))
 
     def _wallet_finding(self, score: TxScore, address: str, value: float, tx: Tx, now: float,
                         block: Block | None) -> None:
@@ -275,7 +290,8 @@ class ScoringEngine:
         return {"detectors": {d.name: d.state() for d in self.detectors}, "entities": self.entities.state(),
                 "wallet": self.wallet.state(), "fuser": self.fuser.state(), "scored": self.scored,
                 "allowlist": sorted(self.allowlist), "feedback": self.feedback.state(),
-                "wallet_alerts": self.wallet_alerts.state()}
+                "wallet_alerts": self.wallet_alerts.state(),
+                "deployments": self.deployments.state() if self.deployments is not None else {}}
 
     def load_state(self, state: dict[str, Any]) -> None:
         for d in self.detectors:
@@ -289,6 +305,8 @@ class ScoringEngine:
             self.feedback.load_state(state["feedback"])
         if "wallet_alerts" in state:
             self.wallet_alerts.load_state(state["wallet_alerts"])
+        if self.deployments is not None and state.get("deployments"):
+            self.deployments.load_state(state["deployments"])
 
 
 def _combined(verdicts: list[tuple[str, Sequence[Score | None]]],

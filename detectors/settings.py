@@ -44,6 +44,7 @@ class EngineConfig:
     wallet_threshold: float = 0.475  # wallet behaviour score that alerts (about 1 ordinary account in 100 on dev)
     wallet_min_watch: float = 7 * 86400  # chain seconds the stream watches before wallet behaviour alerts
     wallet_cooldown: float = 7 * 86400  # chain seconds between two alerts about one wallet
+    deployment_threshold: float | None = 3.0  # evidence that a created contract is an attack contract (None: off)
     rules_path: str | None = None  # a rule file in place of the built-in one
     rules_files: tuple[str, ...] = ()  # the user's rule files, beside the built-in one
     unit_modules: tuple[str, ...] = ()  # the user's feature unit modules (imported by whoever builds the config)

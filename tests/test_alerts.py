@@ -373,7 +373,8 @@ async def test_alerts_are_confirmed_after_n_blocks_and_retracted_by_a_reorg(
             retracted = (await http.get(f"http://{api}/alerts", params={"status": "retracted"})).json()["alerts"]
             confirmed = (await http.get(f"http://{api}/alerts", params={"status": "confirmed"})).json()["alerts"]
         assert [a["tx_hash"] for a in retracted] == [second]
-        assert [a["tx_hash"] for a in confirmed] == [first]
+        # (the scene's attack contract raised an early warning when it was deployed: confirmed too)
+        assert [a["tx_hash"] for a in confirmed if a["detector"] != "deployment"] == [first]
         await wait_until(lambda: [a["status"] for a in streamed if a["tx_hash"] == second] == ["firing", "retracted"],
                          timeout=10)
         assert [a["status"] for a in streamed if a["tx_hash"] == first] == ["firing", "confirmed"]
