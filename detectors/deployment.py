@@ -118,7 +118,8 @@ def signs(p: CodeProfile, tx: Tx, funded_by_contract: bool) -> list[Contribution
     if p.selfdestruct:
         out.append(Contribution("selfdestruct", 1.0, 1.0, "can self-destruct"))
     if tx.nonce is not None and tx.nonce <= 1:
-        out.append(Contribution("fresh_deployer", float(tx.nonce), 1.0, "deployed on its deployer's first transactions"))
+        out.append(Contribution("fresh_deployer", float(tx.nonce), 1.0,
+                                "deployed on its deployer's first transactions"))
     if funded_by_contract:
         out.append(Contribution("deployer_funded_by_contract", 1.0, 1.5,
                                 "its deployer's first ETH came from a contract (a mixer, a bridge)"))
