@@ -118,7 +118,13 @@ class MonitorBook:
             raise ValueError(_explain(err)) from None
         if any(isinstance(r, ScriptSpec) for r in spec.responses):
             raise ValueError(f"monitor {name!r}: script responses can be set in the config file only")
+        if getattr(self.writer, "guardian", None) is None and any(
+                r.kind == "transaction" and not getattr(r, "dry_run", False) for r in spec.responses):
+            raise ValueError(f"monitor {name!r}: a transaction response needs the guardian key "
+                             "(CHAINSENTRY_GUARDIAN_KEY or guardian.keystore), or dry_run: true")
         Monitor(spec)  # MonitorError (a ValueError) names the monitor and the place
+        for r in spec.responses:
+            self._responder(r, name)  # (a response this service cannot run is refused before it is kept)
         with self._lock:
             self.api[name] = spec
             created = self.store.save_monitor(name, spec.model_dump(mode="json"))

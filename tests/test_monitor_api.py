@@ -13,7 +13,9 @@ from alerts.lifecycle import AlertLifecycle
 from alerts.store import AlertStore
 from chainsentry.api import create_app
 from chainsentry.config import Settings
+from chainsentry.guardian import RpcChainWriter
 from chainsentry.monitoring import MonitorBook
+from ingest import RpcClient
 from tests.test_alerts import alert
 
 TOKEN = "monitor-api-token"
@@ -53,10 +55,18 @@ def test_monitors_are_created_replaced_listed_and_deleted_and_survive_a_restart(
 
 def test_the_api_refuses_scripts_and_bad_monitors_naming_the_place(tmp_path: Path) -> None:
     store = AlertStore(tmp_path / "alerts.db")
-    api = _client(store, MonitorBook(Settings(), store))
+    keyless_chain = RpcChainWriter(RpcClient(["http://127.0.0.1:9"]), None, chain_id=1)  # (never called here)
+    api = _client(store, MonitorBook(Settings(), store, writer=keyless_chain))
     script = {"name": "x", "addresses": [VAULT], "responses": [{"kind": "script", "command": ["/bin/sh", "-c", "id"]}]}
     refused = api.put("/monitors/x", json=script, headers=AUTH)
     assert refused.status_code == 422 and "config file only" in refused.text
+    pause = {"kind": "transaction", "contract": VAULT, "function": "pause()"}
+    keyless = api.put("/monitors/x", json={"name": "x", "addresses": [VAULT], "responses": [pause]}, headers=AUTH)
+    assert keyless.status_code == 422 and "needs the guardian key" in keyless.text
+    dry = api.put("/monitors/x", json={"name": "x", "addresses": [VAULT], "responses": [{**pause, "dry_run": True}]},
+                  headers=AUTH)
+    assert dry.status_code == 201
+    assert api.delete("/monitors/x", headers=AUTH).status_code == 204
     bad = {"name": "x", "addresses": [VAULT], "outflows": [{"where": "amount >>> 1"}]}
     refused = api.put("/monitors/x", json=bad, headers=AUTH)
     assert refused.status_code == 422 and "outflows[0].where: column 9" in refused.text

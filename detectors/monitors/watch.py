@@ -66,14 +66,14 @@ class MonitorSet:
                     continue
                 try:
                     found = m.match(tx, stage, score, rules)
-                except EvalError as err:
+                except (EvalError, ArithmeticError, TypeError) as err:  # (a monitor never stops the pipeline)
                     self._error(m, tx, err)
                     continue
                 if found:
                     out.append(finding(m, tx, stage, found, block_hash))
         return out
 
-    def _error(self, m: Monitor, tx: Tx, err: EvalError) -> None:
+    def _error(self, m: Monitor, tx: Tx, err: Exception) -> None:
         if self.on_error is not None:
             self.on_error(m.name)
         now = time.monotonic()
