@@ -27,6 +27,7 @@ from detectors.monitors import Monitor, MonitorError, MonitorSet
 from .config import MonitorSettings, Settings, _explain
 
 log = logging.getLogger(__name__)
+MAX_API_MONITORS = 1000
 
 
 class MonitorConflict(Exception):
@@ -112,6 +113,8 @@ class MonitorBook:
         name = str(body.get("name"))
         if name in self.fixed:
             raise MonitorConflict(f"monitor {name} is defined in the config file; change it there")
+        if name not in self.api and len(self.api) >= MAX_API_MONITORS:  # (each is a metrics label value)
+            raise ValueError(f"at most {MAX_API_MONITORS} monitors through the API; delete one first")
         try:
             spec = MonitorSettings.model_validate(body)
         except ValidationError as err:

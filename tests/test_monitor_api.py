@@ -85,3 +85,13 @@ def test_a_monitor_alert_goes_only_to_the_subscriptions_it_names(tmp_path: Path)
     life.fire(alert(2, address=VAULT))
     queued = sorted((item.alert_id, item.subscription) for item in store.due(1e12))
     assert queued == [("cs-0001", "oncall"), ("cs-0002", "all"), ("cs-0002", "oncall")]
+
+
+def test_detector_alerts_on_watched_addresses_get_the_responses_at_their_severity(tmp_path: Path) -> None:
+    store = AlertStore(tmp_path / "alerts.db")
+    settings = Settings(monitors=[{"name": "guard", "addresses": [VAULT], "respond_to_detectors": "high",
+                                   "responses": [{"kind": "script", "name": "page", "command": ["true"]}]}])
+    book = MonitorBook(settings, store)
+    assert [r.name for r in book.plan(alert(1, address=VAULT, severity="critical"))] == ["guard.page"]
+    assert book.plan(alert(2, address=VAULT, severity="medium")) == []
+    assert book.plan(alert(3, severity="critical")) == [], "another contract's alert"
