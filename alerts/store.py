@@ -16,7 +16,7 @@ import time
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 import orjson
@@ -26,6 +26,7 @@ from ingest.errors import UserError
 from .model import Alert, ResponseOutcome
 
 _response_decoder = msgspec.json.Decoder(ResponseOutcome)
+Named = Literal["subscriptions", "monitors"]  # the tables of named bodies (fixed names in the SQL)
 SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 
 MIGRATIONS: tuple[str, ...] = (
@@ -442,35 +443,41 @@ class AlertStore:
 
     # -- subscriptions made through the API ------------------------------------------------
 
+    # -- subscriptions and monitors made through the API (the same shape: a name and a body) ----
+
     def subscriptions(self) -> list[dict[str, Any]]:
-        return [orjson.loads(b) for (b,) in self._db.execute("SELECT body FROM subscriptions ORDER BY name")]
+        return self._named("subscriptions")
 
     def save_subscription(self, name: str, body: dict[str, Any]) -> bool:
         """Create or replace; True if it is new."""
-        with self._lock:
-            new = self._db.execute("SELECT 1 FROM subscriptions WHERE name = ?", (name,)).fetchone() is None
-            self._db.execute("INSERT OR REPLACE INTO subscriptions VALUES (?, ?, ?)",
-                             (name, orjson.dumps(body), time.time()))
-            return new
+        return self._save_named("subscriptions", name, body)
 
     def delete_subscription(self, name: str) -> bool:
-        with self._lock:
-            return self._db.execute("DELETE FROM subscriptions WHERE name = ?", (name,)).rowcount == 1
+        return self._delete_named("subscriptions", name)
 
     def monitors(self) -> list[dict[str, Any]]:
-        return [orjson.loads(b) for (b,) in self._db.execute("SELECT body FROM monitors ORDER BY name")]
+        return self._named("monitors")
 
     def save_monitor(self, name: str, body: dict[str, Any]) -> bool:
         """Create or replace; True if it is new."""
+        return self._save_named("monitors", name, body)
+
+    def delete_monitor(self, name: str) -> bool:
+        return self._delete_named("monitors", name)
+
+    def _named(self, table: Named) -> list[dict[str, Any]]:
+        return [orjson.loads(b) for (b,) in self._db.execute(f"SELECT body FROM {table} ORDER BY name")]
+
+    def _save_named(self, table: Named, name: str, body: dict[str, Any]) -> bool:
         with self._lock:
-            new = self._db.execute("SELECT 1 FROM monitors WHERE name = ?", (name,)).fetchone() is None
-            self._db.execute("INSERT OR REPLACE INTO monitors VALUES (?, ?, ?)",
+            new = self._db.execute(f"SELECT 1 FROM {table} WHERE name = ?", (name,)).fetchone() is None
+            self._db.execute(f"INSERT OR REPLACE INTO {table} VALUES (?, ?, ?)",
                              (name, orjson.dumps(body), time.time()))
             return new
 
-    def delete_monitor(self, name: str) -> bool:
+    def _delete_named(self, table: Named, name: str) -> bool:
         with self._lock:
-            return self._db.execute("DELETE FROM monitors WHERE name = ?", (name,)).rowcount == 1
+            return self._db.execute(f"DELETE FROM {table} WHERE name = ?", (name,)).rowcount == 1
 
     def iter_alerts(self) -> Iterator[Alert]:
         for (body,) in self._db.execute("SELECT body FROM alerts ORDER BY created_ts, id"):

@@ -118,7 +118,7 @@ class Scorer:
             return
         by_hash = {s.tx_hash: (s.score, s.rules) for s in scores}
         findings = self.monitors.findings(txs, stage, [by_hash.get(tx.hash, (None, [])) for tx in txs], block_hash)
-        by_tx = {tx.hash: tx for tx in txs}
+        by_tx = {tx.hash: tx for tx in txs} if findings else {}
         for finding in findings:
             self._alert(self._linked(alert_from_finding(finding, self.chain_id, when), by_tx))
             if self.metrics is not None:

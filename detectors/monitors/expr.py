@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import operator
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Context, Decimal, InvalidOperation, localcontext
 from typing import Any
@@ -123,28 +123,30 @@ class _Parser:
         if self.depth > MAX_DEPTH:
             raise ExprError(f"column {col}: nested more than {MAX_DEPTH} deep")
 
-    def or_(self) -> Node:
-        node = self.and_()
-        while self.peek("or"):
+    def _chain(self, ops: tuple[str, ...], operand: Callable[[], Node]) -> Node:
+        """Left-associative ``operand (op operand)*``."""
+        node = operand()
+        while any(self.peek(op) for op in ops):
             t = self.take()
-            node = Node("or", (node, self.and_()), t.col)
+            node = Node(t.text, (node, operand()), t.col)
         return node
+
+    def _prefix(self, op: str, operand: Callable[[], Node]) -> Node:
+        """A prefix operator (``not``, unary ``-``) applied to ``operand``, nesting bounded."""
+        t = self.take()
+        self._nest(t.col)
+        node = Node(op, (operand(),), t.col)
+        self.depth -= 1
+        return node
+
+    def or_(self) -> Node:
+        return self._chain(("or",), self.and_)
 
     def and_(self) -> Node:
-        node = self.not_()
-        while self.peek("and"):
-            t = self.take()
-            node = Node("and", (node, self.not_()), t.col)
-        return node
+        return self._chain(("and",), self.not_)
 
     def not_(self) -> Node:
-        if self.peek("not"):
-            t = self.take()
-            self._nest(t.col)
-            node = Node("not", (self.not_(),), t.col)
-            self.depth -= 1
-            return node
-        return self.cmp()
+        return self._prefix("not", self.not_) if self.peek("not") else self.cmp()
 
     def cmp(self) -> Node:
         node = self.sum()
@@ -161,27 +163,13 @@ class _Parser:
         return node
 
     def sum(self) -> Node:
-        node = self.prod()
-        while self.peek("+") or self.peek("-"):
-            t = self.take()
-            node = Node(t.text, (node, self.prod()), t.col)
-        return node
+        return self._chain(("+", "-"), self.prod)
 
     def prod(self) -> Node:
-        node = self.unary()
-        while self.peek("*") or self.peek("/") or self.peek("%"):
-            t = self.take()
-            node = Node(t.text, (node, self.unary()), t.col)
-        return node
+        return self._chain(("*", "/", "%"), self.unary)
 
     def unary(self) -> Node:
-        if self.peek("-"):
-            t = self.take()
-            self._nest(t.col)
-            node = Node("neg", (self.unary(),), t.col)
-            self.depth -= 1
-            return node
-        return self.atom()
+        return self._prefix("neg", self.unary) if self.peek("-") else self.atom()
 
     def atom(self) -> Node:
         t = self.take()

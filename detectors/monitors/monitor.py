@@ -54,15 +54,6 @@ def _json_safe(value: Any) -> Any:
     return str(value)
 
 
-class _Cond:
-    """A parsed ``where`` with its source (for errors)."""
-
-    __slots__ = ("node", "source")
-
-    def __init__(self, node: Node, source: str) -> None:
-        self.node, self.source = node, source
-
-
 class Monitor:
     def __init__(self, spec: MonitorSpec, base: Path | None = None) -> None:
         self.spec = spec
@@ -75,15 +66,15 @@ class Monitor:
                 abi = abi.merge(load_abi(ref, base))
         except AbiError as err:
             raise MonitorError(f"monitor {spec.name!r}: {err}") from None
-        self.functions: list[tuple[Function, _Cond | None]] = []
-        self.events: list[tuple[Event, _Cond | None]] = []
+        self.functions: list[tuple[Function, Node | None]] = []
+        self.events: list[tuple[Event, Node | None]] = []
         for i, f in enumerate(spec.functions):
             fn = self._ref(abi.function, f.function, f"functions[{i}]")
             self.functions.append((fn, self._cond(f.where, f"functions[{i}].where", {*fn.names, "call"})))
         for i, e in enumerate(spec.events):
             ev = self._ref(abi.event, e.event, f"events[{i}]")
             self.events.append((ev, self._cond(e.where, f"events[{i}].where", {*ev.names, "log"})))
-        self.outflows: list[tuple[str | None, str, _Cond, int]] = []
+        self.outflows: list[tuple[str | None, str, Node, int]] = []
         for i, o in enumerate(spec.outflows):
             asset = self._asset(o.asset, f"outflows[{i}].asset")
             cond = self._cond(o.where, f"outflows[{i}].where", {"amount", "window", "asset", "address"})
@@ -102,7 +93,7 @@ class Monitor:
         except AbiError as err:
             raise MonitorError(f"monitor {self.name!r}, {place}: {err}") from None
 
-    def _cond(self, source: str | None, place: str, provided: set[str]) -> _Cond | None:
+    def _cond(self, source: str | None, place: str, provided: set[str]) -> Node | None:
         if source is None:
             return None
         try:
@@ -114,7 +105,7 @@ class Monitor:
             known = ", ".join(sorted(provided | TX_FIELDS))
             raise MonitorError(f"monitor {self.name!r}, {place}: unknown name {sorted(unknown)[0]!r} "
                                f"(here: {known}): {source}")
-        return _Cond(node, source)
+        return node
 
     def _asset(self, asset: str, place: str) -> str | None:
         if asset.upper() == "ETH":
@@ -139,7 +130,7 @@ class Monitor:
         if (spec.status == "failed" and not failed) or (spec.status == "success" and failed is not False):
             return []
         env_tx = {"tx": _tx_env(tx, failed), "score": score if score is not None else 0.0, "rules": list(rules)}
-        if self.where is not None and not evaluate(self.where.node, env_tx):
+        if self.where is not None and not evaluate(self.where, env_tx):
             return []
         found: list[Match] = []
         if self.functions:
@@ -176,7 +167,7 @@ class Monitor:
                     continue  # calldata that is not this function's (a selector clash): not a match
                 call = {"from": frame.sender, "to": frame.to, "value": frame.value or 0, "depth": depth,
                         "failed": frame.error is not None}
-                if cond is None or evaluate(cond.node, {**env_tx, **args, "call": call}):
+                if cond is None or evaluate(cond, {**env_tx, **args, "call": call}):
                     out.append(Match("call", fn.signature, frame.to,
                                      {k: _json_safe(v) for k, v in args.items()} | {"caller": frame.sender}))
         return out
@@ -194,7 +185,7 @@ class Monitor:
                     args = ev.decode(log.topics, log.data)
                 except AbiError:
                     continue
-                if cond is None or evaluate(cond.node, {**env_tx, **args,
+                if cond is None or evaluate(cond, {**env_tx, **args,
                                                         "log": {"address": log.address, "index": log.log_index}}):
                     out.append(Match("event", ev.signature, log.address, {k: _json_safe(v) for k, v in args.items()}))
         return out
@@ -214,7 +205,7 @@ class Monitor:
                 if total <= 0 and amount <= 0:
                     continue
                 env = {**env_tx, "amount": amount, "window": total, "asset": label, "address": address}
-                if evaluate(cond.node, env):
+                if evaluate(cond, env):
                     out.append(Match("outflow", label, address, {"amount": _json_safe(amount),
                                                                  "window": _json_safe(total), "blocks": window}))
         return out
